@@ -1,0 +1,27 @@
+"""``floorwalker-aggregator``: the central service's command line."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from agent.cliutil import build_parser, run_main
+
+# Each module registers one subcommand; later work adds its module here.
+COMMAND_MODULES: tuple[str, ...] = (
+    "aggregator.commands.check",
+)
+
+DESCRIPTION = """\
+Floorwalker aggregator: subscribes to the agents' reports, fuses and stores them in SQLite,
+detects offers, publishes seed-000 customer events, and serves the live map and HTTP API.
+
+Commands that touch the database take --db (env FLOORWALKER_DB, default ./floorwalker.db)."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser("floorwalker-aggregator", DESCRIPTION, COMMAND_MODULES)
+    return run_main("floorwalker-aggregator", parser, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

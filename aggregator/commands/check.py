@@ -1,0 +1,25 @@
+"""``floorwalker-aggregator check``: validate the store file and every device file of a deployment."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from agent.config import default_config_dir, load_deployment
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("check", help="validate the deployment's configuration, print a summary",
+                       description="Load firmware-config/store.toml and every devices/*.toml, checking "
+                                   "each field and that agent ids are unique. Exits 78 on the first error.")
+    p.add_argument("--config-dir", default=None, metavar="DIR",
+                   help="configuration directory (env FLOORWALKER_CONFIG_DIR, default ./firmware-config)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    devices = load_deployment(args.config_dir or default_config_dir())
+    store = devices[0].store
+    print(json.dumps({"store": store.id, "zones": [z.name for z in store.plan.zones],
+                      "agents": [d.agent_id for d in devices]}))
+    return 0

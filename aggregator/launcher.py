@@ -1,0 +1,131 @@
+"""``floorwalker``: the whole system on one machine, in one command.
+
+An MQTT broker (mosquitto if installed, else the embedded amqtt) unless ``MQTT_HOST`` names
+one, the aggregator, and one mock agent per device file of the deployment, all simulating the
+same shoppers. Each part is a child process, as it would be in a store; Ctrl-C stops them all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from agent.config import default_config_dir, default_state_dir, load_deployment
+from agent.errors import EXIT_CONFIG, ConfigError
+from aggregator.embedded_broker import Broker, start_broker
+
+
+def _has_command(cli_module: str, name: str) -> bool:
+    modules = importlib.import_module(cli_module).COMMAND_MODULES
+    return any(m.rsplit(".", 1)[-1] == name for m in modules)
+
+
+def _port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="floorwalker",
+        description="Start the whole Floorwalker system on this machine: an MQTT broker (unless MQTT_HOST is "
+                    "set), the aggregator with the live map, and mock agents with simulated shoppers.")
+    p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")),
+                   help="HTTP port of the map and API (default 8000)")
+    p.add_argument("--shoppers", type=int, default=20, help="simulated shoppers in the store at a time (default 20)")
+    p.add_argument("--seed", type=int, default=1, help="random seed of the simulation (default 1)")
+    p.add_argument("--config-dir", type=Path, default=None, help="configuration directory (default ./firmware-config)")
+    p.add_argument("--db", default=os.environ.get("FLOORWALKER_DB"), help="SQLite file (default var/floorwalker.db)")
+    p.add_argument("--broker-port", type=int, default=None, help="port of the embedded broker (default 1883 if free)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    config_dir = (args.config_dir or default_config_dir()).resolve()
+    try:
+        devices = load_deployment(config_dir)
+    except ConfigError as exc:
+        print(f"floorwalker: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    state_dir = default_state_dir().resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    db = args.db or str(state_dir / "floorwalker.db")
+
+    broker: Broker | None = None
+    env = dict(os.environ, FLOORWALKER_CONFIG_DIR=str(config_dir), FLOORWALKER_STATE_DIR=str(state_dir),
+               FLOORWALKER_DB=db)
+    if not os.environ.get("MQTT_HOST"):
+        port = args.broker_port or (1883 if _port_free(1883) else None)
+        broker = start_broker(port)
+        env.update(MQTT_HOST=broker.host, MQTT_PORT=str(broker.port))
+        print(f"floorwalker: MQTT broker ({broker.kind}) on {broker.host}:{broker.port}", flush=True)
+    else:
+        print(f"floorwalker: using MQTT broker {env['MQTT_HOST']}:{env.get('MQTT_PORT', '1883')}", flush=True)
+
+    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    py = sys.executable
+    if _has_command("aggregator.cli", "serve"):
+        children.append(("aggregator", subprocess.Popen(
+            [py, "-m", "aggregator.cli", "serve", "--port", str(args.port), "--db", db], env=env)))
+    else:
+        print("floorwalker: the aggregator is not built yet; no map on port", args.port, flush=True)
+    if _has_command("agent.cli", "mock"):
+        for device in devices:
+            children.append((device.agent_id, subprocess.Popen(
+                [py, "-m", "agent.cli", "mock", "--config", str(device.path), "--seed", str(args.seed),
+                 "--shoppers", str(args.shoppers)], env=env)))
+    else:
+        print("floorwalker: mock agents are not built yet", flush=True)
+    if any(name == "aggregator" for name, _ in children):
+        print(f"floorwalker: open http://localhost:{args.port}/ for the live map (Ctrl-C stops everything)", flush=True)
+    return _supervise(children, broker)
+
+
+def _supervise(children: list[tuple[str, subprocess.Popen[bytes]]], broker: Broker | None) -> int:
+    stopping = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    code = 0
+    try:
+        while not stopping:
+            for name, proc in children:
+                if proc.poll() is not None:
+                    print(f"floorwalker: {name} exited with {proc.returncode}; stopping everything", file=sys.stderr)
+                    code = proc.returncode or 1
+                    stopping = True
+            time.sleep(0.2)
+    finally:
+        for _, proc in children:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for _, proc in children:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if broker is not None:
+            broker.stop()
+        print("floorwalker: stopped", flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Set up and run Floorwalker's whole test suite on a fresh machine (the README's second command).
+#   bash tests/run.sh [pytest args...]
+# Installs what the tests need: Debian's mosquitto, chromium and openssl when missing (as root, or
+# with sudo), a virtual environment .venv with the project and its test extras; then runs pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+command -v mosquitto_sub >/dev/null 2>&1 || missing+=(mosquitto-clients)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "tests/run.sh: installing Debian packages: ${missing[*]}"
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "tests/run.sh: no apt-get here; install ${missing[*]} yourself" >&2
+        exit 1
+    fi
+    $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+    echo "tests/run.sh: creating .venv"
+    "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[test]'
+
+exec .venv/bin/python -m pytest "$@"

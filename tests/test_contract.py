@@ -1,0 +1,138 @@
+"""The MQTT contract: topics, round trips, the seed-000 examples, and typed rejections."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agent import contract as c
+
+
+def presence(kind: str = "move", **over: object) -> c.Presence:
+    fields = dict(kind=kind, msg_id="agent-1:42", agent="agent-1", ts=1795435593.25, device="d-4f2a9c",
+                  x=700.5, y=300.0, accuracy_m=2.5, rssi_dbm=-67.0, distance_m=3.1, randomized=True,
+                  ranges=(c.Range("s1", 600.0, 330.0, -67.0, 3.1),))
+    fields.update(over)
+    return c.Presence(**fields)
+
+
+AGENT_MESSAGES = [
+    presence("enter"), presence("move"), presence("exit", ranges=()),
+    c.Motion("agent-1:43", "agent-1", 1795435594.0, "pir-womens", "Women's", True),
+    c.Door("agent-1:44", "agent-1", 1795435595.0, "door-main", "in"),
+    c.Link("agent-1:45", "agent-1", 1795435596.0, "d-4f2a9c", "7"),
+    c.Health("agent-1:46", "agent-1", 1795435597.0, 3600.0, 12.5, 0, 3, 1, {"garbage": 2}),
+    c.online("agent-1", 1795435598.0), c.offline("agent-1"),
+]
+
+
+@pytest.mark.parametrize("message", AGENT_MESSAGES, ids=lambda m: type(m).__name__ + ":" + m.kind)
+def test_agent_round_trip(message: c.AgentMessage) -> None:
+    topic = c.agent_topic("demo", "agent-1", message.kind)
+    assert c.parse_agent_topic(topic) == ("demo", "agent-1", message.kind)
+    assert c.decode_agent(topic, c.encode_agent(message)) == message
+
+
+def test_topics_refuse_wildcards_and_unknown_kinds() -> None:
+    for bad in ("a/b", "+", "#", ""):
+        with pytest.raises(ValueError):
+            c.agent_topic("demo", bad, "move")
+    with pytest.raises(ValueError, match="unknown agent message kind"):
+        c.agent_topic("demo", "agent-1", "teleport")
+    assert c.agent_subscription("demo") == "floorwalker/demo/agents/+/+"
+    with pytest.raises(ValueError, match="wildcards"):
+        c.CustomerTopics.from_env({"MOVE_TOPIC": "customer/#"})
+
+
+def test_customer_topics_from_env() -> None:
+    topics = c.CustomerTopics.from_env({"ENTER_TOPIC": "shop/in", "COUPON_PREDICTION_TOPIC": "shop/coupon"})
+    assert topics.enter == "shop/in" and topics.prediction == "shop/coupon" and topics.move == "customer/move"
+    assert topics.kind_of("shop/coupon") == "prediction" and topics.kind_of("x") is None
+
+
+TOPIC = "floorwalker/demo/agents/agent-1/move"
+GOOD = json.loads(c.encode_agent(presence()))
+
+
+@pytest.mark.parametrize(("payload", "reason"), [
+    (b"not json", "not-json"),
+    (b"\xff\xfe\x00garbage", "not-json"),
+    (b"[1,2,3]", "not-object"),
+    (b"{" * 5000 + b"}" * 5000, "not-json"),
+    (b'{"a":"' + b"x" * (c.MAX_PAYLOAD_BYTES + 1) + b'"}', "too-large"),
+    (json.dumps({k: v for k, v in GOOD.items() if k != "device"}).encode(), "missing-field"),
+    (json.dumps({**GOOD, "x": "700"}).encode(), "wrong-type"),
+    (json.dumps({**GOOD, "x": True}).encode(), "wrong-type"),
+    (json.dumps({**GOOD, "ts": -5}).encode(), "bad-value"),
+    (json.dumps({**GOOD, "accuracy_m": -1}).encode(), "bad-value"),
+    (json.dumps({**GOOD, "agent": "agent-2"}).encode(), "agent-mismatch"),
+    (json.dumps({**GOOD, "ranges": "lots"}).encode(), "wrong-type"),
+    (json.dumps({**GOOD, "device": ""}).encode(), "bad-value"),
+    (b'{"msg_id":"a","agent":"agent-1","ts":1e999,"device":"d","x":1,"y":1}', "wrong-type"),
+    (b'{"msg_id":"a","agent":"agent-1","ts":NaN}', "wrong-type"),
+])
+def test_bad_agent_payloads_are_typed_rejections(payload: bytes, reason: str) -> None:
+    result = c.decode_agent(TOPIC, payload)
+    assert isinstance(result, c.Rejection), result
+    assert result.reason == reason, result
+    assert not result
+
+
+def test_bad_topic_is_a_rejection() -> None:
+    assert c.decode_agent("floorwalker/demo/agents/agent-1/teleport", b"{}").reason == "bad-topic"
+    assert c.decode_agent("customer/move", b"{}").reason == "bad-topic"
+
+
+def test_customer_events_emit_integers() -> None:
+    move = json.loads(c.encode_customer(c.CustomerEvent("move", "4", 1735747200.9, 957.43, 219.47)))
+    assert move == {"id": "4", "ts": 1735747200, "x": 957, "y": 219}
+    assert json.loads(c.encode_customer(c.CustomerEvent("enter", "2", 1795435593.0))) == {"id": "2", "ts": 1795435593}
+    browse = json.loads(c.encode_customer(c.CustomerEvent("browsing", "7", 5.0, 10.2, 20.7, "Men")))
+    assert browse == {"id": "7", "ts": 5, "dep": "Men", "x": 10, "y": 21}
+
+
+def test_prediction_fills_how_many_from_the_services_spelling() -> None:
+    p = c.Prediction("11", {"id": "1", "how_many_products_required": 3}, 1618300000.5)
+    out = json.loads(c.encode_prediction(p))
+    assert out["customer"] == {"id": "11"} and out["coupon"]["how_many"] == 3 and out["ts"] == 1618300000
+
+
+def _examples(shared_dir: Path) -> dict[str, object]:
+    return json.loads((shared_dir / "reference/retail-demo/mqtt_payload_examples.json").read_text())
+
+
+def test_every_seed000_customer_example_decodes(shared_dir: Path) -> None:
+    examples = _examples(shared_dir)
+    decoded = 0
+    for name, payload in examples.items():
+        if not name.startswith("customer/"):
+            continue
+        kind = name.split()[0].split("/")[1]
+        if kind == "focus":  # an internal topic of the demo's recommendation service, not in our contract
+            continue
+        result = c.decode_customer(kind, json.dumps(payload))
+        assert not isinstance(result, c.Rejection), (name, result)
+        decoded += 1
+        if isinstance(result, c.CustomerEvent):
+            again = c.decode_customer(kind, c.encode_customer(result))
+            assert again.id == result.id and int(again.ts) == int(result.ts)
+    assert decoded == 8
+
+
+def test_seed000_scenario_decodes(shared_dir: Path) -> None:
+    raw = (shared_dir / "reference/retail-demo/example_ui_scenario.json").read_text()
+    scenario = c.decode_scenario(raw)
+    assert isinstance(scenario, c.Scenario)
+    assert scenario.customer_id == "2" and [s.type for s in scenario.path] == ["ENTER", "MOVE", "MOVE", "MOVE", "EXIT"]
+    assert c.decode_scenario(c.encode_scenario(scenario)) == scenario
+    assert c.decode_scenario('{"customer":{},"path":[]}').reason == "missing-field"
+    too_long = {"customer": {"customer_id": 1}, "path": [{"type": "MOVE", "location": {"x": 1, "y": 1}}] * 101}
+    assert c.decode_scenario(json.dumps(too_long)).reason == "too-large"
+
+
+@pytest.mark.parametrize("payload", [b"{}", b'{"id": null, "ts": 1}', b'{"id": true, "ts": 1}',
+                                     b'{"id": "1", "ts": "soon"}', b'{"id": "1"}'])
+def test_bad_customer_payloads_rejected(payload: bytes) -> None:
+    assert isinstance(c.decode_customer("move", payload), c.Rejection)
