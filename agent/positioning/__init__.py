@@ -1,0 +1,1 @@
+"""Positioning: RSSI -> distance -> plan position, shared by the agent and the aggregator."""
