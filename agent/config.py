@@ -150,6 +150,10 @@ def _load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(str(path), "(file)", "an existing file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), "(syntax)", f"valid TOML ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), "(encoding)", f"UTF-8 text (byte {exc.start} is not)") from None
+    except IsADirectoryError:
+        raise ConfigError(str(path), "(file)", "a file, not a directory") from None
 
 
 # --------------------------------------------------------------------------- store
