@@ -1,0 +1,136 @@
+"""RSSI smoothing, the motion filter, zone hysteresis and the calibration's sigma."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from agent.errors import BadReading
+from agent.geometry import Plan, Zone
+from agent.positioning.calibration import LogDistanceModel
+from agent.positioning.motion import MotionFilter
+from agent.positioning.smoothing import RssiSmoother
+from agent.positioning.zones import ZoneTracker
+
+
+def test_smoother_starts_at_the_first_reading_and_tracks_a_steady_signal() -> None:
+    s = RssiSmoother()
+    assert s.value is None
+    assert s.update(0.0, -70.0) == -70.0
+    for t in range(1, 20):
+        s.update(float(t), -70.0)
+    assert s.value == pytest.approx(-70.0)
+
+
+def test_one_deep_dip_moves_the_smoothed_value_by_less_than_the_outlier_clip() -> None:
+    s = RssiSmoother(half_life_s=8.0, outlier_db=8.0)
+    for t in range(10):
+        s.update(float(t), -60.0)
+    after = s.update(10.0, -90.0)
+    assert -60.0 - 8.0 < after < -60.0
+    assert after > -63.0
+
+
+def test_a_real_change_wins_after_a_few_readings() -> None:
+    s = RssiSmoother(half_life_s=4.0)
+    for t in range(10):
+        s.update(float(t), -60.0)
+    for t in range(10, 30):
+        s.update(float(t), -75.0)
+    assert s.value == pytest.approx(-75.0, abs=1.0)
+
+
+def test_a_reading_after_a_long_silence_replaces_the_old_value() -> None:
+    s = RssiSmoother(half_life_s=8.0, outlier_db=30.0)
+    s.update(0.0, -50.0)
+    assert s.update(200.0, -80.0) == pytest.approx(-80.0, abs=0.01)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, 50.0, "x"])
+def test_smoother_rejects_bad_rssi(bad: object) -> None:
+    s = RssiSmoother()
+    with pytest.raises(BadReading):
+        s.update(0.0, bad)  # type: ignore[arg-type]
+    assert s.value is None
+
+
+def test_sigma_grows_with_distance() -> None:
+    model = LogDistanceModel(-59.0, 3.0, 2.5)
+    assert model.sigma_m(1.0) < model.sigma_m(4.0) < model.sigma_m(16.0)
+    assert model.sigma_m(4.0) == pytest.approx(4.0 * math.log(10) * 2.5 / 30.0)
+    assert model.sigma_m(0.0) >= 0.1
+
+
+def test_fit_samples_recovers_model_and_noise() -> None:
+    rng = random.Random(7)
+    truth = LogDistanceModel(-55.0, 2.4)
+    ds = [rng.uniform(0.5, 12.0) for _ in range(2000)]
+    rs = [truth.rssi_at(d) + rng.gauss(0, 3.0) for d in ds]
+    model = LogDistanceModel.fit_samples(ds, rs)
+    assert model.rssi_at_1m == pytest.approx(-55.0, abs=0.5)
+    assert model.n == pytest.approx(2.4, abs=0.1)
+    assert model.sigma_db == pytest.approx(3.0, abs=0.2)
+
+
+def test_motion_filter_averages_noise_of_a_standing_device() -> None:
+    rng = random.Random(3)
+    f = MotionFilter()
+    for t in range(60):
+        est = f.update(float(t), 2.0 + rng.gauss(0, 0.5), 1.0 + rng.gauss(0, 0.5), 0.7)
+    assert math.hypot(est.x_m - 2.0, est.y_m - 1.0) < 0.3
+    assert est.accuracy_m < 0.7  # better than one fix (0.7)
+
+
+def test_motion_filter_follows_a_steady_walk_without_lag() -> None:
+    rng = random.Random(4)
+    f = MotionFilter()
+    for t in range(40):
+        est = f.update(t * 0.5, 0.5 * t * 0.5 + rng.gauss(0, 0.3), 1.0 + rng.gauss(0, 0.3), 0.42)
+    assert abs(est.x_m - 0.5 * 39 * 0.5) < 0.4
+
+
+def test_motion_filter_caps_speed() -> None:
+    f = MotionFilter(max_speed_mps=1.6)
+    f.update(0.0, 0.0, 0.0, 0.3)
+    f.update(1.0, 20.0, 0.0, 0.3)  # a 20 m/s jump: not a person
+    vx, vy = f.velocity_mps
+    assert math.hypot(vx, vy) <= 1.6 + 1e-9
+
+
+def test_motion_filter_rejects_non_finite() -> None:
+    f = MotionFilter()
+    with pytest.raises(BadReading):
+        f.update(0.0, math.nan, 1.0, 0.5)
+    with pytest.raises(BadReading):
+        f.update(0.0, 1.0, 1.0, math.inf)
+
+
+PLAN = Plan(1000, 500, 0.01, (
+    Zone("left", "clothing", ((0, 0), (400, 0), (400, 500), (0, 500))),
+    Zone("right", "sport", ((400, 0), (1000, 0), (1000, 500), (400, 500))),
+))
+
+
+def test_zone_tracker_holds_the_zone_inside_the_dead_band() -> None:
+    tracker = ZoneTracker(PLAN, hysteresis_px=25.0)
+    assert tracker.update(300, 250).name == "left"
+    assert tracker.update(410, 250).name == "left"  # 10 px into "right": still left
+    assert tracker.update(399, 250).name == "left"
+    assert tracker.update(430, 250).name == "right"  # 30 px past the edge: switched
+    assert tracker.update(390, 250).name == "right"
+
+
+def test_zone_tracker_without_hysteresis_is_zone_at() -> None:
+    tracker = ZoneTracker(PLAN, hysteresis_px=0.0)
+    for x in (100, 401, 399, 400, 700):
+        z = tracker.update(x, 250)
+        assert z == PLAN.zone_at((x, 250))
+
+
+def test_zone_tracker_outside_every_zone_is_none_and_rejects_nan() -> None:
+    tracker = ZoneTracker(PLAN)
+    assert tracker.update(2000, 2000) is None
+    with pytest.raises(BadReading):
+        tracker.update(math.nan, 3)

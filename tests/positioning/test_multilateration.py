@@ -1,0 +1,105 @@
+"""Exact geometry cases and input rejection for the multilateration solver."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from agent.errors import BadReading
+from agent.positioning.calibration import LogDistanceModel
+from agent.positioning.multilateration import Anchor, Estimate, locate
+
+BOUNDS = (0.0, 0.0, 6.0, 4.0)
+CORNERS = [(0.2, 3.8), (0.2, 0.2), (5.8, 3.8), (5.8, 0.2)]
+MODEL = LogDistanceModel(-59.0, 3.0, 2.5)
+
+
+def anchors_for(x: float, y: float, receivers: list[tuple[float, float]] = CORNERS) -> list[Anchor]:
+    out = []
+    for ax, ay in receivers:
+        d = max(0.1, math.hypot(x - ax, y - ay))
+        out.append(Anchor(ax, ay, d, MODEL.sigma_m(d)))
+    return out
+
+
+@pytest.mark.parametrize("point", [(1.0, 1.0), (3.0, 2.0), (4.5, 3.1), (5.5, 0.5), (0.4, 3.5)])
+def test_exact_distances_give_the_exact_point(point: tuple[float, float]) -> None:
+    est = locate(anchors_for(*point), BOUNDS)
+    assert math.hypot(est.x_m - point[0], est.y_m - point[1]) < 0.02
+    assert 0 < est.accuracy_m < 1.0
+
+
+def test_device_at_a_receiver() -> None:
+    est = locate(anchors_for(0.2, 0.2), BOUNDS)
+    assert math.hypot(est.x_m - 0.2, est.y_m - 0.2) < 0.05
+
+
+def test_equidistant_point_is_the_centre() -> None:
+    est = locate(anchors_for(3.0, 2.0), BOUNDS)
+    assert est.x_m == pytest.approx(3.0, abs=1e-3)
+    assert est.y_m == pytest.approx(2.0, abs=1e-3)
+
+
+def test_collinear_receivers_on_the_line_is_exact_and_off_the_line_is_honest() -> None:
+    line = [(1.0, 2.0), (3.0, 2.0), (5.0, 2.0)]
+    on = locate(anchors_for(2.2, 2.0, line), BOUNDS)
+    assert math.hypot(on.x_m - 2.2, on.y_m - 2.0) < 0.02
+    off = locate(anchors_for(2.2, 3.2, line), BOUNDS)
+    # Mirror images across the line are indistinguishable: either is fine, but the radius must say so.
+    err = min(math.hypot(off.x_m - 2.2, off.y_m - 3.2), math.hypot(off.x_m - 2.2, off.y_m - 0.8))
+    assert err < 0.3 or off.accuracy_m >= 1.0
+
+
+def test_all_receivers_far_away_stays_in_bounds_with_a_large_radius() -> None:
+    anchors = [Anchor(x, y, 60.0, MODEL.sigma_m(60.0)) for x, y in CORNERS]
+    est = locate(anchors, BOUNDS)
+    assert 0.0 <= est.x_m <= 6.0 and 0.0 <= est.y_m <= 4.0
+    assert est.accuracy_m > 5.0
+
+
+def test_one_anchor_is_its_position_with_accuracy_the_distance() -> None:
+    est = locate([Anchor(1.0, 2.0, 3.5, 0.7)], BOUNDS)
+    assert (est.x_m, est.y_m, est.accuracy_m) == (1.0, 2.0, 3.5)
+
+
+def test_two_anchors_split_the_baseline_with_a_large_radius() -> None:
+    est = locate([Anchor(1.0, 2.0, 1.0, 0.2), Anchor(5.0, 2.0, 3.0, 0.6)], BOUNDS)
+    assert est.x_m == pytest.approx(2.0) and est.y_m == pytest.approx(2.0)
+    assert est.accuracy_m >= 1.0
+
+
+def test_one_blocked_receiver_does_not_drag_the_estimate() -> None:
+    anchors = anchors_for(2.0, 1.5)
+    blocked = anchors[2]
+    anchors[2] = Anchor(blocked.x_m, blocked.y_m, blocked.distance_m * 1.8, MODEL.sigma_m(blocked.distance_m * 1.8))
+    est = locate(anchors, BOUNDS)
+    assert math.hypot(est.x_m - 2.0, est.y_m - 1.5) < 0.35
+
+
+def test_prior_pulls_an_ambiguous_fix() -> None:
+    anchors = anchors_for(3.0, 2.0)[:2]  # two receivers: ambiguous on their own
+    est = locate(anchors, BOUNDS, prior=Estimate(0.5, 2.0, 0.2))
+    assert est.x_m < 1.5
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("field", ["x_m", "y_m", "distance_m", "sigma_m"])
+def test_non_finite_values_are_bad_readings(field: str, bad: float) -> None:
+    fields = {"x_m": 1.0, "y_m": 1.0, "distance_m": 2.0, "sigma_m": 0.4, field: bad}
+    anchors = [Anchor(**fields), *anchors_for(3.0, 2.0)[1:]]
+    with pytest.raises(BadReading):
+        locate(anchors, BOUNDS)
+
+
+def test_empty_negative_and_bad_bounds_are_bad_readings() -> None:
+    with pytest.raises(BadReading):
+        locate([], BOUNDS)
+    with pytest.raises(BadReading):
+        locate([Anchor(1, 1, -1.0, 0.3)], BOUNDS)
+    with pytest.raises(BadReading):
+        locate([Anchor(1, 1, 1.0, 0.0)], BOUNDS)
+    with pytest.raises(BadReading):
+        locate(anchors_for(3.0, 2.0), (6.0, 0.0, 0.0, 4.0))
+    with pytest.raises(BadReading):
+        locate(anchors_for(3.0, 2.0), (0.0, 0.0, math.nan, 4.0))
