@@ -19,7 +19,7 @@ import math
 from agent.errors import BadReading
 from agent.positioning.multilateration import Estimate
 
-DEFAULT_ACCEL_MPS2 = 0.5  # std of a shopper's acceleration: strolls, stops, turns
+DEFAULT_ACCEL_MPS2 = 0.2  # std of a shopper's acceleration (white noise): strolls, gentle turns
 GATE_CHI2 = 9.21  # 99 % of a 2-D Gaussian: beyond it a fix is down-weighted, not trusted
 MIN_ACCURACY_M = 0.05
 

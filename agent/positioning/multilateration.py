@@ -29,8 +29,8 @@ Bounds = tuple[float, float, float, float]  # x_min, y_min, x_max, y_max in metr
 MIN_DISTANCE_M = 0.1  # same floor as the firmware's distance formula
 MIN_REL_SIGMA = 0.05  # no receiver is trusted to better than 5 % of its distance
 # Asymmetric Huber thresholds, in sigmas: "too long" (multipath) is suspected sooner than "too short".
-LONG_THRESHOLD = 1.0
-SHORT_THRESHOLD = 2.0
+LONG_THRESHOLD = 0.3
+SHORT_THRESHOLD = 1.5
 MAX_ITERATIONS = 8
 STEP_TOLERANCE_M = 1e-3
 
@@ -104,12 +104,12 @@ def _clamp(x: float, y: float, b: Bounds) -> tuple[float, float]:
     return (min(max(x, b[0]), b[2]), min(max(y, b[1]), b[3]))
 
 
-def _weight(e: float) -> float:
+def _weight(e: float, long_threshold: float, short_threshold: float) -> float:
     """Asymmetric Huber weight of a normalised residual (positive = measured too long)."""
-    if e > LONG_THRESHOLD:
-        return LONG_THRESHOLD / e
-    if e < -SHORT_THRESHOLD:
-        return -SHORT_THRESHOLD / e
+    if e > long_threshold:
+        return long_threshold / e
+    if e < -short_threshold:
+        return -short_threshold / e
     return 1.0
 
 
@@ -125,11 +125,14 @@ def locate(anchors: Sequence[Anchor], bounds_m: Bounds, *, prior: Estimate | Non
 
 
 def solve(anchors: Sequence[Anchor], bounds_m: Bounds, *, prior: Estimate | None = None,
-          weights: Sequence[float] | None = None) -> Solution:
+          weights: Sequence[float] | None = None, long_threshold: float = LONG_THRESHOLD,
+          short_threshold: float = SHORT_THRESHOLD) -> Solution:
     """:func:`locate` with the details: per-anchor robust weights and the measurement covariance.
 
     ``weights`` fixes the robust weights instead of estimating them (used to solve again without
-    the prior once the prior has helped decide which receiver to distrust).
+    the prior once the prior has helped decide which receiver to distrust). The thresholds (in
+    sigmas) set where the asymmetric Huber weight starts to distrust a distance that is too long
+    or too short for the geometry.
     """
     checked = check_anchors(anchors)
     b = check_bounds(bounds_m)
@@ -141,7 +144,7 @@ def solve(anchors: Sequence[Anchor], bounds_m: Bounds, *, prior: Estimate | None
         return _single(checked, b)
     if len(checked) == 2 and prior is None:
         return _pair(checked, b)
-    return _robust(checked, b, prior, weights)
+    return _robust(checked, b, prior, weights, long_threshold, short_threshold)
 
 
 def _single(anchors: list[Anchor], b: Bounds) -> Solution:
@@ -166,7 +169,7 @@ def _pair(anchors: list[Anchor], b: Bounds) -> Solution:
 
 
 def _robust(anchors: list[Anchor], b: Bounds, prior: Estimate | None,
-            fixed_weights: Sequence[float] | None) -> Solution:
+            fixed_weights: Sequence[float] | None, long_t: float, short_t: float) -> Solution:
     n = len(anchors)
     ax = [a.x_m for a in anchors]
     ay = [a.y_m for a in anchors]
@@ -199,7 +202,7 @@ def _robust(anchors: list[Anchor], b: Bounds, prior: Estimate | None,
             r2 = dx * dx + dy * dy + eps2
             e = (lnd[i] - 0.5 * math.log(r2)) * inv_s[i]
             if fixed_weights is None:
-                w[i] = _weight(e)
+                w[i] = _weight(e, long_t, short_t)
             k = -inv_s[i] / r2  # d e / d p = k * (dx, dy)
             jx, jy = k * dx, k * dy
             wi = w[i]

@@ -1,0 +1,60 @@
+"""Regression of the seeded reference scenario: accuracy, not timing.
+
+Tolerances come from the figures measured when the engine was built (docs/POSITIONING.md):
+published seed 20260530, one sample every 0.1 s: diagonal 0.187 m median / 0.366 m p95 /
+1.6 % (1 of 61) mis-identified; living_to_bedroom 14.9 %; each sample alone 0.571 / 1.164 m.
+The margins catch a real regression while allowing harmless numeric drift.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.positioning import scenario as sc
+
+SCENARIO = Path("/work/shared/reference/positioning/baseline_4node_6x4m.json")
+if not SCENARIO.is_file():
+    SCENARIO = Path(__file__).resolve().parents[3] / "shared/reference/positioning/baseline_4node_6x4m.json"
+
+
+@pytest.fixture(scope="module")
+def scenario() -> sc.Scenario:
+    return sc.load(SCENARIO)
+
+
+def test_harness_reproduces_the_published_sampling(scenario: sc.Scenario) -> None:
+    assert len(scenario.tracks["diagonal_walk"]) == 61
+    assert len(scenario.tracks["living_to_bedroom"]) == 121
+    assert scenario.tracks["diagonal_walk"][30] == pytest.approx((3.0, 2.0))
+    assert scenario.room_of(4.0, 2.0) == "living"  # shared edge: the first declared room wins
+
+
+def test_diagonal_walk_with_the_motion_filter(scenario: sc.Scenario) -> None:
+    score = sc.run_track(scenario, "diagonal_walk", sc.PUBLISHED_SEED, interval_s=0.1)
+    assert score.median_m <= 0.25
+    assert score.p95_m <= 0.50
+    assert score.misid_pct <= 3.3  # at most 2 of 61 samples in the wrong room
+
+
+def test_boundary_track_with_the_motion_filter(scenario: sc.Scenario) -> None:
+    score = sc.run_track(scenario, "living_to_bedroom", sc.PUBLISHED_SEED, interval_s=0.1)
+    assert score.median_m <= 0.25
+    assert score.misid_pct <= 17.0
+
+
+def test_every_sample_alone_is_no_worse_than_the_published_locator(scenario: sc.Scenario) -> None:
+    score = sc.run_track(scenario, "diagonal_walk", sc.PUBLISHED_SEED, filtered=False)
+    assert score.median_m <= 0.60
+    assert score.p95_m <= 1.33
+    assert score.misid_pct <= 6.6
+
+
+def test_filter_beats_single_samples_over_several_seeds(scenario: sc.Scenario) -> None:
+    for track in scenario.tracks:
+        seeds = range(101, 106)
+        filtered = sc.median_score([sc.run_track(scenario, track, s, interval_s=0.1) for s in seeds])
+        single = sc.median_score([sc.run_track(scenario, track, s, filtered=False) for s in seeds])
+        assert filtered.median_m < 0.6 * single.median_m
+        assert filtered.p95_m < 0.6 * single.p95_m
