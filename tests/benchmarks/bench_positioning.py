@@ -94,8 +94,9 @@ def reference(args: argparse.Namespace) -> Iterator[Figure]:
 
 def calib2021(args: argparse.Namespace) -> Iterator[Figure]:
     """Real BLE RSS (6 anchors, robot ground truth): fit on alternate 10 s blocks, score the others."""
-    anchors = {int(r["id"]): (float(r["x"]), float(r["y"])) for r in csv.DictReader((CALIB2021 / "anchors.csv").open())}
-    rows = list(csv.DictReader((CALIB2021 / "test_robot_df.csv").open()))
+    anchor_rows = csv.DictReader((CALIB2021 / "anchors.csv").read_text().splitlines())
+    anchors = {int(r["id"]): (float(r["x"]), float(r["y"])) for r in anchor_rows}
+    rows = list(csv.DictReader((CALIB2021 / "test_robot_df.csv").read_text().splitlines()))
     splits = {
         "": ([r for k, r in enumerate(rows) if (k // 30) % 2 == 0], [r for k, r in enumerate(rows) if (k // 30) % 2]),
         ".halves": (rows[: len(rows) // 2], rows[len(rows) // 2:]),
