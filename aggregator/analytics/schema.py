@@ -1,0 +1,94 @@
+"""Roll-up tables (prefix ``an_``) and, until aggregator.store exists, the core tables they read.
+
+The core tables belong to aggregator/store.py (docs: interfaces.md). Commands like ``generate``
+must work on a fresh file, so :func:`ensure_core_tables` calls the store's schema function when
+there is one and otherwise creates the agreed definitions itself (IF NOT EXISTS: never alters).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sqlite3
+from pathlib import Path
+
+CORE_DDL = """
+CREATE TABLE IF NOT EXISTS messages(msg_id TEXT PRIMARY KEY, agent TEXT, kind TEXT, ts REAL, device TEXT, payload TEXT);
+CREATE TABLE IF NOT EXISTS dead_letters(id INTEGER PRIMARY KEY, received_ts REAL, topic TEXT, reason TEXT,
+    detail TEXT, payload BLOB);
+CREATE TABLE IF NOT EXISTS visits(visit_id TEXT PRIMARY KEY, visitor TEXT, device TEXT, customer_id TEXT,
+    start_ts REAL, end_ts REAL NULL, last_seen_ts REAL, passerby INTEGER NOT NULL DEFAULT 0, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS sightings(id INTEGER PRIMARY KEY, ts REAL, visitor TEXT, device TEXT, visit_id TEXT,
+    x REAL, y REAL, accuracy_m REAL, zone TEXT NULL);
+CREATE INDEX IF NOT EXISTS sightings_ts ON sightings(ts);
+CREATE INDEX IF NOT EXISTS sightings_visitor_ts ON sightings(visitor, ts);
+CREATE TABLE IF NOT EXISTS door_events(msg_id TEXT PRIMARY KEY, ts REAL, agent TEXT, sensor TEXT, direction TEXT);
+CREATE TABLE IF NOT EXISTS motion_events(msg_id TEXT PRIMARY KEY, ts REAL, agent TEXT, sensor TEXT, zone TEXT,
+    active INTEGER);
+CREATE TABLE IF NOT EXISTS links(device TEXT PRIMARY KEY, customer_id TEXT, ts REAL);
+CREATE TABLE IF NOT EXISTS customer_events(id INTEGER PRIMARY KEY, ts REAL, kind TEXT, visitor TEXT, x INTEGER,
+    y INTEGER, dep TEXT);
+"""
+
+ROLLUP_DDL = """
+CREATE TABLE IF NOT EXISTS an_state(key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS an_visit(visit_id TEXT PRIMARY KEY, visitor TEXT, day TEXT, passerby INTEGER,
+    duration_s REAL, bucket TEXT);
+CREATE INDEX IF NOT EXISTS an_visit_day ON an_visit(day);
+CREATE INDEX IF NOT EXISTS an_visit_visitor ON an_visit(visitor, day);
+CREATE TABLE IF NOT EXISTS an_visitor_day(day TEXT, visitor TEXT, is_visitor INTEGER, is_passerby INTEGER,
+    loyalty TEXT, favourite_zone TEXT, favourite_entries INTEGER, multi_zones TEXT,
+    PRIMARY KEY(day, visitor)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS an_visitor_day_visitor ON an_visitor_day(visitor, day);
+CREATE TABLE IF NOT EXISTS an_visitor_hour(day TEXT, hour INTEGER, visitor TEXT,
+    PRIMARY KEY(day, hour, visitor)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS an_visitor_hour_visitor ON an_visitor_hour(visitor, day);
+CREATE TABLE IF NOT EXISTS an_visitor_zone(day TEXT, zone TEXT, visitor TEXT, entries INTEGER,
+    PRIMARY KEY(day, zone, visitor)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS an_visitor_zone_visitor ON an_visitor_zone(visitor, day);
+CREATE TABLE IF NOT EXISTS an_door_hour(day TEXT, hour INTEGER, door_in INTEGER, door_out INTEGER,
+    PRIMARY KEY(day, hour)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS an_daily(day TEXT PRIMARY KEY, visitors INTEGER, new_visitors INTEGER,
+    returning_visitors INTEGER, occasional_visitors INTEGER, busiest_hour INTEGER, busiest_hour_visitors INTEGER,
+    passersby INTEGER, visits INTEGER, door_in INTEGER, door_out INTEGER) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS an_hourly(day TEXT, hour INTEGER, visitors INTEGER, PRIMARY KEY(day, hour)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS an_zone(day TEXT, zone TEXT, visitors INTEGER, rank INTEGER,
+    PRIMARY KEY(day, zone)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS an_dwell(day TEXT, bucket TEXT, visits INTEGER, PRIMARY KEY(day, bucket)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS an_visits_seq ON visits(seq);
+-- Which visit a sighting belongs to, for re-reading a visit's sightings when its passer-by flag flips.
+CREATE INDEX IF NOT EXISTS an_sightings_visit ON sightings(visit_id);
+"""
+
+# Tables the roll-up owns and `recompute` empties (an_state is kept apart: it holds watermarks).
+ROLLUP_TABLES = ("an_visit", "an_visitor_day", "an_visitor_hour", "an_visitor_zone", "an_door_hour",
+                 "an_daily", "an_hourly", "an_zone", "an_dwell")
+
+
+def connect(path: str | Path, *, timeout_s: float = 30.0) -> sqlite3.Connection:
+    """A connection in WAL mode with a busy timeout; autocommit (we open transactions explicitly)."""
+    conn = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
+    return conn
+
+
+def ensure_core_tables(conn: sqlite3.Connection) -> None:
+    """The aggregator's core tables: through aggregator.store when it offers a schema function."""
+    try:
+        store = importlib.import_module("aggregator.store")
+    except ImportError:
+        store = None
+    for name in ("ensure_schema", "create_schema", "init_schema"):
+        fn = getattr(store, name, None) if store is not None else None
+        if callable(fn):
+            try:
+                fn(conn)
+                return
+            except TypeError:
+                break  # a different signature: fall back to the agreed definitions below
+    conn.executescript(CORE_DDL)
+
+
+def ensure_rollup_tables(conn: sqlite3.Connection) -> None:
+    conn.executescript(ROLLUP_DDL)
