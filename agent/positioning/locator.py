@@ -33,11 +33,13 @@ class Locator:
     __slots__ = ("bounds_m", "filter", "last_fix", "thresholds", "use_prior")
 
     def __init__(self, bounds_m: Bounds, *, max_speed_mps: float = 1.6, accel_mps2: float | None = None,
-                 use_prior: bool = True, thresholds: tuple[float, float] = TRACK_THRESHOLDS) -> None:
+                 use_prior: bool = True, thresholds: tuple[float, float] = TRACK_THRESHOLDS,
+                 lag_steps: int = 0) -> None:
         self.bounds_m = check_bounds(bounds_m)
         self.thresholds = thresholds
         kwargs = {} if accel_mps2 is None else {"accel_mps2": accel_mps2}
-        self.filter = MotionFilter(max_speed_mps=max_speed_mps, **kwargs)
+        self.filter = MotionFilter(max_speed_mps=max_speed_mps, keep_steps=lag_steps + 1 if lag_steps else 0,
+                                   **kwargs)
         self.use_prior = use_prior
         self.last_fix: Estimate | None = None
 
@@ -55,6 +57,10 @@ class Locator:
         self.last_fix = fix.estimate
         var_x, _, var_y = fix.cov
         return self.filter.update_cov(ts, fix.estimate.x_m, fix.estimate.y_m, var_x, var_y)
+
+    def smoothed(self, steps_back: int) -> Estimate | None:
+        """The position ``steps_back`` updates ago, refined by the fixes since (see MotionFilter.smoothed)."""
+        return self.filter.smoothed(steps_back)
 
     def reset(self) -> None:
         self.filter.reset()

@@ -15,6 +15,7 @@ it honest with real radio data:
 from __future__ import annotations
 
 import math
+from collections import deque
 
 from agent.errors import BadReading
 from agent.positioning.multilateration import Estimate
@@ -57,9 +58,10 @@ class _Axis:
 class MotionFilter:
     """Kalman-style smoothing of position fixes with a walking-speed limit."""
 
-    __slots__ = ("_ts", "_x", "_y", "accel_mps2", "max_speed_mps")
+    __slots__ = ("_history", "_ts", "_x", "_y", "accel_mps2", "max_speed_mps")
 
-    def __init__(self, *, max_speed_mps: float = 1.6, accel_mps2: float = DEFAULT_ACCEL_MPS2) -> None:
+    def __init__(self, *, max_speed_mps: float = 1.6, accel_mps2: float = DEFAULT_ACCEL_MPS2,
+                 keep_steps: int = 0) -> None:
         if not (max_speed_mps > 0 and math.isfinite(max_speed_mps)):
             raise ValueError(f"max_speed_mps must be a positive number, got {max_speed_mps!r}")
         self.max_speed_mps = float(max_speed_mps)
@@ -67,6 +69,8 @@ class MotionFilter:
         self._x: _Axis | None = None
         self._y: _Axis | None = None
         self._ts = 0.0
+        # For fixed-lag smoothing: (ts, dt, predicted x/y states, filtered x/y states) per update.
+        self._history: deque[tuple[float, float, tuple | None, tuple]] = deque(maxlen=max(0, keep_steps))
 
     @property
     def estimate(self) -> Estimate | None:
@@ -110,11 +114,13 @@ class MotionFilter:
             self._x = _Axis(x_m, var_x, vv_max / 4.0)
             self._y = _Axis(y_m, var_y, vv_max / 4.0)
             self._ts = ts
+            self._remember(ts, 0.0, None)
             return Estimate(x_m, y_m, math.sqrt(var_x + var_y))
         dt = max(0.0, ts - self._ts)
         q = self.accel_mps2 ** 2
         self._x.predict(dt, q, vv_max)
         self._y.predict(dt, q, vv_max)
+        predicted = (_state(self._x), _state(self._y)) if self._history.maxlen else None
         self._ts = max(self._ts, ts)
         # A fix the filter finds implausible counts less, in proportion to how implausible it is.
         ix, iy = x_m - self._x.p, y_m - self._y.p
@@ -129,8 +135,68 @@ class MotionFilter:
             k = self.max_speed_mps / speed
             self._x.v *= k
             self._y.v *= k
+        self._remember(self._ts, dt, predicted)
         return Estimate(self._x.p, self._y.p, math.sqrt(self._x.pp + self._y.pp))
+
+    def _remember(self, ts: float, dt: float, predicted: tuple | None) -> None:
+        if self._history.maxlen and self._x is not None and self._y is not None:
+            self._history.append((ts, dt, predicted, (_state(self._x), _state(self._y))))
+
+    def smoothed(self, steps_back: int) -> Estimate | None:
+        """Fixed-lag (Rauch-Tung-Striebel) estimate of the update ``steps_back`` updates ago.
+
+        Uses the fixes that came after it, so it is better than the live estimate but late by
+        ``steps_back`` updates: right for zone dwell and analytics, not for the live map. Needs
+        ``keep_steps`` > ``steps_back`` at construction.
+        """
+        hist = self._history
+        if not hist:
+            return None
+        steps_back = min(steps_back, len(hist) - 1)
+        last = hist[-1][3]
+        sx, sy = last
+        for i in range(len(hist) - 1, len(hist) - 1 - steps_back, -1):
+            _, dt, predicted, _ = hist[i]
+            filt = hist[i - 1][3]
+            if predicted is None:
+                break
+            sx = _rts(filt[0], predicted[0], sx, dt)
+            sy = _rts(filt[1], predicted[1], sy, dt)
+        return Estimate(sx[0], sy[0], math.sqrt(max(sx[2], 0.0) + max(sy[2], 0.0)))
 
     def reset(self) -> None:
         self._x = self._y = None
         self._ts = 0.0
+        self._history.clear()
+
+
+State = tuple[float, float, float, float, float]  # p, v, pp, pv, vv
+
+
+def _state(a: _Axis) -> State:
+    return (a.p, a.v, a.pp, a.pv, a.vv)
+
+
+def _rts(filt: State, pred: State, smooth_next: State, dt: float) -> State:
+    """One backward RTS step of one axis: filtered at k, predicted k+1|k, smoothed k+1."""
+    p, v, pp, pv, vv = filt
+    qp, qv, qpp, qpv, qvv = pred
+    sp, sv, spp, spv, svv = smooth_next
+    # C = P_k F^T Pred^-1, F = [[1, dt], [0, 1]]
+    a11, a12, a21, a22 = pp + dt * pv, pv, pv + dt * vv, vv  # P_k F^T
+    det = qpp * qvv - qpv * qpv
+    if det <= 0:
+        return filt
+    i11, i12, i22 = qvv / det, -qpv / det, qpp / det
+    c11, c12 = a11 * i11 + a12 * i12, a11 * i12 + a12 * i22
+    c21, c22 = a21 * i11 + a22 * i12, a21 * i12 + a22 * i22
+    dp, dv = sp - qp, sv - qv
+    d11, d12, d22 = spp - qpp, spv - qpv, svv - qvv
+    new_p = p + c11 * dp + c12 * dv
+    new_v = v + c21 * dp + c22 * dv
+    # P_s = P + C D C^T
+    m11 = c11 * d11 + c12 * d12
+    m12 = c11 * d12 + c12 * d22
+    m21 = c21 * d11 + c22 * d12
+    m22 = c21 * d12 + c22 * d22
+    return (new_p, new_v, pp + m11 * c11 + m12 * c12, pv + m11 * c21 + m12 * c22, vv + m21 * c21 + m22 * c22)

@@ -72,6 +72,15 @@ def reference(args: argparse.Namespace) -> Iterator[Figure]:
         many = sc.median_score([sc.run_track(scenario, track, s, interval_s=INTERVAL_S) for s in seeds])
         yield from _figures(base + ".seeds", track, many, targets,
                             filt_note + f", median over seeds {seeds[0]}..{seeds[-1]}")
+        lag_note = (f"fixed-lag smoother: each position decided 1 s late (10 samples at {INTERVAL_S} s), "
+                    "for zones/dwell/analytics, not the live map")
+        yield from _figures(base + ".lag1s", track,
+                            sc.run_track(scenario, track, sc.PUBLISHED_SEED, interval_s=INTERVAL_S, lag_steps=10),
+                            targets, lag_note + f", seed {sc.PUBLISHED_SEED}")
+        lagged = sc.median_score([sc.run_track(scenario, track, s, interval_s=INTERVAL_S, lag_steps=10)
+                                  for s in seeds])
+        yield from _figures(base + ".lag1s.seeds", track, lagged, targets,
+                            lag_note + f", median over seeds {seeds[0]}..{seeds[-1]}")
         slow = sc.median_score([sc.run_track(scenario, track, s, interval_s=1.0) for s in seeds])
         yield from _figures(base + ".dt1s", track, slow, {},
                             f"motion filter, one sample every 1 s, median over seeds {seeds[0]}..{seeds[-1]}")

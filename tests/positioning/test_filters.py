@@ -134,3 +134,18 @@ def test_zone_tracker_outside_every_zone_is_none_and_rejects_nan() -> None:
     assert tracker.update(2000, 2000) is None
     with pytest.raises(BadReading):
         tracker.update(math.nan, 3)
+
+
+def test_fixed_lag_smoothing_beats_the_live_estimate_and_matches_it_at_lag_zero() -> None:
+    rng = random.Random(9)
+    f = MotionFilter(keep_steps=21)
+    live_err, truth = [], []
+    for t in range(40):
+        x = 0.3 * t * 0.5
+        truth.append(x)
+        est = f.update(t * 0.5, x + rng.gauss(0, 0.4), 1.0 + rng.gauss(0, 0.4), 0.57)
+        live_err.append(abs(est.x_m - x))
+    assert f.smoothed(0) == f.estimate
+    lagged_err = [abs(f.smoothed(back).x_m - truth[39 - back]) for back in range(1, 20)]
+    assert sum(lagged_err) / len(lagged_err) < sum(live_err[20:39]) / 19
+    assert MotionFilter().smoothed(3) is None

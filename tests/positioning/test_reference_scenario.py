@@ -58,3 +58,11 @@ def test_filter_beats_single_samples_over_several_seeds(scenario: sc.Scenario) -
         single = sc.median_score([sc.run_track(scenario, track, s, filtered=False) for s in seeds])
         assert filtered.median_m < 0.6 * single.median_m
         assert filtered.p95_m < 0.6 * single.p95_m
+
+
+def test_one_second_late_positions_meet_the_boundary_target(scenario: sc.Scenario) -> None:
+    # Measured 2026-11-23 at seed 20260530: see docs/POSITIONING.md (lag1s figures).
+    score = sc.run_track(scenario, "living_to_bedroom", sc.PUBLISHED_SEED, interval_s=0.1, lag_steps=10)
+    assert score.misid_pct <= 10.0
+    diagonal = sc.run_track(scenario, "diagonal_walk", sc.PUBLISHED_SEED, interval_s=0.1, lag_steps=10)
+    assert diagonal.median_m <= 0.25 and diagonal.misid_pct <= 3.3
