@@ -29,9 +29,10 @@ Bounds = tuple[float, float, float, float]  # x_min, y_min, x_max, y_max in metr
 MIN_DISTANCE_M = 0.1  # same floor as the firmware's distance formula
 MIN_REL_SIGMA = 0.05  # no receiver is trusted to better than 5 % of its distance
 # Asymmetric Huber thresholds, in sigmas: "too long" (multipath) is suspected sooner than "too short".
-LONG_THRESHOLD = 0.3
-SHORT_THRESHOLD = 1.5
+LONG_THRESHOLD = 0.5
+SHORT_THRESHOLD = 1.0
 MAX_ITERATIONS = 8
+MAX_ABS_M = 1e6  # a thousand kilometres: anything larger is a unit mistake, not a shop
 STEP_TOLERANCE_M = 1e-3
 
 
@@ -68,8 +69,8 @@ def _finite(value: float, what: str) -> float:
         v = float(value)
     except (TypeError, ValueError):
         raise BadReading(f"{what}: a number, got {value!r}") from None
-    if not math.isfinite(v):
-        raise BadReading(f"{what}: a finite number, got {value!r}")
+    if not math.isfinite(v) or abs(v) > MAX_ABS_M:
+        raise BadReading(f"{what}: a finite number of metres within +-{MAX_ABS_M:g}, got {value!r}")
     return v
 
 
