@@ -80,3 +80,82 @@ class LogDistanceModel:
     def rssi_at(self, distance_m: float) -> float:
         """Expected RSSI at a distance (what the simulator emits before noise)."""
         return self.rssi_at_1m - 10.0 * self.n * math.log10(max(distance_m, MIN_DISTANCE_M))
+
+
+@dataclass(frozen=True, slots=True)
+class MonotoneModel:
+    """Piecewise-linear RSSI vs log10(distance) through the walk-test table, same methods as the fit.
+
+    A store is not free space: a shelf between 2 m and 4 m can make the table bend. Interpolating
+    the measured points keeps that bend instead of averaging it away. The table is first made
+    monotone (pool-adjacent-violators: RSSI never rises with distance), and beyond its ends the
+    log-distance fit's slope carries on, so the model is defined and invertible everywhere.
+    """
+
+    log_d: tuple[float, ...]
+    rssi: tuple[float, ...]
+    fit_model: LogDistanceModel
+
+    @classmethod
+    def fit(cls, table: Sequence[CalibrationPoint], sigma_db: float = DEFAULT_SIGMA_DB) -> MonotoneModel:
+        base = LogDistanceModel.fit(table)
+        points = sorted((math.log10(max(p.distance_m, MIN_DISTANCE_M)), p.rssi_dbm) for p in table)
+        merged: list[tuple[float, float]] = []  # average RSSI of repeated distances
+        for x, _ in points:
+            if merged and merged[-1][0] == x:
+                continue
+            ys = [py for px, py in points if px == x]
+            merged.append((x, sum(ys) / len(ys)))
+        blocks: list[list[float]] = []  # pool adjacent violators: [sum, count]
+        for _, y in merged:
+            blocks.append([y, 1.0])
+            while len(blocks) > 1 and blocks[-1][0] / blocks[-1][1] > blocks[-2][0] / blocks[-2][1] - 1e-9:
+                s, c = blocks.pop()
+                blocks[-1][0] += s
+                blocks[-1][1] += c
+        values: list[float] = []
+        for s, c in blocks:
+            values.extend([s / c] * int(c))
+        # Equal neighbours would make the inverse ambiguous: tilt them by the fit's slope, slightly.
+        slope = -10.0 * base.n
+        for i in range(1, len(values)):
+            if values[i] >= values[i - 1]:
+                values[i] = values[i - 1] + slope * (merged[i][0] - merged[i - 1][0]) * 1e-3
+        return cls(tuple(x for x, _ in merged), tuple(values),
+                   LogDistanceModel(base.rssi_at_1m, base.n, sigma_db))
+
+    @property
+    def n(self) -> float:
+        return self.fit_model.n
+
+    @property
+    def sigma_db(self) -> float:
+        return self.fit_model.sigma_db
+
+    def rssi_at(self, distance_m: float) -> float:
+        x = math.log10(max(distance_m, MIN_DISTANCE_M))
+        xs, ys = self.log_d, self.rssi
+        slope = -10.0 * self.fit_model.n
+        if x <= xs[0]:
+            return ys[0] + slope * (x - xs[0])
+        if x >= xs[-1]:
+            return ys[-1] + slope * (x - xs[-1])
+        i = next(k for k in range(1, len(xs)) if x <= xs[k])
+        f = (x - xs[i - 1]) / (xs[i] - xs[i - 1])
+        return ys[i - 1] + f * (ys[i] - ys[i - 1])
+
+    def distance_m(self, rssi_dbm: float) -> float:
+        xs, ys = self.log_d, self.rssi
+        slope = -10.0 * self.fit_model.n
+        if rssi_dbm >= ys[0]:
+            x = xs[0] + (rssi_dbm - ys[0]) / slope
+        elif rssi_dbm <= ys[-1]:
+            x = xs[-1] + (rssi_dbm - ys[-1]) / slope
+        else:
+            i = next(k for k in range(1, len(ys)) if rssi_dbm >= ys[k])
+            f = (rssi_dbm - ys[i - 1]) / (ys[i] - ys[i - 1])
+            x = xs[i - 1] + f * (xs[i] - xs[i - 1])
+        return max(MIN_DISTANCE_M, 10 ** x)
+
+    def sigma_m(self, distance_m: float) -> float:
+        return self.fit_model.sigma_m(distance_m)
