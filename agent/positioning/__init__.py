@@ -1,1 +1,11 @@
-"""Positioning: RSSI -> distance -> plan position, shared by the agent and the aggregator."""
+"""Positioning: RSSI -> distance -> plan position, shared by the agent and the aggregator.
+
+smoothing.RssiSmoother       robust time-decayed RSSI per (device, receiver)
+calibration.LogDistanceModel distance from RSSI and its uncertainty (sigma_m); MonotoneModel
+multilateration.locate       robust position from receiver distances (Anchor -> Estimate)
+motion.MotionFilter          walking-speed Kalman filter, optional fixed-lag smoothing
+locator.Locator              one device's track: the above combined, receiver weights from the prior
+zones.ZoneTracker            zone with hysteresis
+scenario                     the ESPresense reference scenario, for the benchmark and tests
+See docs/POSITIONING.md.
+"""
