@@ -253,6 +253,8 @@ cmd_remove_account() {
     [ "$reload" = 0 ] || reload_broker
 }
 
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+
 main() {
     local cmd="${1:-}"
     [ $# -eq 0 ] || shift
@@ -268,8 +270,8 @@ main() {
             [ "${1:-}" != --dir ] || DIR="$2"
             [ -f "$DIR/accounts" ] || die "no broker set up in $DIR: run '$PROG init' first"
             grep -v '^#' "$DIR/accounts" || true ;;
-        -h|--help|help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' ;;
-        *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; die "unknown command '${cmd}'" ;;
+        -h|--help|help) usage ;;
+        *) usage >&2; die "unknown command '${cmd}'" ;;
     esac
 }
 
