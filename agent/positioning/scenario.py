@@ -27,9 +27,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.geometry import Plan, Zone
 from agent.positioning.calibration import LogDistanceModel
 from agent.positioning.locator import Locator
 from agent.positioning.multilateration import Anchor, Bounds, locate
+from agent.positioning.zones import ZoneTracker
 
 SIGMA_DB = 2.5
 MULTIPATH_DB = -6.0
@@ -64,6 +66,13 @@ class Scenario:
     rooms: tuple[Room, ...]
     stations: tuple[Station, ...]
     tracks: dict[str, list[tuple[float, float]]]  # track name -> ground-truth samples
+
+    def plan(self) -> Plan:
+        """The rooms as a plan in centimetre pixels, for the ZoneTracker."""
+        zones = tuple(Zone(r.name, "room", ((r.x0 * 100, r.y0 * 100), (r.x1 * 100, r.y0 * 100),
+                                            (r.x1 * 100, r.y1 * 100), (r.x0 * 100, r.y1 * 100)))
+                      for r in self.rooms)
+        return Plan(int(self.bounds_m[2] * 100), int(self.bounds_m[3] * 100), 0.01, zones)
 
     def room_of(self, x: float, y: float) -> str | None:
         for room in self.rooms:
@@ -153,11 +162,13 @@ def default_model(station: Station) -> LogDistanceModel:
 
 def run_track(scenario: Scenario, track: str, seed: int, *, interval_s: float = 1.0, filtered: bool = True,
               drop: int | None = None, model_for: ModelFor = default_model,
-              locator_factory: Callable[[Bounds], Locator] | None = None, lag_steps: int = 0) -> Score:
+              locator_factory: Callable[[Bounds], Locator] | None = None, lag_steps: int = 0,
+              hysteresis_m: float | None = None) -> Score:
     """Score one track for one noise seed: every sample alone, or along the track with the filter.
 
     ``lag_steps`` > 0 scores the fixed-lag smoothed position instead: sample k is judged once
-    sample k + lag_steps has arrived (the last ones at the end of the track).
+    sample k + lag_steps has arrived (the last ones at the end of the track). ``hysteresis_m``
+    decides the room with a ZoneTracker of that dead band instead of the estimate's own room.
     """
     if lag_steps:
         return _run_lagged(scenario, track, seed, interval_s, drop, model_for, lag_steps)
@@ -165,13 +176,18 @@ def run_track(scenario: Scenario, track: str, seed: int, *, interval_s: float = 
     rows = measure(scenario, truth, random.Random(f"{seed}:{track}"))
     use = [i for i in range(len(scenario.stations)) if i != drop]
     locator = (locator_factory or Locator)(scenario.bounds_m) if filtered else None
+    tracker = ZoneTracker(scenario.plan(), hysteresis_px=hysteresis_m * 100) if hysteresis_m is not None else None
     errors: list[float] = []
     wrong = 0
     for k, ((tx, ty), row) in enumerate(zip(truth, rows, strict=True)):
         anchors = _anchors(scenario, row, use, model_for)
         est = locator.update(k * interval_s, anchors) if locator else locate(anchors, scenario.bounds_m)
         errors.append(math.hypot(est.x_m - tx, est.y_m - ty))
-        wrong += scenario.room_of(est.x_m, est.y_m) != scenario.room_of(tx, ty)
+        if tracker is not None:
+            zone = tracker.update(est.x_m * 100, est.y_m * 100)
+            wrong += (zone.name if zone else None) != scenario.room_of(tx, ty)
+        else:
+            wrong += scenario.room_of(est.x_m, est.y_m) != scenario.room_of(tx, ty)
     return Score.of(errors, wrong)
 
 

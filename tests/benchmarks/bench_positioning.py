@@ -90,6 +90,13 @@ def reference(args: argparse.Namespace) -> Iterator[Figure]:
         single_many = sc.median_score([sc.run_track(scenario, track, s, filtered=False) for s in seeds])
         yield from _figures(base + ".single.seeds", track, single_many, {},
                             f"every sample on its own, median over seeds {seeds[0]}..{seeds[-1]}")
+        # Zone hysteresis on top of the live filter: does a dead band help on these tracks?
+        for hysteresis_m in (0.05, 0.1, 0.25):
+            score = sc.median_score([sc.run_track(scenario, track, s, interval_s=INTERVAL_S,
+                                                  hysteresis_m=hysteresis_m) for s in seeds])
+            yield Figure(f"{base}.hysteresis_{hysteresis_m:g}m.misid_pct", round(score.misid_pct, 1), "%",
+                         reference=f"{PUBLISHED[track][4]} %",
+                         note="live filter + ZoneTracker with this dead band, median over seeds")
         # One-receiver outage: their p95 roughly doubles (1.44 - 2.17 m).
         for i, station in enumerate(scenario.stations):
             for filtered, label in ((False, "single"), (True, "filtered")):

@@ -67,3 +67,10 @@ def test_one_second_late_positions_meet_the_boundary_target(scenario: sc.Scenari
     assert score.misid_pct <= 10.0
     diagonal = sc.run_track(scenario, "diagonal_walk", sc.PUBLISHED_SEED, interval_s=0.1, lag_steps=10)
     assert diagonal.median_m <= 0.25 and diagonal.misid_pct <= 3.3
+
+
+def test_zone_tracker_without_dead_band_agrees_with_the_room_of_the_estimate(scenario: sc.Scenario) -> None:
+    plain = sc.run_track(scenario, "living_to_bedroom", 101, interval_s=0.1)
+    tracked = sc.run_track(scenario, "living_to_bedroom", 101, interval_s=0.1, hysteresis_m=0.0)
+    assert tracked.misid_pct == plain.misid_pct
+    assert scenario.plan().zone_at((400, 200)).name == "living"
