@@ -143,18 +143,28 @@ def solve(anchors: Sequence[Anchor], bounds_m: Bounds, *, prior: Estimate | None
     distinct = {(a.x_m, a.y_m) for a in checked}
     if len(distinct) == 1:
         return _single(checked, b)
-    if len(checked) == 2 and prior is None:
+    if len(checked) == 2 and prior is None and not any(_position_like(a) for a in checked):
         return _pair(checked, b)
     return _robust(checked, b, prior, weights, long_threshold, short_threshold)
+
+
+def _position_like(a: Anchor) -> bool:
+    """An anchor whose uncertainty dwarfs its distance is a position estimate, not a range.
+
+    The aggregator passes an agent's own estimate this way (distance ~0, sigma = its accuracy).
+    Its error is Gaussian in metres, not in dB, so it gets a linear residual, not a log one.
+    """
+    return a.sigma_m > 2.0 * a.distance_m
 
 
 def _single(anchors: list[Anchor], b: Bounds) -> Solution:
     """All readings from one place: we know the radius, not the direction."""
     w = [1.0 / (a.sigma_m ** 2) for a in anchors]
     d = sum(wi * a.distance_m for wi, a in zip(w, anchors, strict=True)) / sum(w)
+    acc = max(d, math.sqrt(1.0 / sum(w)))  # a position estimate's own sigma when it exceeds the distance
     x, y = _clamp(anchors[0].x_m, anchors[0].y_m, b)
-    var = d * d / 2.0
-    return Solution(Estimate(x, y, d), tuple(1.0 for _ in anchors), (var, 0.0, var))
+    var = acc * acc / 2.0
+    return Solution(Estimate(x, y, acc), tuple(1.0 for _ in anchors), (var, 0.0, var))
 
 
 def _pair(anchors: list[Anchor], b: Bounds) -> Solution:
@@ -174,8 +184,12 @@ def _robust(anchors: list[Anchor], b: Bounds, prior: Estimate | None,
     n = len(anchors)
     ax = [a.x_m for a in anchors]
     ay = [a.y_m for a in anchors]
+    # Ranges: residual ln(d) - ln(r) over the relative sigma. Position-like anchors: (d - r) / sigma.
+    linear = [_position_like(a) for a in anchors]
+    dist = [a.distance_m for a in anchors]
     lnd = [math.log(a.distance_m) for a in anchors]
-    inv_s = [1.0 / max(MIN_REL_SIGMA, a.sigma_m / a.distance_m) for a in anchors]
+    inv_s = [1.0 / a.sigma_m if lin else 1.0 / max(MIN_REL_SIGMA, a.sigma_m / a.distance_m)
+             for a, lin in zip(anchors, linear, strict=True)]
     eps2 = MIN_DISTANCE_M * MIN_DISTANCE_M
 
     # Start: weighted centroid (near receivers pull hardest), or the prior when there is one.
@@ -183,7 +197,7 @@ def _robust(anchors: list[Anchor], b: Bounds, prior: Estimate | None,
         x, y = _clamp(prior.x_m, prior.y_m, b)
         ip2 = 1.0 / (prior.accuracy_m * prior.accuracy_m)
     else:
-        cw = [1.0 / (a.distance_m * a.distance_m) for a in anchors]
+        cw = [1.0 / (a.sigma_m ** 2 if lin else a.distance_m ** 2) for a, lin in zip(anchors, linear, strict=True)]
         sw = sum(cw)
         x, y = _clamp(sum(w * v for w, v in zip(cw, ax, strict=True)) / sw,
                       sum(w * v for w, v in zip(cw, ay, strict=True)) / sw, b)
@@ -201,10 +215,15 @@ def _robust(anchors: list[Anchor], b: Bounds, prior: Estimate | None,
         for i in range(n):
             dx, dy = x - ax[i], y - ay[i]
             r2 = dx * dx + dy * dy + eps2
-            e = (lnd[i] - 0.5 * math.log(r2)) * inv_s[i]
+            if linear[i]:
+                r = math.sqrt(r2)
+                e = (dist[i] - r) * inv_s[i]
+                k = -inv_s[i] / r
+            else:
+                e = (lnd[i] - 0.5 * math.log(r2)) * inv_s[i]
+                k = -inv_s[i] / r2  # d e / d p = k * (dx, dy)
             if fixed_weights is None:
                 w[i] = _weight(e, long_t, short_t)
-            k = -inv_s[i] / r2  # d e / d p = k * (dx, dy)
             jx, jy = k * dx, k * dy
             wi = w[i]
             a11 += wi * jx * jx
@@ -233,8 +252,13 @@ def _robust(anchors: list[Anchor], b: Bounds, prior: Estimate | None,
     for i in range(n):
         dx, dy = x - ax[i], y - ay[i]
         r2 = dx * dx + dy * dy + eps2
-        e = (lnd[i] - 0.5 * math.log(r2)) * inv_s[i]
-        k = -inv_s[i] / r2
+        if linear[i]:
+            r = math.sqrt(r2)
+            e = (dist[i] - r) * inv_s[i]
+            k = -inv_s[i] / r
+        else:
+            e = (lnd[i] - 0.5 * math.log(r2)) * inv_s[i]
+            k = -inv_s[i] / r2
         jx, jy = k * dx, k * dy
         h11 += w[i] * jx * jx
         h12 += w[i] * jx * jy

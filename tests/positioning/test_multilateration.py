@@ -103,3 +103,15 @@ def test_empty_negative_and_bad_bounds_are_bad_readings() -> None:
         locate(anchors_for(3.0, 2.0), (6.0, 0.0, 0.0, 4.0))
     with pytest.raises(BadReading):
         locate(anchors_for(3.0, 2.0), (0.0, 0.0, math.nan, 4.0))
+
+
+def test_position_estimates_as_anchors_average_by_their_accuracy() -> None:
+    # The aggregator passes an agent's own estimate as distance ~0 with sigma = its accuracy.
+    two = locate([Anchor(1.0, 1.0, 0.1, 1.0), Anchor(3.0, 1.0, 0.1, 1.0)], BOUNDS)
+    assert two.x_m == pytest.approx(2.0, abs=0.1) and two.y_m == pytest.approx(1.0, abs=0.1)
+    three = locate([Anchor(1.0, 1.0, 0.1, 1.0), Anchor(3.0, 1.0, 0.1, 1.0), Anchor(2.0, 3.0, 0.1, 1.0)], BOUNDS)
+    assert three.x_m == pytest.approx(2.0, abs=0.1) and three.y_m == pytest.approx(5.0 / 3.0, abs=0.15)
+    near = locate([Anchor(1.0, 1.0, 0.1, 0.3), Anchor(3.0, 1.0, 0.1, 3.0)], BOUNDS)
+    assert near.x_m < 1.3
+    alone = locate([Anchor(1.0, 1.0, 0.1, 2.5)], BOUNDS)
+    assert alone.accuracy_m == pytest.approx(2.5)
