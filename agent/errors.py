@@ -41,3 +41,11 @@ EXIT_SOFTWARE = 70
 EXIT_UNAVAILABLE = 69  # broker unreachable, no GPIO on this machine
 EXIT_NOPERM = 77  # broker refused our credentials
 EXIT_CONFIG = 78  # a configuration file is wrong
+
+
+class SerialPortUnavailable(FloorwalkerError, OSError):
+    """A sniffer's serial port cannot be opened (unplugged, wrong path, no permission)."""
+
+
+class NoGpio(FloorwalkerError, OSError):
+    """This machine has no usable GPIO (not a Raspberry Pi, or no pin library installed)."""

@@ -1,0 +1,150 @@
+"""The sniffer line protocol (firmware-config/SNIFFER-PROTOCOL.md): JSON lines and the text form.
+
+Parsing is the agent's hot path (tens of thousands of lines a second in the benchmark) and its
+first line of defence: a sniffer at the wrong baud rate prints noise, a lost newline glues frames
+together, a reboot prints a banner. Nothing here raises; every line is either a :class:`Probe` or
+a rejection kind from :data:`REJECT_KINDS`, which the caller counts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Final
+
+MAX_LINE_BYTES: Final = 1024
+REJECT_KINDS: Final = ("garbage", "binary", "too-long", "partial", "bad-field", "not-probe")
+
+_MAC_RE = re.compile(r"[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(?:\1[0-9A-Fa-f]{2}){4}")
+# Control characters other than TAB: line noise at a wrong baud rate decodes to these.
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_RSSI_RE = re.compile(r"(?:^|\s)RSSI:\s*(\S+)")
+_CH_RE = re.compile(r"(?:^|\s)Ch:\s*(\S+)")
+_PEER_RE = re.compile(r"(?:^|\s)Peer MAC:\s*(\S+)")
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """One probe request as the sniffer reported it. ``mac`` is normalised (lower case, colons).
+
+    The MAC lives only in memory, between this parser and :mod:`agent.privacy`."""
+
+    mac: str
+    rssi_dbm: int
+    channel: int | None = None
+
+
+def normalise_mac(value: object) -> str | None:
+    """``aa:bb:cc:dd:ee:ff`` from any case and ``:``/``-`` separators, or None when it is not a MAC."""
+    if not isinstance(value, str) or len(value) != 17 or _MAC_RE.fullmatch(value) is None:
+        return None
+    return value.lower().replace("-", ":")
+
+
+def _rssi(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = int(value)
+        except ValueError:
+            return None
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        value = round(value)
+    if not isinstance(value, int) or not -120 <= value <= 0:
+        return None
+    return value
+
+
+def _channel(value: object) -> int | bool | None:
+    """The channel, None when absent, False when present but invalid."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = int(value)
+        except ValueError:
+            return False
+    if isinstance(value, bool) or not isinstance(value, int):
+        return False
+    if 1 <= value <= 14 or 32 <= value <= 177:
+        return value
+    return False
+
+
+def parse_line(raw: bytes) -> Probe | str:
+    """A :class:`Probe`, or the rejection kind (a string from :data:`REJECT_KINDS`); ``""`` for a blank line."""
+    if len(raw) > MAX_LINE_BYTES:
+        return "too-long"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "binary"
+    text = text.rstrip("\r\n").strip(" ")
+    if not text:
+        return ""
+    if _CONTROL_RE.search(text):
+        return "binary"
+    if text[0] == "{":
+        return _parse_json(text)
+    return _parse_text(text)
+
+
+def _parse_json(text: str) -> Probe | str:
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return "garbage" if text.endswith("}") else "partial"
+    if not isinstance(data, dict):
+        return "garbage"
+    subtype = data.get("subtype", "ProbeReq")
+    if subtype != "ProbeReq":
+        return "not-probe"
+    if "rssi" not in data or "addr2" not in data:
+        return "partial"
+    rssi = _rssi(data["rssi"])
+    mac = normalise_mac(data["addr2"])
+    channel = _channel(data.get("ch"))
+    if rssi is None or mac is None or channel is False:
+        return "bad-field"
+    return Probe(mac, rssi, channel)  # type: ignore[arg-type]
+
+
+def _parse_text(text: str) -> Probe | str:
+    # The SSID runs to the end of the line and may contain anything, so fields are read before it.
+    head = text.split("SSID:", 1)[0]
+    rssi_m = _RSSI_RE.search(head)
+    peer_m = _PEER_RE.search(head)
+    if rssi_m is None and peer_m is None:
+        return "garbage"
+    if rssi_m is None or peer_m is None:
+        return "partial"
+    rssi = _rssi(rssi_m.group(1))
+    mac = normalise_mac(peer_m.group(1))
+    ch_m = _CH_RE.search(head)
+    channel = _channel(ch_m.group(1)) if ch_m else None
+    if rssi is None or mac is None or channel is False:
+        return "bad-field"
+    return Probe(mac, rssi, channel)  # type: ignore[arg-type]
+
+
+def format_json(probe: Probe, *, ts_ms: int | None = None, ssid: str | None = None) -> bytes:
+    """A JSON line as the firmware prints it (used by the simulator and tests)."""
+    data: dict[str, object] = {"rssi": probe.rssi_dbm, "subtype": "ProbeReq", "addr2": probe.mac}
+    if ts_ms is not None:
+        data["ts"] = ts_ms
+    if probe.channel is not None:
+        data["ch"] = probe.channel
+    if ssid is not None:
+        data["ssid"] = ssid
+    return json.dumps(data, separators=(",", ":")).encode() + b"\n"
+
+
+def format_text(probe: Probe, *, ssid: str = "") -> bytes:
+    """The text form many ESP sniffer sketches print."""
+    ch = f" Ch: {probe.channel}" if probe.channel is not None else ""
+    return f"RSSI: {probe.rssi_dbm}{ch} Peer MAC: {probe.mac} SSID: {ssid}".rstrip().encode() + b"\n"
