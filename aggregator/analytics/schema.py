@@ -1,20 +1,21 @@
-"""Roll-up tables (prefix ``an_``) and, until aggregator.store exists, the core tables they read.
+"""Roll-up tables (prefix ``an_``) beside the aggregator's core tables, which they are computed from.
 
-The core tables belong to aggregator/store.py (docs: interfaces.md). Commands like ``generate``
-must work on a fresh file, so :func:`ensure_core_tables` calls the store's schema function when
-there is one and otherwise creates the agreed definitions itself (IF NOT EXISTS: never alters).
+The core tables belong to aggregator/store.py; commands like ``generate`` must work on a fresh
+file, so :func:`ensure_core_tables` runs the store's own (idempotent) schema on it.
 """
 
 from __future__ import annotations
 
-import importlib
 import sqlite3
 from pathlib import Path
 
-CORE_DDL = """
-CREATE TABLE IF NOT EXISTS messages(msg_id TEXT PRIMARY KEY, agent TEXT, kind TEXT, ts REAL, device TEXT, payload TEXT);
-CREATE TABLE IF NOT EXISTS dead_letters(id INTEGER PRIMARY KEY, received_ts REAL, topic TEXT, reason TEXT,
-    detail TEXT, payload BLOB);
+try:
+    from aggregator.store import create_schema
+except ImportError:  # pragma: no cover - only until aggregator/store.py is committed; then delete this branch
+    create_schema = None  # type: ignore[assignment]
+
+# The agreed core tables (interfaces.md), used only while aggregator.store is not importable.
+_CORE_FALLBACK = """
 CREATE TABLE IF NOT EXISTS visits(visit_id TEXT PRIMARY KEY, visitor TEXT, device TEXT, customer_id TEXT,
     start_ts REAL, end_ts REAL NULL, last_seen_ts REAL, passerby INTEGER NOT NULL DEFAULT 0, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS sightings(id INTEGER PRIMARY KEY, ts REAL, visitor TEXT, device TEXT, visit_id TEXT,
@@ -22,11 +23,7 @@ CREATE TABLE IF NOT EXISTS sightings(id INTEGER PRIMARY KEY, ts REAL, visitor TE
 CREATE INDEX IF NOT EXISTS sightings_ts ON sightings(ts);
 CREATE INDEX IF NOT EXISTS sightings_visitor_ts ON sightings(visitor, ts);
 CREATE TABLE IF NOT EXISTS door_events(msg_id TEXT PRIMARY KEY, ts REAL, agent TEXT, sensor TEXT, direction TEXT);
-CREATE TABLE IF NOT EXISTS motion_events(msg_id TEXT PRIMARY KEY, ts REAL, agent TEXT, sensor TEXT, zone TEXT,
-    active INTEGER);
 CREATE TABLE IF NOT EXISTS links(device TEXT PRIMARY KEY, customer_id TEXT, ts REAL);
-CREATE TABLE IF NOT EXISTS customer_events(id INTEGER PRIMARY KEY, ts REAL, kind TEXT, visitor TEXT, x INTEGER,
-    y INTEGER, dep TEXT);
 """
 
 ROLLUP_DDL = """
@@ -74,20 +71,14 @@ def connect(path: str | Path, *, timeout_s: float = 30.0) -> sqlite3.Connection:
 
 
 def ensure_core_tables(conn: sqlite3.Connection) -> None:
-    """The aggregator's core tables: through aggregator.store when it offers a schema function."""
-    try:
-        store = importlib.import_module("aggregator.store")
-    except ImportError:
-        store = None
-    for name in ("ensure_schema", "create_schema", "init_schema"):
-        fn = getattr(store, name, None) if store is not None else None
-        if callable(fn):
-            try:
-                fn(conn)
-                return
-            except TypeError:
-                break  # a different signature: fall back to the agreed definitions below
-    conn.executescript(CORE_DDL)
+    """The aggregator's core tables (aggregator.store's schema) in the file ``conn`` is open on."""
+    path = conn.execute("PRAGMA database_list").fetchone()[2]
+    if not path:
+        raise ValueError("analytics needs a database file, not an in-memory database")
+    if create_schema is None:
+        conn.executescript(_CORE_FALLBACK)
+    else:
+        create_schema(path)
 
 
 def ensure_rollup_tables(conn: sqlite3.Connection) -> None:

@@ -1,0 +1,51 @@
+"""What the analytics commands share: --db and --config-dir, opening the file, running the roll-ups."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+from pathlib import Path
+
+from agent.config import StoreConfig, default_config_dir, load_store
+from aggregator.analytics.definitions import AnalyticsParams, zone_gap_from_env
+from aggregator.analytics.progress import Progress
+from aggregator.analytics.rollup import Rollup
+from aggregator.analytics.schema import connect, ensure_core_tables
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", default=os.environ.get("FLOORWALKER_DB", "./floorwalker.db"), metavar="PATH",
+                   help="the aggregator's SQLite file (env FLOORWALKER_DB, default ./floorwalker.db)")
+    p.add_argument("--config-dir", default=None, metavar="DIR",
+                   help="configuration directory with store.toml, for the time zone and zones "
+                        "(env FLOORWALKER_CONFIG_DIR, default ./firmware-config)")
+    p.add_argument("--zone-gap-min", type=float, default=None, metavar="MIN",
+                   help="minutes a visitor must be away from a zone before coming back counts as a new "
+                        "entry (env FLOORWALKER_ZONE_GAP_S in seconds, default 10)")
+
+
+def load(args: argparse.Namespace) -> tuple[StoreConfig, AnalyticsParams]:
+    store = load_store(Path(args.config_dir or default_config_dir()) / "store.toml")
+    gap_s = args.zone_gap_min * 60 if args.zone_gap_min else zone_gap_from_env()
+    return store, AnalyticsParams(timezone=store.timezone, zone_gap_s=gap_s)
+
+
+def open_db(path: str) -> sqlite3.Connection:
+    conn = connect(path)
+    ensure_core_tables(conn)
+    return conn
+
+
+def roll_up(conn: sqlite3.Connection, params: AnalyticsParams, *, full: bool = False) -> int:
+    """Bring the roll-ups up to date (from scratch if ``full``), with a progress bar on stderr."""
+    rollup = Rollup(conn, params)
+    if not full and not rollup.is_behind():
+        return 0
+    total = conn.execute("SELECT (SELECT COUNT(*) FROM sightings) + (SELECT COUNT(*) FROM visits)").fetchone()[0]
+    with Progress("roll-ups", total=total) as bar:
+        if full:
+            return rollup.recompute(progress=bar.set)
+        n = rollup.update()
+        bar.set(total)
+        return n

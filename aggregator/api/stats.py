@@ -1,0 +1,188 @@
+"""Footfall statistics over HTTP (``/api/stats/*``, JSON or ``?format=csv``) and the dashboard page.
+
+Handlers only parse and validate the query string, then read the roll-ups through the
+:class:`AnalyticsService` worker (which first folds in anything stored since the last update).
+Bad parameters are 400 with a JSON body naming the parameter.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import AsyncIterator, Callable
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from aggregator.analytics import queries
+from aggregator.analytics.definitions import AnalyticsParams, zone_gap_from_env
+from aggregator.analytics.service import AnalyticsService
+
+ANALYTICS = web.AppKey("analytics", AnalyticsService)
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+DASHBOARD_FILES = {"dashboard.js": "application/javascript", "dashboard.css": "text/css"}
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+MAX_PAGE = 1000
+
+routes = web.RouteTableDef()
+
+
+def _bad(param: str, message: str) -> web.HTTPBadRequest:
+    body = json.dumps({"error": message, "param": param})
+    return web.HTTPBadRequest(text=body, content_type="application/json")
+
+
+def _date(request: web.Request, name: str, default: date | None = None) -> date:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        if default is None:
+            raise _bad(name, f"{name} is required (YYYY-MM-DD)")
+        return default
+    if not _DATE.match(raw):
+        raise _bad(name, f"{name} must be a date YYYY-MM-DD, got {raw[:40]!r}")
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise _bad(name, f"{name} is not a real date: {raw!r}") from None
+
+
+def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name, "")
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _bad(name, f"{name} must be an integer, got {raw[:40]!r}") from None
+    if not low <= value <= high:
+        raise _bad(name, f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _format(request: web.Request) -> str:
+    fmt = request.query.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise _bad("format", f"format must be json or csv, got {fmt[:20]!r}")
+    return fmt
+
+
+def _today(request: web.Request) -> date:
+    return datetime.now(ZoneInfo(request.app[ANALYTICS].params.timezone)).date()
+
+
+def _csv(rows: list[dict[str, Any]], name: str) -> web.Response:
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ";".join(v) if isinstance(v, list) else ("" if v is None else v)
+                             for k, v in row.items()})
+    return web.Response(text=out.getvalue(), content_type="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+
+
+async def _one_day(request: web.Request, name: str, fn: Callable[..., list[dict[str, Any]]]) -> web.Response:
+    fmt = _format(request)
+    day = _date(request, "date", _today(request))
+    rows = await request.app[ANALYTICS].read(fn, day)
+    if fmt == "csv":
+        return _csv(rows, f"{name}-{day}")
+    return web.json_response({"date": day.isoformat(), "rows": rows})
+
+
+@routes.get("/api/stats/daily")
+async def stats_daily(request: web.Request) -> web.Response:
+    fmt = _format(request)
+    last = _date(request, "to", _today(request))
+    first = _date(request, "from", last - timedelta(days=29))
+    if first > last:
+        raise _bad("from", f"from ({first}) is after to ({last})")
+    if (last - first).days >= queries.MAX_RANGE_DAYS:
+        raise _bad("from", f"at most {queries.MAX_RANGE_DAYS} days per request")
+    rows = await request.app[ANALYTICS].read(queries.daily, first, last)
+    if fmt == "csv":
+        return _csv(rows, f"daily-{first}-{last}")
+    return web.json_response({"from": first.isoformat(), "to": last.isoformat(), "rows": rows})
+
+
+@routes.get("/api/stats/zones")
+async def stats_zones(request: web.Request) -> web.Response:
+    return await _one_day(request, "zones", queries.zones)
+
+
+@routes.get("/api/stats/hourly")
+async def stats_hourly(request: web.Request) -> web.Response:
+    return await _one_day(request, "hourly", queries.hourly)
+
+
+@routes.get("/api/stats/dwell")
+async def stats_dwell(request: web.Request) -> web.Response:
+    return await _one_day(request, "dwell", queries.dwell)
+
+
+@routes.get("/api/stats/loyalty")
+async def stats_loyalty(request: web.Request) -> web.Response:
+    return await _one_day(request, "loyalty", queries.loyalty)
+
+
+@routes.get("/api/stats/visitors")
+async def stats_visitors(request: web.Request) -> web.Response:
+    fmt = _format(request)
+    day = _date(request, "date", _today(request))
+    limit = _int(request, "limit", 100, 1, MAX_PAGE)
+    offset = _int(request, "offset", 0, 0, 10**9)
+    total, rows = await request.app[ANALYTICS].read(
+        lambda conn, d: queries.visitors(conn, d, limit=limit, offset=offset), day)
+    if fmt == "csv":
+        return _csv(rows, f"visitors-{day}-{offset}")
+    next_offset = offset + len(rows) if offset + len(rows) < total else None
+    return web.json_response({"date": day.isoformat(), "total": total, "limit": limit, "offset": offset,
+                              "next_offset": next_offset, "rows": rows})
+
+
+@routes.get("/api/stats/range")
+async def stats_range(request: web.Request) -> web.Response:
+    """First and last day with data, and today in the store's time zone (the dashboard's defaults)."""
+    first, last = await request.app[ANALYTICS].read(queries.days_with_data)
+    return web.json_response({"first": first, "last": last, "today": _today(request).isoformat(),
+                              "timezone": request.app[ANALYTICS].params.timezone})
+
+
+@routes.get("/dashboard")
+async def dashboard(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(WEB_DIR / "dashboard.html", headers={"Content-Type": "text/html; charset=utf-8"})
+
+
+@routes.get("/dashboard/{name}")
+async def dashboard_asset(request: web.Request) -> web.FileResponse:
+    name = request.match_info["name"]
+    if name not in DASHBOARD_FILES:
+        raise web.HTTPNotFound()
+    return web.FileResponse(WEB_DIR / name, headers={"Content-Type": DASHBOARD_FILES[name]})
+
+
+def install(app: web.Application, db_path: str | Path, params: AnalyticsParams, bus: Any = None) -> None:
+    """Attach the analytics service to ``app``: background updates for the app's lifetime."""
+    service = AnalyticsService(db_path, params)
+    app[ANALYTICS] = service
+
+    async def lifetime(_app: web.Application) -> AsyncIterator[None]:
+        await service.start(bus)
+        yield
+        await service.stop()
+
+    app.cleanup_ctx.append(lifetime)
+
+
+def setup(app: web.Application) -> None:
+    """ROUTE_MODULES hook: the database and time zone come from the aggregator's app keys."""
+    from aggregator.appkeys import BUS, DB_PATH, STORE_CONFIG
+
+    params = AnalyticsParams(timezone=app[STORE_CONFIG].timezone, zone_gap_s=zone_gap_from_env())
+    install(app, app[DB_PATH], params, app.get(BUS))
