@@ -154,7 +154,7 @@ install_venv() {  # install_venv EXTRAS
         || die "pip install of $SRC$1 into $VENV failed (see pip's message above)"
     if ! live; then
         # A venv is not relocatable: point its scripts at the path it will have on the target.
-        grep -rlI --null "$dest" "$dest/bin" | xargs -0 -r sed -i "s|$dest|$VENV|g"
+        grep -rlI --null "$dest" "$dest/bin" "$dest/pyvenv.cfg" | xargs -0 -r sed -i "s|$dest|$VENV|g"
     fi
     say "$VENV: floorwalker$1 installed"
 }

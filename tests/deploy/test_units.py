@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,14 +28,12 @@ def unit_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not Path(SYSTEMD_ANALYZE).exists():
         pytest.fail("systemd-analyze is not installed (Debian: apt-get install systemd)")
     root = tmp_path_factory.mktemp("units") / "root"
-    run(DEPLOY / "install-agent.sh", "--root", root, "--no-venv", "--agent", "agent-1")
+    # The real venv step, made cheap: PIP_NO_DEPS installs only this checkout (a few seconds), which
+    # is enough for the console scripts ExecStart= names to exist where the units expect them.
+    run(DEPLOY / "install-agent.sh", "--root", root, "--python", sys.executable, "--agent", "agent-1",
+        env={"PIP_NO_DEPS": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
     run(DEPLOY / "install-aggregator.sh", "--root", root, "--no-venv")
     shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
-    bin_dir = root / "opt/floorwalker/venv/bin"
-    bin_dir.mkdir(parents=True)
-    for name in ("floorwalker-agent", "floorwalker-aggregator"):
-        (bin_dir / name).write_text("#!/bin/sh\nexit 0\n")
-        (bin_dir / name).chmod(0o755)
     return root
 
 
@@ -46,6 +45,18 @@ def test_units_pass_systemd_analyze_verify(unit_root) -> None:
     proc = analyze("verify", f"--root={unit_root}", *UNITS)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == "", f"systemd-analyze complained:\n{proc.stderr}"
+
+
+def test_the_venv_built_in_a_scratch_root_points_at_the_target_path(unit_root) -> None:
+    venv = unit_root / "opt/floorwalker/venv"
+    for name in ("floorwalker-agent", "floorwalker-aggregator"):
+        assert (venv / "bin" / name).read_text().splitlines()[0] == "#!/opt/floorwalker/venv/bin/python"
+    leftovers = [p.name for p in (venv / "bin").iterdir() if p.is_file() and str(unit_root).encode() in p.read_bytes()]
+    assert leftovers == []
+    proc = subprocess.run([venv / "bin/python", "-c", "import agent.config, aggregator; print(agent.config.__file__)"],
+                          capture_output=True, text=True, timeout=30, cwd=unit_root)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(str(venv)), "the venv must import its own copy, not the checkout"
 
 
 def test_verify_catches_a_broken_unit(unit_root, tmp_path) -> None:
