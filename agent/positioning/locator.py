@@ -57,11 +57,19 @@ class Locator:
                         short_threshold=self.thresholds[1])
         self.last_fix = fix.estimate
         var_x, _, var_y = fix.cov
-        return self.filter.update_cov(ts, fix.estimate.x_m, fix.estimate.y_m, var_x, var_y)
+        est = self.filter.update_cov(ts, fix.estimate.x_m, fix.estimate.y_m, var_x, var_y)
+        return self._inside(est)
+
+    def _inside(self, est: Estimate) -> Estimate:
+        """The filter may overshoot a wall while turning; what we report never leaves the plan."""
+        x0, y0, x1, y1 = self.bounds_m
+        x, y = min(max(est.x_m, x0), x1), min(max(est.y_m, y0), y1)
+        return est if (x, y) == (est.x_m, est.y_m) else Estimate(x, y, est.accuracy_m)
 
     def smoothed(self, steps_back: int) -> Estimate | None:
         """The position ``steps_back`` updates ago, refined by the fixes since (see MotionFilter.smoothed)."""
-        return self.filter.smoothed(steps_back)
+        est = self.filter.smoothed(steps_back)
+        return None if est is None else self._inside(est)
 
     def reset(self) -> None:
         self.filter.reset()

@@ -42,6 +42,14 @@ class _Axis:
         self.pp += 2 * dt * self.pv + dt2 * self.vv + q * dt2 * dt / 3.0
         self.pv += dt * self.vv + q * dt2 / 2.0
         self.vv = min(self.vv + q * dt, vv_max)
+        self._keep_psd()
+
+    def _keep_psd(self) -> None:
+        """Capping vv (and rounding) must not leave a covariance that claims negative variance."""
+        self.pp = max(self.pp, 1e-12)
+        self.vv = max(self.vv, 1e-12)
+        bound = math.sqrt(self.pp * self.vv)
+        self.pv = max(-bound, min(bound, self.pv))
 
     def update(self, z: float, r: float) -> None:
         s = self.pp + r
@@ -53,6 +61,7 @@ class _Axis:
         self.pp = pp - kp * pp
         self.pv = pv - kp * pv
         self.vv = self.vv - kv * pv
+        self._keep_psd()
 
 
 class MotionFilter:
@@ -92,7 +101,7 @@ class MotionFilter:
         q = self.accel_mps2 ** 2
         var_x = self._x.pp + 2 * dt * self._x.pv + dt * dt * self._x.vv + q * dt ** 3 / 3.0
         var_y = self._y.pp + 2 * dt * self._y.pv + dt * dt * self._y.vv + q * dt ** 3 / 3.0
-        return Estimate(self._x.p + self._x.v * dt, self._y.p + self._y.v * dt, math.sqrt(var_x + var_y))
+        return Estimate(self._x.p + self._x.v * dt, self._y.p + self._y.v * dt, math.sqrt(max(var_x + var_y, 0.0)))
 
     def update(self, ts: float, x_m: float, y_m: float, accuracy_m: float) -> Estimate:
         """Add a fix with radial accuracy ``accuracy_m``; returns the filtered estimate."""

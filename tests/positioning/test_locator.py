@@ -92,3 +92,32 @@ def test_any_finite_anchors_give_a_finite_estimate_inside_the_bounds(anchors: li
     est = locate(anchors, BOUNDS)
     assert 0.0 <= est.x_m <= 6.0 and 0.0 <= est.y_m <= 4.0
     assert math.isfinite(est.accuracy_m) and est.accuracy_m > 0
+
+
+fix = st.tuples(st.floats(min_value=0.0, max_value=1e5), st.floats(min_value=-1e4, max_value=1e4),
+                st.floats(min_value=-1e4, max_value=1e4), st.floats(min_value=0.0, max_value=1e3))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(fix, min_size=1, max_size=30))
+def test_motion_filter_stays_finite_and_under_the_speed_cap(fixes: list[tuple[float, float, float, float]]) -> None:
+    from agent.positioning.motion import MotionFilter
+
+    f = MotionFilter(keep_steps=5)
+    for ts, x, y, acc in fixes:
+        est = f.update(ts, x, y, acc)
+        assert all(math.isfinite(v) for v in (est.x_m, est.y_m, est.accuracy_m))
+        assert math.hypot(*f.velocity_mps) <= f.max_speed_mps + 1e-9
+    smoothed = f.smoothed(4)
+    assert smoothed is not None and math.isfinite(smoothed.x_m) and math.isfinite(smoothed.accuracy_m)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.floats(min_value=0.0, max_value=1e4), st.lists(anchor, min_size=1, max_size=6)),
+                min_size=1, max_size=10))
+def test_locator_stays_inside_the_bounds(steps: list[tuple[float, list[Anchor]]]) -> None:
+    locator = Locator(BOUNDS)
+    for ts, anchors in steps:
+        est = locator.update(ts, anchors)
+        assert math.isfinite(est.accuracy_m)
+        assert 0.0 <= est.x_m <= 6.0 and 0.0 <= est.y_m <= 4.0
