@@ -6,6 +6,8 @@ import math
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.errors import BadReading
 from agent.geometry import Plan, Zone
@@ -149,3 +151,15 @@ def test_fixed_lag_smoothing_beats_the_live_estimate_and_matches_it_at_lag_zero(
     lagged_err = [abs(f.smoothed(back).x_m - truth[39 - back]) for back in range(1, 20)]
     assert sum(lagged_err) / len(lagged_err) < sum(live_err[20:39]) / 19
     assert MotionFilter().smoothed(3) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(min_value=-1e9, max_value=1e9), st.floats(min_value=-150.0, max_value=20.0)),
+                min_size=1, max_size=40))
+def test_smoothed_rssi_stays_within_the_readings(readings: list[tuple[float, float]]) -> None:
+    s = RssiSmoother(half_life_s=2.0, outlier_db=6.0)
+    for ts, rssi in readings:
+        value = s.update(ts, rssi)
+        assert math.isfinite(value)
+    lo, hi = min(r for _, r in readings), max(r for _, r in readings)
+    assert lo - 1e-6 <= s.value <= hi + 1e-6
