@@ -9,6 +9,7 @@ from agent.cliutil import build_parser, run_main
 # Each module registers one subcommand; later work adds its module here.
 COMMAND_MODULES: tuple[str, ...] = (
     "aggregator.commands.check",
+    "aggregator.commands.serve",
     "aggregator.commands.recompute",
     "aggregator.commands.import_events",
     "aggregator.commands.generate",

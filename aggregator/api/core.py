@@ -1,0 +1,317 @@
+"""The core HTTP API: health, metrics, customers, positions, tracks, occupancy, agents, events, OpenAPI.
+
+Live state (who is in the store now, agents) comes from the ingest pipeline's memory; history
+(tracks, events) from SQLite through read-only connections in executor threads, never on the
+loop. Every list takes ``limit`` (max 1000) and ``offset``; bad parameters are a 400 naming them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from typing import Any
+
+from aiohttp import web
+
+from aggregator.api.openapi_core import OPENAPI_PATHS as OPENAPI_PATHS
+from aggregator.api.openapi_core import SCHEMAS
+from aggregator.appkeys import BUS, CUSTOMERS, DB_PATH, INGEST, LINK, SETTINGS, STARTED_AT, STORE, STORE_CONFIG
+from aggregator.store import read_query
+
+routes = web.RouteTableDef()
+
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
+MAX_OFFSET = 10_000_000
+HEALTHY_LAG_S = 5.0
+_ID_MAX = 128
+EVENT_KINDS = ("enter", "move", "exit", "browsing")
+
+
+def bad_request(param: str, message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=json.dumps({"error": message, "param": param, "status": 400}),
+                              content_type="application/json")
+
+
+def not_found(message: str) -> web.HTTPNotFound:
+    return web.HTTPNotFound(text=json.dumps({"error": message, "status": 404}), content_type="application/json")
+
+
+def int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name, "")
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad_request(name, f"{name} must be an integer, got {raw[:40]!r}") from None
+    if not low <= value <= high:
+        raise bad_request(name, f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def float_param(request: web.Request, name: str) -> float | None:
+    raw = request.query.get(name, "")
+    if raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise bad_request(name, f"{name} must be a number (epoch seconds), got {raw[:40]!r}") from None
+    if not math.isfinite(value) or abs(value) > 1e11:
+        raise bad_request(name, f"{name} must be a finite number of epoch seconds")
+    return value
+
+
+def page(request: web.Request) -> tuple[int, int]:
+    return (int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
+            int_param(request, "offset", 0, 0, MAX_OFFSET))
+
+
+def listing(items: list[Any], total: int, limit: int, offset: int) -> dict[str, Any]:
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+async def query(request: web.Request, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, read_query, request.app[DB_PATH], sql, params)
+
+
+# ----------------------------------------------------------------------------- health and metrics
+
+
+@routes.get("/health")
+async def health(request: web.Request) -> web.Response:
+    """Broker connected, database writable, ingest lag; 503 when something is wrong."""
+    app = request.app
+    store, ingest, link = app[STORE], app[INGEST], app[LINK]
+    c = ingest.counters
+    backlog = store.queue_depth + (link.inbox_depth if link else 0)
+    lag = c.last_lag_s if backlog else 0.0
+    broker_ok = link.connected if link is not None else None
+    ok = store.writable and broker_ok is not False and lag < HEALTHY_LAG_S
+    body = {"status": "ok" if ok else "degraded", "broker_connected": broker_ok, "db_writable": store.writable,
+            "ingest_lag_s": round(lag, 3), "queue_depth": backlog, "uptime_s": round(time.time() - app[STARTED_AT], 1),
+            "store": app[STORE_CONFIG].id}
+    return web.json_response(body, status=200 if ok else 503)
+
+
+def _metric(lines: list[str], name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
+    lines.append(f"# HELP {name} {help_text}")
+    lines.append(f"# TYPE {name} {kind}")
+    for labels, value in samples:
+        lines.append(f"{name}{labels} {value}")
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format."""
+    app = request.app
+    store, ingest, link, bus = app[STORE], app[INGEST], app[LINK], app[BUS]
+    c, st = ingest.counters, store.stats
+    lines: list[str] = []
+    _metric(lines, "floorwalker_messages_received_total", "counter", "Agent-tier messages received.",
+            [("", c.received)])
+    _metric(lines, "floorwalker_messages_accepted_total", "counter", "Valid new messages, by kind.",
+            [(f'{{kind="{_label(k)}"}}', v) for k, v in sorted(c.by_kind.items())] or [('{kind="move"}', 0)])
+    _metric(lines, "floorwalker_messages_rejected_total", "counter", "Messages dead-lettered, by reason.",
+            [(f'{{reason="{_label(k)}"}}', v) for k, v in sorted(c.rejected.items())] or [('{reason="none"}', 0)])
+    _metric(lines, "floorwalker_messages_duplicate_total", "counter", "Duplicates dropped by message id.",
+            [("", c.duplicates + st.duplicates)])
+    _metric(lines, "floorwalker_messages_acked_total", "counter", "Messages acknowledged after commit.",
+            [("", c.acked)])
+    _metric(lines, "floorwalker_fixes_total", "counter", "Fused positions.", [("", c.fixes)])
+    _metric(lines, "floorwalker_batch_commits_total", "counter", "SQLite commits.", [("", st.commits)])
+    _metric(lines, "floorwalker_batch_commit_seconds_sum", "counter", "Time spent committing.",
+            [("", round(st.commit_seconds_sum, 6))])
+    _metric(lines, "floorwalker_batch_commit_seconds_last", "gauge", "Latency of the last commit.",
+            [("", round(st.last_commit_s, 6))])
+    _metric(lines, "floorwalker_batch_commit_seconds_max", "gauge", "Slowest commit since start.",
+            [("", round(st.commit_seconds_max, 6))])
+    _metric(lines, "floorwalker_store_errors_total", "counter", "Failed commits (retried).", [("", st.errors)])
+    _metric(lines, "floorwalker_queue_depth", "gauge", "Batches waiting for the writer.", [("", store.queue_depth)])
+    _metric(lines, "floorwalker_inbox_depth", "gauge", "Messages received, not yet processed.",
+            [("", link.inbox_depth if link else 0)])
+    _metric(lines, "floorwalker_ingest_lag_seconds", "gauge", "Receipt to commit of the last batch.",
+            [("", round(c.last_lag_s, 6))])
+    _metric(lines, "floorwalker_agents_online", "gauge", "Agents whose last status is online.",
+            [("", sum(1 for a in ingest.agents.values() if a.state == "online"))])
+    _metric(lines, "floorwalker_shoppers_in_store", "gauge", "Open visits.", [("", len(ingest.visits.open))])
+    _metric(lines, "floorwalker_customer_published_total", "counter", "Customer-tier messages published.",
+            [(f'{{kind="{k}"}}', v) for k, v in sorted(ingest.tier.published.items())])
+    _metric(lines, "floorwalker_bus_dropped_total", "counter", "Bus events dropped for slow subscribers.",
+            [("", bus.dropped)])
+    _metric(lines, "floorwalker_mqtt_connected", "gauge", "1 when connected to the broker.",
+            [("", int(bool(link and link.connected)))])
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
+                        headers={"X-Content-Type-Options": "nosniff"})
+
+
+# ----------------------------------------------------------------------------- customers
+
+
+def _customer_id(request: web.Request) -> str:
+    cid = request.match_info["id"]
+    if not cid or len(cid) > _ID_MAX:
+        raise bad_request("id", f"id must be 1..{_ID_MAX} characters")
+    return cid
+
+
+@routes.get("/api/customers")
+async def customers(request: web.Request) -> web.Response:
+    """Seed 000's customers list, each with its live ``state`` (in store, where) or null."""
+    limit, offset = page(request)
+    ingest = request.app[INGEST]
+    everyone = list(request.app[CUSTOMERS].items())
+    items = []
+    for cid, customer in everyone[offset:offset + limit]:
+        shopper = ingest.shoppers.get(cid)
+        items.append({**customer, "state": shopper.as_dict() if shopper else None})
+    return web.json_response(listing(items, len(everyone), limit, offset))
+
+
+@routes.get("/api/customers/{id}/track")
+async def track(request: web.Request) -> web.Response:
+    """Fused positions of one visitor (customer id or hashed device id), oldest first."""
+    cid = _customer_id(request)
+    limit, offset = page(request)
+    since = float_param(request, "since")
+    until = float_param(request, "until")
+    where, params = ["visitor = ?"], [cid]
+    if since is not None:
+        where.append("ts >= ?")
+        params.append(since)
+    if until is not None:
+        where.append("ts <= ?")
+        params.append(until)
+    sql = (f"SELECT ts, x, y, accuracy_m, zone, visit_id FROM sightings WHERE {' AND '.join(where)} "
+           "ORDER BY ts, id LIMIT ? OFFSET ?")
+    rows = await query(request, sql, (*params, limit, offset))
+    known = cid in request.app[CUSTOMERS] or cid in request.app[INGEST].shoppers
+    if not rows and offset == 0 and not known:
+        exists = await query(request, "SELECT 1 AS one FROM sightings WHERE visitor = ? LIMIT 1", (cid,))
+        if not exists:
+            raise not_found(f"no customer or visitor {cid!r}")
+    return web.json_response({"id": cid, "items": rows, "limit": limit, "offset": offset})
+
+
+@routes.post("/api/customers/{id}/link")
+async def link_customer(request: web.Request) -> web.Response:
+    """Link a hashed device id to this loyalty customer (a real loyalty app calls this)."""
+    cid = _customer_id(request)
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise bad_request("body", 'a JSON object {"device": "<hashed device id>"} is required') from None
+    if not isinstance(body, dict):
+        raise bad_request("body", 'a JSON object {"device": "<hashed device id>"} is required')
+    device = body.get("device")
+    if not isinstance(device, str) or not 0 < len(device) <= _ID_MAX or device != device.strip():
+        raise bad_request("device", f"device must be a hashed device id of 1..{_ID_MAX} characters")
+    ingest = request.app[INGEST]
+    ingest.link(device, cid)
+    return web.json_response({"device": device, "customer_id": cid}, status=201)
+
+
+# ----------------------------------------------------------------------------- live state
+
+
+@routes.get("/api/positions")
+async def positions(request: web.Request) -> web.Response:
+    """Everyone in the store now, with the latest fused position."""
+    limit, offset = page(request)
+    shoppers = sorted(request.app[INGEST].shoppers.values(), key=lambda s: s.visitor)
+    items = [s.as_dict() for s in shoppers[offset:offset + limit]]
+    return web.json_response(listing(items, len(shoppers), limit, offset))
+
+
+@routes.get("/api/zones/occupancy")
+async def occupancy(request: web.Request) -> web.Response:
+    """Shoppers per zone now (every zone listed, zero included), plus those between zones."""
+    counts = {z.name: 0 for z in request.app[STORE_CONFIG].plan.zones}
+    outside = 0
+    for shopper in request.app[INGEST].shoppers.values():
+        if shopper.zone in counts:
+            counts[shopper.zone] += 1
+        else:
+            outside += 1
+    zones = [{"zone": z.name, "dep": z.department, "category": z.category, "count": counts[z.name]}
+             for z in request.app[STORE_CONFIG].plan.zones]
+    return web.json_response({"ts": time.time(), "zones": zones, "outside_zones": outside,
+                              "total": sum(counts.values()) + outside})
+
+
+@routes.get("/api/agents")
+async def agents(request: web.Request) -> web.Response:
+    """Each agent's availability (retained status) and its last health report."""
+    limit, offset = page(request)
+    states = sorted(request.app[INGEST].agents.values(), key=lambda a: a.agent)
+    items = [a.as_dict() for a in states[offset:offset + limit]]
+    return web.json_response(listing(items, len(states), limit, offset))
+
+
+@routes.get("/api/events")
+async def events(request: web.Request) -> web.Response:
+    """Customer-tier events published, newest first; ``after_id`` gives everything newer (cursor)."""
+    limit, offset = page(request)
+    kind = request.query.get("kind", "")
+    if kind and kind not in EVENT_KINDS:
+        raise bad_request("kind", f"kind must be one of {', '.join(EVENT_KINDS)}")
+    visitor = request.query.get("visitor", "")
+    if len(visitor) > _ID_MAX:
+        raise bad_request("visitor", f"visitor must be at most {_ID_MAX} characters")
+    after_id = int_param(request, "after_id", 0, 0, 2**62)
+    since = float_param(request, "since")
+    where, params = ["id > ?"], [after_id]
+    if kind:
+        where.append("kind = ?")
+        params.append(kind)
+    if visitor:
+        where.append("visitor = ?")
+        params.append(visitor)
+    if since is not None:
+        where.append("ts >= ?")
+        params.append(since)
+    order = "ASC" if after_id else "DESC"
+    rows = await query(request, f"SELECT id, ts, kind, visitor, x, y, dep FROM customer_events WHERE "
+                                f"{' AND '.join(where)} ORDER BY id {order} LIMIT ? OFFSET ?",
+                       (*params, limit, offset))
+    return web.json_response({"items": rows, "limit": limit, "offset": offset,
+                              "next_after_id": max((r["id"] for r in rows), default=after_id)})
+
+
+# ----------------------------------------------------------------------------- OpenAPI
+
+
+@routes.get("/api/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    """This API described in OpenAPI 3 (core paths plus every route module's ``OPENAPI_PATHS``)."""
+    return web.json_response(build_spec(request.app))
+
+
+def build_spec(app: web.Application) -> dict[str, Any]:
+    import importlib
+
+    from aggregator.api import ROUTE_MODULES
+
+    paths: dict[str, Any] = {}
+    for name in ROUTE_MODULES:
+        paths.update(getattr(importlib.import_module(name), "OPENAPI_PATHS", {}))
+    spec: dict[str, Any] = {
+        "openapi": "3.0.3",
+        "info": {"title": "Floorwalker aggregator", "version": "0.1.0",
+                 "description": "Shoppers in a physical store: live positions, tracks, events, agents."},
+        "paths": paths,
+        "components": {"schemas": SCHEMAS, "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "token": {"type": "apiKey", "in": "query", "name": "token"}}},
+    }
+    if app[SETTINGS].api_token:
+        spec["security"] = [{"bearer": []}, {"token": []}]
+    return spec

@@ -1,0 +1,175 @@
+"""The aiohttp application factory: configuration, storage, MQTT, ingest and every route module.
+
+``create_app(settings)`` is cheap and synchronous (loads and validates the store files, so a bad
+file fails before anything starts); the database, the MQTT connection and the sweeper start in
+a ``cleanup_ctx`` and stop in reverse order: stop taking messages, commit (and so acknowledge)
+everything queued, then disconnect — what was not acknowledged is redelivered next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from agent.config import DeviceConfig, StoreConfig, load_deployment, load_store
+from agent.contract import agent_subscription
+from agent.errors import ConfigError
+from aggregator.api import ROUTE_MODULES
+from aggregator.appkeys import (
+    BUS,
+    CUSTOMERS,
+    DB_PATH,
+    INGEST,
+    LINK,
+    MQTT,
+    SETTINGS,
+    STARTED_AT,
+    STORE,
+    STORE_CONFIG,
+    TOPICS,
+)
+from aggregator.auth import auth_middleware
+from aggregator.bus import EventBus
+from aggregator.ingest import Ingest
+from aggregator.mqtt_link import MqttLink, NullPublisher, Publisher
+from aggregator.settings import Settings
+from aggregator.store import Store
+
+log = logging.getLogger(__name__)
+
+SWEEP_INTERVAL_S = 1.0
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def load_customers(path: Path) -> dict[str, dict[str, Any]]:
+    """Seed 000's customers list, keyed by the customer id as a string."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(str(path), "(file)", "an existing customers file") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), "(syntax)", f"valid JSON ({exc})") from None
+    if not isinstance(data, list):
+        raise ConfigError(str(path), "(top level)", "a JSON list of customers")
+    customers: dict[str, dict[str, Any]] = {}
+    for i, item in enumerate(data):
+        if not isinstance(item, dict) or item.get("customer_id") is None:
+            raise ConfigError(str(path), f"[{i}]", "an object with a customer_id")
+        customers[str(item["customer_id"])] = item
+    return customers
+
+
+def _load_config(settings: Settings) -> tuple[StoreConfig, list[DeviceConfig]]:
+    store_file = settings.config_dir / "store.toml"
+    if (settings.config_dir / "devices").is_dir():
+        devices = load_deployment(settings.config_dir)
+        return devices[0].store, devices
+    return load_store(store_file), []
+
+
+def _json_error(status: int, message: str, **extra: Any) -> web.Response:
+    return web.Response(status=status, text=json.dumps({"error": message, "status": status, **extra}),
+                        content_type="application/json")
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error is JSON with a proper status code; a bug is a 500, never a crash."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "www-authenticate")}
+        response = _json_error(exc.status, exc.reason if not exc.text or exc.text.startswith(f"{exc.status}:")
+                               else exc.text)
+        response.headers.update(headers)
+        return response
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        log.exception("event=handler-error method=%s path=%s", request.method, request.path)
+        return _json_error(500, "internal server error")
+
+
+def create_app(settings: Settings) -> web.Application:
+    """The whole aggregator as an aiohttp application (started by ``serve`` or by tests)."""
+    store_config, devices = _load_config(settings)
+    customers = load_customers(settings.customers_file or store_config.customers_file)
+    app = web.Application(middlewares=[error_middleware, auth_middleware(settings.api_token,
+                                                                         local_only=settings.local_only)],
+                          client_max_size=1024 * 1024)
+    bus = EventBus()
+    store = Store(settings.db_path, retention_days=settings.retention_days, max_rows=settings.batch_max_rows)
+    link: MqttLink | None = None
+    publisher: Publisher
+    if settings.mqtt_enabled:
+        link = MqttLink(settings.mqtt, settings.client_id, [agent_subscription(store_config.id)])
+        publisher = link
+    else:
+        publisher = NullPublisher()
+    ingest = Ingest(settings, store_config, devices, store, bus, publisher, ack=link.ack if link else None)
+    if link is not None:
+        link.on_batch = ingest.handle
+
+    app[SETTINGS] = settings
+    app[STORE_CONFIG] = store_config
+    app[BUS] = bus
+    app[DB_PATH] = Path(settings.db_path)
+    app[MQTT] = publisher
+    app[CUSTOMERS] = customers
+    app[TOPICS] = settings.topics
+    app[STORE] = store
+    app[INGEST] = ingest
+    app[LINK] = link
+    app[STARTED_AT] = time.time()
+    app.cleanup_ctx.append(_core_lifecycle)
+
+    for name in ROUTE_MODULES:
+        module = importlib.import_module(name)
+        app.router.add_routes(module.routes)
+        setup = getattr(module, "setup", None)
+        if setup is not None:
+            setup(app)
+    return app
+
+
+async def _core_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    loop = asyncio.get_running_loop()
+    store, ingest, link = app[STORE], app[INGEST], app[LINK]
+    await loop.run_in_executor(None, store.open)
+    await loop.run_in_executor(None, ingest.load_state)
+    if link is not None:
+        link.start(loop)
+    sweeper = asyncio.create_task(_sweep(ingest), name="visit-sweeper")
+    log.info("event=aggregator-started db=%s store=%s", store.path, app[STORE_CONFIG].id)
+    try:
+        yield
+    finally:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+        if link is not None:
+            link.pause()
+        await loop.run_in_executor(None, store.close)  # commits and acknowledges what is queued
+        if link is not None:
+            await loop.run_in_executor(None, link.stop)
+        log.info("event=aggregator-stopped commits=%d", store.stats.commits)
+
+
+async def _sweep(ingest: Ingest) -> None:
+    while True:
+        await asyncio.sleep(SWEEP_INTERVAL_S)
+        try:
+            ingest.sweep()
+        except Exception:  # the sweeper must outlive a bug in one pass
+            log.exception("event=sweep-failed")

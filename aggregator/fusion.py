@@ -1,0 +1,131 @@
+"""Fusion: what several agents heard of one device, turned into one position on the plan.
+
+Each agent reports, per device, the distance each of its sniffers measured (``ranges``). Agents
+see the same phone at slightly different moments (a probe burst is heard by all of them within
+milliseconds, but phones probe only every few seconds to a minute), so per device we keep the
+latest range of every (agent, sniffer) and, when the device is reported again, multilaterate all
+ranges younger than ``window_s`` with the positioning engine (:class:`~agent.positioning.locator.Locator`:
+robust multilateration bounded to the plan, then the walking-speed motion filter), and pick the
+zone with hysteresis (:class:`~agent.positioning.zones.ZoneTracker`). Ingest calls :meth:`locate`
+once per device per slice of messages, so a burst from four agents costs one solve, not four.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from agent.config import DeviceConfig, StoreConfig
+from agent.contract import Presence
+from agent.errors import BadReading
+from agent.geometry import Zone
+from agent.positioning.calibration import LogDistanceModel
+from agent.positioning.locator import Locator
+from agent.positioning.multilateration import Anchor
+from agent.positioning.zones import ZoneTracker
+
+DEFAULT_REL_SIGMA = 0.3  # a sniffer we have no calibration for: ~30 % of the distance
+MIN_SIGMA_M = 0.3
+OWN_ESTIMATE = "_estimate"  # pseudo-sniffer for reports that carry only the agent's own position
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    """A fused position: plan pixels, radius in metres, the zone (with hysteresis) or None."""
+
+    ts: float
+    x: float
+    y: float
+    accuracy_m: float
+    zone: Zone | None
+    anchors: int
+
+
+@dataclass(slots=True)
+class _Track:
+    locator: Locator
+    zones: ZoneTracker
+    ranges: dict[tuple[str, str], tuple[float, float, float, float, float]] = field(default_factory=dict)
+    last_ts: float = 0.0
+
+
+class Fusion:
+    """Per-device range tables and tracks; not thread-safe (the event loop owns it)."""
+
+    def __init__(self, store: StoreConfig, devices: list[DeviceConfig] | tuple[DeviceConfig, ...] = (), *,
+                 window_s: float = 20.0, hysteresis_px: float = 25.0, max_speed_mps: float = 1.6) -> None:
+        self.store = store
+        self.plan = store.plan
+        self.mpp = store.plan.metres_per_px
+        self.bounds_m = (0.0, 0.0, self.plan.width_px * self.mpp, self.plan.height_px * self.mpp)
+        self.window_s = window_s
+        self.hysteresis_px = hysteresis_px
+        self.max_speed_mps = max_speed_mps
+        self.models: dict[tuple[str, str], LogDistanceModel] = {}
+        for device in devices:
+            for sniffer in device.sniffers:
+                try:
+                    self.models[(device.agent_id, sniffer.id)] = LogDistanceModel.fit(sniffer.calibration)
+                except BadReading:
+                    continue
+        self.tracks: dict[str, _Track] = {}
+        self.failures = 0
+
+    def add(self, p: Presence) -> None:
+        """Remember this report's ranges (or the agent's own estimate when it sent none)."""
+        track = self.tracks.get(p.device)
+        if track is None:
+            track = _Track(Locator(self.bounds_m, max_speed_mps=self.max_speed_mps),
+                           ZoneTracker(self.plan, hysteresis_px=self.hysteresis_px))
+            self.tracks[p.device] = track
+        mpp = self.mpp
+        if p.ranges:
+            for r in p.ranges:
+                key = (p.agent, r.sniffer)
+                model = self.models.get(key)
+                d = r.distance_m
+                sigma = model.sigma_m(d) if model is not None else max(MIN_SIGMA_M, DEFAULT_REL_SIGMA * d)
+                track.ranges[key] = (p.ts, r.x * mpp, r.y * mpp, d, sigma)
+        else:
+            track.ranges[(p.agent, OWN_ESTIMATE)] = (p.ts, p.x * mpp, p.y * mpp, 0.1, max(MIN_SIGMA_M, p.accuracy_m))
+
+    def drop_agent(self, device: str, agent: str) -> None:
+        """The agent reported the device gone: its ranges no longer count."""
+        track = self.tracks.get(device)
+        if track is not None:
+            for key in [k for k in track.ranges if k[0] == agent]:
+                del track.ranges[key]
+
+    def forget(self, device: str) -> None:
+        self.tracks.pop(device, None)
+
+    def locate(self, device: str, ts: float) -> Fix | None:
+        """The fused position at ``ts`` from the ranges younger than the window, or None."""
+        track = self.tracks.get(device)
+        if track is None:
+            return None
+        cutoff = ts - self.window_s
+        anchors = []
+        stale = []
+        for key, (rts, x, y, d, sigma) in track.ranges.items():
+            if rts < cutoff:
+                stale.append(key)
+            else:
+                anchors.append(Anchor(x, y, d, sigma))
+        for key in stale:
+            del track.ranges[key]
+        if not anchors:
+            return None
+        fix_ts = max(ts, track.last_ts)  # agents' clocks differ by milliseconds; the filter needs order
+        try:
+            est = track.locator.update(fix_ts, anchors)
+            x_px, y_px = self.plan.clamp((est.x_m / self.mpp, est.y_m / self.mpp))
+            zone = track.zones.update(x_px, y_px)
+        except BadReading:
+            self.failures += 1
+            return None
+        if not math.isfinite(est.accuracy_m):
+            self.failures += 1
+            return None
+        track.last_ts = fix_ts
+        return Fix(fix_ts, x_px, y_px, est.accuracy_m, zone, len(anchors))

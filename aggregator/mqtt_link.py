@@ -1,0 +1,200 @@
+"""The aggregator's one MQTT connection: paho in its own thread, manual acks, reconnect with back-off.
+
+Why it is built this way:
+
+* paho runs its network loop in its own thread (``loop_start``); the asyncio loop never blocks
+  on a socket. Received messages cross into asyncio in exactly one place, :meth:`_on_message`
+  (a deque plus one ``loop.call_soon_threadsafe`` wake-up per burst, not per message).
+* QoS 1, a fixed client id and a persistent session (``clean_session=False``): while the
+  aggregator is down, the broker keeps what agents publish, and hands it over on reconnect.
+* Manual acknowledgement (``manual_ack_set(True)``): a message is acknowledged to the broker
+  only after the SQLite transaction holding it has committed (see :mod:`aggregator.store`), so
+  a kill -9 loses nothing; the broker redelivers, and the message id makes redelivery harmless.
+* ``publish`` is thread-safe and non-blocking (paho queues, its thread writes): the customer
+  tier and the offers module call it from the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import paho.mqtt.client as mqtt
+
+from agent.config import MqttSettings
+
+log = logging.getLogger(__name__)
+
+MAX_DRAIN = 2000  # messages handed to the loop per callback, so HTTP stays responsive under load
+
+
+class Publisher(Protocol):
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One received message as the loop sees it; ``mid`` and ``qos`` are needed to ack it."""
+
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    received: float  # time.time() when paho handed it over
+
+
+class NullPublisher:
+    """Stands in for MQTT when the aggregator runs without a broker (``mqtt_enabled=False``)."""
+
+    def __init__(self) -> None:
+        self.published: collections.deque[tuple[str, bytes]] = collections.deque(maxlen=1000)
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        self.published.append((topic, payload))
+
+
+class MqttLink:
+    """Subscribe to ``subscriptions`` and hand messages to ``on_batch`` on the asyncio loop."""
+
+    def __init__(self, settings: MqttSettings, client_id: str, subscriptions: list[str], *,
+                 on_batch: Callable[[list[Incoming]], None] | None = None,
+                 reconnect_min_s: float = 1.0, reconnect_max_s: float = 30.0) -> None:
+        self.settings = settings
+        self.client_id = client_id
+        self.subscriptions = subscriptions
+        self.on_batch = on_batch
+        self.connected = False
+        self.connects = 0
+        self.disconnects = 0
+        self.published = 0
+        self.publish_errors = 0
+        self.received = 0
+        self.last_error = ""
+        self._inbox: collections.deque[Incoming] = collections.deque()
+        self._scheduled = False
+        self._paused = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
+                             protocol=mqtt.MQTTv311)
+        client.manual_ack_set(True)
+        client.max_inflight_messages_set(1000)
+        client.max_queued_messages_set(100_000)
+        client.reconnect_delay_set(min_delay=int(max(1, reconnect_min_s)), max_delay=int(max(1, reconnect_max_s)))
+        if settings.username:
+            client.username_pw_set(settings.username, settings.password or None)
+        if settings.tls or settings.ca_file:
+            context = ssl.create_default_context(cafile=settings.ca_file or None)
+            if settings.cert_file:
+                context.load_cert_chain(settings.cert_file, settings.key_file or None)
+            client.tls_set_context(context)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        self.client = client
+
+    # ------------------------------------------------------------------ lifecycle (event loop)
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Connect in the background; paho keeps reconnecting with back-off until ``stop``."""
+        self._loop = loop
+        self.client.connect_async(self.settings.host, self.settings.port, keepalive=self.settings.keepalive_s)
+        self.client.loop_start()
+        log.info("event=mqtt-connecting host=%s port=%d client_id=%s tls=%s", self.settings.host,
+                 self.settings.port, self.client_id, bool(self.settings.tls or self.settings.ca_file))
+
+    def stop(self) -> None:
+        """Disconnect cleanly; unacknowledged messages stay with the broker for the next start."""
+        self._paused = True
+        try:
+            self.client.disconnect()
+        finally:
+            self.client.loop_stop()
+        self.connected = False
+
+    def pause(self) -> None:
+        """Stop handing messages to the loop (shutdown: what arrives now is left unacked)."""
+        self._paused = True
+
+    @property
+    def inbox_depth(self) -> int:
+        return len(self._inbox)
+
+    # ------------------------------------------------------------------ paho thread
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any,
+                    properties: Any = None) -> None:
+        if reason_code.is_failure:
+            self.last_error = str(reason_code)
+            log.error("event=mqtt-connect-refused reason=%s host=%s", reason_code, self.settings.host)
+            return
+        self.connected = True
+        self.connects += 1
+        session = getattr(flags, "session_present", False)
+        log.info("event=mqtt-connected host=%s port=%d session_present=%s", self.settings.host,
+                 self.settings.port, session)
+        if self.subscriptions:
+            client.subscribe([(topic, 1) for topic in self.subscriptions])
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any,
+                       properties: Any = None) -> None:
+        if self.connected:
+            self.disconnects += 1
+        self.connected = False
+        if not self._paused:
+            log.warning("event=mqtt-disconnected reason=%s reconnect=auto", reason_code)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if self._paused:
+            return  # not acknowledged: the broker redelivers after the restart
+        self.received += 1
+        self._inbox.append(Incoming(msg.topic, msg.payload, msg.mid, msg.qos, time.time()))
+        if not self._scheduled and self._loop is not None:
+            self._scheduled = True
+            try:
+                self._loop.call_soon_threadsafe(self._drain)
+            except RuntimeError:  # the loop closed during shutdown
+                self._scheduled = False
+
+    # ------------------------------------------------------------------ event loop
+
+    def _drain(self) -> None:
+        self._scheduled = False
+        inbox = self._inbox
+        n = min(len(inbox), MAX_DRAIN)
+        items = [inbox.popleft() for _ in range(n)]
+        if inbox:
+            self._scheduled = True
+            assert self._loop is not None
+            self._loop.call_soon(self._drain)
+        if items and self.on_batch is not None and not self._paused:
+            self.on_batch(items)
+
+    # ------------------------------------------------------------------ any thread
+
+    def ack(self, items: list[tuple[int, int]]) -> None:
+        """Acknowledge ``(mid, qos)`` pairs to the broker (called by the writer after a commit)."""
+        client = self.client
+        for mid, qos in items:
+            if qos > 0:
+                client.ack(mid, qos)
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        """Queue a message for the broker; never blocks, never raises on a broker outage."""
+        try:
+            info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        except (ValueError, OSError) as exc:
+            self.publish_errors += 1
+            log.warning("event=publish-failed topic=%s error=%r", topic, exc)
+            return
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            self.publish_errors += 1
+        else:
+            self.published += 1
