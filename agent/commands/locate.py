@@ -21,7 +21,8 @@ from pathlib import Path
 from agent.errors import BadCalibration, BadReading, ConfigError
 from agent.positioning.calibration import LogDistanceModel
 from agent.positioning.locator import Locator
-from agent.positioning.multilateration import Anchor, locate
+from agent.positioning.multilateration import locate
+from agent.positioning.receivers import Receiver, anchor_for
 from agent.positioning.scenario import percentile
 from agent.positioning.smoothing import RssiSmoother, check_rssi
 
@@ -31,7 +32,9 @@ DEFAULT_MODEL = LogDistanceModel(-59.0, 3.0)  # ESPresense's firmware defaults
 
 
 @dataclass(frozen=True)
-class Receiver:
+class ReceiverRow:
+    """A row of the receivers file; ``model`` is None when it has no calibration columns."""
+
     id: str
     x_m: float
     y_m: float
@@ -100,8 +103,8 @@ def _rows(path: str, required: tuple[str, ...]) -> list[tuple[int, dict[str, str
         return [(i + 2, {k: (v or "").strip() for k, v in row.items() if k}) for i, row in enumerate(reader)]
 
 
-def load_receivers(path: str) -> dict[str, Receiver]:
-    out: dict[str, Receiver] = {}
+def load_receivers(path: str) -> dict[str, ReceiverRow]:
+    out: dict[str, ReceiverRow] = {}
     for line, row in _rows(path, ("id", "x", "y")):
         rid = row["id"]
         if not rid or rid in out:
@@ -113,13 +116,13 @@ def load_receivers(path: str) -> dict[str, Receiver]:
                 raise BadCalibration(path, f"line {line}: n", f"a path-loss exponent > 0, got {n}")
             model = LogDistanceModel(_num(row, "rssi_at_1m", path, line), n)
         z = _num(row, "z", path, line) if row.get("z") else 0.0
-        out[rid] = Receiver(rid, _num(row, "x", path, line), _num(row, "y", path, line), z, model)
+        out[rid] = ReceiverRow(rid, _num(row, "x", path, line), _num(row, "y", path, line), z, model)
     if not out:
         raise ConfigError(path, "(rows)", "at least one receiver")
     return out
 
 
-def load_readings(path: str, receivers: dict[str, Receiver], rejected: Counter[str]) -> list[Reading]:
+def load_readings(path: str, receivers: dict[str, ReceiverRow], rejected: Counter[str]) -> list[Reading]:
     out = []
     for _line, row in _rows(path, ("ts", "receiver", "device", "rssi")):
         try:
@@ -173,11 +176,7 @@ class Truth:
         return [p[1:] for t in self.tracks.values() for p in t]
 
 
-def _horizontal(d: float, dz: float | None) -> float:
-    return d if dz is None else math.sqrt(max(d * d - dz * dz, 0.01))
-
-
-def choose_models(receivers: dict[str, Receiver], readings: list[Reading], truth: Truth | None,
+def choose_models(receivers: dict[str, ReceiverRow], readings: list[Reading], truth: Truth | None,
                   device_height_m: float | None) -> tuple[dict[str, LogDistanceModel], str]:
     """Per-receiver models and a sentence saying where they came from."""
     if all(r.model is not None for r in receivers.values()):
@@ -205,13 +204,14 @@ def choose_models(receivers: dict[str, Receiver], readings: list[Reading], truth
 def run(args: argparse.Namespace) -> int:
     if not (args.window_s > 0 and math.isfinite(args.window_s)):
         raise ConfigError("--window-s", "value", f"a positive number of seconds, got {args.window_s}")
-    receivers = load_receivers(args.receivers)
+    rows_by_id = load_receivers(args.receivers)
     rejected: Counter[str] = Counter()
-    readings = load_readings(args.readings, receivers, rejected)
+    readings = load_readings(args.readings, rows_by_id, rejected)
     truth = Truth(args.truth) if args.truth else None
-    models, how = choose_models(receivers, readings, truth, args.device_height_m)
+    models, how = choose_models(rows_by_id, readings, truth, args.device_height_m)
     print(f"calibration: {how}", file=sys.stderr)
-    bounds = _bounds(args.bounds, receivers, truth)
+    bounds = _bounds(args.bounds, rows_by_id, truth)
+    receivers = {rid: Receiver(rid, r.x_m, r.y_m, models[rid], r.z_m) for rid, r in rows_by_id.items()}
 
     rows: list[tuple[float, str, float, float, float]] = []
     by_device: dict[str, list[Reading]] = defaultdict(list)
@@ -232,11 +232,8 @@ def run(args: argparse.Namespace) -> int:
                 for r in window:
                     if r.receiver == rid:
                         sm.update(r.ts, r.rssi)
-                rec, model = receivers[rid], models[rid]
                 assert sm.value is not None
-                dz = None if args.device_height_m is None else rec.z_m - args.device_height_m
-                d = _horizontal(model.distance_m(sm.value), dz)
-                anchors.append(Anchor(rec.x_m, rec.y_m, d, model.sigma_m(d)))
+                anchors.append(anchor_for(receivers, rid, sm.value, device_height_m=args.device_height_m))
             est = locator.update(ts, anchors) if locator else locate(anchors, bounds)
             rows.append((ts, device, est.x_m, est.y_m, est.accuracy_m))
             window = [rd] if rd is not None else []
@@ -260,7 +257,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bounds(text: str | None, receivers: dict[str, Receiver], truth: Truth | None) -> tuple[float, ...]:
+def _bounds(text: str | None, receivers: dict[str, ReceiverRow], truth: Truth | None) -> tuple[float, ...]:
     if text:
         try:
             values = tuple(float(v) for v in text.split(","))

@@ -3,6 +3,7 @@
 smoothing.RssiSmoother       robust time-decayed RSSI per (device, receiver)
 calibration.LogDistanceModel distance from RSSI and its uncertainty (sigma_m); MonotoneModel
 multilateration.locate       robust position from receiver distances (Anchor -> Estimate)
+receivers.anchor_for         a named receiver's RSSI -> Anchor (unknown id / bad RSSI -> BadReading)
 motion.MotionFilter          walking-speed Kalman filter, optional fixed-lag smoothing
 locator.Locator              one device's track: the above combined, receiver weights from the prior
 zones.ZoneTracker            zone with hysteresis
