@@ -1,0 +1,106 @@
+"""Publishing to a real mosquitto: QoS 1, retained status and last will, spool across broker restarts."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from agent import contract
+from agent.config import MqttSettings
+from agent.errors import BrokerUnavailable
+from agent.publisher import Publisher
+from agent.sequence import Sequence
+from agent.spool import Spool
+from aggregator.embedded_broker import Broker, free_port
+from tests.agent.helpers import DurableCollector, assert_in_order_once, persistent_broker_conf
+from tests.mqtt_helpers import Collector
+
+pytestmark = pytest.mark.broker
+STORE = "demo"
+
+
+def make_publisher(tmp_path: Path, port: int, agent: str = "agent-p", **kwargs: object) -> Publisher:
+    spool = Spool(tmp_path / f"{agent}.sqlite")
+    return Publisher(agent_id=agent, store_id=STORE, settings=MqttSettings(host="127.0.0.1", port=port),
+                     spool=spool, sequence=Sequence(agent, tmp_path / f"{agent}.seq"), **kwargs)
+
+
+def send_door(pub: Publisher) -> str:
+    msg_id, seq = pub.new_id()
+    pub.publish(contract.Door(msg_id, pub.agent_id, time.time(), "door-main", "in"), seq)
+    return msg_id
+
+
+def test_publishes_qos1_and_retained_online_status(tmp_path: Path, mqtt_broker: Broker) -> None:
+    with Collector(mqtt_broker.host, mqtt_broker.port, f"floorwalker/{STORE}/agents/#") as col:
+        pub = make_publisher(tmp_path, mqtt_broker.port).start()
+        try:
+            ids = [send_door(pub) for _ in range(50)]
+            got = col.wait_for(51)
+        finally:
+            pub.stop()
+            pub.spool.close()
+    status = [json.loads(m.payload) for m in got if m.topic.endswith("/status")]
+    assert status[0]["state"] == "online"
+    doors = [json.loads(m.payload)["msg_id"] for m in got if m.topic.endswith("/door")]
+    assert doors == ids and all(m.qos == 1 for m in got)
+    # A late subscriber still learns the agent's state: it is retained (offline after a clean stop).
+    with Collector(mqtt_broker.host, mqtt_broker.port, f"floorwalker/{STORE}/agents/agent-p/status") as late:
+        retained = late.wait_for(1)[0]
+    assert retained.retain and json.loads(retained.payload)["state"] == "offline"
+
+
+def test_spools_while_broker_is_away_then_replays_in_order(tmp_path: Path) -> None:
+    pub = make_publisher(tmp_path, free_port())
+    pub.start(wait_s=0.5)
+    try:
+        ids = [send_door(pub) for _ in range(30)]
+        assert pub.spool.depth == 30 and not pub.connected
+    finally:
+        pub.stop()
+        pub.spool.close()
+    with Spool(tmp_path / "agent-p.sqlite") as reopened:  # survives a restart of the agent
+        rows = reopened.peek(100)
+    assert [json.loads(p)["msg_id"] for _, _, p in rows] == ids
+
+
+def test_broker_stopped_and_restarted_mid_stream(tmp_path: Path, broker_factory: Callable[..., Broker]) -> None:
+    workdir = tmp_path / "broker"
+    broker = broker_factory(workdir=workdir, extra_conf=persistent_broker_conf())
+    col = DurableCollector(broker.host, broker.port, f"floorwalker/{STORE}/agents/+/door")
+    pub = make_publisher(tmp_path, broker.port).start()
+    sent: list[str] = []
+    try:
+        for i in range(600):
+            sent.append(send_door(pub))
+            if i == 200:
+                broker.stop()  # mid-stream: paho has messages in flight, the rest must spool
+            if i == 400:
+                broker = broker_factory(port=broker.port, workdir=workdir, extra_conf=persistent_broker_conf())
+            time.sleep(0.002)
+        ids = col.wait_for_ids(set(sent), timeout_s=30)
+    finally:
+        pub.stop()
+        pub.spool.close()
+        col.close()
+    assert_in_order_once(ids, sent)
+    assert pub.spool.depth == 0
+
+
+def test_refused_credentials_raise_a_clear_error(tmp_path: Path, broker_factory: Callable[..., Broker]) -> None:
+    passwd = tmp_path / "passwd"
+    passwd.write_text("")
+    port = free_port()
+    broker_factory(port=port, workdir=tmp_path / "auth", listener=False, extra_conf=[
+        f"listener {port} 127.0.0.1", "allow_anonymous false", f"password_file {passwd}",
+        *persistent_broker_conf()])
+    pub = make_publisher(tmp_path, port)
+    try:
+        with pytest.raises(BrokerUnavailable, match="refused"):
+            pub.start(wait_s=5)
+    finally:
+        pub.spool.close()
