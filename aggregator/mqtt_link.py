@@ -71,6 +71,7 @@ class MqttLink:
         self.subscriptions = subscriptions
         self.on_batch = on_batch
         self.connected = False
+        self.subscribed = False  # the broker acknowledged our subscriptions on this connection
         self.connects = 0
         self.disconnects = 0
         self.published = 0
@@ -98,6 +99,7 @@ class MqttLink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         self.client = client
 
     # ------------------------------------------------------------------ lifecycle (event loop)
@@ -143,11 +145,21 @@ class MqttLink:
         if self.subscriptions:
             client.subscribe([(topic, 1) for topic in self.subscriptions])
 
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: Any,
+                      properties: Any = None) -> None:
+        failed = [rc for rc in reason_codes if rc.is_failure]
+        if failed:
+            self.last_error = f"subscription refused: {failed[0]}"
+            log.error("event=mqtt-subscribe-refused reason=%s topics=%s", failed[0], self.subscriptions)
+        else:
+            self.subscribed = True
+
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any,
                        properties: Any = None) -> None:
         if self.connected:
             self.disconnects += 1
         self.connected = False
+        self.subscribed = False
         if not self._paused:
             log.warning("event=mqtt-disconnected reason=%s reconnect=auto", reason_code)
 

@@ -90,7 +90,7 @@ async def health(request: web.Request) -> web.Response:
     c = ingest.counters
     backlog = store.queue_depth + (link.inbox_depth if link else 0)
     lag = c.last_lag_s if backlog else 0.0
-    broker_ok = link.connected if link is not None else None
+    broker_ok = (link.connected and link.subscribed) if link is not None else None
     ok = store.writable and broker_ok is not False and lag < HEALTHY_LAG_S
     body = {"status": "ok" if ok else "degraded", "broker_connected": broker_ok, "db_writable": store.writable,
             "ingest_lag_s": round(lag, 3), "queue_depth": backlog, "uptime_s": round(time.time() - app[STARTED_AT], 1),
