@@ -75,7 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-filter", action="store_true",
                    help="solve every window on its own (no motion filter along the track)")
     p.add_argument("--bounds", metavar="XMIN,YMIN,XMAX,YMAX",
-                   help="area positions must stay in, metres (default: receivers and truth plus 1 m)")
+                   help="the floor area positions must stay in, metres (default: the box around the receivers, "
+                        "which usually sit on the walls; give the room's extent when they do not)")
     p.add_argument("--device-height-m", type=float, default=None,
                    help="phone height; with the receivers' z it turns slant distances into floor distances "
                         "(default: ignore z, as the ESPresense reference does)")
@@ -172,9 +173,6 @@ class Truth:
         f = 0.0 if t1 == t0 else (ts - t0) / (t1 - t0)
         return (x0 + f * (x1 - x0), y0 + f * (y1 - y0))
 
-    def points(self) -> list[tuple[float, float]]:
-        return [p[1:] for t in self.tracks.values() for p in t]
-
 
 def choose_models(receivers: dict[str, ReceiverRow], readings: list[Reading], truth: Truth | None,
                   device_height_m: float | None) -> tuple[dict[str, LogDistanceModel], str]:
@@ -210,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
     truth = Truth(args.truth) if args.truth else None
     models, how = choose_models(rows_by_id, readings, truth, args.device_height_m)
     print(f"calibration: {how}", file=sys.stderr)
-    bounds = _bounds(args.bounds, rows_by_id, truth)
+    bounds = _bounds(args.bounds, rows_by_id)
     receivers = {rid: Receiver(rid, r.x_m, r.y_m, models[rid], r.z_m) for rid, r in rows_by_id.items()}
 
     rows: list[tuple[float, str, float, float, float]] = []
@@ -257,7 +255,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bounds(text: str | None, receivers: dict[str, ReceiverRow], truth: Truth | None) -> tuple[float, ...]:
+def _bounds(text: str | None, receivers: dict[str, ReceiverRow]) -> tuple[float, ...]:
+    """``--bounds`` or the receivers' bounding box (never the truth: that would leak the answer)."""
     if text:
         try:
             values = tuple(float(v) for v in text.split(","))
@@ -267,9 +266,9 @@ def _bounds(text: str | None, receivers: dict[str, ReceiverRow], truth: Truth | 
                 or values[1] > values[3]:
             raise ConfigError("--bounds", "value", f"XMIN,YMIN,XMAX,YMAX in metres, got {text!r}")
         return values
-    pts = [(r.x_m, r.y_m) for r in receivers.values()] + (truth.points() if truth else [])
-    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-    return (min(xs) - 1.0, min(ys) - 1.0, max(xs) + 1.0, max(ys) + 1.0)
+    xs, ys = [r.x_m for r in receivers.values()], [r.y_m for r in receivers.values()]
+    margin = 0.0 if len(receivers) > 2 and max(xs) > min(xs) and max(ys) > min(ys) else 2.0
+    return (min(xs) - margin, min(ys) - margin, max(xs) + margin, max(ys) + margin)
 
 
 def _write(rows: list[tuple[float, str, float, float, float]], path: str | None) -> None:
