@@ -304,7 +304,7 @@ def build_spec(app: web.Application) -> dict[str, Any]:
     for name in ROUTE_MODULES:
         paths.update(getattr(importlib.import_module(name), "OPENAPI_PATHS", {}))
     spec: dict[str, Any] = {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {"title": "Floorwalker aggregator", "version": "0.1.0",
                  "description": "Shoppers in a physical store: live positions, tracks, events, agents."},
         "paths": paths,
