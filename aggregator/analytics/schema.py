@@ -9,22 +9,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-try:
-    from aggregator.store import create_schema
-except ImportError:  # pragma: no cover - only until aggregator/store.py is committed; then delete this branch
-    create_schema = None  # type: ignore[assignment]
-
-# The agreed core tables (interfaces.md), used only while aggregator.store is not importable.
-_CORE_FALLBACK = """
-CREATE TABLE IF NOT EXISTS visits(visit_id TEXT PRIMARY KEY, visitor TEXT, device TEXT, customer_id TEXT,
-    start_ts REAL, end_ts REAL NULL, last_seen_ts REAL, passerby INTEGER NOT NULL DEFAULT 0, seq INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS sightings(id INTEGER PRIMARY KEY, ts REAL, visitor TEXT, device TEXT, visit_id TEXT,
-    x REAL, y REAL, accuracy_m REAL, zone TEXT NULL);
-CREATE INDEX IF NOT EXISTS sightings_ts ON sightings(ts);
-CREATE INDEX IF NOT EXISTS sightings_visitor_ts ON sightings(visitor, ts);
-CREATE TABLE IF NOT EXISTS door_events(msg_id TEXT PRIMARY KEY, ts REAL, agent TEXT, sensor TEXT, direction TEXT);
-CREATE TABLE IF NOT EXISTS links(device TEXT PRIMARY KEY, customer_id TEXT, ts REAL);
-"""
+from aggregator.store import create_schema
 
 ROLLUP_DDL = """
 CREATE TABLE IF NOT EXISTS an_state(key TEXT PRIMARY KEY, value TEXT);
@@ -75,10 +60,7 @@ def ensure_core_tables(conn: sqlite3.Connection) -> None:
     path = conn.execute("PRAGMA database_list").fetchone()[2]
     if not path:
         raise ValueError("analytics needs a database file, not an in-memory database")
-    if create_schema is None:
-        conn.executescript(_CORE_FALLBACK)
-    else:
-        create_schema(path)
+    create_schema(path)
 
 
 def ensure_rollup_tables(conn: sqlite3.Connection) -> None:

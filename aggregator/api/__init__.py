@@ -10,4 +10,5 @@ from __future__ import annotations
 ROUTE_MODULES: tuple[str, ...] = (
     "aggregator.api.core",
     "aggregator.api.ws",
+    "aggregator.api.stats",
 )

@@ -186,3 +186,38 @@ def setup(app: web.Application) -> None:
 
     params = AnalyticsParams(timezone=app[STORE_CONFIG].timezone, zone_gap_s=zone_gap_from_env())
     install(app, app[DB_PATH], params, app.get(BUS))
+
+
+def _op(summary: str, params: list[dict[str, Any]], csv_too: bool = True) -> dict[str, Any]:
+    content: dict[str, Any] = {"application/json": {"schema": {"type": "object"}}}
+    if csv_too:
+        content["text/csv"] = {"schema": {"type": "string"}}
+    return {"get": {
+        "summary": summary, "tags": ["analytics"], "parameters": params,
+        "responses": {"200": {"description": "the rows (docs/ANALYTICS.md defines every field)", "content": content},
+                      "400": {"description": "a bad parameter: {error, param}",
+                              "content": {"application/json": {"schema": {"type": "object"}}}}}}}
+
+
+def _param(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
+_DATE_P = _param("date", "local day YYYY-MM-DD (default today in the store's time zone)",
+                 {"type": "string", "format": "date"})
+_FORMAT_P = _param("format", "json (default) or csv", {"type": "string", "enum": ["json", "csv"]})
+OPENAPI_PATHS: dict[str, Any] = {
+    "/api/stats/daily": _op("per day: visitors, new, returning, busiest hour, passers-by, capture rate, doors", [
+        _param("from", "first day YYYY-MM-DD (default to - 29 days)", {"type": "string", "format": "date"}),
+        _param("to", "last day YYYY-MM-DD (default today); at most 366 days", {"type": "string", "format": "date"}),
+        _FORMAT_P]),
+    "/api/stats/zones": _op("zones by unique visitors that day, ranked (top5 = rank <= 5)", [_DATE_P, _FORMAT_P]),
+    "/api/stats/hourly": _op("per local hour: visitors, door in/out, occupancy", [_DATE_P, _FORMAT_P]),
+    "/api/stats/visitors": _op("that day's visitors: favourite zone, zones entered more than once (paged)", [
+        _DATE_P, _param("limit", "page size 1-1000 (default 100)", {"type": "integer", "minimum": 1, "maximum": 1000}),
+        _param("offset", "rows to skip (default 0)", {"type": "integer", "minimum": 0}), _FORMAT_P]),
+    "/api/stats/dwell": _op("visits by duration bucket", [_DATE_P, _FORMAT_P]),
+    "/api/stats/loyalty": _op("first-time, returning within 7 days, occasional visitors, passers-by",
+                              [_DATE_P, _FORMAT_P]),
+    "/api/stats/range": _op("first and last day with data, today, time zone", [], csv_too=False),
+}

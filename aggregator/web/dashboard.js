@@ -41,10 +41,13 @@ function frame(container, width, height) {
   return svg;
 }
 
+// The axis top: 4 ticks of a round step (1, 2, 2.5 or 5 times a power of ten), so labels are whole numbers.
 function niceMax(value) {
-  if (value <= 0) return 1;
-  const step = 10 ** Math.floor(Math.log10(value));
-  return Math.ceil(value / step) * step;
+  if (value <= 0) return 4;
+  const raw = value / 4;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * power).find((s) => s >= raw && Number.isInteger(s)) || 10 * power;
+  return Math.max(4, step * 4);
 }
 
 function axis(svg, box, maxValue) {
@@ -72,8 +75,7 @@ function empty(svg, width, height) {
 }
 
 // Stacked vertical bars: labels[i] with series [{name, colour, values}] and an optional line series.
-function barChart(container, labels, series, { line = null, labelEvery = 1, height = 220 } = {}) {
-  const width = 900;
+function barChart(container, labels, series, { line = null, labelEvery = 1, height = 220, width = 900 } = {}) {
   const box = { x: 40, y: 10, w: width - 50, h: height - 40 };
   const svg = frame(container, width, height);
   svg.setAttribute("data-chart", "bars");
@@ -194,7 +196,7 @@ async function loadAll() {
     rankChart(document.getElementById("chart-zones"), zones.rows.map((z) => ({ label: z.zone, value: z.visitors,
       top5: z.top5 })), (r) => r.top5);
     barChart(document.getElementById("chart-dwell"), dwell.rows.map((b) => b.bucket), [
-      { name: "visits", colour: COLOURS.b, values: dwell.rows.map((b) => b.visits) }], { height: 200 });
+      { name: "visits", colour: COLOURS.b, values: dwell.rows.map((b) => b.visits) }], { height: 200, width: 440 });
     rankChart(document.getElementById("chart-loyalty"), loyalty.rows.map((r) => ({
       label: r.category.replace("_", " "), value: r.visitors })), (r) => r.label !== "passersby");
     await loadVisitors();

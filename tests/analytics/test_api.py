@@ -1,9 +1,13 @@
-"""The stats endpoints through aiohttp: JSON and CSV, validation errors, paging, answers always current."""
+"""The stats endpoints through the real aggregator app (create_app).
+
+JSON and CSV, validation errors, paging, answers always current, the token rule.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -12,9 +16,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from aggregator.analytics.definitions import AnalyticsParams
-from aggregator.api import stats
+from aggregator.app import create_app
+from aggregator.settings import Settings
 from tests.analytics.streams import Writer
+from tests.conftest import CONFIG_DIR
 
 TZ = "Europe/Warsaw"
 DAY = date(2026, 3, 11)
@@ -33,10 +38,8 @@ async def client(core_db: sqlite3.Connection, sqlite_path: Path,
         w.visit(f"visit-{i}", visitor, at(10 + i % 5), at(10 + i % 5, 30))
         w.sighting(at(10 + i % 5), visitor, "Sport" if i % 2 else "Men's", f"visit-{i}")
     w.door("d1", at(10), "in")
-    app = web.Application()
-    app.add_routes(stats.routes)
-    stats.install(app, sqlite_path, AnalyticsParams(timezone=TZ))
-    return await aiohttp_client(app)
+    settings = replace(Settings(), config_dir=CONFIG_DIR, db_path=sqlite_path, mqtt_enabled=False, api_token="")
+    return await aiohttp_client(create_app(settings))
 
 
 async def test_daily_json(client: TestClient) -> None:
@@ -105,3 +108,15 @@ async def test_range_and_dashboard_page(client: TestClient) -> None:
     assert "dashboard.js" in await resp.text()
     assert (await client.get("/dashboard/dashboard.js")).status == 200
     assert (await client.get("/dashboard/secrets.txt")).status == 404
+
+
+async def test_a_token_protects_the_stats_and_the_dashboard(
+        sqlite_path: Path, aiohttp_client: Callable[[web.Application], Awaitable[TestClient]]) -> None:
+    settings = replace(Settings(), config_dir=CONFIG_DIR, db_path=sqlite_path, mqtt_enabled=False,
+                       api_token="s3cret-token")
+    client = await aiohttp_client(create_app(settings))
+    assert (await client.get("/api/stats/daily")).status == 401
+    assert (await client.get("/dashboard")).status == 401
+    ok = await client.get("/api/stats/daily", headers={"Authorization": "Bearer s3cret-token"})
+    assert ok.status == 200
+    assert (await client.get("/dashboard?token=s3cret-token")).status == 200

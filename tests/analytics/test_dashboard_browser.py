@@ -1,0 +1,77 @@
+"""The dashboard in headless Chromium against the real app: charts drawn, no console errors, a screenshot."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from agent.config import load_store
+from aggregator.analytics.generator import generate
+from aggregator.analytics.schema import connect, ensure_core_tables
+from aggregator.app import create_app
+from aggregator.settings import Settings
+from tests.conftest import CONFIG_DIR, REPO
+
+pytestmark = pytest.mark.browser
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run", "--disable-sync"]
+
+
+@pytest.fixture
+def history(sqlite_path: Path) -> Path:
+    store = load_store(CONFIG_DIR / "store.toml")
+    conn = connect(sqlite_path)
+    try:
+        ensure_core_tables(conn)
+        generate(conn, plan=store.plan, entrance=store.entrance, timezone=store.timezone, days=10,
+                 visits_per_day=300, seed=5, end_day=date(2026, 3, 15))
+    finally:
+        conn.close()
+    return sqlite_path
+
+
+async def test_dashboard_draws_every_chart_without_console_errors(
+        history: Path, aiohttp_server: Callable[[web.Application], Awaitable[TestServer]]) -> None:
+    playwright_api = pytest.importorskip("playwright.async_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (the browser tests need it)")
+    settings = replace(Settings(), config_dir=CONFIG_DIR, db_path=history, mqtt_enabled=False, api_token="")
+    server = await aiohttp_server(create_app(settings))
+    errors: list[str] = []
+    async with playwright_api.async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1400, "height": 1800})
+            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            external: list[str] = []
+            page.on("request", lambda req: external.append(req.url) if not req.url.startswith(
+                str(server.make_url("/"))) else None)
+            await page.goto(str(server.make_url("/dashboard")))
+            await page.wait_for_selector("body[data-loaded=true]", timeout=15_000)
+            assert await page.input_value("#day") == "2026-03-15"  # the last day with data
+            for chart in ("daily", "hourly", "zones", "dwell", "loyalty"):
+                bars = await page.locator(f"#chart-{chart} svg rect.bar").count()
+                assert bars > 0, f"chart {chart} drew nothing"
+            assert await page.locator("#chart-hourly polyline.line").count() == 1
+            assert await page.locator("#visitors tbody tr").count() == 20
+            assert int((await page.locator("#tiles .value").first.text_content()) or 0) > 0
+            await page.click("#next")
+            await page.wait_for_function("document.querySelector('#page').textContent.startsWith('21')")
+            await page.fill("#day", "2026-03-14")
+            await page.dispatch_event("#day", "change")
+            await page.wait_for_function("document.querySelector('#status').textContent.startsWith('updated')")
+            artifacts = REPO / "test-artifacts"
+            artifacts.mkdir(exist_ok=True)
+            await page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
+        finally:
+            await browser.close()
+    assert errors == []
+    assert external == []
