@@ -13,6 +13,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "aggregator.commands.recompute",
     "aggregator.commands.import_events",
     "aggregator.commands.generate",
+    "aggregator.commands.offers",
 )
 
 DESCRIPTION = """\
