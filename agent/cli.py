@@ -10,6 +10,7 @@ from agent.cliutil import build_parser, run_main
 COMMAND_MODULES: tuple[str, ...] = (
     "agent.commands.check",
     "agent.commands.locate",
+    "agent.commands.run",
 )
 
 DESCRIPTION = """\

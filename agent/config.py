@@ -192,7 +192,10 @@ def load_store(path: str | os.PathLike[str]) -> StoreConfig:
         raise store.error("id", f"letters, digits, '-' or '_' only (it is part of MQTT topics), got {store_id!r}")
     timezone = store.text("timezone", "UTC", non_empty=True)
     _check_timezone(timezone, store)
-    secret = os.environ.get("FLOORWALKER_STORE_SECRET") or store.text("secret", non_empty=True)
+    env_secret = os.environ.get("FLOORWALKER_STORE_SECRET")
+    # Read the key even when the environment overrides it, so it is not refused as an unknown key.
+    file_secret = store.text("secret", "" if env_secret else _MISSING, non_empty=not env_secret)
+    secret = env_secret or file_secret
     if len(secret) < 16:
         raise store.error("secret", "at least 16 characters (it keys the device-id hash)")
     plan_base = Plan(

@@ -27,7 +27,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from agent import contract
-from agent.config import MqttSettings
+from agent.config import DeviceConfig, MqttSettings
 from agent.errors import BrokerUnavailable
 from agent.sequence import Sequence
 from agent.spool import Spool
@@ -69,6 +69,14 @@ class Publisher:
         self._pump: threading.Thread | None = None
         self.status_topic = contract.agent_topic(store_id, agent_id, "status")
         self.client = self._make_client(client_id or f"floorwalker-{agent_id}", reconnect_max_s)
+
+    @classmethod
+    def for_device(cls, device: DeviceConfig, *, client_id: str | None = None) -> Publisher:
+        """A publisher for a device file: its broker (env overrides applied), its spool and sequence."""
+        spool = Spool(device.spool.path, max_messages=device.spool.max_messages)
+        sequence = Sequence(device.agent_id, device.spool.path.with_suffix(".seq"))
+        return cls(agent_id=device.agent_id, store_id=device.store.id, settings=device.mqtt.with_env(), spool=spool,
+                   sequence=sequence, client_id=client_id)
 
     # ------------------------------------------------------------------ set-up
 

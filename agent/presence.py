@@ -1,0 +1,213 @@
+"""Per device: is it in the store, where, and when did it leave.
+
+Phones probe in bursts (a few frames within ~100 ms, then silence for seconds to minutes) and
+RSSI jumps by 5-10 dB between frames. So, per device:
+
+* RSSI is smoothed per sniffer (:class:`RssiSmoother`, from the positioning engine);
+* ``enter`` once it has been heard ``min_sightings`` times above ``rssi_floor_dbm`` — a phone on
+  the street outside is weak and brief, and never gets there (the passer-by filter);
+* ``move`` when the estimate (position, or a sniffer's distance) changed by ``move_threshold_px``,
+  at most once per :data:`MIN_UPDATE_INTERVAL_S` (one update per burst, not per frame);
+* ``exit`` after ``absence_s`` of silence;
+* a device heard without a break for ``static_after_s`` (a printer, a till PC) is learned as a
+  fixture: it gets an ``exit`` and is ignored from then on.
+
+With one sniffer the position is the sniffer's own and the accuracy is the distance; with several
+the agent multilaterates (:func:`locate`). Every update carries ``ranges`` so the aggregator can
+multilaterate across agents.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from agent.config import DeviceConfig, SnifferConfig
+from agent.contract import Range
+from agent.errors import BadReading
+from agent.positioning.calibration import LogDistanceModel
+from agent.positioning.multilateration import Anchor, locate
+from agent.positioning.smoothing import RssiSmoother
+
+MIN_UPDATE_INTERVAL_S = 1.0  # a probe burst lasts ~0.1 s: one update per burst is enough
+RANGE_STALE_S = 60.0  # a sniffer that has not heard the device for a minute no longer says where it is
+PHONE_HEIGHT_M = 1.2  # phones are held or pocketed at about this height
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """A probe after privacy: hashed device id, never a MAC."""
+
+    ts: float
+    sniffer: str
+    device: str
+    rssi_dbm: float
+    randomized: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceUpdate:
+    kind: str  # enter, move, exit
+    ts: float
+    device: str
+    x: float
+    y: float
+    accuracy_m: float
+    rssi_dbm: float
+    distance_m: float
+    randomized: bool
+    ranges: tuple[Range, ...]
+
+
+class _Sniffer:
+    __slots__ = ("height_m", "id", "model", "x_m", "x_px", "y_m", "y_px")
+
+    def __init__(self, config: SnifferConfig, metres_per_px: float) -> None:
+        self.id = config.id
+        self.x_px, self.y_px = config.position_px
+        self.x_m, self.y_m = self.x_px * metres_per_px, self.y_px * metres_per_px
+        self.model = LogDistanceModel.fit(config.calibration)
+        self.height_m = config.height_m
+
+    def floor_distance_m(self, rssi_dbm: float) -> float:
+        """Distance along the floor: the model gives the slant distance to a sniffer mounted high."""
+        slant = self.model.distance_m(rssi_dbm)
+        dh = self.height_m - PHONE_HEIGHT_M
+        return math.sqrt(max(slant * slant - dh * dh, 0.01))
+
+
+@dataclass(slots=True)
+class _Track:
+    first_ts: float
+    last_ts: float
+    randomized: bool
+    sightings: int = 0
+    entered: bool = False
+    last_update_ts: float = -math.inf
+    smoothers: dict[str, RssiSmoother] = field(default_factory=dict)
+    heard_ts: dict[str, float] = field(default_factory=dict)
+    last: PresenceUpdate | None = None
+
+
+class PresenceTracker:
+    """Sightings in, presence updates out. Not thread-safe: the runtime calls it from one thread."""
+
+    def __init__(self, device: DeviceConfig) -> None:
+        self.settings = device.presence
+        plan = device.store.plan
+        self.plan = plan
+        self.sniffers = {s.id: _Sniffer(s, plan.metres_per_px) for s in device.sniffers}
+        self.bounds_m = (0.0, 0.0, plan.width_px * plan.metres_per_px, plan.height_px * plan.metres_per_px)
+        self.move_threshold_m = plan.length_px_to_m(self.settings.move_threshold_px)
+        self.tracks: dict[str, _Track] = {}
+        self.static: set[str] = set()
+        self.stats = {"sightings": 0, "weak": 0, "static_ignored": 0, "unknown_sniffer": 0, "passers_by": 0,
+                      "entered": 0, "learned_static": 0}
+
+    @property
+    def present(self) -> int:
+        return sum(1 for t in self.tracks.values() if t.entered)
+
+    def sighting(self, s: Sighting) -> PresenceUpdate | None:
+        stats = self.stats
+        stats["sightings"] += 1
+        if s.device in self.static:
+            stats["static_ignored"] += 1
+            return None
+        if s.rssi_dbm < self.settings.rssi_floor_dbm:
+            stats["weak"] += 1
+            return None
+        if s.sniffer not in self.sniffers:
+            stats["unknown_sniffer"] += 1
+            return None
+        track = self.tracks.get(s.device)
+        if track is None:
+            track = self.tracks[s.device] = _Track(first_ts=s.ts, last_ts=s.ts, randomized=s.randomized)
+        track.last_ts = max(track.last_ts, s.ts)
+        track.sightings += 1
+        smoother = track.smoothers.get(s.sniffer)
+        if smoother is None:
+            smoother = track.smoothers[s.sniffer] = RssiSmoother()
+        try:
+            smoother.update(s.ts, s.rssi_dbm)
+        except BadReading:
+            return None
+        track.heard_ts[s.sniffer] = s.ts
+        if not track.entered:
+            if track.sightings < self.settings.min_sightings:
+                return None
+            track.entered = True
+            stats["entered"] += 1
+            return self._emit(track, "enter", s.device, s.ts)
+        if s.ts - track.last_update_ts < MIN_UPDATE_INTERVAL_S:
+            return None
+        update = self._estimate(track, "move", s.device, s.ts)
+        if update is None or not self._changed(track.last, update):
+            return None
+        track.last, track.last_update_ts = update, s.ts
+        return update
+
+    def _emit(self, track: _Track, kind: str, device: str, ts: float) -> PresenceUpdate | None:
+        update = self._estimate(track, kind, device, ts)
+        if update is not None:
+            track.last, track.last_update_ts = update, ts
+        return update
+
+    def _changed(self, before: PresenceUpdate | None, after: PresenceUpdate) -> bool:
+        if before is None:
+            return True
+        if math.hypot(after.x - before.x, after.y - before.y) >= self.settings.move_threshold_px:
+            return True
+        old = {r.sniffer: r.distance_m for r in before.ranges}
+        for r in after.ranges:
+            if r.sniffer not in old or abs(r.distance_m - old[r.sniffer]) >= self.move_threshold_m:
+                return True
+        return len(after.ranges) != len(before.ranges)
+
+    def _estimate(self, track: _Track, kind: str, device: str, ts: float) -> PresenceUpdate | None:
+        ranges: list[Range] = []
+        anchors: list[Anchor] = []
+        for sniffer_id, smoother in track.smoothers.items():
+            if smoother.value is None or ts - track.heard_ts.get(sniffer_id, -math.inf) > RANGE_STALE_S:
+                continue
+            sn = self.sniffers[sniffer_id]
+            d = sn.floor_distance_m(smoother.value)
+            ranges.append(Range(sniffer_id, sn.x_px, sn.y_px, round(smoother.value, 1), round(d, 2)))
+            anchors.append(Anchor(sn.x_m, sn.y_m, d, sn.model.sigma_m(d)))
+        if not ranges:
+            return None
+        best = min(ranges, key=lambda r: r.distance_m)
+        if len(ranges) == 1:
+            x, y, accuracy = best.x, best.y, best.distance_m
+        else:
+            try:
+                est = locate(anchors, self.bounds_m)
+            except BadReading:
+                return None
+            x, y = self.plan.m_to_px((est.x_m, est.y_m))
+            accuracy = est.accuracy_m
+        return PresenceUpdate(kind, ts, device, round(x, 1), round(y, 1), round(accuracy, 2), best.rssi_dbm,
+                              best.distance_m, track.randomized, tuple(ranges))
+
+    def tick(self, now: float) -> list[PresenceUpdate]:
+        """Exits of devices silent for ``absence_s``; fixtures learned after ``static_after_s``."""
+        out: list[PresenceUpdate] = []
+        absence = self.settings.absence_s
+        for device, track in list(self.tracks.items()):
+            silent = now - track.last_ts >= absence
+            fixture = track.entered and track.last_ts - track.first_ts >= self.settings.static_after_s
+            if not (silent or fixture):
+                continue
+            del self.tracks[device]
+            if not track.entered:
+                self.stats["passers_by"] += 1
+                continue
+            if fixture and not silent:
+                self.static.add(device)
+                self.stats["learned_static"] += 1
+            last = track.last
+            if last is not None:
+                out.append(PresenceUpdate("exit", now,
+                                          device, last.x, last.y, last.accuracy_m, last.rssi_dbm, last.distance_m,
+                                          track.randomized, ()))
+        return out

@@ -1,0 +1,245 @@
+"""Wiring: sources -> parse -> hash -> presence -> publisher, with threads crossing in one place.
+
+:class:`Pipeline` is the agent's logic with no threads at all: it takes a serial line, a replayed
+reading, a GPIO edge or a clock tick and publishes what follows. ``replay`` and the benchmark
+drive it directly. :class:`AgentRuntime` adds the threads: serial readers and gpiozero call
+:meth:`AgentRuntime.submit` (a ``queue.SimpleQueue.put``, the only place a thread hands data over),
+and one loop thread drains the queue into the pipeline, ticks presence and sends health.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import IO, Any, Protocol
+
+from agent import contract
+from agent.config import DeviceConfig
+from agent.presence import PresenceTracker, PresenceUpdate, Sighting
+from agent.privacy import DeviceHasher, is_randomized
+from agent.sdnotify import notify, watchdog_interval_s
+from agent.sources.gpio import DoorEvent, Edge, GpioInputs, GpioLogic, MotionEvent, SensorEvent
+from agent.sources.parser import Probe, parse_line
+from agent.sources.serial_reader import SerialLineReader
+
+log = logging.getLogger(__name__)
+
+TICK_S = 1.0
+
+
+class Sink(Protocol):
+    """Where messages go: the :class:`agent.publisher.Publisher`, or a counter for dry runs."""
+
+    def new_id(self) -> tuple[str, int]: ...
+
+    def publish(self, message: contract.AgentMessage, seq: int) -> None: ...
+
+
+class CountingSink:
+    """A sink that publishes nothing: counts messages by kind (``replay --dry-run``, benchmarks)."""
+
+    def __init__(self, agent_id: str) -> None:
+        self.agent_id = agent_id
+        self.seq = 0
+        self.counts: Counter[str] = Counter()
+        self.last: contract.AgentMessage | None = None
+
+    def new_id(self) -> tuple[str, int]:
+        self.seq += 1
+        return f"{self.agent_id}:{self.seq}", self.seq
+
+    def publish(self, message: contract.AgentMessage, seq: int) -> None:
+        contract.encode_agent(message)  # encoding is part of the work being measured
+        self.counts[message.kind] += 1
+        self.last = message
+
+
+class Pipeline:
+    """The agent's logic, single-threaded: lines, readings, edges and ticks in; messages out."""
+
+    def __init__(self, device: DeviceConfig, sink: Sink, *, recorder: IO[str] | None = None) -> None:
+        store = device.store
+        self.agent_id = device.agent_id
+        self.sink = sink
+        self.recorder = recorder
+        self.hasher = DeviceHasher(store.secret, rotate_daily=store.rotate_daily, timezone=store.timezone)
+        self.presence = PresenceTracker(device)
+        self.gpio = GpioLogic(device)
+        self.lines = 0
+        self.readings = 0
+        self.rejected: Counter[str] = Counter()
+        self.published: Counter[str] = Counter()
+
+    # -- inputs
+
+    def line(self, sniffer: str, raw: bytes, ts: float) -> None:
+        """One raw serial line, timestamped on receipt."""
+        self.lines += 1
+        result = parse_line(raw)
+        if type(result) is str:
+            if result:
+                self.rejected[result] += 1
+            return
+        self.probe(sniffer, result, ts)  # type: ignore[arg-type]
+
+    def probe(self, sniffer: str, probe: Probe, ts: float) -> str:
+        """A parsed probe: the MAC is hashed here and goes no further. Returns the device id."""
+        device = self.hasher.device_id(probe.mac, ts)
+        self.sighting(Sighting(ts, sniffer, device, float(probe.rssi_dbm), is_randomized(probe.mac)))
+        return device
+
+    def sighting(self, s: Sighting) -> None:
+        self.readings += 1
+        if self.recorder is not None:
+            self.recorder.write(json.dumps({"ts": round(s.ts, 3), "sniffer": s.sniffer, "device": s.device,
+                                            "randomized": s.randomized, "rssi": s.rssi_dbm}) + "\n")
+        update = self.presence.sighting(s)
+        if update is not None:
+            self._presence(update)
+
+    def edge(self, edge: Edge) -> None:
+        event = self.gpio.edge(edge)
+        if event is not None:
+            self._sensor(event)
+
+    def link(self, device: str, customer_id: str, ts: float) -> None:
+        msg_id, seq = self.sink.new_id()
+        self._send(contract.Link(msg_id, self.agent_id, ts, device, customer_id), seq)
+
+    def tick(self, now: float) -> None:
+        for update in self.presence.tick(now):
+            self._presence(update)
+        for event in self.gpio.tick(now):
+            self._sensor(event)
+
+    def health(self, now: float, *, spool_depth: int = 0, spool_dropped: int = 0, serial_reconnects: int = 0,
+               readings_per_s: float = 0.0, uptime_s: float = 0.0) -> None:
+        msg_id, seq = self.sink.new_id()
+        self._send(contract.Health(msg_id, self.agent_id, now, round(uptime_s, 1), round(readings_per_s, 2),
+                                   spool_depth, spool_dropped, serial_reconnects, dict(self.rejected)), seq)
+
+    # -- outputs
+
+    def _presence(self, u: PresenceUpdate) -> None:
+        msg_id, seq = self.sink.new_id()
+        self._send(contract.Presence(u.kind, msg_id, self.agent_id, u.ts, u.device, u.x, u.y, u.accuracy_m,
+                                     u.rssi_dbm, u.distance_m, u.randomized, u.ranges), seq)
+
+    def _sensor(self, event: SensorEvent) -> None:
+        msg_id, seq = self.sink.new_id()
+        if isinstance(event, MotionEvent):
+            self._send(contract.Motion(msg_id, self.agent_id, event.ts, event.sensor, event.zone, event.active), seq)
+        elif isinstance(event, DoorEvent):
+            self._send(contract.Door(msg_id, self.agent_id, event.ts, event.sensor, event.direction), seq)
+
+    def _send(self, message: contract.AgentMessage, seq: int) -> None:
+        self.published[message.kind] += 1
+        self.sink.publish(message, seq)
+
+
+class AgentRuntime:
+    """Threads around a :class:`Pipeline`: serial readers, GPIO callbacks, one loop draining a queue."""
+
+    def __init__(self, device: DeviceConfig, sink: Sink, *, pin_factory: Any = None,
+                 serial_ports: dict[str, str] | None = None, recorder: IO[str] | None = None,
+                 spool_stats: Callable[[], tuple[int, int]] | None = None) -> None:
+        self.device = device
+        self.pipeline = Pipeline(device, sink, recorder=recorder)
+        self.inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self.readers = [
+            SerialLineReader((serial_ports or {}).get(s.id, s.port), baud=s.baud, name=s.id,
+                             on_line=self._line_handler(s.id))
+            for s in device.sniffers
+        ]
+        self._pin_factory = pin_factory
+        self._gpio: GpioInputs | None = None
+        self._spool_stats = spool_stats or (lambda: (0, 0))
+        self._started = time.time()
+        self._stop = threading.Event()
+
+    def _line_handler(self, sniffer: str) -> Callable[[bytes, float], None]:
+        put = self.inbox.put
+
+        def on_line(raw: bytes, ts: float) -> None:
+            put(("line", sniffer, raw, ts))
+        return on_line
+
+    def submit(self, item: tuple[Any, ...]) -> None:
+        """The one place other threads hand work to the agent (serial, GPIO, simulator)."""
+        self.inbox.put(item)
+
+    def open(self) -> None:
+        """Open serial ports and GPIO now, so a missing device fails start-up with a clear error."""
+        try:
+            for reader in self.readers:
+                reader.open()
+            self._gpio = GpioInputs(self.device, lambda edge: self.inbox.put(("edge", edge)),
+                                    pin_factory=self._pin_factory)
+        except BaseException:
+            self.close()
+            raise
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Process until ``stop`` is set (or :meth:`stop` is called)."""
+        stop = stop or self._stop
+        for reader in self.readers:
+            reader.start()
+        pipeline = self.pipeline
+        get = self.inbox.get
+        next_tick = time.time() + TICK_S
+        next_health = time.time() + self.device.health_interval_s
+        watchdog_s = watchdog_interval_s()
+        next_watchdog = time.time()
+        last_readings, last_health_ts = 0, time.time()
+        notify("READY=1")
+        log.info("event=agent-started agent=%s sniffers=%d pirs=%d door=%s", self.device.agent_id,
+                 len(self.readers), len(self.device.pirs), bool(self.device.door))
+        while not (stop.is_set() or self._stop.is_set()):
+            try:
+                item = get(timeout=0.2)
+            except queue.Empty:
+                item = None
+            if item is not None:
+                self._dispatch(item)
+            now = time.time()
+            if now >= next_tick:
+                pipeline.tick(now)
+                next_tick = now + TICK_S
+            if now >= next_health:
+                depth, dropped = self._spool_stats()
+                rate = (pipeline.readings - last_readings) / max(now - last_health_ts, 1e-6)
+                pipeline.health(now, spool_depth=depth, spool_dropped=dropped,
+                                serial_reconnects=sum(r.reconnects for r in self.readers),
+                                readings_per_s=rate, uptime_s=now - self._started)
+                last_readings, last_health_ts = pipeline.readings, now
+                next_health = now + self.device.health_interval_s
+            if watchdog_s is not None and now >= next_watchdog:
+                notify("WATCHDOG=1")
+                next_watchdog = now + watchdog_s
+        notify("STOPPING=1")
+
+    def _dispatch(self, item: tuple[Any, ...]) -> None:
+        kind = item[0]
+        if kind == "line":
+            self.pipeline.line(item[1], item[2], item[3])
+        elif kind == "edge":
+            self.pipeline.edge(item[1])
+        elif kind == "link":
+            self.pipeline.link(item[1], item[2], item[3])
+        elif kind == "call":  # a function to run on this thread (the simulator's scenario hand-over)
+            item[1]()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        for reader in self.readers:
+            reader.stop()
+        if self._gpio is not None:
+            self._gpio.close()
+            self._gpio = None
