@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 from agent.config import StoreConfig, default_config_dir, load_store
+from agent.errors import FloorwalkerError
 from aggregator.analytics.definitions import AnalyticsParams, zone_gap_from_env
 from aggregator.analytics.progress import Progress
 from aggregator.analytics.rollup import Rollup
@@ -37,11 +38,20 @@ def open_db(path: str) -> sqlite3.Connection:
     return conn
 
 
-def roll_up(conn: sqlite3.Connection, params: AnalyticsParams, *, full: bool = False) -> int:
+class TrimmedHistory(FloorwalkerError):
+    """A recompute would drop figures whose raw rows are gone."""
+
+
+def roll_up(conn: sqlite3.Connection, params: AnalyticsParams, *, full: bool = False,
+            discard_trimmed: bool = False) -> int:
     """Bring the roll-ups up to date (from scratch if ``full``), with a progress bar on stderr."""
     rollup = Rollup(conn, params)
     if not full and not rollup.is_behind():
         return 0
+    if full and not discard_trimmed and (lost := rollup.trimmed_days()):
+        raise TrimmedHistory(f"{lost} day(s) of statistics are older than the oldest stored sighting (raw rows "
+                             "removed by retention, FLOORWALKER_RETENTION_DAYS); a recompute would lose them. "
+                             "Pass --discard-trimmed-days to recompute anyway")
     total = conn.execute("SELECT (SELECT COUNT(*) FROM sightings) + (SELECT COUNT(*) FROM visits)").fetchone()[0]
     with Progress("roll-ups", total=total) as bar:
         if full:

@@ -78,13 +78,24 @@ class Rollup:
             return True
         return any(h > w for h, w in zip(self.heads(), self.watermarks(), strict=True))
 
+    def trimmed_days(self) -> int:
+        """Days with visitors in the roll-ups but before the oldest stored sighting.
+
+        The store's retention deletes old sightings; the roll-ups keep those days' figures, which a
+        recompute could no longer rebuild (it would drop them). Callers check this first."""
+        oldest = self.conn.execute("SELECT MIN(ts) FROM sightings").fetchone()[0]
+        if oldest is None:
+            return int(self.conn.execute("SELECT COUNT(*) FROM an_daily WHERE visitors > 0").fetchone()[0])
+        return int(self.conn.execute("SELECT COUNT(*) FROM an_daily WHERE visitors > 0 AND day < ?",
+                                     (self.clock.day(oldest),)).fetchone()[0])
+
     # ------------------------------------------------------------------ incremental
     def update(self, *, batch_rows: int = 5000) -> int:
         """Fold in every row above the watermarks; returns how many rows were read."""
         if self._state("params") != self.params.key():
             return self.recompute()
         pending = self.heads()[0] - self.watermarks()[0]
-        if pending > RECOMPUTE_ABOVE_ROWS:
+        if pending > RECOMPUTE_ABOVE_ROWS and not self.trimmed_days():
             return self.recompute()
         total = 0
         while True:

@@ -17,6 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "to date by itself; run this after changing the store's time zone or the zone-entry gap, or "
                     "to check the figures. Safe while the aggregator runs (it waits for the database).")
     add_common(p)
+    p.add_argument("--discard-trimmed-days", action="store_true",
+                   help="recompute even though some days' raw rows were removed by retention (their figures "
+                        "are then lost); without it such a recompute is refused")
     p.set_defaults(func=run)
 
 
@@ -25,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     conn = open_db(args.db)
     try:
         started = time.monotonic()
-        rows = roll_up(conn, params, full=True)
+        rows = roll_up(conn, params, full=True, discard_trimmed=args.discard_trimmed_days)
         days = conn.execute("SELECT COUNT(*) FROM an_daily").fetchone()[0]
     finally:
         conn.close()

@@ -70,3 +70,21 @@ def test_import_lists_bad_lines_and_keeps_good_ones(tmp_path: Path) -> None:
 def test_import_needs_a_format(tmp_path: Path) -> None:
     result = _run("import", str(tmp_path / "x.csv"))
     assert result.returncode == 2 and "--format" in result.stderr
+
+
+def test_recompute_refuses_to_drop_days_whose_raw_rows_were_trimmed(tmp_path: Path) -> None:
+    db = tmp_path / "f.db"
+    assert _run("generate", "--days", "3", "--visits-per-day", "100", "--end", "2026-03-15",
+                "--db", str(db)).returncode == 0
+    conn = sqlite3.connect(db)
+    conn.execute("DELETE FROM sightings WHERE ts < (SELECT MIN(ts) + 86400 FROM sightings)")  # retention
+    conn.commit()
+    conn.close()
+    before = _daily(db)
+    result = _run("recompute", "--db", str(db))
+    assert result.returncode != 0 and "--discard-trimmed-days" in result.stderr
+    assert _daily(db) == before
+    result = _run("recompute", "--db", str(db), "--discard-trimmed-days")
+    assert result.returncode == 0, result.stderr
+    first_with_visitors = min(d[0] for d in _daily(db) if d[1] > 0)
+    assert first_with_visitors > before[0][0]  # visits and door counts (not trimmed) remain
