@@ -15,6 +15,9 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 OPEN_PATHS = frozenset({"/health"})
+# The map's static assets (plain JS/CSS, no data): an ES module cannot pass a token on to the
+# modules it imports, so these are served without one. Pages and APIs still need it.
+OPEN_PREFIXES = ("/static/",)
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -37,7 +40,7 @@ def auth_middleware(token: str, *, local_only: bool) -> Callable[[web.Request, H
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in OPEN_PATHS or request.method == "OPTIONS":
+        if request.path in OPEN_PATHS or request.path.startswith(OPEN_PREFIXES) or request.method == "OPTIONS":
             return await handler(request)
         if expected:
             if not hmac.compare_digest(presented_token(request).encode(), expected):

@@ -11,4 +11,6 @@ ROUTE_MODULES: tuple[str, ...] = (
     "aggregator.api.core",
     "aggregator.api.ws",
     "aggregator.api.stats",
+    "aggregator.api.offers",
+    "aggregator.api.pages",
 )

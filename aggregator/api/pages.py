@@ -1,0 +1,262 @@
+"""The live map's pages and the few endpoints only the map needs.
+
+``GET /`` (the map), ``GET /phone/{customer_id}`` (a shopper's phone), ``GET /static/{name}``
+(the map's plain ES modules and stylesheet, no build step), ``GET /api/store`` (plan, zones,
+doors, every sensor of every device file), ``GET /api/store/background`` (the plan picture),
+``GET /api/heatmap?minutes=N`` (recent sightings binned on a grid) and ``POST /api/new_scenario``
+(the scenario tab: validated, framed and interpolated here, then published on the store's scenario
+topic so the mock agents play it through their simulated sensors).
+
+Static assets carry no data and are served without a token (an ES module cannot pass one to the
+modules it imports); the pages and APIs go through the aggregator's auth middleware.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Final
+
+from aiohttp import web
+
+from agent.config import DeviceConfig, StoreConfig, load_device
+from agent.contract import encode_scenario, scenario_topic
+from agent.errors import ConfigError
+from aggregator.appkeys import CUSTOMERS, DB_PATH, MQTT, SETTINGS, STORE_CONFIG
+from aggregator.scenario_builder import ScenarioError, build, duration_s, parse_request
+from aggregator.store import read_query
+
+log = logging.getLogger(__name__)
+
+WEB_DIR: Final = Path(__file__).resolve().parent.parent / "web"
+CONTENT_TYPES: Final = {
+    ".js": "text/javascript", ".css": "text/css", ".html": "text/html", ".svg": "image/svg+xml",
+    ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp",
+    ".ico": "image/x-icon", ".json": "application/json",
+}
+_STATIC_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
+HEATMAP_CELL_PX_DEFAULT: Final = 40
+HEATMAP_MINUTES_DEFAULT: Final = 15
+HEATMAP_MINUTES_MAX: Final = 24 * 60
+MAX_SCENARIO_BODY_BYTES: Final = 256 * 1024
+
+SENSORS: Final = web.AppKey("pages_sensors", dict)  # the device files' sensors, parsed once by setup()
+
+routes = web.RouteTableDef()
+
+
+def _bad(field: str, message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=json.dumps({"error": message, "field": field}), content_type="application/json")
+
+
+def _file_response(path: Path) -> web.FileResponse:
+    resp = web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+    resp.content_type = CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
+    return resp
+
+
+# ----------------------------------------------------------------------------- pages
+
+
+@routes.get("/")
+async def index(request: web.Request) -> web.FileResponse:
+    return _file_response(WEB_DIR / "index.html")
+
+
+@routes.get("/phone/{customer_id}")
+async def phone(request: web.Request) -> web.FileResponse:
+    """The phone page reads its customer id from the URL itself; nothing is templated in."""
+    return _file_response(WEB_DIR / "phone.html")
+
+
+@routes.get("/static/{name}")
+async def static(request: web.Request) -> web.FileResponse:
+    name = request.match_info["name"]
+    path = WEB_DIR / name
+    if not _STATIC_NAME.match(name) or ".." in name or path.suffix.lower() not in CONTENT_TYPES:
+        raise web.HTTPNotFound()
+    if not path.is_file():
+        raise web.HTTPNotFound()
+    return _file_response(path)
+
+
+# ----------------------------------------------------------------------------- store
+
+
+def _device_files(config_dir: Path) -> list[Path]:
+    return sorted((config_dir / "devices").glob("*.toml"))
+
+
+def _load_sensors(config_dir: Path, store: StoreConfig) -> dict[str, Any]:
+    """Every sensor of every device file, with a plan position (blocking: run in a thread)."""
+    sensors: list[dict[str, Any]] = []
+    errors: list[dict[str, str]] = []
+    for path in _device_files(config_dir):
+        try:
+            device: DeviceConfig = load_device(path, store=store)
+        except (ConfigError, OSError, ValueError) as exc:
+            log.warning("event=device_file_unreadable file=%s error=%s", path.name, exc)
+            errors.append({"file": path.name, "error": str(exc)})
+            continue
+        agent = device.agent_id
+        for s in device.sniffers:
+            sensors.append({"agent": agent, "kind": "sniffer", "id": s.id,
+                            "x": s.position_px[0], "y": s.position_px[1]})
+        for p in device.pirs:
+            zone = store.plan.zone_named(p.zone)
+            cx, cy = zone.centroid if zone else (0.0, 0.0)
+            sensors.append({"agent": agent, "kind": "pir", "id": p.id, "zone": p.zone, "x": cx, "y": cy})
+        if device.door is not None:
+            sensors.append({"agent": agent, "kind": "door", "id": device.door.id,
+                            "x": store.entrance[0], "y": store.entrance[1]})
+    return {"sensors": sensors, "errors": errors}
+
+
+def setup(app: web.Application) -> None:
+    """Read the device files' sensors once, at start-up, beside create_app's own config loading."""
+    app[SENSORS] = _load_sensors(Path(app[SETTINGS].config_dir), app[STORE_CONFIG])
+
+
+OPTIONAL_ENDPOINTS: Final = {"offers": "/api/offers", "offer_log": "/api/offers/log",
+                               "stats_daily": "/api/stats/daily", "positions": "/api/positions",
+                               "agents": "/api/agents", "customers": "/api/customers", "dashboard": "/dashboard"}
+
+
+def available_endpoints(app: web.Application) -> dict[str, bool]:
+    """Which optional APIs this aggregator serves, so the page never asks for one that is not there
+    (areas are route modules; a store may run without offers or analytics)."""
+    paths = {r.canonical for r in app.router.resources()}
+    return {name: path in paths for name, path in OPTIONAL_ENDPOINTS.items()}
+
+
+def store_document(store: StoreConfig, sensors: dict[str, Any], endpoints: dict[str, bool]) -> dict[str, Any]:
+    plan = store.plan
+    return {
+        "id": store.id,
+        "name": store.name,
+        "timezone": store.timezone,
+        "width_px": plan.width_px,
+        "height_px": plan.height_px,
+        "metres_per_px": plan.metres_per_px,
+        "zones": [{"name": z.name, "category": z.category, "department": z.department,
+                   "polygon": [[x, y] for x, y in z.polygon]} for z in plan.zones],
+        "entrance": {"x": store.entrance[0], "y": store.entrance[1]},
+        "exit": {"x": store.exit[0], "y": store.exit[1]},
+        "background_url": "/api/store/background" if store.background_image else None,
+        "sensors": sensors["sensors"],
+        "agents": sorted({s["agent"] for s in sensors["sensors"]}),
+        "device_errors": sensors["errors"],
+        "endpoints": endpoints,
+    }
+
+
+@routes.get("/api/store")
+async def get_store(request: web.Request) -> web.Response:
+    """Everything the map draws that does not move: plan, zones, doors and sensors."""
+    doc = store_document(request.app[STORE_CONFIG], request.app[SENSORS], available_endpoints(request.app))
+    return web.json_response(doc)
+
+
+@routes.get("/api/store/background")
+async def store_background(request: web.Request) -> web.FileResponse:
+    image = request.app[STORE_CONFIG].background_image
+    if image is None or not image.is_file():
+        raise web.HTTPNotFound(text=json.dumps({"error": "no background image configured"}),
+                               content_type="application/json")
+    return _file_response(image)
+
+
+# ----------------------------------------------------------------------------- heat map
+
+
+def heatmap_grid(db_path: Path, since_ts: float, cell_px: int, width_px: int, height_px: int) -> dict[str, Any]:
+    """Sightings since ``since_ts`` counted per ``cell_px`` square (blocking: run in a thread).
+
+    Returns a dense row-major ``counts`` list; a missing database or table is an empty grid
+    (a store that has seen nobody yet), not an error."""
+    cols = -(-width_px // cell_px)
+    rows = -(-height_px // cell_px)
+    counts = [0] * (cols * rows)
+    total = 0
+    try:
+        found = read_query(
+            db_path,
+            "SELECT CAST(x / ? AS INTEGER) AS c, CAST(y / ? AS INTEGER) AS r, COUNT(*) AS n "
+            "FROM sightings WHERE ts >= ? AND x IS NOT NULL AND y IS NOT NULL GROUP BY c, r",
+            (cell_px, cell_px, since_ts))
+    except sqlite3.OperationalError as exc:
+        log.info("event=heatmap_empty reason=%s", str(exc)[:80])
+        found = []
+    for row in found:
+        c = min(max(int(row["c"]), 0), cols - 1)
+        r = min(max(int(row["r"]), 0), rows - 1)
+        counts[r * cols + c] += int(row["n"])
+        total += int(row["n"])
+    return {"cell_px": cell_px, "cols": cols, "rows": rows, "counts": counts,
+            "max": max(counts) if counts else 0, "total": total}
+
+
+def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name, "")
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _bad(name, f"{name} must be an integer, got {raw[:40]!r}") from None
+    if not low <= value <= high:
+        raise _bad(name, f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+@routes.get("/api/heatmap")
+async def heatmap(request: web.Request) -> web.Response:
+    """``?minutes=N`` (1..1440, default 15) ``&cell_px=C`` (10..400, default 40)."""
+    minutes = _int_param(request, "minutes", HEATMAP_MINUTES_DEFAULT, 1, HEATMAP_MINUTES_MAX)
+    cell_px = _int_param(request, "cell_px", HEATMAP_CELL_PX_DEFAULT, 10, 400)
+    plan = request.app[STORE_CONFIG].plan
+    now = time.time()
+    grid = await asyncio.to_thread(heatmap_grid, request.app[DB_PATH], now - minutes * 60.0, cell_px,
+                                   plan.width_px, plan.height_px)
+    grid["minutes"] = minutes
+    grid["since_ts"] = now - minutes * 60.0
+    return web.json_response(grid)
+
+
+# ----------------------------------------------------------------------------- scenarios
+
+
+@routes.post("/api/new_scenario")
+async def new_scenario(request: web.Request) -> web.Response:
+    """Seed 000's scenario JSON or the tab's ``{customer_id, step_s, pins}``; 202 when published."""
+    if request.content_length is not None and request.content_length > MAX_SCENARIO_BODY_BYTES:
+        raise _bad("body", f"at most {MAX_SCENARIO_BODY_BYTES} bytes")
+    raw = await request.read()
+    if len(raw) > MAX_SCENARIO_BODY_BYTES:
+        raise _bad("body", f"at most {MAX_SCENARIO_BODY_BYTES} bytes")
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise _bad("body", "the body must be JSON") from None
+    store = request.app[STORE_CONFIG]
+    try:
+        customer_id, pins, step_s, has_enter, has_exit = parse_request(body, store.plan)
+        if customer_id not in request.app[CUSTOMERS]:
+            raise ScenarioError("customer_id", f"unknown customer {customer_id!r}; see GET /api/customers")
+        scenario = build(customer_id, pins, step_s, store.plan, store.entrance, store.exit,
+                         has_enter=has_enter, has_exit=has_exit)
+    except ScenarioError as exc:
+        return web.json_response(exc.as_json(), status=400)
+    topic = scenario_topic(store.id)
+    request.app[MQTT].publish(topic, encode_scenario(scenario), qos=1)
+    log.info("event=scenario_published customer=%s points=%d step_s=%g", customer_id, len(scenario.path), step_s)
+    return web.json_response({
+        "customer_id": customer_id, "topic": topic, "step_s": step_s, "points": len(scenario.path),
+        "duration_s": duration_s(scenario),
+        "path": [{"type": s.type, "x": s.x, "y": s.y} for s in scenario.path],
+    }, status=202)

@@ -1,0 +1,91 @@
+// HTTP and WebSocket addresses with the page's token: a page opened with ?token=T sends
+// "Authorization: Bearer T" on every fetch and "?token=T" on every WebSocket URL.
+
+const params = new URLSearchParams(window.location.search);
+export const token = params.get("token") || "";
+
+/** A same-origin URL with the token appended (for links to other pages). */
+export function withToken(path) {
+  if (!token) return path;
+  const url = new URL(path, window.location.href);
+  url.searchParams.set("token", token);
+  return url.pathname + url.search;
+}
+
+function headers(extra) {
+  const h = Object.assign({Accept: "application/json"}, extra || {});
+  if (token) h.Authorization = `Bearer ${token}`;
+  return h;
+}
+
+export class HttpError extends Error {
+  constructor(status, body) {
+    super((body && body.error) || `HTTP ${status}`);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+async function parse(resp) {
+  let body = null;
+  const type = resp.headers.get("Content-Type") || "";
+  if (type.includes("json")) {
+    try { body = await resp.json(); } catch { body = null; }
+  }
+  if (!resp.ok) throw new HttpError(resp.status, body);
+  return body;
+}
+
+export async function getJSON(path) {
+  return parse(await fetch(path, {headers: headers(), cache: "no-store"}));
+}
+
+export async function postJSON(path, body) {
+  return parse(await fetch(path, {
+    method: "POST", headers: headers({"Content-Type": "application/json"}), body: JSON.stringify(body),
+  }));
+}
+
+/** A protected image as an ImageBitmap (an <img> could not send the Authorization header). */
+export async function getImage(path) {
+  const resp = await fetch(path, {headers: headers({Accept: "image/*"})});
+  if (!resp.ok) throw new HttpError(resp.status, null);
+  return createImageBitmap(await resp.blob());
+}
+
+export function wsURL(path) {
+  const url = new URL(path, window.location.href);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  if (token) url.searchParams.set("token", token);
+  return url.toString();
+}
+
+/** The list inside an API answer: a bare list, or the core's {items: [...]} envelope. */
+export function itemsOf(payload) {
+  if (Array.isArray(payload)) return payload;
+  if (!payload || typeof payload !== "object") return [];
+  for (const key of ["items", "customers", "offers", "rows", "agents", "positions"]) {
+    if (Array.isArray(payload[key])) return payload[key];
+  }
+  return [];
+}
+
+/** Customers come as a list or an envelope; index them by string id. */
+export function indexCustomers(payload) {
+  const list = itemsOf(payload);
+  const byId = new Map();
+  for (const c of list) {
+    const id = c.customer_id ?? c.id;
+    if (id !== undefined && id !== null) byId.set(String(id), c);
+  }
+  return byId;
+}
+
+/** "F, 25" style segment, or the customer's own segment field when the API provides one. */
+export function segmentOf(customer) {
+  if (!customer) return "";
+  if (customer.segment) return String(customer.segment);
+  const gender = {F: "female", M: "male"}[customer.gender] || customer.gender || "";
+  const age = customer.age !== undefined && customer.age !== null ? `${customer.age}` : "";
+  return [gender, age && `age ${age}`].filter(Boolean).join(", ");
+}

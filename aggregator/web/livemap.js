@@ -1,0 +1,182 @@
+// The moving part of the map: dots with fading trails, drawn once per animation frame.
+// Everything of one colour and one trail age is one canvas path, so 500 shoppers cost a few
+// dozen strokes per frame rather than thousands.
+
+import {EXIT_FADE_MS, TRAIL_MAX_AGE_S, TRAIL_POINTS} from "./shoppers.js";
+
+export const STATE_COLOURS = {moving: "#1c7ed6", browsing: "#f08c00", offered: "#d6336c"};
+const STATES = Object.keys(STATE_COLOURS);
+const EASE_MS = 250;      // a dot glides to its new position instead of jumping
+const DOT_CSS_PX = 5;     // dot radius on screen
+const HIT_CSS_PX = 12;    // how close a click must be to pick a dot
+
+export class LiveMap {
+  constructor(view, shoppers, nameOf) {
+    this.view = view;
+    this.shoppers = shoppers;
+    this.nameOf = nameOf;          // visitor -> display name or ""
+    this.selectedId = null;
+    this.followCustomer = null;    // customer id whose dots are highlighted
+    this.lastDrawMs = 0;
+  }
+
+  colourOf(state) {
+    return STATE_COLOURS[state] || STATE_COLOURS.moving;
+  }
+
+  draw(nowMs) {
+    const view = this.view;
+    const ctx = view.clear("live");
+    const dt = this.lastDrawMs ? Math.min(1000, nowMs - this.lastDrawMs) : 1000;
+    this.lastDrawMs = nowMs;
+    const ease = 1 - Math.exp(-dt / EASE_MS);
+    const wallMs = Date.now();
+    const oldestTs = wallMs / 1000 - TRAIL_MAX_AGE_S;
+    const groups = {moving: [], browsing: [], offered: []};
+    const fading = [];
+    for (const s of this.shoppers.byId.values()) {
+      if (!Number.isFinite(s.tx)) continue;
+      s.x += (s.tx - s.x) * ease;
+      s.y += (s.ty - s.y) * ease;
+      if (s.exitedAtMs) fading.push(s);
+      else (groups[s.state] || groups.moving).push(s);
+    }
+
+    // Trails: segment k runs from the dot (k = 0) or trail point k-1 to trail point k (0 = newest);
+    // one path per state and age, fading with age.
+    ctx.lineCap = "round";
+    ctx.lineJoin = "round";
+    ctx.lineWidth = view.px(2.5);
+    for (let k = 0; k < TRAIL_POINTS; k++) {
+      ctx.globalAlpha = 0.55 * (1 - k / TRAIL_POINTS);
+      for (const state of STATES) {
+        let any = false;
+        ctx.beginPath();
+        for (const s of groups[state]) {
+          if (s.trailLen <= k) continue;
+          const b = s.trailAt(k);
+          if (s.trailT[b] < oldestTs) continue;
+          if (k === 0) {
+            ctx.moveTo(s.x, s.y);
+          } else {
+            const a = s.trailAt(k - 1);
+            ctx.moveTo(s.trailX[a], s.trailY[a]);
+          }
+          ctx.lineTo(s.trailX[b], s.trailY[b]);
+          any = true;
+        }
+        if (any) {
+          ctx.strokeStyle = STATE_COLOURS[state];
+          ctx.stroke();
+        }
+      }
+    }
+    ctx.globalAlpha = 1;
+
+    // Dots: one filled path per state.
+    const r = view.px(DOT_CSS_PX);
+    ctx.strokeStyle = "#fff";
+    ctx.lineWidth = view.px(1.2);
+    for (const state of STATES) {
+      const group = groups[state];
+      if (!group.length) continue;
+      ctx.beginPath();
+      for (const s of group) {
+        ctx.moveTo(s.x + r, s.y);
+        ctx.arc(s.x, s.y, r, 0, Math.PI * 2);
+      }
+      ctx.fillStyle = STATE_COLOURS[state];
+      ctx.fill();
+      ctx.stroke();
+    }
+    for (const s of fading) {
+      ctx.globalAlpha = Math.max(0, 1 - (wallMs - s.exitedAtMs) / EXIT_FADE_MS);
+      ctx.beginPath();
+      ctx.arc(s.x, s.y, r, 0, Math.PI * 2);
+      ctx.fillStyle = this.colourOf(s.state);
+      ctx.fill();
+    }
+    ctx.globalAlpha = 1;
+
+    // Highlights: the followed customer and the selected shopper, with a label.
+    if (this.followCustomer) {
+      for (const s of this.shoppers.ofCustomer(this.followCustomer)) this.ring(ctx, s, "#37b24d", 11);
+    }
+    const sel = this.selectedId && this.shoppers.byId.get(this.selectedId);
+    if (sel && Number.isFinite(sel.x)) {
+      this.ring(ctx, sel, "#212529", 9);
+      this.label(ctx, sel);
+    }
+  }
+
+  ring(ctx, s, colour, cssRadius) {
+    const view = this.view;
+    ctx.beginPath();
+    ctx.arc(s.x, s.y, view.px(cssRadius), 0, Math.PI * 2);
+    ctx.lineWidth = view.px(3);
+    ctx.strokeStyle = colour;
+    ctx.stroke();
+  }
+
+  label(ctx, s) {
+    const view = this.view;
+    const text = this.nameOf(s) || s.id.slice(0, 12);
+    ctx.font = `600 ${view.px(12)}px system-ui, sans-serif`;
+    ctx.textAlign = "left";
+    ctx.textBaseline = "middle";
+    ctx.lineWidth = view.px(3);
+    ctx.strokeStyle = "rgba(255,255,255,0.95)";
+    ctx.strokeText(text, s.x + view.px(13), s.y);
+    ctx.fillStyle = "#212529";
+    ctx.fillText(text, s.x + view.px(13), s.y);
+  }
+
+  /** The shopper whose dot is nearest to a plan point, within a click's reach. */
+  hitTest(x, y) {
+    let best = null;
+    let bestD = this.view.px(HIT_CSS_PX);
+    for (const s of this.shoppers.byId.values()) {
+      if (s.exitedAtMs || !Number.isFinite(s.x)) continue;
+      const d = Math.hypot(s.x - x, s.y - y);
+      if (d <= bestD) { best = s; bestD = d; }
+    }
+    return best;
+  }
+}
+
+/** Recent positions binned on a grid, drawn as soft colour under the dots. */
+export class HeatLayer {
+  constructor(view) {
+    this.view = view;
+    this.grid = null;
+    this.visible = false;
+    view.onResize.push(() => this.draw());
+  }
+
+  set(grid) {
+    this.grid = grid;
+    this.draw();
+  }
+
+  show(visible) {
+    this.visible = visible;
+    this.draw();
+  }
+
+  draw() {
+    const ctx = this.view.clear("heat");
+    const g = this.grid;
+    if (!this.visible || !g || !g.max) return;
+    const cell = g.cell_px;
+    for (let r = 0; r < g.rows; r++) {
+      for (let c = 0; c < g.cols; c++) {
+        const n = g.counts[r * g.cols + c];
+        if (!n) continue;
+        const t = Math.sqrt(n / g.max);              // square root: a few busy cells don't hide the rest
+        const hue = 220 - 220 * t;                    // blue (quiet) -> red (busy)
+        ctx.fillStyle = `hsla(${hue.toFixed(0)}, 90%, 50%, ${(0.18 + 0.5 * t).toFixed(2)})`;
+        ctx.fillRect(c * cell, r * cell, cell, cell);
+      }
+    }
+  }
+}
