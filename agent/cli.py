@@ -11,6 +11,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "agent.commands.check",
     "agent.commands.locate",
     "agent.commands.run",
+    "agent.commands.mock",
 )
 
 DESCRIPTION = """\

@@ -21,6 +21,7 @@ import ssl
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -68,6 +69,7 @@ class Publisher:
         self._connect_event = threading.Event()
         self._pump: threading.Thread | None = None
         self.status_topic = contract.agent_topic(store_id, agent_id, "status")
+        self._subscriptions: list[str] = []
         self.client = self._make_client(client_id or f"floorwalker-{agent_id}", reconnect_max_s)
 
     @classmethod
@@ -119,6 +121,13 @@ class Publisher:
             raise BrokerUnavailable(f"{s.host}:{s.port} refused agent {self.agent_id}: {self.refused} "
                                     "(check MQTT username/password in the device file or MQTT_USERNAME/MQTT_PASSWORD)")
         return self
+
+    def subscribe(self, topic: str, on_payload: Callable[[bytes], None]) -> None:
+        """Receive ``topic`` (QoS 1), renewed on every reconnect; ``on_payload`` runs on paho's thread."""
+        self.client.message_callback_add(topic, lambda client, userdata, msg: on_payload(msg.payload))
+        self._subscriptions.append(topic)
+        if self._connected:
+            self.client.subscribe(topic, qos=1)
 
     # ------------------------------------------------------------------ publishing
 
@@ -175,6 +184,8 @@ class Publisher:
         log.info("event=mqtt-connected agent=%s host=%s port=%d session_present=%s",
                  self.agent_id, self.settings.host, self.settings.port, flags.session_present)
         self._publish_status("online")
+        for topic in self._subscriptions:
+            client.subscribe(topic, qos=1)
         with self._lock:
             self._draining = True  # until the pump has checked the spool
             self._connected = True
@@ -187,7 +198,7 @@ class Publisher:
         self._connected = False
         with self._acked:
             self._acked.notify_all()
-        if was:
+        if was and not self._stop.is_set():
             log.warning("event=mqtt-disconnected agent=%s reason=%s action=spooling", self.agent_id, reason_code)
 
     def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, reason_code: mqtt.ReasonCode,

@@ -231,6 +231,8 @@ class AgentRuntime:
             self.pipeline.edge(item[1])
         elif kind == "link":
             self.pipeline.link(item[1], item[2], item[3])
+        elif kind == "link_mac":  # a loyalty app (or the simulator) names a phone: hash it first
+            self.pipeline.link(self.pipeline.hasher.device_id(item[1], item[3]), item[2], item[3])
         elif kind == "call":  # a function to run on this thread (the simulator's scenario hand-over)
             item[1]()
 
