@@ -41,8 +41,10 @@ log = logging.getLogger(__name__)
 
 DEDUP_WINDOW = 500_000  # message ids remembered in memory (a few minutes at full load)
 DEAD_LETTER_MAX_BYTES = 16 * 1024
-_RAW_MAC = re.compile(rb"(?i)\b[0-9a-f]{2}([:-])(?:[0-9a-f]{2}\1){4}[0-9a-f]{2}\b")
+_RAW_MAC = re.compile(r"(?i)(?<![0-9a-f])[0-9a-f]{2}([:-]?)(?:[0-9a-f]{2}\1){4}[0-9a-f]{2}(?![0-9a-f])")
 MAX_CLOCK_SKEW_S = 60.0
+# Reports of one device closer together than this are one probe burst heard by several agents: one fix.
+COALESCE_S = 0.5
 
 
 @dataclass(slots=True)
@@ -252,7 +254,7 @@ class Ingest:
             self.counters.duplicates += 1
             return
         device = getattr(msg, "device", None)
-        if device is not None and _RAW_MAC.search(device.encode()):
+        if device is not None and _RAW_MAC.search(device):
             self._dead_letter(batch, item, Rejection("raw-mac", "device must be the agent's keyed hash, not a MAC"))
             return
         self._remember(msg.msg_id)
@@ -306,6 +308,11 @@ class Ingest:
             if visit is not None:
                 self._closed(visit, batch)
             return
+        pending = touched.get(p.device)
+        if pending is not None and p.ts - pending > COALESCE_S:
+            # A later probe burst, not another agent's view of the same one: fix the earlier burst
+            # first, so a backlog keeps its timeline (dwell needs it) instead of collapsing into one fix.
+            self._fuse(p.device, touched.pop(p.device), batch)
         visitor, cid = self._visitor_of(p.device)
         visit, opened = self.visits.seen(p.device, p.agent, p.ts, visitor, cid)
         self.fusion.add(p)
