@@ -12,6 +12,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "agent.commands.locate",
     "agent.commands.run",
     "agent.commands.mock",
+    "agent.commands.replay",
 )
 
 DESCRIPTION = """\

@@ -94,6 +94,7 @@ class Publisher:
         client.max_inflight_messages_set(200)
         client.max_queued_messages_set(0)
         client.reconnect_delay_set(min_delay=0.5, max_delay=reconnect_max_s)  # type: ignore[arg-type]
+        client.enable_logger(logging.getLogger("agent.mqtt"))  # paho's own lines: topics and sizes, no payloads
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish

@@ -47,6 +47,7 @@ class CountingSink:
         self.agent_id = agent_id
         self.seq = 0
         self.counts: Counter[str] = Counter()
+        self.entered_devices: set[str] = set()
         self.last: contract.AgentMessage | None = None
 
     def new_id(self) -> tuple[str, int]:
@@ -56,6 +57,8 @@ class CountingSink:
     def publish(self, message: contract.AgentMessage, seq: int) -> None:
         contract.encode_agent(message)  # encoding is part of the work being measured
         self.counts[message.kind] += 1
+        if message.kind == "enter":
+            self.entered_devices.add(message.device)  # type: ignore[union-attr]
         self.last = message
 
 
@@ -84,6 +87,7 @@ class Pipeline:
         if type(result) is str:
             if result:
                 self.rejected[result] += 1
+                log.debug("event=line-rejected sniffer=%s kind=%s bytes=%d", sniffer, result, len(raw))
             return
         self.probe(sniffer, result, ts)  # type: ignore[arg-type]
 
@@ -127,6 +131,8 @@ class Pipeline:
 
     def _presence(self, u: PresenceUpdate) -> None:
         msg_id, seq = self.sink.new_id()
+        log.debug("event=presence kind=%s device=%s x=%.0f y=%.0f distance_m=%.1f msg_id=%s",
+                  u.kind, u.device, u.x, u.y, u.distance_m, msg_id)
         self._send(contract.Presence(u.kind, msg_id, self.agent_id, u.ts, u.device, u.x, u.y, u.accuracy_m,
                                      u.rssi_dbm, u.distance_m, u.randomized, u.ranges), seq)
 
