@@ -13,6 +13,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "agent.commands.run",
     "agent.commands.mock",
     "agent.commands.replay",
+    "agent.commands.calibrate",
 )
 
 DESCRIPTION = """\
