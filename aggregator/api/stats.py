@@ -37,6 +37,9 @@ def _bad(param: str, message: str) -> web.HTTPBadRequest:
     return web.HTTPBadRequest(text=body, content_type="application/json")
 
 
+_DATE_MIN, _DATE_MAX = date(1970, 1, 1), date(9000, 12, 31)
+
+
 def _date(request: web.Request, name: str, default: date | None = None) -> date:
     raw = request.query.get(name)
     if raw is None or raw == "":
@@ -46,9 +49,12 @@ def _date(request: web.Request, name: str, default: date | None = None) -> date:
     if not _DATE.match(raw):
         raise _bad(name, f"{name} must be a date YYYY-MM-DD, got {raw[:40]!r}")
     try:
-        return date.fromisoformat(raw)
+        value = date.fromisoformat(raw)
     except ValueError:
         raise _bad(name, f"{name} is not a real date: {raw!r}") from None
+    if not _DATE_MIN <= value <= _DATE_MAX:  # date arithmetic near year 1 or 9999 would overflow (a 500)
+        raise _bad(name, f"{name} must be between {_DATE_MIN} and {_DATE_MAX}, got {raw!r}")
+    return value
 
 
 def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
