@@ -130,6 +130,16 @@ ensure_user() {  # ensure_user EXTRA_GROUP...
 }
 
 ensure_state_dir() {
+    # At boot (after systemd-sysusers made the user): the state directory, and group ownership of the
+    # configuration, which an image built with --root could not give a user that did not exist yet.
+    local tmp; tmp="$(mktemp)"
+    {
+        echo "# Floorwalker's directories (written by deploy/install-*.sh)"
+        echo "d $STATE 0750 $SVC_USER $SVC_USER -"
+        echo "Z $ETC - root $SVC_USER -"
+    } > "$tmp"
+    install_file "$tmp" "/usr/lib/tmpfiles.d/$SVC_USER.conf" 644
+    rm -f "$tmp"
     mkdir -p "$ROOT$STATE"
     chmod 750 "$ROOT$STATE"
     if live; then chown "$SVC_USER:$SVC_USER" "$ROOT$STATE"; fi
@@ -214,6 +224,7 @@ uninstall_shared() {  # uninstall_shared OTHER_UNIT_FILE
         return
     fi
     remove_path "$PREFIX"
+    remove_path "/usr/lib/tmpfiles.d/$SVC_USER.conf"
     if [ "$PURGE" = 1 ]; then
         remove_path "$ETC"
         remove_path "$STATE"

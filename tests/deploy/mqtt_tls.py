@@ -126,9 +126,9 @@ class Session:
             self._started = False
         else:
             self.client.disconnect()
-        sock = self.client.socket()
-        if sock is not None:
-            sock.close()
+        # paho 2.2 leaves the socket pair loop_start() opened until __del__, which may run after the
+        # sockets' own finalisers when the client dies in a garbage cycle: close everything now.
+        self.client._reset_sockets()
 
     def __enter__(self) -> Session:
         return self.connect()

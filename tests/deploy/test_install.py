@@ -31,7 +31,7 @@ AGENT_FILES = {
     "etc/systemd/system/floorwalker-agent@.service",
     "etc/systemd/system/multi-user.target.wants/floorwalker-agent@agent-1.service",
     "etc/systemd/system/multi-user.target.wants/floorwalker-agent@pi-7.service",
-    "usr/lib/sysusers.d/floorwalker-agent.conf",
+    "usr/lib/sysusers.d/floorwalker-agent.conf", "usr/lib/tmpfiles.d/floorwalker.conf",
 }
 AGGREGATOR_FILES = {
     "etc/floorwalker/aggregator.env", "etc/floorwalker/ca.crt",
@@ -39,7 +39,7 @@ AGGREGATOR_FILES = {
     "etc/floorwalker/coupons.json", "etc/floorwalker/store-plan-pts.png",
     "etc/systemd/system/floorwalker-aggregator.service",
     "etc/systemd/system/multi-user.target.wants/floorwalker-aggregator.service",
-    "usr/lib/sysusers.d/floorwalker-aggregator.conf",
+    "usr/lib/sysusers.d/floorwalker-aggregator.conf", "usr/lib/tmpfiles.d/floorwalker.conf",
 }
 # What a mistaken install onto this machine would have created; the tests must never do that.
 REAL_PATHS = ("/etc/floorwalker", "/opt/floorwalker", "/var/lib/floorwalker",
