@@ -1,0 +1,118 @@
+"""Agent -> broker -> aggregator over TLS with per-account credentials, through the real parts.
+
+The agent's Publisher and the aggregator's application (create_app: MQTT link, ingest, SQLite)
+connect to a mosquitto configured by floorwalker-broker.sh, each with its own account and the
+store CA. What the aggregator stored is read back from its SQLite file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from agent import contract as c
+from agent.config import MqttSettings
+from agent.errors import BrokerUnavailable
+from agent.publisher import Publisher
+from agent.sequence import Sequence
+from agent.spool import Spool
+from aggregator.app import create_app
+from aggregator.appkeys import LINK
+from aggregator.settings import Settings
+from tests.conftest import CONFIG_DIR
+from tests.deploy.conftest import ACCOUNTS
+
+pytestmark = pytest.mark.deploy
+
+STORE = "demo"  # store.id of firmware-config/store.toml
+
+
+def tls_settings(store_broker, account: str, password: str | None = None) -> MqttSettings:
+    return MqttSettings(host="localhost", port=store_broker.port, username=account,
+                        password=ACCOUNTS[account][1] if password is None else password,
+                        tls=True, ca_file=store_broker.ca_file)
+
+
+def make_publisher(store_broker, tmp_path: Path, account: str, password: str | None = None) -> Publisher:
+    return Publisher(agent_id=account, store_id=STORE, settings=tls_settings(store_broker, account, password),
+                     spool=Spool(tmp_path / f"{account}.sqlite"),
+                     sequence=Sequence(account, tmp_path / f"{account}.seq"),
+                     client_id=f"e2e-{account}-{tmp_path.name[-8:]}")
+
+
+def stored(db: Path) -> list[tuple[str, str, str]]:
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(db, timeout=5)
+    try:
+        return conn.execute("SELECT msg_id, agent, kind FROM messages ORDER BY msg_id").fetchall()
+    except sqlite3.OperationalError:  # schema not created yet
+        return []
+    finally:
+        conn.close()
+
+
+async def wait_until(predicate, timeout_s: float = 15.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met in {timeout_s} s")
+        await asyncio.sleep(0.05)
+
+
+def close_paho_sockpair(client: mqtt.Client) -> None:
+    """paho 2.2's loop_start() opens a socket pair that loop_stop() leaves open until the client's
+    __del__; when the client dies in a garbage cycle, the sockets may be finalised first and warn
+    (ResourceWarning, an error under filterwarnings=error). Close it once the client is stopped."""
+    client._reset_sockets(sockpair_only=True)
+
+
+async def test_agent_reaches_the_aggregator_over_tls_and_cannot_speak_for_another(
+        aiohttp_client, store_broker, tmp_path, sqlite_path) -> None:
+    settings = replace(Settings(), config_dir=CONFIG_DIR, db_path=sqlite_path,
+                       mqtt=tls_settings(store_broker, "aggregator"), client_id=f"e2e-agg-{tmp_path.name[-8:]}")
+    client = await aiohttp_client(create_app(settings))
+    link = client.app[LINK]
+    await wait_until(lambda: link.connected)
+
+    loop = asyncio.get_running_loop()
+    pub = make_publisher(store_broker, tmp_path, "agent-1")
+    await loop.run_in_executor(None, pub.start)
+    try:
+        assert pub.connected
+        # forged first: a message claiming to be agent-2, on agent-2's topic (the aggregator knows agent-2)
+        _, seq = pub.new_id()
+        forged = c.Door("agent-2:1", "agent-2", time.time(), "door-main", "in")
+        pub.publish_raw(seq, c.agent_topic(STORE, "agent-2", "door"), c.encode_agent(forged))
+        ids = []
+        for _ in range(3):
+            msg_id, seq = pub.new_id()
+            pub.publish(c.Door(msg_id, "agent-1", time.time(), "door-main", "in"), seq)
+            ids.append(msg_id)
+        await wait_until(lambda: {m for m, _, _ in stored(sqlite_path)} >= set(ids))
+    finally:
+        await loop.run_in_executor(None, pub.stop)
+        close_paho_sockpair(pub.client)
+        pub.spool.close()
+    await client.close()  # the aggregator stops its MQTT link
+    close_paho_sockpair(link.client)
+    rows = stored(sqlite_path)
+    assert {agent for _, agent, _ in rows} == {"agent-1"}
+    assert sorted(m for m, _, k in rows if k == "door") == sorted(ids)
+    assert link.received >= 3
+
+
+def test_an_agent_with_a_wrong_password_is_told_why(store_broker, tmp_path) -> None:
+    pub = make_publisher(store_broker, tmp_path, "agent-2", password="not-the-password")
+    try:
+        with pytest.raises(BrokerUnavailable, match=r"refused agent agent-2.*MQTT_USERNAME/MQTT_PASSWORD"):
+            pub.start()
+    finally:
+        close_paho_sockpair(pub.client)
+        pub.spool.close()
