@@ -36,7 +36,6 @@ CREATE TABLE IF NOT EXISTS an_hourly(day TEXT, hour INTEGER, visitors INTEGER, P
 CREATE TABLE IF NOT EXISTS an_zone(day TEXT, zone TEXT, visitors INTEGER, rank INTEGER,
     PRIMARY KEY(day, zone)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS an_dwell(day TEXT, bucket TEXT, visits INTEGER, PRIMARY KEY(day, bucket)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS an_visits_seq ON visits(seq);
 -- Which visit a sighting belongs to, for re-reading a visit's sightings when its passer-by flag flips.
 CREATE INDEX IF NOT EXISTS an_sightings_visit ON sightings(visit_id);
 """
