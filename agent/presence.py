@@ -20,6 +20,7 @@ multilaterate across agents.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from agent.config import DeviceConfig, SnifferConfig
@@ -99,7 +100,8 @@ class PresenceTracker:
         self.sniffers = {s.id: _Sniffer(s, plan.metres_per_px) for s in device.sniffers}
         self.bounds_m = (0.0, 0.0, plan.width_px * plan.metres_per_px, plan.height_px * plan.metres_per_px)
         self.move_threshold_m = plan.length_px_to_m(self.settings.move_threshold_px)
-        self.tracks: dict[str, _Track] = {}
+        # Ordered by last sighting (oldest first), so tick() looks only at the devices that went quiet.
+        self.tracks: OrderedDict[str, _Track] = OrderedDict()
         self.static: set[str] = set()
         self.stats = {"sightings": 0, "weak": 0, "static_ignored": 0, "unknown_sniffer": 0, "passers_by": 0,
                       "entered": 0, "learned_static": 0}
@@ -120,9 +122,14 @@ class PresenceTracker:
         if s.sniffer not in self.sniffers:
             stats["unknown_sniffer"] += 1
             return None
-        track = self.tracks.get(s.device)
+        tracks = self.tracks
+        track = tracks.get(s.device)
         if track is None:
-            track = self.tracks[s.device] = _Track(first_ts=s.ts, last_ts=s.ts, randomized=s.randomized)
+            track = tracks[s.device] = _Track(first_ts=s.ts, last_ts=s.ts, randomized=s.randomized)
+        else:
+            tracks.move_to_end(s.device)
+            if track.entered and s.ts - track.first_ts >= self.settings.static_after_s:
+                return self._learn_fixture(s.device, track, s.ts)
         track.last_ts = max(track.last_ts, s.ts)
         track.sightings += 1
         smoother = track.smoothers.get(s.sniffer)
@@ -189,25 +196,34 @@ class PresenceTracker:
         return PresenceUpdate(kind, ts, device, round(x, 1), round(y, 1), round(accuracy, 2), best.rssi_dbm,
                               best.distance_m, track.randomized, tuple(ranges))
 
+    def _learn_fixture(self, device: str, track: _Track, ts: float) -> PresenceUpdate | None:
+        """Heard without a break for ``static_after_s``: a printer or a till PC, not a shopper."""
+        del self.tracks[device]
+        self.static.add(device)
+        self.stats["learned_static"] += 1
+        return self._exit(device, track, ts)
+
+    @staticmethod
+    def _exit(device: str, track: _Track, ts: float) -> PresenceUpdate | None:
+        last = track.last
+        if last is None:
+            return None
+        return PresenceUpdate("exit", ts, device, last.x, last.y, last.accuracy_m, last.rssi_dbm, last.distance_m,
+                              track.randomized, ())
+
     def tick(self, now: float) -> list[PresenceUpdate]:
-        """Exits of devices silent for ``absence_s``; fixtures learned after ``static_after_s``."""
+        """Exits of devices silent for ``absence_s`` (oldest first; stops at the first one still heard)."""
         out: list[PresenceUpdate] = []
         absence = self.settings.absence_s
-        for device, track in list(self.tracks.items()):
-            silent = now - track.last_ts >= absence
-            fixture = track.entered and track.last_ts - track.first_ts >= self.settings.static_after_s
-            if not (silent or fixture):
-                continue
-            del self.tracks[device]
+        tracks = self.tracks
+        while tracks:
+            device, track = next(iter(tracks.items()))
+            if now - track.last_ts < absence:
+                break
+            del tracks[device]
             if not track.entered:
                 self.stats["passers_by"] += 1
                 continue
-            if fixture and not silent:
-                self.static.add(device)
-                self.stats["learned_static"] += 1
-            last = track.last
-            if last is not None:
-                out.append(PresenceUpdate("exit", now,
-                                          device, last.x, last.y, last.accuracy_m, last.rssi_dbm, last.distance_m,
-                                          track.randomized, ()))
+            if (update := self._exit(device, track, now)) is not None:
+                out.append(update)
         return out

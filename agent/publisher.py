@@ -70,6 +70,7 @@ class Publisher:
         self._pump: threading.Thread | None = None
         self.status_topic = contract.agent_topic(store_id, agent_id, "status")
         self._subscriptions: list[str] = []
+        self._topics: dict[str, str] = {}
         self.client = self._make_client(client_id or f"floorwalker-{agent_id}", reconnect_max_s)
 
     @classmethod
@@ -142,8 +143,9 @@ class Publisher:
 
     def publish(self, message: contract.AgentMessage, seq: int) -> None:
         """Publish (or spool) one agent-tier message whose ``msg_id`` came from :meth:`new_id`."""
-        kind = message.kind
-        topic = contract.agent_topic(self.store_id, self.agent_id, kind)
+        topic = self._topics.get(message.kind)
+        if topic is None:
+            topic = self._topics[message.kind] = contract.agent_topic(self.store_id, self.agent_id, message.kind)
         self.publish_raw(seq, topic, contract.encode_agent(message))
 
     def publish_raw(self, seq: int, topic: str, payload: bytes) -> None:
