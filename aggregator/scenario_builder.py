@@ -104,8 +104,8 @@ def parse_request(body: Any, plan: Plan) -> tuple[str, list[Pin], float, bool, b
         if isinstance(decoded, Rejection):
             field = decoded.detail.split()[0] if decoded.reason == "missing-field" and decoded.detail else "path"
             raise ScenarioError(field, f"{decoded.reason}: {decoded.detail}")
-        step_s = parse_step_s(body.get("step_s"))
         steps = list(decoded.path)
+        step_s = parse_step_s(body.get("step_s")) if body.get("step_s") not in (None, "") else _step_from(steps)
         has_enter = steps[0].type == "ENTER"
         has_exit = steps[-1].type == "EXIT"
         pins = []
@@ -138,6 +138,16 @@ def parse_request(body: Any, plan: Plan) -> tuple[str, list[Pin], float, bool, b
         _check_point(plan, x, y, f"pins[{i}]")
         pins.append(Pin(kind, x, y))
     return customer_id, pins, step_s, False, False
+
+
+def _step_from(steps: Sequence[ScenarioStep]) -> float:
+    """Seed 000's JSON has no step time, only ms timestamps: the agents play ``step_s`` per point, so
+    take the typical (median) gap between the given points, within 1..15 s."""
+    stamps = [s.timestamp_ms for s in steps if s.timestamp_ms is not None]
+    gaps = sorted(b - a for a, b in pairwise(stamps) if b > a)
+    if not gaps:
+        return STEP_S_DEFAULT
+    return min(max(gaps[len(gaps) // 2] / 1000.0, STEP_S_MIN), STEP_S_MAX)
 
 
 def _expand_focus(pin: Pin, plan: Plan, step_s: float) -> list[Pin]:

@@ -135,6 +135,7 @@ def test_seed_000_example_scenario_is_accepted_and_keeps_its_timing(store, share
     body = json.loads((shared_dir / "reference/retail-demo/example_ui_scenario.json").read_text())
     s = _build(store, body)
     assert s.customer_id == "2"
+    assert s.step_s == 2.0  # the agents play step_s per point: the example's 2 s gaps
     assert s.path[0].type == "ENTER" and (s.path[0].x, s.path[0].y) == (937, 50)
     assert s.path[-1].type == "EXIT" and (s.path[-1].x, s.path[-1].y) == (1071, 50)
     assert max(_gaps(s)) <= MAX_STEP_PX
@@ -145,6 +146,22 @@ def test_seed_000_example_scenario_is_accepted_and_keeps_its_timing(store, share
     # the wire form round-trips through the contract the agents decode with
     again = decode_scenario(encode_scenario(s))
     assert again == s
+
+
+def test_seed_step_time_comes_from_timestamps_unless_given(store) -> None:
+    def path(gaps_ms):
+        t, out = 0, []
+        for g in [0, *gaps_ms]:
+            t += g
+            out.append({"type": "MOVE", "location": {"x": 900, "y": 300}, "timestamp": t})
+        return {"customer": {"customer_id": "1"}, "path": out}
+
+    assert _build(store, path([3000, 3000, 9000])).step_s == 3.0
+    assert _build(store, path([100, 200])).step_s == 1.0       # clamped to the tab's range
+    assert _build(store, path([60_000, 60_000])).step_s == 15.0
+    assert _build(store, {**path([3000]), "step_s": 7}).step_s == 7.0
+    assert _build(store, {"customer": {"customer_id": "1"},
+                          "path": [{"type": "MOVE", "location": {"x": 9, "y": 9}}]}).step_s == 5.0
 
 
 def test_seed_scenario_draft_with_lowercase_focus_is_framed_and_expanded(store) -> None:

@@ -112,6 +112,7 @@ function frame(nowMs) {
   log.flush();
   if (stats.frames % 15 === 0) {
     updateCounters();
+    selectFollowed();
     updateDetails();
   }
   stats.frames += 1;
@@ -309,11 +310,24 @@ function wireMap() {
   minutes.addEventListener("change", () => { if (toggle.checked) refreshHeat(); });
 }
 
+let autoSelected = null;   // the followed customer's shopper we selected, so a manual click wins
+
+/** A followed customer who (re)appears on the plan is selected once, so their details show. */
+function selectFollowed() {
+  const id = live.followCustomer;
+  if (!id) return;
+  const found = shoppers.ofCustomer(id).filter((s) => !s.exitedAtMs);
+  if (found.length && found[0].id !== autoSelected) {
+    autoSelected = found[0].id;
+    select(found[0].id);
+  }
+}
+
 function followCustomer(id) {
   live.followCustomer = id;
+  autoSelected = null;
   $("follow-customer").value = id || "";
-  const found = id ? shoppers.ofCustomer(id) : [];
-  if (found.length) select(found[0].id);
+  selectFollowed();
 }
 
 async function refreshHeat() {

@@ -2,13 +2,15 @@
 // Everything of one colour and one trail age is one canvas path, so 500 shoppers cost a few
 // dozen strokes per frame rather than thousands.
 
-import {EXIT_FADE_MS, TRAIL_MAX_AGE_S, TRAIL_POINTS} from "./shoppers.js";
+import {EXIT_FADE_MS, TRAIL_MAX_AGE_S} from "./shoppers.js";
 
 export const STATE_COLOURS = {moving: "#1c7ed6", browsing: "#f08c00", offered: "#d6336c"};
 const STATES = Object.keys(STATE_COLOURS);
 const EASE_MS = 250;      // a dot glides to its new position instead of jumping
 const DOT_CSS_PX = 5;     // dot radius on screen
 const HIT_CSS_PX = 12;    // how close a click must be to pick a dot
+const AGE_BUCKETS = 6;    // trail opacity steps
+const LABEL_MAX_CHARS = 32;
 
 export class LiveMap {
   constructor(view, shoppers, nameOf) {
@@ -31,7 +33,6 @@ export class LiveMap {
     this.lastDrawMs = nowMs;
     const ease = 1 - Math.exp(-dt / EASE_MS);
     const wallMs = Date.now();
-    const oldestTs = wallMs / 1000 - TRAIL_MAX_AGE_S;
     const groups = {moving: [], browsing: [], offered: []};
     const fading = [];
     for (const s of this.shoppers.byId.values()) {
@@ -42,33 +43,36 @@ export class LiveMap {
       else (groups[s.state] || groups.moving).push(s);
     }
 
-    // Trails: segment k runs from the dot (k = 0) or trail point k-1 to trail point k (0 = newest);
-    // one path per state and age, fading with age.
+    // Trails: each segment (dot -> newest point -> older points) goes into one path per state and
+    // age bucket, so the whole trail layer is a couple of dozen strokes however many shoppers.
     ctx.lineCap = "round";
     ctx.lineJoin = "round";
     ctx.lineWidth = view.px(2.5);
-    for (let k = 0; k < TRAIL_POINTS; k++) {
-      ctx.globalAlpha = 0.55 * (1 - k / TRAIL_POINTS);
-      for (const state of STATES) {
-        let any = false;
-        ctx.beginPath();
-        for (const s of groups[state]) {
-          if (s.trailLen <= k) continue;
+    const nowS = wallMs / 1000;
+    const bucketS = TRAIL_MAX_AGE_S / AGE_BUCKETS;
+    for (const state of STATES) {
+      const paths = [];
+      for (let i = 0; i < AGE_BUCKETS; i++) paths.push(null);
+      for (const s of groups[state]) {
+        let ax = s.x;
+        let ay = s.y;
+        for (let k = 0; k < s.trailLen; k++) {
           const b = s.trailAt(k);
-          if (s.trailT[b] < oldestTs) continue;
-          if (k === 0) {
-            ctx.moveTo(s.x, s.y);
-          } else {
-            const a = s.trailAt(k - 1);
-            ctx.moveTo(s.trailX[a], s.trailY[a]);
-          }
-          ctx.lineTo(s.trailX[b], s.trailY[b]);
-          any = true;
+          const age = nowS - s.trailT[b];
+          if (age >= TRAIL_MAX_AGE_S) break;
+          const bucket = Math.max(0, Math.floor(age / bucketS));
+          const path = paths[bucket] || (paths[bucket] = new Path2D());
+          path.moveTo(ax, ay);
+          path.lineTo(s.trailX[b], s.trailY[b]);
+          ax = s.trailX[b];
+          ay = s.trailY[b];
         }
-        if (any) {
-          ctx.strokeStyle = STATE_COLOURS[state];
-          ctx.stroke();
-        }
+      }
+      ctx.strokeStyle = STATE_COLOURS[state];
+      for (let i = 0; i < AGE_BUCKETS; i++) {
+        if (!paths[i]) continue;
+        ctx.globalAlpha = 0.6 * (1 - i / AGE_BUCKETS);
+        ctx.stroke(paths[i]);
       }
     }
     ctx.globalAlpha = 1;
@@ -120,7 +124,8 @@ export class LiveMap {
 
   label(ctx, s) {
     const view = this.view;
-    const text = this.nameOf(s) || s.id.slice(0, 12);
+    let text = this.nameOf(s) || s.id.slice(0, 12);
+    if (text.length > LABEL_MAX_CHARS) text = `${text.slice(0, LABEL_MAX_CHARS - 1)}…`;
     ctx.font = `600 ${view.px(12)}px system-ui, sans-serif`;
     ctx.textAlign = "left";
     ctx.textBaseline = "middle";

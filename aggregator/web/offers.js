@@ -32,7 +32,8 @@ export function couponKey(prediction) {
 export function couponCard(prediction, customerName) {
   const c = prediction.coupon || {};
   const howMany = c.how_many ?? c.how_many_products_required;
-  const kind = c.type === "buy_all" ? "Buy all of these" : (c.type === "buy_more" ? "Buy more, save more" : (c.type || "Offer"));
+  const kinds = {buy_all: "Buy all of these", buy_more: "Buy more, save more", just_discount: "Discount"};
+  const kind = kinds[c.type] || (c.type ? String(c.type).replace(/_/g, " ") : "Offer");
   const products = Array.isArray(c.products) ? c.products : [];
   return el("article", {class: "coupon", dataset: {customer: customerIdOf(prediction), coupon: String(c.id ?? "")}},
     el("header", null,

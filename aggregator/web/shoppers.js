@@ -1,8 +1,8 @@
 // The shoppers the map shows: latest position, state, zone and a short trail per visitor.
 // Events are applied in batches (once per animation frame), never one DOM/canvas update per event.
 
-export const TRAIL_POINTS = 8;          // positions kept per shopper for the fading trail
-export const TRAIL_MAX_AGE_S = 60;      // older trail points are not drawn
+export const TRAIL_POINTS = 6;          // positions kept per shopper for the fading trail
+export const TRAIL_MAX_AGE_S = 30;      // older trail points are not drawn (a short trail, not a track)
 export const EXIT_FADE_MS = 1500;       // an exited shopper fades out instead of vanishing
 export const STALE_AFTER_S = 15 * 60;   // no news this long: drop (the aggregator exits them first)
 
@@ -83,6 +83,7 @@ export class ShopperStore {
       this.entersSeen.add(key);
       s.enteredTs = ts;
       s.exitedAtMs = 0;
+      s.offered = false;   // a new visit starts without an offer
     }
     if (ev.customer_id !== undefined && ev.customer_id !== null && ev.customer_id !== "") {
       s.customerId = String(ev.customer_id);
@@ -109,10 +110,11 @@ export class ShopperStore {
     const zone = ev.zone === undefined ? s.zone : (ev.zone || null);
     if (zone !== s.zone) { s.zone = zone; s.zoneSinceTs = ts; }
     if (ev.dep) s.dep = ev.dep;
-    // The aggregator says which colour a shopper has; without it, infer from the event kind.
-    if (ev.state) s.state = ev.state;
-    else if (type === "browsing") s.state = "browsing";
-    else if (!s.offered) s.state = "moving";
+    // The aggregator says moving or browsing; a shopper who got an offer keeps the offer colour
+    // for the rest of the visit (that is what staff look for), whatever they do next.
+    if (s.offered) s.state = "offered";
+    else if (ev.state) s.state = ev.state;
+    else s.state = type === "browsing" ? "browsing" : "moving";
     s.lastTs = ts;
   }
 

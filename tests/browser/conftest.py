@@ -1,0 +1,165 @@
+"""The live map in headless Chromium against the real system: mosquitto, `floorwalker-aggregator serve`
+and four `floorwalker-agent mock` processes, started once per test module (they take seconds).
+
+The aggregator runs with an API token, so every page is opened with ``?token=`` exactly as a store
+would: the page only works if its fetches and WebSockets pass the token on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from aggregator.embedded_broker import Broker, free_port, start_mosquitto
+from tests.conftest import CONFIG_DIR, REPO
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync", "--disable-quic"]
+ARTIFACTS = REPO / "test-artifacts"
+TOKEN = "browser-test-token-0123456789"
+AGENTS = ("agent-1", "agent-2", "agent-3", "agent-4")
+# A loyalty customer whose name is an attack: it must be shown as text everywhere.
+EVIL_ID = "666"
+EVIL_NAME = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
+
+
+@dataclass
+class System:
+    base_url: str
+    broker: Broker
+    db_path: Path
+    workdir: Path
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def url(self, path: str) -> str:
+        sep = "&" if "?" in path else "?"
+        return f"{self.base_url}{path}{sep}token={TOKEN}"
+
+    def get_json(self, path: str) -> object:
+        req = urllib.request.Request(self.base_url + path, headers={"Authorization": f"Bearer {TOKEN}"})
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return json.loads(resp.read())
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+                         for p in sorted(self.workdir.glob("*.log")))
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _wait_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the aggregator exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except (urllib.error.URLError, OSError):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} did not answer in {timeout_s} s") from None
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    workdir = tmp_path_factory.mktemp("map-system")
+    customers = json.loads((CONFIG_DIR / "customers.json").read_text())
+    customers.append({"customer_id": int(EVIL_ID), "name": EVIL_NAME, "gender": "F", "age": 30})
+    customers_file = workdir / "customers.json"
+    customers_file.write_text(json.dumps(customers))
+    broker = start_mosquitto(workdir=workdir / "mosquitto")
+    port = free_port()
+    env = dict(os.environ, MQTT_HOST=broker.host, MQTT_PORT=str(broker.port), FLOORWALKER_API_TOKEN=TOKEN,
+               FLOORWALKER_CONFIG_DIR=str(CONFIG_DIR), CUSTOMERS_LIST_FILE=str(customers_file),
+               FLOORWALKER_STATE_DIR=str(workdir / "var"), FLOORWALKER_DWELL_S="2", PYTHONUNBUFFERED="1",
+               LOG_LEVEL="INFO")
+    env.pop("FLOORWALKER_STORE_SECRET", None)  # agents and aggregator share the demo store's secret
+    db = workdir / "floorwalker.db"
+    sysm = System(f"http://127.0.0.1:{port}", broker, db, workdir)
+    try:
+        agg_log = workdir / "aggregator.log"
+        with open(agg_log, "ab") as err:
+            sysm.procs.append(subprocess.Popen(
+                [sys.executable, "-m", "aggregator.cli", "serve", "--port", str(port), "--db", str(db)],
+                cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err))
+        _wait_http(f"{sysm.base_url}/health", 30, sysm.procs[0], agg_log)
+        for agent in AGENTS:
+            with open(workdir / f"{agent}.log", "ab") as err:
+                device = CONFIG_DIR / "devices" / f"{agent}.toml"
+                sysm.procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "agent.cli", "mock", "--config", str(device),
+                     "--seed", "7", "--shoppers", "12"],
+                    cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err))
+        yield sysm
+    finally:
+        for proc in reversed(sysm.procs):
+            _stop(proc)
+        broker.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (the browser tests need it)")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+class Tab:
+    """A page that records console errors, page errors and requests leaving the server."""
+
+    def __init__(self, browser: object, system: System, path: str, viewport: dict[str, int] | None = None) -> None:
+        self.errors: list[str] = []
+        self.external: list[str] = []
+        self.page = browser.new_page(viewport=viewport or {"width": 1400, "height": 900})  # type: ignore[attr-defined]
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+        self.page.on("request", lambda r: None if r.url.startswith((system.base_url, "ws://127.0.0.1", "data:"))
+                     else self.external.append(r.url))
+        self.page.goto(system.url(path))
+
+    def shot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        self.page.screenshot(path=str(path))
+        return path
+
+    def close(self) -> None:
+        self.page.close()
+
+
+@pytest.fixture(scope="module")
+def map_tab(browser: object, system: System) -> Iterator[Tab]:
+    """The map page, opened once for the module (tests run in file order and build on each other)."""
+    tab = Tab(browser, system, "/")
+    tab.page.wait_for_function("window.__fw && window.__fw.ready", timeout=20_000)
+    try:
+        yield tab
+    finally:
+        tab.close()
