@@ -116,7 +116,10 @@ def start_mosquitto(port: int | None = None, *, host: str = "127.0.0.1", extra_c
     conf = workdir / "mosquitto.conf"
     conf.write_text("\n".join(line for line in lines if line) + "\n")
     with open(workdir / "stderr.log", "ab") as stderr:
-        process = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=stderr)
+        # A session of its own: Ctrl-C in a terminal signals the whole foreground group, and the broker
+        # must outlive the clients that are still committing and acknowledging; Broker.stop() ends it.
+        process = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=stderr,
+                                   start_new_session=True)
     broker = Broker(host, port, "mosquitto", workdir=workdir, process=process)
     try:
         wait_for_port(host, port, timeout_s)

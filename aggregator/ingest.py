@@ -39,7 +39,8 @@ from aggregator.visits import Visit, VisitTracker
 
 log = logging.getLogger(__name__)
 
-DEDUP_WINDOW = 500_000  # message ids remembered in memory (a few minutes at full load)
+DEDUP_WINDOW = 200_000  # message ids remembered in memory (~20 MB; the primary key stays the last word)
+MAX_AGENTS = 1000  # agent ids tracked for /api/agents; more is an attack or a misconfiguration
 DEAD_LETTER_MAX_BYTES = 16 * 1024
 _RAW_MAC = re.compile(r"(?i)(?<![0-9a-f])[0-9a-f]{2}([:-]?)(?:[0-9a-f]{2}\1){4}[0-9a-f]{2}(?![0-9a-f])")
 MAX_CLOCK_SKEW_S = 60.0
@@ -189,7 +190,9 @@ class Ingest:
     def _agent(self, agent: str) -> AgentState:
         state = self.agents.get(agent)
         if state is None:
-            state = self.agents[agent] = AgentState(agent)
+            state = AgentState(agent)
+            if len(self.agents) < MAX_AGENTS:  # beyond that: still ingested, not listed
+                self.agents[agent] = state
         return state
 
     # ------------------------------------------------------------------ the pipeline (event loop)
