@@ -19,6 +19,7 @@ const MAX_OFFER_CARDS = 50;
 const stats = {
   frames: 0, batches: 0, events: 0, wsFrames: 0, lastLagMs: 0, maxLagMs: 0, lastRecvLagMs: 0,
   lagSamples: [], recvLagSamples: [], shoppers: 0, pending: 0, started: performance.now(),
+  applyMs: 0, drawMs: 0,   // exponentially averaged cost of a frame's two halves
 };
 const fw = {stats, ready: false, errors: []};
 window.__fw = fw;
@@ -81,6 +82,7 @@ function applyAgentEvents(batch) {
 }
 
 function frame(nowMs) {
+  const t0 = performance.now();
   const batch = pending;
   if (batch.length) {
     pending = [];
@@ -108,8 +110,12 @@ function frame(nowMs) {
     if (stats.recvLagSamples.length > LAG_SAMPLES) stats.recvLagSamples.splice(0, stats.recvLagSamples.length - LAG_SAMPLES);
   }
   if (stats.frames % 30 === 0) shoppers.sweep(Date.now());
+  const t1 = performance.now();
   live.draw(nowMs);
   log.flush();
+  const t2 = performance.now();
+  stats.applyMs += 0.05 * (t1 - t0 - stats.applyMs);
+  stats.drawMs += 0.05 * (t2 - t1 - stats.drawMs);
   if (stats.frames % 15 === 0) {
     updateCounters();
     selectFollowed();
@@ -395,6 +401,7 @@ async function main() {
   setInterval(() => { if ($("panel-offerlog").classList.contains("active")) refreshOfferLog(); }, 4000);
 
   fw.shoppers = shoppers;
+  fw.live = live;
   fw.select = select;
   fw.planToClient = (x, y) => view.planToClient(x, y);
   fw.dotClientPosition = (id) => {

@@ -9,7 +9,7 @@ const STATES = Object.keys(STATE_COLOURS);
 const EASE_MS = 250;      // a dot glides to its new position instead of jumping
 const DOT_CSS_PX = 5;     // dot radius on screen
 const HIT_CSS_PX = 12;    // how close a click must be to pick a dot
-const AGE_BUCKETS = 6;    // trail opacity steps
+const AGE_BUCKETS = 4;    // trail opacity steps
 const LABEL_MAX_CHARS = 32;
 
 export class LiveMap {
@@ -20,6 +20,8 @@ export class LiveMap {
     this.selectedId = null;
     this.followCustomer = null;    // customer id whose dots are highlighted
     this.lastDrawMs = 0;
+    this.trails = true;
+    this.sprites = new Map();
   }
 
   colourOf(state) {
@@ -42,17 +44,30 @@ export class LiveMap {
       if (s.exitedAtMs) fading.push(s);
       else (groups[s.state] || groups.moving).push(s);
     }
+    if (this.trails) this.drawTrails(ctx, groups, wallMs / 1000);
+    this.drawDots(ctx, groups, fading, wallMs);
 
-    // Trails: each segment (dot -> newest point -> older points) goes into one path per state and
-    // age bucket, so the whole trail layer is a couple of dozen strokes however many shoppers.
-    ctx.lineCap = "round";
-    ctx.lineJoin = "round";
-    ctx.lineWidth = view.px(2.5);
-    const nowS = wallMs / 1000;
+    // Highlights: the followed customer and the selected shopper, with a label.
+    if (this.followCustomer) {
+      for (const s of this.shoppers.ofCustomer(this.followCustomer)) this.ring(ctx, s, "#37b24d", 11);
+    }
+    const sel = this.selectedId && this.shoppers.byId.get(this.selectedId);
+    if (sel && Number.isFinite(sel.x)) {
+      this.ring(ctx, sel, "#212529", 9);
+      this.label(ctx, sel);
+    }
+  }
+
+  /** Each trail segment (dot -> newest point -> older points) goes into one path per state and age
+   * bucket, so the whole trail layer is a couple of dozen strokes however many shoppers there are. */
+  drawTrails(ctx, groups, nowS) {
+    const view = this.view;
+    ctx.lineCap = "butt";     // round caps cost a third of the frame when rasterised in software
+    ctx.lineJoin = "miter";
+    ctx.lineWidth = view.px(2);
     const bucketS = TRAIL_MAX_AGE_S / AGE_BUCKETS;
     for (const state of STATES) {
-      const paths = [];
-      for (let i = 0; i < AGE_BUCKETS; i++) paths.push(null);
+      const paths = new Array(AGE_BUCKETS).fill(null);
       for (const s of groups[state]) {
         let ax = s.x;
         let ay = s.y;
@@ -76,41 +91,46 @@ export class LiveMap {
       }
     }
     ctx.globalAlpha = 1;
+  }
 
-    // Dots: one filled path per state.
-    const r = view.px(DOT_CSS_PX);
-    ctx.strokeStyle = "#fff";
-    ctx.lineWidth = view.px(1.2);
+  /** A dot per shopper, stamped from a pre-drawn sprite per state (cheaper to rasterise than arcs). */
+  drawDots(ctx, groups, fading, wallMs) {
+    const view = this.view;
+    const r = view.px(DOT_CSS_PX + 1.2);
+    const size = 2 * r;
     for (const state of STATES) {
-      const group = groups[state];
-      if (!group.length) continue;
-      ctx.beginPath();
-      for (const s of group) {
-        ctx.moveTo(s.x + r, s.y);
-        ctx.arc(s.x, s.y, r, 0, Math.PI * 2);
-      }
-      ctx.fillStyle = STATE_COLOURS[state];
-      ctx.fill();
-      ctx.stroke();
+      const sprite = this.sprite(state);
+      for (const s of groups[state]) ctx.drawImage(sprite, s.x - r, s.y - r, size, size);
     }
     for (const s of fading) {
       ctx.globalAlpha = Math.max(0, 1 - (wallMs - s.exitedAtMs) / EXIT_FADE_MS);
-      ctx.beginPath();
-      ctx.arc(s.x, s.y, r, 0, Math.PI * 2);
-      ctx.fillStyle = this.colourOf(s.state);
-      ctx.fill();
+      ctx.drawImage(this.sprite(s.state), s.x - r, s.y - r, size, size);
     }
     ctx.globalAlpha = 1;
+  }
 
-    // Highlights: the followed customer and the selected shopper, with a label.
-    if (this.followCustomer) {
-      for (const s of this.shoppers.ofCustomer(this.followCustomer)) this.ring(ctx, s, "#37b24d", 11);
+  /** The dot of one state, drawn once at device resolution (white rim, coloured fill). */
+  sprite(state) {
+    const colour = this.colourOf(state);
+    const dpr = this.view.dpr;
+    const key = `${colour}@${dpr}`;
+    let sprite = this.sprites.get(key);
+    if (!sprite) {
+      const px = Math.ceil(2 * (DOT_CSS_PX + 1.2) * dpr);
+      sprite = document.createElement("canvas");
+      sprite.width = px;
+      sprite.height = px;
+      const c = sprite.getContext("2d");
+      c.beginPath();
+      c.arc(px / 2, px / 2, DOT_CSS_PX * dpr, 0, Math.PI * 2);
+      c.fillStyle = colour;
+      c.fill();
+      c.lineWidth = 1.2 * dpr;
+      c.strokeStyle = "#fff";
+      c.stroke();
+      this.sprites.set(key, sprite);
     }
-    const sel = this.selectedId && this.shoppers.byId.get(this.selectedId);
-    if (sel && Number.isFinite(sel.x)) {
-      this.ring(ctx, sel, "#212529", 9);
-      this.label(ctx, sel);
-    }
+    return sprite;
   }
 
   ring(ctx, s, colour, cssRadius) {
