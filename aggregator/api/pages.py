@@ -50,8 +50,10 @@ SENSORS: Final = web.AppKey("pages_sensors", dict)  # the device files' sensors,
 routes = web.RouteTableDef()
 
 
-def _bad(field: str, message: str) -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(text=json.dumps({"error": message, "field": field}), content_type="application/json")
+def _bad(field: str, message: str, *, key: str = "field") -> web.HTTPBadRequest:
+    """400 with the API's error shape; ``key`` is "param" for query parameters, "field" for body fields."""
+    return web.HTTPBadRequest(text=json.dumps({"error": message, "status": 400, key: field}),
+                              content_type="application/json")
 
 
 def _file_response(path: Path) -> web.FileResponse:
@@ -208,9 +210,9 @@ def _int_param(request: web.Request, name: str, default: int, low: int, high: in
     try:
         value = int(raw)
     except ValueError:
-        raise _bad(name, f"{name} must be an integer, got {raw[:40]!r}") from None
+        raise _bad(name, f"{name} must be an integer, got {raw[:40]!r}", key="param") from None
     if not low <= value <= high:
-        raise _bad(name, f"{name} must be between {low} and {high}, got {value}")
+        raise _bad(name, f"{name} must be between {low} and {high}, got {value}", key="param")
     return value
 
 
@@ -251,7 +253,7 @@ async def new_scenario(request: web.Request) -> web.Response:
         scenario = build(customer_id, pins, step_s, store.plan, store.entrance, store.exit,
                          has_enter=has_enter, has_exit=has_exit)
     except ScenarioError as exc:
-        return web.json_response(exc.as_json(), status=400)
+        return web.json_response({**exc.as_json(), "status": 400}, status=400)
     topic = scenario_topic(store.id)
     request.app[MQTT].publish(topic, encode_scenario(scenario), qos=1)
     log.info("event=scenario_published customer=%s points=%d step_s=%g", customer_id, len(scenario.path), step_s)
@@ -260,3 +262,103 @@ async def new_scenario(request: web.Request) -> web.Response:
         "duration_s": duration_s(scenario),
         "path": [{"type": s.type, "x": s.x, "y": s.y} for s in scenario.path],
     }, status=202)
+
+
+# ----------------------------------------------------------------------------- OpenAPI
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ERROR_400 = _json({"type": "object", "required": ["error"],
+                    "properties": {"error": {"type": "string"}, "status": {"type": "integer"},
+                                   "param": {"type": "string"}, "field": {"type": "string"}}},
+                   "invalid: {error, status, param|field}")
+_ERROR_401 = _json({"$ref": "#/components/schemas/Error"}, "an API token is configured and was not presented")
+_POINT = {"type": "object", "required": ["x", "y"], "properties": {"x": {"type": "number"}, "y": {"type": "number"}}}
+_STORE = {
+    "type": "object",
+    "required": ["id", "name", "width_px", "height_px", "metres_per_px", "zones", "entrance", "exit",
+                 "background_url", "sensors", "agents", "endpoints"],
+    "properties": {
+        "id": {"type": "string"}, "name": {"type": "string"}, "timezone": {"type": "string"},
+        "width_px": {"type": "integer"}, "height_px": {"type": "integer"}, "metres_per_px": {"type": "number"},
+        "zones": {"type": "array", "items": {
+            "type": "object", "required": ["name", "category", "department", "polygon"],
+            "properties": {"name": {"type": "string"}, "category": {"type": "string"},
+                           "department": {"type": "string"},
+                           "polygon": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}}}}},
+        "entrance": _POINT, "exit": _POINT,
+        "background_url": {"type": ["string", "null"]},
+        "sensors": {"type": "array", "items": {
+            "type": "object", "required": ["agent", "kind", "id", "x", "y"],
+            "properties": {"agent": {"type": "string"}, "kind": {"type": "string", "enum": ["sniffer", "pir", "door"]},
+                           "id": {"type": "string"}, "zone": {"type": "string"},
+                           "x": {"type": "number"}, "y": {"type": "number"}}}},
+        "agents": {"type": "array", "items": {"type": "string"}},
+        "device_errors": {"type": "array", "items": {"type": "object"}},
+        "endpoints": {"type": "object", "additionalProperties": {"type": "boolean"}},
+    },
+}
+_HEATMAP = {
+    "type": "object", "required": ["cell_px", "cols", "rows", "counts", "max", "total", "minutes", "since_ts"],
+    "properties": {"cell_px": {"type": "integer"}, "cols": {"type": "integer"}, "rows": {"type": "integer"},
+                   "counts": {"type": "array", "items": {"type": "integer", "minimum": 0},
+                              "description": "row-major, cols x rows"},
+                   "max": {"type": "integer"}, "total": {"type": "integer"}, "minutes": {"type": "integer"},
+                   "since_ts": {"type": "number"}},
+}
+_SCENARIO_FORM = {
+    "type": "object", "required": ["customer_id", "pins"],
+    "properties": {"customer_id": {"type": ["string", "integer"]},
+                   "step_s": {"type": "number", "minimum": 1, "maximum": 15, "default": 5},
+                   "pins": {"type": "array", "minItems": 1, "maxItems": 100, "items": {
+                       "type": "object", "required": ["x", "y"],
+                       "properties": {"type": {"type": "string", "enum": ["movement", "focus"]},
+                                      "x": {"type": "number"}, "y": {"type": "number"}}}}},
+}
+_SCENARIO_SEED = {
+    "type": "object", "required": ["customer", "path"], "description": "seed 000's scenario JSON",
+    "properties": {"customer": {"type": "object", "required": ["customer_id"],
+                                "properties": {"customer_id": {"type": ["string", "integer"]}}},
+                   "step_s": {"type": "number", "minimum": 1, "maximum": 15},
+                   "path": {"type": "array", "minItems": 1, "maxItems": 100, "items": {
+                       "type": "object", "required": ["location"],
+                       "properties": {"type": {"type": "string", "description": "ENTER, MOVE, FOCUS or EXIT"},
+                                      "location": _POINT, "timestamp": {"type": "number"}}}}},
+}
+_SCENARIO_ACCEPTED = {
+    "type": "object", "required": ["customer_id", "topic", "step_s", "points", "duration_s", "path"],
+    "properties": {"customer_id": {"type": "string"}, "topic": {"type": "string"}, "step_s": {"type": "number"},
+                   "points": {"type": "integer", "maximum": 100}, "duration_s": {"type": "number"},
+                   "path": {"type": "array", "items": {
+                       "type": "object", "required": ["type", "x", "y"],
+                       "properties": {"type": {"type": "string"}, "x": {"type": "number"}, "y": {"type": "number"}}}}},
+}
+_INT_PARAM = {"in": "query", "required": False}
+
+OPENAPI_PATHS: dict[str, Any] = {
+    "/api/store": {"get": {
+        "summary": "the plan: size, scale, zones, entrance/exit, every device file's sensors, background picture",
+        "tags": ["map"], "responses": {"200": _json(_STORE), "401": _ERROR_401}}},
+    "/api/heatmap": {"get": {
+        "summary": "sightings of the last N minutes counted per grid cell (the map's heat layer)",
+        "tags": ["map"],
+        "parameters": [
+            {**_INT_PARAM, "name": "minutes", "description": "1-1440 (default 15)",
+             "schema": {"type": "integer", "minimum": 1, "maximum": HEATMAP_MINUTES_MAX}},
+            {**_INT_PARAM, "name": "cell_px", "description": "cell size in plan px, 10-400 (default 40)",
+             "schema": {"type": "integer", "minimum": 10, "maximum": 400}}],
+        "responses": {"200": _json(_HEATMAP), "400": _ERROR_400, "401": _ERROR_401}}},
+    "/api/new_scenario": {"post": {
+        "summary": "play a walk for a customer through the mock agents: the scenario tab's form or seed 000's "
+                   "scenario JSON; framed by entrance and exit, focus pins linger 5 points, points at most "
+                   "300 px apart, at most 100",
+        "tags": ["map"],
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"oneOf": [_SCENARIO_FORM, _SCENARIO_SEED]}}}},
+        "responses": {"202": _json(_SCENARIO_ACCEPTED, "published on the store's scenario topic"),
+                      "400": _ERROR_400, "401": _ERROR_401,
+                      "403": _json({"$ref": "#/components/schemas/Error"},
+                                   "no API token configured and the server listens beyond localhost")}}},
+}

@@ -27,6 +27,7 @@ export class EventLog {
     this.onlyId = null;         // show only this visitor's events
     this.pending = [];
     this.skipped = 0;
+    this.agentStates = new Map();   // agents report health every 30 s: log only up/down changes
   }
 
   accepts(entry) {
@@ -37,6 +38,10 @@ export class EventLog {
     for (const ev of events) {
       const type = typeOf(ev);
       if (!LOG_TYPES.includes(type)) continue;
+      if (type === "agent") {
+        if (this.agentStates.get(ev.agent) === ev.state) continue;
+        this.agentStates.set(ev.agent, ev.state);
+      }
       const entry = {type, ts: Number(ev.ts) || Date.now() / 1000, id: String(ev.visitor || ev.id || ev.agent || ""), ev};
       this.ring.push(entry);
       if (this.accepts(entry)) this.pending.push(entry);
@@ -57,7 +62,10 @@ export class EventLog {
         const what = c.department ? `${c.discount}% off ${c.department}` : (ev.offer || "an offer");
         return [who, `was offered ${what}`];
       }
-      case "agent": return [String(ev.agent || ev.id || "agent"), ev.state === "offline" ? "went offline" : (ev.state === "online" ? "is online" : "reported health")];
+      case "agent": {
+        const what = {offline: "went offline", online: "is online"}[ev.state] || `is ${ev.state || "unknown"}`;
+        return [String(ev.agent || ev.id || "agent"), what];
+      }
       case "sensor":
         if (ev.type === "door") return [String(ev.sensor || "door"), `someone went ${ev.direction === "out" ? "out" : "in"}`];
         return [String(ev.sensor || "PIR"), `${ev.active === false ? "quiet" : "motion"} in ${ev.zone || "?"}`];
