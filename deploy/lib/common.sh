@@ -160,8 +160,14 @@ install_venv() {  # install_venv EXTRAS
         "$PYTHON" -m venv "$dest" || die "could not create $dest (Debian: apt-get install python3-venv)"
         say "$VENV: created"
     fi
-    "$dest/bin/python" -m pip install --quiet --disable-pip-version-check "$SRC$1" \
-        || die "pip install of $SRC$1 into $VENV failed (see pip's message above)"
+    # Build from a clean copy: pip builds in the source tree (build/, egg-info), and the checkout
+    # may be shared or read-only.
+    local build; build="$(mktemp -d)"
+    tar -C "$SRC" --exclude=__pycache__ -cf - pyproject.toml README.md agent aggregator | tar -C "$build" -xf - \
+        || die "cannot copy the sources from $SRC"
+    "$dest/bin/python" -m pip install --quiet --disable-pip-version-check "$build$1" \
+        || { rm -rf "$build"; die "pip install of $SRC$1 into $VENV failed (see pip's message above)"; }
+    rm -rf "$build"
     if ! live; then
         # A venv is not relocatable: point its scripts at the path it will have on the target.
         grep -rlI --null "$dest" "$dest/bin" "$dest/pyvenv.cfg" | xargs -0 -r sed -i "s|$dest|$VENV|g"
