@@ -13,6 +13,7 @@ import {ShopperStore} from "./shoppers.js";
 import {LiveSocket} from "./ws.js";
 
 const LAG_SAMPLES = 2000;
+const MAX_PENDING = 20000;  // a hidden tab gets no frames: beyond this, keep only each shopper's latest move
 const MAX_OFFER_CARDS = 50;
 
 // Measurement hooks for tests and tests/benchmarks/bench_map.py.
@@ -63,6 +64,16 @@ function onMovement(data, receivedMs) {
   } else if (data && typeof data === "object") {
     pending.push(data);
   }
+  if (pending.length > MAX_PENDING) compactPending();
+}
+
+/** Drop superseded moves (not enters, exits, offers...) so a backlog stays bounded. */
+function compactPending() {
+  const lastMove = new Map();
+  pending.forEach((ev, i) => { if (ev.type === "move") lastMove.set(ev.visitor || ev.id, i); });
+  const kept = pending.filter((ev, i) => ev.type !== "move" || lastMove.get(ev.visitor || ev.id) === i);
+  stats.compacted = (stats.compacted || 0) + pending.length - kept.length;
+  pending = kept;
 }
 
 function applyAgentEvents(batch) {
@@ -312,7 +323,10 @@ function wireMap() {
   follow.addEventListener("change", () => followCustomer(follow.value || null));
   const toggle = $("heat-toggle");
   const minutes = $("heat-minutes");
-  toggle.addEventListener("change", () => { heat.show(toggle.checked); if (toggle.checked) refreshHeat(); });
+  toggle.addEventListener("change", () => {
+    heat.show(toggle.checked);
+    if (toggle.checked) refreshHeat(); else setText("map-status", "");
+  });
   minutes.addEventListener("change", () => { if (toggle.checked) refreshHeat(); });
 }
 

@@ -11,6 +11,7 @@ const DOT_CSS_PX = 5;     // dot radius on screen
 const HIT_CSS_PX = 12;    // how close a click must be to pick a dot
 const AGE_BUCKETS = 4;    // trail opacity steps
 const LABEL_MAX_CHARS = 32;
+const MAX_TRAIL_STEP_M = 8;  // a longer step between two fixes is a positioning jump: not drawn as a trail
 
 export class LiveMap {
   constructor(view, shoppers, nameOf) {
@@ -66,6 +67,7 @@ export class LiveMap {
     ctx.lineJoin = "miter";
     ctx.lineWidth = view.px(2);
     const bucketS = TRAIL_MAX_AGE_S / AGE_BUCKETS;
+    const maxStep = MAX_TRAIL_STEP_M / (view.store.metres_per_px || 0.02);
     for (const state of STATES) {
       const paths = new Array(AGE_BUCKETS).fill(null);
       for (const s of groups[state]) {
@@ -75,12 +77,15 @@ export class LiveMap {
           const b = s.trailAt(k);
           const age = nowS - s.trailT[b];
           if (age >= TRAIL_MAX_AGE_S) break;
+          const bx = s.trailX[b];
+          const by = s.trailY[b];
+          if (Math.abs(bx - ax) + Math.abs(by - ay) > maxStep) break;
           const bucket = Math.max(0, Math.floor(age / bucketS));
           const path = paths[bucket] || (paths[bucket] = new Path2D());
           path.moveTo(ax, ay);
-          path.lineTo(s.trailX[b], s.trailY[b]);
-          ax = s.trailX[b];
-          ay = s.trailY[b];
+          path.lineTo(bx, by);
+          ax = bx;
+          ay = by;
         }
       }
       ctx.strokeStyle = STATE_COLOURS[state];

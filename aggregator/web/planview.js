@@ -29,7 +29,9 @@ export class PlanView {
       this.canvases[name] = c;
     }
     this.onResize = [];
-    this.observer = new ResizeObserver(() => this.resize());
+    // Deferred to the next frame: resize() sets the container's height, which would otherwise
+    // re-trigger the observer within the same notification ("ResizeObserver loop" error).
+    this.observer = new ResizeObserver(() => requestAnimationFrame(() => this.resize()));
     this.observer.observe(container);
     this.resize();
   }
@@ -150,12 +152,15 @@ export class PlanView {
     ctx.fill();
     ctx.font = `600 ${this.px(12)}px system-ui, sans-serif`;
     ctx.textAlign = "center";
-    ctx.textBaseline = "bottom";
+    // Above the marker, unless that would leave the plan (doors are often on its top edge).
+    const above = p.y - r - this.px(16) >= 0;
+    ctx.textBaseline = above ? "bottom" : "top";
+    const ty = above ? p.y - r - this.px(2) : p.y + r + this.px(2);
     ctx.lineWidth = this.px(3);
     ctx.strokeStyle = "rgba(255,255,255,0.9)";
-    ctx.strokeText(label, p.x, p.y - r - this.px(2));
+    ctx.strokeText(label, p.x, ty);
     ctx.fillStyle = colour;
-    ctx.fillText(label, p.x, p.y - r - this.px(2));
+    ctx.fillText(label, p.x, ty);
   }
 
   sensorColour(agent) {
