@@ -263,14 +263,15 @@ class Ingest:
         self._remember(msg.msg_id)
         counters = self.counters
         counters.accepted += 1
-        counters.by_kind[item.topic.rsplit("/", 1)[-1]] += 1
+        kind = item.topic[item.topic.rfind("/") + 1:]
+        counters.by_kind[kind] += 1
         agent = self._agent(msg.agent)
         agent.messages += 1
         agent.last_seen_ts = msg.ts
         if agent.state != "online":
             agent.state = "online"
         self._advance_clock(msg.ts)
-        batch.messages.append((msg.msg_id, msg.agent, item.topic.rsplit("/", 1)[-1], msg.ts, device,
+        batch.messages.append((msg.msg_id, msg.agent, kind, msg.ts, device,
                                item.payload.decode("utf-8", "replace")))
         if isinstance(msg, Presence):
             self._presence(msg, batch, touched)

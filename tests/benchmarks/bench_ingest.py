@@ -79,9 +79,10 @@ def _queue(host: str, port: int, traffic: list[tuple[str, bytes]]) -> None:
     client.connect(host, port)
     client.loop_start()
     try:
-        infos = [client.publish(topic, payload, qos=1) for topic, payload in traffic]
-        for info in infos:
-            info.wait_for_publish(120)
+        for start in range(0, len(traffic), 20_000):  # message ids are 16 bits: never 65,536 in flight
+            infos = [client.publish(topic, payload, qos=1) for topic, payload in traffic[start:start + 20_000]]
+            for info in infos:
+                info.wait_for_publish(120)
     finally:
         client.disconnect()
         client.loop_stop()
