@@ -23,6 +23,7 @@ from aiohttp import web
 from agent.config import DeviceConfig, StoreConfig, load_deployment, load_store
 from agent.contract import agent_subscription
 from agent.errors import ConfigError
+from agent.sdnotify import notify, watchdog_interval_s
 from aggregator.api import ROUTE_MODULES
 from aggregator.appkeys import (
     BUS,
@@ -151,19 +152,34 @@ async def _core_lifecycle(app: web.Application) -> AsyncIterator[None]:
     if link is not None:
         link.start(loop)
     sweeper = asyncio.create_task(_sweep(ingest), name="visit-sweeper")
+    watchdog = asyncio.create_task(_feed_watchdog(), name="systemd-watchdog")
     log.info("event=aggregator-started db=%s store=%s", store.path, app[STORE_CONFIG].id)
+    notify("READY=1")  # Type=notify unit (deploy/systemd): started; a no-op outside systemd
     try:
         yield
     finally:
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+        notify("STOPPING=1")
+        for task in (sweeper, watchdog):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if link is not None:
             link.pause()
         await loop.run_in_executor(None, store.close)  # commits and acknowledges what is queued
         if link is not None:
             await loop.run_in_executor(None, link.stop)
         log.info("event=aggregator-stopped commits=%d", store.stats.commits)
+
+
+async def _feed_watchdog() -> None:
+    """Ping systemd's watchdog (WatchdogSec= in the unit) from the event loop itself, so a loop that
+    stops turning gets the service restarted. Nothing to do outside systemd."""
+    interval_s = watchdog_interval_s()
+    if interval_s is None:
+        return
+    while True:
+        notify("WATCHDOG=1")
+        await asyncio.sleep(interval_s)
 
 
 async def _sweep(ingest: Ingest) -> None:

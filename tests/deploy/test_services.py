@@ -140,3 +140,57 @@ def test_agent_unit_environment_notify_and_watchdog(root, store_broker, tmp_path
     assert len(messages) >= 2 and all(t.startswith("floorwalker/demo/agents/agent-1/") for t in topics)
     assert (root / "var/lib/floorwalker/spool").is_dir(), "the spool lives in the unit's state directory"
 
+
+
+def test_agent_to_aggregator_as_installed_over_tls(root, store_broker, tmp_path) -> None:
+    """Both programs from their installed env files: the agent's reports land in the aggregator's
+    database, the aggregator reports READY and feeds its watchdog, /health needs the token."""
+    import sqlite3
+    import urllib.request
+
+    from aggregator.embedded_broker import free_port, wait_for_port
+
+    etc = root / "etc/floorwalker"
+    port = free_port()
+    set_env(etc / "aggregator.env", "FLOORWALKER_SERVE_ARGS", f"--host 127.0.0.1 --port {port}")
+    agg_env = read_env(etc / "aggregator.env")
+    db = root / "var/lib/floorwalker/floorwalker.db"
+    agg_notify = NotifySocket(tmp_path / "agg.sock")
+    agent_notify = NotifySocket(tmp_path / "agent.sock")
+    agg_log, agent_log = tmp_path / "aggregator.log", tmp_path / "agent.log"
+    # ExecStart=... serve --db /var/lib/floorwalker/floorwalker.db $FLOORWALKER_SERVE_ARGS (word-split)
+    agg = start([str(BIN / "floorwalker-aggregator"), "serve", "--db", str(db),
+                 *agg_env["FLOORWALKER_SERVE_ARGS"].split()], agg_env, agg_notify, agg_log)
+    agent = None
+    try:
+        agg_notify.wait_for("READY=1")
+        wait_for_port("127.0.0.1", port, 10)
+        agent = start([str(BIN / "floorwalker-agent"), "mock", "--config", str(etc / "devices/agent-1.toml"),
+                       "--shoppers", "10"], read_env(etc / "agent.env", etc / "devices/agent-1.env"),
+                      agent_notify, agent_log)
+        agent_notify.wait_for("READY=1")
+        deadline = time.monotonic() + 20
+        rows: list[tuple[str, int]] = []
+        while time.monotonic() < deadline:
+            if db.exists():
+                with sqlite3.connect(db, timeout=5) as conn:
+                    rows = conn.execute("SELECT agent, count(*) FROM messages GROUP BY agent").fetchall()
+                conn.close()
+                if rows:
+                    break
+            time.sleep(0.2)
+        assert rows and rows[0][0] == "agent-1", (rows, agg_log.read_text()[-2000:])
+        agg_notify.wait_for("WATCHDOG=1", count=2, timeout_s=10)
+        token = agg_env["FLOORWALKER_API_TOKEN"]
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/health",
+                                         headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            health = json.loads(resp.read())
+        assert health["broker_connected"] is True, health
+    finally:
+        if agent is not None:
+            stop(agent, agent_log)
+        code = stop(agg, agg_log)
+        agg_notify.close()
+        agent_notify.close()
+    assert code == 0, agg_log.read_text()[-2000:]
