@@ -26,6 +26,7 @@ from agent.positioning.zones import ZoneTracker
 
 DEFAULT_REL_SIGMA = 0.3  # a sniffer we have no calibration for: ~30 % of the distance
 MIN_SIGMA_M = 0.3
+AGE_SPEED_MPS = 1.0  # how fast an unseen shopper may drift from an old range (a slow walk)
 OWN_ESTIMATE = "_estimate"  # pseudo-sniffer for reports that carry only the agent's own position
 
 
@@ -111,6 +112,9 @@ class Fusion:
             if rts < cutoff:
                 stale.append(key)
             else:
+                age = ts - rts
+                if age > 0.5:  # the shopper may have walked since: an old range counts for less
+                    sigma = math.hypot(sigma, AGE_SPEED_MPS * age)
                 anchors.append(Anchor(x, y, d, sigma))
         for key in stale:
             del track.ranges[key]
