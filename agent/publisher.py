@@ -2,16 +2,19 @@
 
 Two modes, switched under one lock so no message can slip between them:
 
-* **direct** — connected and nothing spooled: hand the message to paho (QoS 1). paho keeps it until
-  the broker acknowledges it, and with a persistent session (MQTT 5, ``clean_start=False``) resends
-  it after a reconnect.
+* **direct** — connected and nothing spooled: the message goes to an in-memory outbox that the I/O
+  thread hands to paho (QoS 1). paho keeps it until the broker acknowledges it, and with a
+  persistent session (MQTT 5, ``clean_start=False``) resends it after a reconnect.
 * **spooling** — disconnected, or older messages still in the spool: append to the spool. After a
-  reconnect a pump thread first waits for paho's own resends (older than anything spooled), then
-  replays the spool in order, removing rows only once the broker has acknowledged them.
+  reconnect the I/O thread first lets paho resend what it had in flight (older than anything
+  spooled), then replays the spool in order, removing rows only once the broker acknowledged them.
 
-A crash therefore loses at most what paho held in memory in direct mode; spooled rows survive. A
-replay can deliver a message twice (acknowledgement lost in a disconnect), which is why every
-message carries a unique ``msg_id`` and the aggregator deduplicates by it.
+One I/O thread owns paho: it connects and reconnects with back-off, runs paho's network loop,
+publishes the outbox in batches and replays the spool, so paho is only ever called from one thread
+and the pipeline's thread only appends to a deque or the spool.
+A crash loses at most the outbox and what paho held unacknowledged; spooled
+rows survive. A replay can deliver a message twice (acknowledgement lost in a disconnect), which is
+why every message carries a unique ``msg_id`` and the aggregator deduplicates by it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import ssl
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
@@ -38,7 +42,6 @@ log = logging.getLogger(__name__)
 SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps our session (and queued QoS-1 state) for a week
 DRAIN_BATCH = 500
 RESEND_WAIT_S = 10.0  # how long to let paho resend its in-flight messages before replaying the spool
-_REFUSED_CODES = {"Bad user name or password", "Not authorized"}
 
 
 class Publisher:
@@ -51,27 +54,30 @@ class Publisher:
         self.settings = settings
         self.spool = spool
         self.sequence = sequence
+        self.reconnect_max_s = reconnect_max_s
         self.published = 0
         self.refused: str | None = None
-        # Two locks: _lock decides direct vs spool (held around client.publish); _acked guards the
-        # acknowledgement bookkeeping. paho calls on_publish holding its own mutex that publish() also
-        # takes, so on_publish must never wait for _lock, or the two threads deadlock.
-        self._lock = threading.Lock()
-        self._acked = threading.Condition(threading.Lock())
-        self._early_acks: set[int] = set()
+        self.status_topic = contract.agent_topic(store_id, agent_id, "status")
+        self._topics: dict[str, str] = {}
+        self._subscriptions: list[str] = []
+        self._lock = threading.Lock()  # direct vs spool decisions: the pipeline's thread and the I/O thread
         self._connected = False
         self._draining = False
-        self._direct: dict[int, tuple[int, str, bytes]] = {}  # paho mid -> spool row, until PUBACK
-        self._untracked: dict[int, tuple[int, str, bytes]] = {}  # status messages: acks expected, not kept
-        self._replaying: dict[int, tuple[int, str, bytes]] = {}  # replayed spool rows awaiting PUBACK
-        self._wake = threading.Event()
+        self._outbox: deque[tuple[int, str, bytes]] = deque()
+        # I/O-thread-only state
+        self._socket_up = False
+        self._ever_connected = False
+        self._direct: dict[int, tuple[int, str, bytes]] = {}  # paho mid -> row, until PUBACK
+        self._batch: dict[int, int] = {}  # mid -> spool seq of the replay batch in flight
+        self._batch_acked: list[int] = []
+        self._ignore: set[int] = set()  # mids whose PUBACK we do not track (status, abandoned batches)
+        self._resend_deadline = 0.0
+        self._replayed = 0
         self._stop = threading.Event()
+        self._stop_deadline = 0.0
         self._connect_event = threading.Event()
-        self._pump: threading.Thread | None = None
-        self.status_topic = contract.agent_topic(store_id, agent_id, "status")
-        self._subscriptions: list[str] = []
-        self._topics: dict[str, str] = {}
-        self.client = self._make_client(client_id or f"floorwalker-{agent_id}", reconnect_max_s)
+        self._thread: threading.Thread | None = None
+        self.client = self._make_client(client_id or f"floorwalker-{agent_id}")
 
     @classmethod
     def for_device(cls, device: DeviceConfig, *, client_id: str | None = None) -> Publisher:
@@ -83,7 +89,7 @@ class Publisher:
 
     # ------------------------------------------------------------------ set-up
 
-    def _make_client(self, client_id: str, reconnect_max_s: float) -> mqtt.Client:
+    def _make_client(self, client_id: str) -> mqtt.Client:
         s = self.settings
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         if s.username:
@@ -92,9 +98,8 @@ class Publisher:
             client.tls_set(ca_certs=s.ca_file or None, certfile=s.cert_file or None, keyfile=s.key_file or None,
                            cert_reqs=ssl.CERT_REQUIRED)
         client.will_set(self.status_topic, contract.encode_agent(contract.offline(self.agent_id)), qos=1, retain=True)
-        client.max_inflight_messages_set(200)
+        client.max_inflight_messages_set(1000)
         client.max_queued_messages_set(0)
-        client.reconnect_delay_set(min_delay=0.5, max_delay=reconnect_max_s)  # type: ignore[arg-type]
         client.enable_logger(logging.getLogger("agent.mqtt"))  # paho's own lines: topics and sizes, no payloads
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -105,33 +110,26 @@ class Publisher:
         """Connect in the background; raise BrokerUnavailable only if the broker refuses our credentials.
 
         An unreachable broker is not an error: the agent keeps sensing and spools."""
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        self._thread = threading.Thread(target=self._io_loop, name="mqtt-io", daemon=True)
+        self._thread.start()
         s = self.settings
-        try:
-            self.client.connect_async(s.host, s.port, keepalive=s.keepalive_s, clean_start=False, properties=props)
-        except (OSError, ValueError) as exc:
-            raise BrokerUnavailable(f"{s.host}:{s.port}: {exc}") from None
-        self.client.loop_start()
-        self._pump = threading.Thread(target=self._pump_loop, name="mqtt-spool-pump", daemon=True)
-        self._pump.start()
         if wait_s > 0 and not self._connect_event.wait(wait_s):
             log.warning("event=broker-unreachable agent=%s host=%s port=%d action=spooling",
                         self.agent_id, s.host, s.port)
         if self.refused:
-            self.stop()
+            self.stop(flush_s=0)
             raise BrokerUnavailable(f"{s.host}:{s.port} refused agent {self.agent_id}: {self.refused} "
                                     "(check MQTT username/password in the device file or MQTT_USERNAME/MQTT_PASSWORD)")
         return self
 
     def subscribe(self, topic: str, on_payload: Callable[[bytes], None]) -> None:
-        """Receive ``topic`` (QoS 1), renewed on every reconnect; ``on_payload`` runs on paho's thread."""
+        """Receive ``topic`` (QoS 1) from now on and after every reconnect; call before :meth:`start`.
+
+        ``on_payload`` runs on the I/O thread: hand the data over, do not work there."""
         self.client.message_callback_add(topic, lambda client, userdata, msg: on_payload(msg.payload))
         self._subscriptions.append(topic)
-        if self._connected:
-            self.client.subscribe(topic, qos=1)
 
-    # ------------------------------------------------------------------ publishing
+    # ------------------------------------------------------------------ publishing (any thread)
 
     @property
     def connected(self) -> bool:
@@ -151,36 +149,138 @@ class Publisher:
     def publish_raw(self, seq: int, topic: str, payload: bytes) -> None:
         with self._lock:
             if self._connected and not self._draining and self.spool.depth == 0:
-                info = self.client.publish(topic, payload, qos=1)
-                if info.rc == mqtt.MQTT_ERR_SUCCESS:
-                    self._track(info.mid, (seq, topic, payload), self._direct)
-                    self.published += 1
-                    return
+                self._outbox.append((seq, topic, payload))
+                return
             self.spool.append(seq, topic, payload)
-        self._wake.set()
 
-    def _track(self, mid: int, row: tuple[int, str, bytes], into: dict[int, tuple[int, str, bytes]]) -> None:
-        with self._acked:
-            if mid in self._early_acks:  # the PUBACK overtook us
-                self._early_acks.discard(mid)
+    # ------------------------------------------------------------------ the I/O thread
+
+    def _io_loop(self) -> None:
+        backoff_s = 0.5
+        while True:
+            if self._stop.is_set() and (self._stop_deadline <= time.monotonic() or not self._connected
+                                        or not (self._outbox or self._direct)):
+                break
+            if not self._socket_up:
+                if self._stop.is_set():
+                    break
+                if not self._try_connect():
+                    self._spool_outbox()
+                    self._stop.wait(backoff_s)
+                    backoff_s = min(self.reconnect_max_s, backoff_s * 2)
+                    continue
+                backoff_s = 0.5 if not self.refused else self.reconnect_max_s
+            rc = self.client.loop(timeout=0.005)
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                self._socket_up = False
+                self._set_disconnected(f"loop rc={rc}")
+                continue
+            try:
+                self._flush_outbox()
+                self._drain_step()
+            except Exception:  # the I/O thread must outlive any surprise; the spool keeps the data
+                log.exception("event=publisher-io-failed agent=%s", self.agent_id)
+                self._stop.wait(1.0)
+        self._shutdown()
+
+    def _try_connect(self) -> bool:
+        s = self.settings
+        try:
+            if self._ever_connected:
+                self.client.reconnect()
             else:
-                into[mid] = row
+                props = Properties(PacketTypes.CONNECT)
+                props.SessionExpiryInterval = SESSION_EXPIRY_S
+                self.client.connect(s.host, s.port, keepalive=s.keepalive_s, clean_start=False, properties=props)
+                self._ever_connected = True
+        except (OSError, ValueError, ssl.SSLError) as exc:
+            log.debug("event=connect-failed agent=%s host=%s port=%d reason=%s", self.agent_id, s.host, s.port, exc)
+            return False
+        self._socket_up = True
+        return True
+
+    def _flush_outbox(self) -> None:
+        if not self._connected:
+            self._spool_outbox()
+            return
+        outbox, client, direct = self._outbox, self.client, self._direct
+        while outbox:
+            row = outbox.popleft()
+            info = client.publish(row[1], row[2], qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                outbox.appendleft(row)
+                self._spool_outbox()
+                return
+            direct[info.mid] = row
+            self.published += 1
+
+    def _spool_outbox(self) -> None:
+        with self._lock:
+            if self._outbox:
+                rows = list(self._outbox)
+                self._outbox.clear()
+                self.spool.append_many(rows)
+
+    def _drain_step(self) -> None:
+        if not self._connected or not self._draining:
+            return
+        if self._direct and time.monotonic() < self._resend_deadline:
+            return  # paho is still resending what it had in flight before the disconnect: older than the spool
+        if self._batch:
+            return  # waiting for the broker to acknowledge the batch in flight
+        if self._batch_acked:
+            self.spool.remove(self._batch_acked)
+            self._replayed += len(self._batch_acked)
+            self._batch_acked = []
+        rows = self.spool.peek(DRAIN_BATCH)
+        if not rows:
+            with self._lock:
+                if self.spool.depth == 0 and not self._outbox:
+                    self._draining = False
+            if not self._draining and self._replayed:
+                log.info("event=spool-replayed agent=%s messages=%d", self.agent_id, self._replayed)
+                self._replayed = 0
+            return
+        for seq, topic, payload in rows:
+            info = self.client.publish(topic, bytes(payload), qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                break
+            self._batch[info.mid] = seq
+            self.published += 1
 
     def _publish_status(self, state: str) -> mqtt.MQTTMessageInfo:
         status = contract.Status(agent=self.agent_id, state=state, ts=time.time())
         info = self.client.publish(self.status_topic, contract.encode_agent(status), qos=1, retain=True)
-        self._track(info.mid, (0, "", b""), self._untracked)
+        self._ignore.add(info.mid)
         return info
 
-    # ------------------------------------------------------------------ paho callbacks (paho's thread)
+    def _shutdown(self) -> None:
+        """On the I/O thread: say offline, disconnect, and spool whatever was not acknowledged."""
+        if self._connected:
+            info = self._publish_status("offline")
+            deadline = time.monotonic() + 1.0
+            while not info.is_published() and time.monotonic() < deadline:
+                if self.client.loop(timeout=0.02) != mqtt.MQTT_ERR_SUCCESS:
+                    break
+        self._connected = False
+        self.client.disconnect()
+        leftovers = sorted(self._direct.values())
+        self._direct.clear()
+        if leftovers:
+            self.spool.append_many(leftovers)
+            log.info("event=spooled-unacknowledged agent=%s messages=%d", self.agent_id, len(leftovers))
+        self._spool_outbox()
+        if self._batch_acked:
+            self.spool.remove(self._batch_acked)
+            self._batch_acked = []
+
+    # ------------------------------------------------------------------ paho callbacks (I/O thread)
 
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
                     reason_code: mqtt.ReasonCode, properties: Properties | None = None) -> None:
         if reason_code.is_failure:
             self.refused = str(reason_code)
             log.error("event=broker-refused agent=%s reason=%s", self.agent_id, reason_code)
-            if self.refused in _REFUSED_CODES:
-                client.disconnect()  # wrong credentials do not get better by retrying every second
             self._connect_event.set()
             return
         self.refused = None
@@ -189,115 +289,48 @@ class Publisher:
         self._publish_status("online")
         for topic in self._subscriptions:
             client.subscribe(topic, qos=1)
+        self._resend_deadline = time.monotonic() + RESEND_WAIT_S
         with self._lock:
-            self._draining = True  # until the pump has checked the spool
+            self._draining = True  # until the spool has been checked
             self._connected = True
         self._connect_event.set()
-        self._wake.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: mqtt.DisconnectFlags,
                        reason_code: mqtt.ReasonCode, properties: Properties | None = None) -> None:
-        was = self._connected
-        self._connected = False
-        with self._acked:
-            self._acked.notify_all()
+        self._set_disconnected(str(reason_code))
+
+    def _set_disconnected(self, reason: str) -> None:
+        with self._lock:
+            was, self._connected = self._connected, False
+        # A replay batch in flight stays in the spool; its late acknowledgements are not ours to count.
+        self._ignore.update(self._batch)
+        self._batch.clear()
         if was and not self._stop.is_set():
-            log.warning("event=mqtt-disconnected agent=%s reason=%s action=spooling", self.agent_id, reason_code)
+            log.warning("event=mqtt-disconnected agent=%s reason=%s action=spooling", self.agent_id, reason)
 
     def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, reason_code: mqtt.ReasonCode,
                     properties: Properties) -> None:
-        with self._acked:
-            if (self._direct.pop(mid, None) is None and self._replaying.pop(mid, None) is None
-                    and self._untracked.pop(mid, None) is None):
-                self._early_acks.add(mid)
-            self._acked.notify_all()
-
-    # ------------------------------------------------------------------ spool replay (pump thread)
-
-    def _pump_loop(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(0.5)
-            self._wake.clear()
-            if self._connected:
-                try:
-                    self._drain()
-                except Exception:  # the pump must outlive any surprise; the spool keeps the data
-                    log.exception("event=spool-drain-failed agent=%s", self.agent_id)
-                    self._stop.wait(1.0)
-
-    def _drain(self) -> None:
-        with self._lock:
-            if not self._draining and self.spool.depth == 0:
-                return
-            self._draining = True
-        # paho resends what it had in flight before the disconnect; those are older than the spool.
-        deadline = time.monotonic() + RESEND_WAIT_S
-        with self._acked:
-            while self._direct and self._connected and time.monotonic() < deadline:
-                self._acked.wait(0.2)
-        replayed = 0
-        while self._connected and not self._stop.is_set():
-            rows = self.spool.peek(DRAIN_BATCH)
-            if not rows:
-                with self._lock:
-                    if self.spool.depth == 0:
-                        self._draining = False
-                        if replayed:
-                            log.info("event=spool-replayed agent=%s messages=%d", self.agent_id, replayed)
-                        return
-                continue
-            acked = self._send_batch(rows)
-            self.spool.remove(acked)
-            replayed += len(acked)
-            if len(acked) < len(rows):
-                return  # disconnected mid-batch; the rest stays spooled
-
-    def _send_batch(self, rows: list[tuple[int, str, bytes]]) -> list[int]:
-        sent: dict[int, int] = {}  # mid -> seq
-        for seq, topic, payload in rows:
-            info = self.client.publish(topic, bytes(payload), qos=1)
-            if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                break
-            sent[info.mid] = seq
-            self._track(info.mid, (seq, topic, b""), self._replaying)
-        deadline = time.monotonic() + 30.0
-        with self._acked:
-            while (self._replaying.keys() & sent.keys()) and self._connected and time.monotonic() < deadline:
-                self._acked.wait(0.2)
-            pending = self._replaying.keys() & sent.keys()
-            for mid in pending:
-                del self._replaying[mid]
-        self.published += len(sent) - len(pending)
-        return [seq for mid, seq in sent.items() if mid not in pending]
+        if self._direct.pop(mid, None) is not None:
+            return
+        seq = self._batch.pop(mid, None)
+        if seq is not None:
+            self._batch_acked.append(seq)
+            return
+        self._ignore.discard(mid)
 
     # ------------------------------------------------------------------ shutdown
 
     def stop(self, *, flush_s: float = 2.0) -> None:
-        """Say offline, give in-flight messages ``flush_s`` to be acknowledged, spool the rest, disconnect."""
+        """Give queued and in-flight messages ``flush_s`` to be acknowledged, say offline, spool the rest."""
         if self._stop.is_set():
             return
-        deadline = time.monotonic() + flush_s
-        with self._acked:
-            while self._direct and self._connected and time.monotonic() < deadline:
-                self._acked.wait(0.1)
+        self._stop_deadline = time.monotonic() + flush_s
         self._stop.set()
-        self._wake.set()
-        if self._pump is not None:
-            self._pump.join(timeout=5)
-        with self._acked:
-            leftovers = sorted(self._direct.values())
-            self._direct.clear()
-        if leftovers:
-            self.spool.append_many(leftovers)
-            log.info("event=spooled-unacknowledged agent=%s messages=%d", self.agent_id, len(leftovers))
-        if self._connected:
-            info = self._publish_status("offline")
-            try:
-                info.wait_for_publish(1.0)
-            except (RuntimeError, ValueError) as exc:
-                log.debug("event=offline-status-not-sent reason=%s", exc)
-        self.client.disconnect()
-        self.client.loop_stop()
+        if self._thread is not None:
+            self._thread.join(timeout=flush_s + 10)
+            self._thread = None
+        else:
+            self._spool_outbox()
 
     def __enter__(self) -> Publisher:
         return self
