@@ -43,6 +43,7 @@ DEDUP_WINDOW = 200_000  # message ids remembered in memory (~20 MB; the primary 
 MAX_AGENTS = 1000  # agent ids tracked for /api/agents; more is an attack or a misconfiguration
 DEAD_LETTER_MAX_BYTES = 16 * 1024
 _RAW_MAC = re.compile(r"(?i)(?<![0-9a-f])[0-9a-f]{2}([:-]?)(?:[0-9a-f]{2}\1){4}[0-9a-f]{2}(?![0-9a-f])")
+_RAW_MAC_BYTES = re.compile(_RAW_MAC.pattern.encode())
 MAX_CLOCK_SKEW_S = 60.0
 # Reports of one device closer together than this are one probe burst heard by several agents: one fix.
 COALESCE_S = 0.5
@@ -240,7 +241,13 @@ class Ingest:
         payload: bytes | None = item.payload[:DEAD_LETTER_MAX_BYTES]
         if rejection.reason == "raw-mac":
             payload = None  # raw MAC addresses never reach the disk
-        batch.dead_letters.append((item.received, item.topic[:300], rejection.reason, rejection.detail[:500], payload))
+        else:
+            # A payload rejected for any other reason may still carry a MAC (a hostile or broken
+            # sender): redact anything MAC-shaped before the dead letter is written down.
+            payload = _RAW_MAC_BYTES.sub(b"<mac-redacted>", payload)
+        topic = _RAW_MAC.sub("<mac-redacted>", item.topic[:300])
+        detail = _RAW_MAC.sub("<mac-redacted>", rejection.detail[:500])
+        batch.dead_letters.append((item.received, topic, rejection.reason, detail, payload))
         if sum(self.counters.rejected.values()) % 1000 == 1:
             log.warning("event=rejected reason=%s topic=%s detail=%s", rejection.reason, item.topic[:120],
                         rejection.detail[:120])
