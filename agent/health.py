@@ -24,8 +24,11 @@ class HealthMonitor:
         self._last_report_ts = self.started
         self._last_readings = 0
 
-    def report(self, msg_id: str, now: float, *, spool_depth: int, spool_dropped: int,
-               serial_reconnects: int) -> contract.Health:
+    def report(self, msg_id: str, now: float, *, readings: int, rejected: Counter[str], spool_depth: int,
+               spool_dropped: int, serial_reconnects: int) -> contract.Health:
+        """The health message for ``now``; ``readings`` is the running total of readings so far."""
+        self.readings = readings
+        self.rejected = rejected
         elapsed = max(now - self._last_report_ts, 1e-6)
         rate = (self.readings - self._last_readings) / elapsed
         self._last_report_ts, self._last_readings = now, self.readings

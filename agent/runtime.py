@@ -20,6 +20,7 @@ from typing import IO, Any, Protocol
 
 from agent import contract
 from agent.config import DeviceConfig
+from agent.health import HealthMonitor
 from agent.presence import PresenceTracker, PresenceUpdate, Sighting
 from agent.privacy import DeviceHasher, is_randomized
 from agent.sdnotify import notify, watchdog_interval_s
@@ -121,11 +122,12 @@ class Pipeline:
         for event in self.gpio.tick(now):
             self._sensor(event)
 
-    def health(self, now: float, *, spool_depth: int = 0, spool_dropped: int = 0, serial_reconnects: int = 0,
-               readings_per_s: float = 0.0, uptime_s: float = 0.0) -> None:
+    def health(self, monitor: HealthMonitor, now: float, *, spool_depth: int = 0, spool_dropped: int = 0,
+               serial_reconnects: int = 0) -> None:
         msg_id, seq = self.sink.new_id()
-        self._send(contract.Health(msg_id, self.agent_id, now, round(uptime_s, 1), round(readings_per_s, 2),
-                                   spool_depth, spool_dropped, serial_reconnects, dict(self.rejected)), seq)
+        self._send(monitor.report(msg_id, now, readings=self.readings, rejected=self.rejected,
+                                  spool_depth=spool_depth, spool_dropped=spool_dropped,
+                                  serial_reconnects=serial_reconnects), seq)
 
     # -- outputs
 
@@ -201,7 +203,7 @@ class AgentRuntime:
         next_health = time.time() + self.device.health_interval_s
         watchdog_s = watchdog_interval_s()
         next_watchdog = time.time()
-        last_readings, last_health_ts = 0, time.time()
+        monitor = HealthMonitor(self.device.agent_id, clock=self._started)
         notify("READY=1")
         log.info("event=agent-started agent=%s sniffers=%d pirs=%d door=%s", self.device.agent_id,
                  len(self.readers), len(self.device.pirs), bool(self.device.door))
@@ -218,11 +220,8 @@ class AgentRuntime:
                 next_tick = now + TICK_S
             if now >= next_health:
                 depth, dropped = self._spool_stats()
-                rate = (pipeline.readings - last_readings) / max(now - last_health_ts, 1e-6)
-                pipeline.health(now, spool_depth=depth, spool_dropped=dropped,
-                                serial_reconnects=sum(r.reconnects for r in self.readers),
-                                readings_per_s=rate, uptime_s=now - self._started)
-                last_readings, last_health_ts = pipeline.readings, now
+                pipeline.health(monitor, now, spool_depth=depth, spool_dropped=dropped,
+                                serial_reconnects=sum(r.reconnects for r in self.readers))
                 next_health = now + self.device.health_interval_s
             if watchdog_s is not None and now >= next_watchdog:
                 notify("WATCHDOG=1")

@@ -96,6 +96,8 @@ def test_no_mac_on_the_wire_in_logs_spool_or_recording(config_dir: Path, tmp_pat
     payloads = [p for _, p, _ in collector.messages]
     assert len(collector.payloads("/enter")) == len(MACS)
     assert b'"ranges"' in b"".join(payloads)
+    health = collector.payloads("/health")
+    assert health and health[-1]["rejected"].get("garbage", 0) >= 1  # the boot banner, counted by kind
     assert leaks(b"\n".join(payloads)) == []
     assert leaks(log.read_bytes()) == [], "a MAC reached the log"
     text = log.read_text()
