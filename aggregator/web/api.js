@@ -40,6 +40,20 @@ export async function getJSON(path) {
   return parse(await fetch(path, {headers: headers(), cache: "no-store"}));
 }
 
+/** Every item of a paged list endpoint ({items, total, limit, offset}), up to `max` items. */
+export async function getAll(path, max = 20000) {
+  const items = [];
+  const sep = path.includes("?") ? "&" : "?";
+  for (let offset = 0; offset < max;) {
+    const page = await getJSON(`${path}${sep}limit=1000&offset=${offset}`);
+    const got = itemsOf(page);
+    items.push(...got);
+    offset += got.length;
+    if (!got.length || !page || typeof page.total !== "number" || offset >= page.total) break;
+  }
+  return items;
+}
+
 export async function postJSON(path, body) {
   return parse(await fetch(path, {
     method: "POST", headers: headers({"Content-Type": "application/json"}), body: JSON.stringify(body),

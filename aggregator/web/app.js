@@ -2,7 +2,7 @@
 // WebSocket frames only queue events; one requestAnimationFrame callback applies everything
 // queued since the last frame and draws once, so the page keeps up however fast events come.
 
-import {getImage, getJSON, indexCustomers, itemsOf, segmentOf, withToken} from "./api.js";
+import {getAll, getImage, getJSON, indexCustomers, segmentOf, withToken} from "./api.js";
 import {$, duration, el, fill, setText} from "./dom.js";
 import {EventLog, LOG_TYPES} from "./eventlog.js";
 import {HeatLayer, LiveMap} from "./livemap.js";
@@ -366,8 +366,8 @@ async function main() {
   const store = await getJSON("/api/store");
   endpoints = store.endpoints || {};
   const [customerPayload, agents] = await Promise.all([
-    endpoints.customers ? getJSON("/api/customers?limit=1000") : [],
-    endpoints.agents ? getJSON("/api/agents?limit=1000") : null,
+    endpoints.customers ? getAll("/api/customers") : [],
+    endpoints.agents ? getAll("/api/agents") : null,
   ]);
   customers = indexCustomers(customerPayload);
   setText("store-name", store.name || store.id || "");
@@ -394,7 +394,7 @@ async function main() {
   }
 
   // Where everyone is now, then live updates.
-  const now = endpoints.positions ? itemsOf(await getJSON("/api/positions?limit=1000")) : [];
+  const now = endpoints.positions ? await getAll("/api/positions") : [];
   for (const p of now) if (p.x !== null && p.y !== null) pending.push(Object.assign({}, p, {type: "move", ts: Date.now() / 1000}));
   const offers = endpoints.offers ? offersFrom(await getJSON("/api/offers?limit=50")) : [];
   for (const item of offers) addOffer(item, false);

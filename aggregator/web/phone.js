@@ -1,7 +1,7 @@
 // A shopper's phone: the offers this customer received, newest first, live.
 // The customer id comes from the URL path; it is only ever shown through textContent.
 
-import {getJSON, indexCustomers, segmentOf} from "./api.js";
+import {getAll, getJSON, indexCustomers, segmentOf} from "./api.js";
 import {$, setText} from "./dom.js";
 import {couponCard, couponKey, customerIdOf, offersFrom, predictionOf} from "./offers.js";
 import {LiveSocket} from "./ws.js";
@@ -32,7 +32,7 @@ function add(item, fresh) {
 async function main() {
   const store = await getJSON("/api/store");
   const endpoints = store.endpoints || {};
-  const customers = indexCustomers(endpoints.customers ? await getJSON("/api/customers?limit=1000") : []);
+  const customers = indexCustomers(endpoints.customers ? await getAll("/api/customers") : []);
   const me = customers.get(customerId);
   setText("phone-name", me && me.name ? String(me.name) : `customer #${customerId}`);
   setText("phone-segment", me ? segmentOf(me) : "");
