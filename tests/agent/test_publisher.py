@@ -68,6 +68,7 @@ def test_spools_while_broker_is_away_then_replays_in_order(tmp_path: Path) -> No
     assert [json.loads(p)["msg_id"] for _, _, p in rows] == ids
 
 
+@pytest.mark.faults
 def test_broker_stopped_and_restarted_mid_stream(tmp_path: Path, broker_factory: Callable[..., Broker]) -> None:
     workdir = tmp_path / "broker"
     broker = broker_factory(workdir=workdir, extra_conf=persistent_broker_conf())
