@@ -99,12 +99,16 @@ def start_mosquitto(port: int | None = None, *, host: str = "127.0.0.1", extra_c
     if binary is None:
         raise FileNotFoundError("mosquitto is not installed (Debian: apt-get install mosquitto)")
     port = port or free_port(host)
+    extra_conf = list(extra_conf)
     workdir = workdir or Path(tempfile.mkdtemp(prefix="fw-mosquitto-"))
     workdir.mkdir(parents=True, exist_ok=True)
     lines = [
         "per_listener_settings false" if listener else "",
         f"listener {port} {host}" if listener else "",
         "allow_anonymous true" if listener else "",
+        # Started as root, mosquitto drops to the `mosquitto` user and then cannot write our
+        # workdir: no log, no persistence, sessions silently lost across a restart. Stay root.
+        "user root" if os.geteuid() == 0 and not any(line.startswith("user ") for line in extra_conf) else "",
         "persistence true",
         f"persistence_location {workdir}/",
         f"log_dest file {workdir}/mosquitto.log",

@@ -39,3 +39,16 @@ def test_broker_restart_keeps_port(broker_factory, tmp_path) -> None:
     with Collector(second.host, second.port, "t/#") as sub:
         publish(second.host, second.port, [("t/x", b"1")])
         assert sub.wait_for(1)[0].payload == b"1"
+
+
+def test_mosquitto_can_write_its_workdir(broker_factory, tmp_path) -> None:
+    """Regression: as root, mosquitto dropped to its own user and silently lost log and persistence."""
+    broker = broker_factory(workdir=tmp_path / "w")
+    if broker.kind != "mosquitto":
+        pytest.skip("mosquitto-specific")
+    with Collector(broker.host, broker.port, "t/#") as sub:
+        publish(broker.host, broker.port, [("t/x", b"1")])
+        sub.wait_for(1)
+    broker.stop()
+    assert "New connection" in broker.log_text
+    assert (tmp_path / "w" / "mosquitto.db").exists()
