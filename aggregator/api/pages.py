@@ -27,6 +27,7 @@ from aiohttp import web
 from agent.config import DeviceConfig, StoreConfig, load_device
 from agent.contract import encode_scenario, scenario_topic
 from agent.errors import ConfigError
+from aggregator.api.core import int_param
 from aggregator.appkeys import CUSTOMERS, DB_PATH, MQTT, SETTINGS, STORE_CONFIG
 from aggregator.scenario_builder import ScenarioError, build, duration_s, parse_request
 from aggregator.store import read_query
@@ -203,24 +204,11 @@ def heatmap_grid(db_path: Path, since_ts: float, cell_px: int, width_px: int, he
             "max": max(counts) if counts else 0, "total": total}
 
 
-def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name, "")
-    if raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise _bad(name, f"{name} must be an integer, got {raw[:40]!r}", key="param") from None
-    if not low <= value <= high:
-        raise _bad(name, f"{name} must be between {low} and {high}, got {value}", key="param")
-    return value
-
-
 @routes.get("/api/heatmap")
 async def heatmap(request: web.Request) -> web.Response:
     """``?minutes=N`` (1..1440, default 15) ``&cell_px=C`` (10..400, default 40)."""
-    minutes = _int_param(request, "minutes", HEATMAP_MINUTES_DEFAULT, 1, HEATMAP_MINUTES_MAX)
-    cell_px = _int_param(request, "cell_px", HEATMAP_CELL_PX_DEFAULT, 10, 400)
+    minutes = int_param(request, "minutes", HEATMAP_MINUTES_DEFAULT, 1, HEATMAP_MINUTES_MAX)
+    cell_px = int_param(request, "cell_px", HEATMAP_CELL_PX_DEFAULT, 10, 400)
     plan = request.app[STORE_CONFIG].plan
     now = time.time()
     grid = await asyncio.to_thread(heatmap_grid, request.app[DB_PATH], now - minutes * 60.0, cell_px,

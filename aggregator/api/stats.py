@@ -22,6 +22,7 @@ from aiohttp import web
 from aggregator.analytics import queries
 from aggregator.analytics.definitions import AnalyticsParams, zone_gap_from_env
 from aggregator.analytics.service import AnalyticsService
+from aggregator.api.core import int_param
 
 ANALYTICS = web.AppKey("analytics", AnalyticsService)
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -54,19 +55,6 @@ def _date(request: web.Request, name: str, default: date | None = None) -> date:
         raise _bad(name, f"{name} is not a real date: {raw!r}") from None
     if not _DATE_MIN <= value <= _DATE_MAX:  # date arithmetic near year 1 or 9999 would overflow (a 500)
         raise _bad(name, f"{name} must be between {_DATE_MIN} and {_DATE_MAX}, got {raw!r}")
-    return value
-
-
-def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name, "")
-    if raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise _bad(name, f"{name} must be an integer, got {raw[:40]!r}") from None
-    if not low <= value <= high:
-        raise _bad(name, f"{name} must be between {low} and {high}, got {value}")
     return value
 
 
@@ -141,8 +129,8 @@ async def stats_loyalty(request: web.Request) -> web.Response:
 async def stats_visitors(request: web.Request) -> web.Response:
     fmt = _format(request)
     day = _date(request, "date", _today(request))
-    limit = _int(request, "limit", 100, 1, MAX_PAGE)
-    offset = _int(request, "offset", 0, 0, 10**9)
+    limit = int_param(request, "limit", 100, 1, MAX_PAGE)
+    offset = int_param(request, "offset", 0, 0, 10**9)
     total, rows = await request.app[ANALYTICS].read(
         lambda conn, d: queries.visitors(conn, d, limit=limit, offset=offset), day)
     if fmt == "csv":
