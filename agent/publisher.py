@@ -12,8 +12,9 @@ Two modes, switched under one lock so no message can slip between them:
 One I/O thread owns paho: it connects and reconnects with back-off, runs paho's network loop,
 publishes the outbox in batches and replays the spool, so paho is only ever called from one thread
 and the pipeline's thread only appends to a deque or the spool.
-A crash loses at most the outbox and what paho held unacknowledged; spooled
-rows survive. A replay can deliver a message twice (acknowledgement lost in a disconnect), which is
+On a disconnect, what paho held unacknowledged is written to the spool at once, so a crash
+while the broker is away loses nothing; a crash while connected loses at most the outbox and the
+messages in flight at that moment. A replay can deliver a message twice (acknowledgement lost in a disconnect), which is
 why every message carries a unique ``msg_id`` and the aggregator deduplicates by it.
 """
 
@@ -305,6 +306,15 @@ class Publisher:
         # A replay batch in flight stays in the spool; its late acknowledgements are not ours to count.
         self._ignore.update(self._batch)
         self._batch.clear()
+        # What paho sent but the broker never acknowledged lives only in paho's memory: put it on disk
+        # now, so a SIGKILL before the broker returns loses nothing. paho may still resend it from
+        # memory after a reconnect; the duplicates carry the same msg_id and the aggregator drops them.
+        if self._direct:
+            unacked = sorted(self._direct.values())
+            self._ignore.update(self._direct)
+            self._direct.clear()
+            self.spool.append_many(unacked)
+            log.info("event=spooled-unacknowledged agent=%s messages=%d", self.agent_id, len(unacked))
         if was and not self._stop.is_set():
             log.warning("event=mqtt-disconnected agent=%s reason=%s action=spooling", self.agent_id, reason)
 

@@ -105,3 +105,32 @@ def test_refused_credentials_raise_a_clear_error(tmp_path: Path, broker_factory:
             pub.start(wait_s=5)
     finally:
         pub.spool.close()
+
+
+def test_unacknowledged_in_flight_messages_reach_the_disk_when_the_broker_dies(
+        tmp_path: Path, mqtt_broker: Broker) -> None:
+    """Regression: messages paho had sent but the broker never acknowledged lived only in paho's
+    memory, so a SIGKILL of the agent before the broker came back lost them. A frozen broker
+    (SIGSTOP) never acknowledges; killing it then drops the connection with them in flight."""
+    import os
+    import signal
+
+    pub = make_publisher(tmp_path, mqtt_broker.port).start()
+    try:
+        assert mqtt_broker.process is not None
+        os.kill(mqtt_broker.process.pid, signal.SIGSTOP)
+        ids = [send_door(pub) for _ in range(20)]
+        time.sleep(0.5)  # handed to paho and written to the socket; no PUBACK can come back
+        assert pub.spool.depth == 0
+        os.kill(mqtt_broker.process.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while pub.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not pub.connected
+        time.sleep(0.3)
+        spooled = [json.loads(payload)["msg_id"] for _, _, payload in pub.spool.peek(100)]
+    finally:
+        mqtt_broker.process.wait()
+        pub.stop(flush_s=0.2)
+        pub.spool.close()
+    assert spooled == ids
