@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Final
 
+from agent.privacy import contains_mac
+
 MAX_PAYLOAD_BYTES: Final = 16 * 1024
 ROOT: Final = "floorwalker"
 
@@ -339,6 +341,14 @@ def _ranges(d: Mapping[str, Any]) -> tuple[Range, ...]:
     return tuple(out)
 
 
+def _device(d: Mapping[str, Any]) -> str:
+    """The hashed device id; a raw MAC here means an agent (or an impostor) leaked one."""
+    device = _text(d, "device")
+    if contains_mac(device):
+        raise _Invalid("raw-mac", "device must be the agent's keyed hash, not a MAC")
+    return device
+
+
 def _decode_agent(kind: str, d: dict[str, Any], agent: str | None) -> AgentMessage:
     if kind == "status":
         a = _text(d, "agent")
@@ -357,7 +367,7 @@ def _decode_agent(kind: str, d: dict[str, Any], agent: str | None) -> AgentMessa
         randomized = d.get("randomized", False)
         if not isinstance(randomized, bool):
             raise _Invalid("wrong-type", "randomized must be true or false")
-        return Presence(kind, msg_id, a, ts, _text(d, "device"), _num(d, "x"), _num(d, "y"), accuracy,
+        return Presence(kind, msg_id, a, ts, _device(d), _num(d, "x"), _num(d, "y"), accuracy,
                         _num(d, "rssi_dbm"), distance, randomized, _ranges(d))
     if kind == "motion":
         active = d.get("active")
@@ -370,7 +380,7 @@ def _decode_agent(kind: str, d: dict[str, Any], agent: str | None) -> AgentMessa
             raise _Invalid("bad-value", "direction must be in or out")
         return Door(msg_id, a, ts, _text(d, "sensor"), direction)
     if kind == "link":
-        return Link(msg_id, a, ts, _text(d, "device"), _loose_id(d, "customer_id"))
+        return Link(msg_id, a, ts, _device(d), _loose_id(d, "customer_id"))
     if kind == "health":
         rejected = d.get("rejected", {})
         if not isinstance(rejected, dict) or len(rejected) > 64 or not all(

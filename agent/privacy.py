@@ -12,12 +12,33 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 ID_PREFIX = "d-"
 ID_HEX_CHARS = 16  # 64 bits: collisions among a store's few thousand daily devices are negligible
 _CACHE_LIMIT = 100_000  # hashes remembered per day; a busy store sees a few thousand devices
+
+
+# A MAC anywhere in a text: six hex octets with ':' or '-' or nothing between them, not part of a
+# longer hex run (so a 16-hex hashed id never matches). Used wherever text from outside is written down.
+MAC_IN_TEXT = re.compile(r"(?i)(?<![0-9a-f])[0-9a-f]{2}([:-]?)(?:[0-9a-f]{2}\1){4}[0-9a-f]{2}(?![0-9a-f])")
+_MAC_IN_BYTES = re.compile(MAC_IN_TEXT.pattern.encode())
+MAC_REDACTED = "<mac-redacted>"
+
+
+def contains_mac(text: str) -> bool:
+    return MAC_IN_TEXT.search(text) is not None
+
+
+def redact_macs(data: str) -> str:
+    """``data`` with anything MAC-shaped replaced, for text that must be kept (dead letters, logs)."""
+    return MAC_IN_TEXT.sub(MAC_REDACTED, data)
+
+
+def redact_macs_bytes(data: bytes) -> bytes:
+    return _MAC_IN_BYTES.sub(MAC_REDACTED.encode(), data)
 
 
 def is_randomized(mac: str) -> bool:

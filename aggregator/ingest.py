@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import re
 import sqlite3
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from typing import Any
 from agent.config import DeviceConfig, StoreConfig
 from agent.contract import Door, Health, Link, Motion, Presence, Rejection, Status, decode_agent
 from agent.geometry import Zone
+from agent.privacy import redact_macs, redact_macs_bytes
 from aggregator.bus import EventBus
 from aggregator.customer_tier import CustomerTier
 from aggregator.dwell import DwellTracker
@@ -42,8 +42,6 @@ log = logging.getLogger(__name__)
 DEDUP_WINDOW = 200_000  # message ids remembered in memory (~20 MB; the primary key stays the last word)
 MAX_AGENTS = 1000  # agent ids tracked for /api/agents; more is an attack or a misconfiguration
 DEAD_LETTER_MAX_BYTES = 16 * 1024
-_RAW_MAC = re.compile(r"(?i)(?<![0-9a-f])[0-9a-f]{2}([:-]?)(?:[0-9a-f]{2}\1){4}[0-9a-f]{2}(?![0-9a-f])")
-_RAW_MAC_BYTES = re.compile(_RAW_MAC.pattern.encode())
 MAX_CLOCK_SKEW_S = 60.0
 # Reports of one device closer together than this are one probe burst heard by several agents: one fix.
 COALESCE_S = 0.5
@@ -244,9 +242,9 @@ class Ingest:
         else:
             # A payload rejected for any other reason may still carry a MAC (a hostile or broken
             # sender): redact anything MAC-shaped before the dead letter is written down.
-            payload = _RAW_MAC_BYTES.sub(b"<mac-redacted>", payload)
-        topic = _RAW_MAC.sub("<mac-redacted>", item.topic[:300])
-        detail = _RAW_MAC.sub("<mac-redacted>", rejection.detail[:500])
+            payload = redact_macs_bytes(payload)
+        topic = redact_macs(item.topic[:300])
+        detail = redact_macs(rejection.detail[:500])
         batch.dead_letters.append((item.received, topic, rejection.reason, detail, payload))
         if sum(self.counters.rejected.values()) % 1000 == 1:
             log.warning("event=rejected reason=%s topic=%s detail=%s", rejection.reason, item.topic[:120],
@@ -264,9 +262,6 @@ class Ingest:
             self.counters.duplicates += 1
             return
         device = getattr(msg, "device", None)
-        if device is not None and _RAW_MAC.search(device):
-            self._dead_letter(batch, item, Rejection("raw-mac", "device must be the agent's keyed hash, not a MAC"))
-            return
         self._remember(msg.msg_id)
         counters = self.counters
         counters.accepted += 1

@@ -70,6 +70,8 @@ GOOD = json.loads(c.encode_agent(presence()))
     (json.dumps({**GOOD, "agent": "agent-2"}).encode(), "agent-mismatch"),
     (json.dumps({**GOOD, "ranges": "lots"}).encode(), "wrong-type"),
     (json.dumps({**GOOD, "device": ""}).encode(), "bad-value"),
+    (json.dumps({**GOOD, "device": "AA-BB-CC-DD-EE-0F"}).encode(), "raw-mac"),
+    (json.dumps({**GOOD, "device": "aabbccddee0f"}).encode(), "raw-mac"),
     (b'{"msg_id":"a","agent":"agent-1","ts":1e999,"device":"d","x":1,"y":1}', "wrong-type"),
     (b'{"msg_id":"a","agent":"agent-1","ts":NaN}', "wrong-type"),
 ])
