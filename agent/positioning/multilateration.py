@@ -247,6 +247,8 @@ def _robust(anchors: list[Anchor], b: Bounds, prior: Estimate | None,
             break
 
     # Covariance of the measurement alone (prior excluded), inflated when residuals disagree.
+    # The residual/gradient lines repeat the loop above on purpose: a shared helper function cost
+    # ~25 % of fixes/s (27.6k -> 20k, bench positioning.locate_per_s) on the aggregator's hot path.
     chi2 = 0.0
     h11 = h12 = h22 = 0.0
     for i in range(n):
