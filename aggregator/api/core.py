@@ -11,7 +11,8 @@ import asyncio
 import json
 import math
 import time
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -19,6 +20,8 @@ from aggregator.api.openapi_core import OPENAPI_PATHS as OPENAPI_PATHS
 from aggregator.api.openapi_core import SCHEMAS
 from aggregator.appkeys import BUS, CUSTOMERS, DB_PATH, INGEST, LINK, SETTINGS, STARTED_AT, STORE, STORE_CONFIG
 from aggregator.store import read_query
+
+T = TypeVar("T")
 
 routes = web.RouteTableDef()
 
@@ -72,6 +75,13 @@ def page(request: web.Request) -> tuple[int, int]:
 
 def listing(items: list[Any], total: int, limit: int, offset: int) -> dict[str, Any]:
     return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+def paged(request: web.Request, rows: Sequence[T], render: Callable[[T], Any]) -> web.Response:
+    """One page of an in-memory list (``limit``/``offset`` from the query), each row rendered."""
+    limit, offset = page(request)
+    items = [render(row) for row in rows[offset:offset + limit]]
+    return web.json_response(listing(items, len(rows), limit, offset))
 
 
 async def query(request: web.Request, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
@@ -166,14 +176,13 @@ def _customer_id(request: web.Request) -> str:
 @routes.get("/api/customers")
 async def customers(request: web.Request) -> web.Response:
     """Seed 000's customers list, each with its live ``state`` (in store, where) or null."""
-    limit, offset = page(request)
-    ingest = request.app[INGEST]
-    everyone = list(request.app[CUSTOMERS].items())
-    items = []
-    for cid, customer in everyone[offset:offset + limit]:
-        shopper = ingest.shoppers.get(cid)
-        items.append({**customer, "state": shopper.as_dict() if shopper else None})
-    return web.json_response(listing(items, len(everyone), limit, offset))
+    shoppers = request.app[INGEST].shoppers
+
+    def with_state(entry: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+        shopper = shoppers.get(entry[0])
+        return {**entry[1], "state": shopper.as_dict() if shopper else None}
+
+    return paged(request, list(request.app[CUSTOMERS].items()), with_state)
 
 
 @routes.get("/api/customers/{id}/track")
@@ -225,10 +234,8 @@ async def link_customer(request: web.Request) -> web.Response:
 @routes.get("/api/positions")
 async def positions(request: web.Request) -> web.Response:
     """Everyone in the store now, with the latest fused position."""
-    limit, offset = page(request)
     shoppers = sorted(request.app[INGEST].shoppers.values(), key=lambda s: s.visitor)
-    items = [s.as_dict() for s in shoppers[offset:offset + limit]]
-    return web.json_response(listing(items, len(shoppers), limit, offset))
+    return paged(request, shoppers, lambda s: s.as_dict())
 
 
 @routes.get("/api/zones/occupancy")
@@ -250,10 +257,8 @@ async def occupancy(request: web.Request) -> web.Response:
 @routes.get("/api/agents")
 async def agents(request: web.Request) -> web.Response:
     """Each agent's availability (retained status) and its last health report."""
-    limit, offset = page(request)
     states = sorted(request.app[INGEST].agents.values(), key=lambda a: a.agent)
-    items = [a.as_dict() for a in states[offset:offset + limit]]
-    return web.json_response(listing(items, len(states), limit, offset))
+    return paged(request, states, lambda a: a.as_dict())
 
 
 @routes.get("/api/events")
