@@ -29,6 +29,7 @@ from aggregator.appkeys import (
     BUS,
     CUSTOMERS,
     DB_PATH,
+    DEVICES,
     INGEST,
     LINK,
     MQTT,
@@ -133,6 +134,7 @@ def create_app(settings: Settings) -> web.Application:
     app[INGEST] = ingest
     app[LINK] = link
     app[STARTED_AT] = time.time()
+    app[DEVICES] = tuple(devices)
     app.cleanup_ctx.append(_core_lifecycle)
 
     for name in ROUTE_MODULES:

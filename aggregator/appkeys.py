@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from agent.config import StoreConfig
+from agent.config import DeviceConfig, StoreConfig
 from agent.contract import CustomerTopics
 from aggregator.bus import EventBus
 from aggregator.mqtt_link import Publisher
@@ -35,3 +35,5 @@ STORE: web.AppKey[Store] = web.AppKey("store")
 INGEST: web.AppKey[Ingest] = web.AppKey("ingest")
 LINK: web.AppKey[MqttLink | None] = web.AppKey("mqtt_link")
 STARTED_AT = web.AppKey("started_at", float)
+# Every device file of the deployment, validated once by create_app (empty without a devices/ dir).
+DEVICES = web.AppKey("devices", tuple[DeviceConfig, ...])

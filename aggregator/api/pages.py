@@ -24,11 +24,10 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from agent.config import DeviceConfig, StoreConfig, load_device
+from agent.config import DeviceConfig, StoreConfig
 from agent.contract import encode_scenario, scenario_topic
-from agent.errors import ConfigError
 from aggregator.api.core import int_param
-from aggregator.appkeys import CUSTOMERS, DB_PATH, MQTT, SETTINGS, STORE_CONFIG
+from aggregator.appkeys import CUSTOMERS, DB_PATH, DEVICES, MQTT, STORE_CONFIG
 from aggregator.scenario_builder import ScenarioError, build, duration_s, parse_request
 from aggregator.store import read_query
 
@@ -91,21 +90,10 @@ async def static(request: web.Request) -> web.FileResponse:
 # ----------------------------------------------------------------------------- store
 
 
-def _device_files(config_dir: Path) -> list[Path]:
-    return sorted((config_dir / "devices").glob("*.toml"))
-
-
-def _load_sensors(config_dir: Path, store: StoreConfig) -> dict[str, Any]:
-    """Every sensor of every device file, with a plan position (blocking: run in a thread)."""
+def _sensors(devices: tuple[DeviceConfig, ...], store: StoreConfig) -> dict[str, Any]:
+    """Every sensor of every device file, with a plan position for the map."""
     sensors: list[dict[str, Any]] = []
-    errors: list[dict[str, str]] = []
-    for path in _device_files(config_dir):
-        try:
-            device: DeviceConfig = load_device(path, store=store)
-        except (ConfigError, OSError, ValueError) as exc:
-            log.warning("event=device_file_unreadable file=%s error=%s", path.name, exc)
-            errors.append({"file": path.name, "error": str(exc)})
-            continue
+    for device in devices:
         agent = device.agent_id
         for s in device.sniffers:
             sensors.append({"agent": agent, "kind": "sniffer", "id": s.id,
@@ -117,12 +105,13 @@ def _load_sensors(config_dir: Path, store: StoreConfig) -> dict[str, Any]:
         if device.door is not None:
             sensors.append({"agent": agent, "kind": "door", "id": device.door.id,
                             "x": store.entrance[0], "y": store.entrance[1]})
-    return {"sensors": sensors, "errors": errors}
+    # A bad device file already stopped create_app (validated once, at start-up): no errors to list.
+    return {"sensors": sensors, "errors": []}
 
 
 def setup(app: web.Application) -> None:
-    """Read the device files' sensors once, at start-up, beside create_app's own config loading."""
-    app[SENSORS] = _load_sensors(Path(app[SETTINGS].config_dir), app[STORE_CONFIG])
+    """The map's sensor list, from the device files create_app already loaded and validated."""
+    app[SENSORS] = _sensors(app[DEVICES], app[STORE_CONFIG])
 
 
 OPTIONAL_ENDPOINTS: Final = {"offers": "/api/offers", "offer_log": "/api/offers/log",
