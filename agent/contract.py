@@ -435,6 +435,8 @@ class Scenario:
 
 
 MAX_SCENARIO_POINTS: Final = 100
+STEP_S_MIN: Final = 1.0  # seed 000's step-time slider
+STEP_S_MAX: Final = 15.0
 
 
 def decode_scenario(payload: bytes | str | Mapping[str, Any]) -> Scenario | Rejection:
@@ -461,8 +463,8 @@ def decode_scenario(payload: bytes | str | Mapping[str, Any]) -> Scenario | Reje
             steps.append(ScenarioStep(kind, _loose_num(loc, "x"), _loose_num(loc, "y"),
                                       _loose_num(item, "timestamp", optional=True)))
         step_s = _loose_num(d, "step_s", optional=True) or 5.0
-        if not 1.0 <= step_s <= 15.0:
-            raise _Invalid("bad-value", "step_s must be 1..15 seconds")
+        if not STEP_S_MIN <= step_s <= STEP_S_MAX:
+            raise _Invalid("bad-value", f"step_s must be {STEP_S_MIN:g}..{STEP_S_MAX:g} seconds")
         return Scenario(cid, tuple(steps), step_s)
     except _Invalid as exc:
         return Rejection(exc.reason, exc.detail)

@@ -18,15 +18,21 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any, Final
 
-from agent.contract import MAX_SCENARIO_POINTS, Rejection, Scenario, ScenarioStep, decode_scenario
+from agent.contract import (
+    MAX_SCENARIO_POINTS,
+    STEP_S_MAX,
+    STEP_S_MIN,
+    Rejection,
+    Scenario,
+    ScenarioStep,
+    decode_scenario,
+)
 from agent.geometry import Plan, Point
 
 MAX_STEP_PX: Final = 300.0
 FOCUS_POINTS: Final = 5
 # Where the lingering points sit around a focus pin (px): a shopper turning things over on a rack.
 FOCUS_OFFSETS_PX: Final = ((0.0, 0.0), (12.0, 0.0), (12.0, 12.0), (0.0, 12.0), (-6.0, 6.0))
-STEP_S_MIN: Final = 1.0
-STEP_S_MAX: Final = 15.0
 STEP_S_DEFAULT: Final = 5.0
 MAX_PINS: Final = MAX_SCENARIO_POINTS
 PIN_TYPES: Final = {"movement": "MOVE", "move": "MOVE", "focus": "FOCUS"}
