@@ -71,7 +71,11 @@ class LocalClock:
 
     Every IANA offset in use is a multiple of 15 minutes and transitions happen on such
     boundaries, so all instants of one 15-minute UTC slot share a local date and hour; the cache
-    turns a zoneinfo conversion per sighting into a dict lookup (recompute reads millions)."""
+    turns a zoneinfo conversion per sighting into a dict lookup (recompute reads millions). The
+    cache is bounded: a running aggregator meets a new slot every 15 minutes for ever, so at
+    ``CACHE_SLOTS`` it starts again (a slot costs one zoneinfo conversion to refill)."""
+
+    CACHE_SLOTS = 8192  # 85 days of 15-minute slots: the 30-day retention of sightings fits, with room
 
     def __init__(self, timezone: str) -> None:
         self.tz = ZoneInfo(timezone)
@@ -83,6 +87,8 @@ class LocalClock:
         if value is None:
             local = datetime.fromtimestamp(key * 900, self.tz)
             value = (local.date().isoformat(), local.hour)
+            if len(self._cache) >= self.CACHE_SLOTS:
+                self._cache.clear()
             self._cache[key] = value
         return value
 

@@ -44,6 +44,16 @@ def test_local_day_length_on_dst_days(day: str, hours: int) -> None:
     assert end - start == hours * 3600
 
 
+def test_local_clock_cache_stays_bounded_as_time_passes() -> None:
+    """Regression: the slot cache grew by one entry every 15 minutes of a running aggregator."""
+    clock = LocalClock("Europe/Warsaw")
+    start, _ = clock.bounds("2026-01-01")
+    for slot in range(3 * LocalClock.CACHE_SLOTS):
+        clock.day_hour(start + slot * 900)
+    assert len(clock._cache) <= LocalClock.CACHE_SLOTS
+    assert clock.day_hour(start + 3600) == ("2026-01-01", 1)  # still right after the reset
+
+
 def test_days_between_spans_every_local_day() -> None:
     clock = LocalClock("Europe/Warsaw")
     start, _ = clock.bounds("2026-03-10")
