@@ -11,7 +11,10 @@ Why it is done this way:
 * It must be cheap: the aggregator fuses thousands of reports per second. A weighted centroid
   start and a handful of Gauss-Newton steps on a 2 x 2 system, in plain Python (numpy's call
   overhead is larger than the work for four receivers).
-* Estimates never leave the plan: every step is clamped to ``bounds_m``.
+* Estimates never leave the plan: every step is clamped to ``bounds_m``. A lone fix whose best fit
+  lies on the plan's edge reports the mean of the fit *inside* the plan instead (see
+  :func:`_mean_inside`): the readings then say "beyond the wall", the plan says "inside", and the
+  wall itself is not the likeliest place of all.
 * One or two receivers cannot fix a point; we say so with a large ``accuracy_m`` instead of
   inventing precision.
 """
@@ -122,18 +125,20 @@ def locate(anchors: Sequence[Anchor], bounds_m: Bounds, *, prior: Estimate | Non
     3+: robust weighted least squares in log-distance space. ``prior`` (optional, e.g. the motion
     filter's prediction) joins as a soft constraint. Raises BadReading on NaN/inf/empty input.
     """
-    return solve(anchors, bounds_m, prior=prior).estimate
+    return solve(anchors, bounds_m, prior=prior, edge_mean=True).estimate
 
 
 def solve(anchors: Sequence[Anchor], bounds_m: Bounds, *, prior: Estimate | None = None,
           weights: Sequence[float] | None = None, long_threshold: float = LONG_THRESHOLD,
-          short_threshold: float = SHORT_THRESHOLD) -> Solution:
+          short_threshold: float = SHORT_THRESHOLD, edge_mean: bool = False) -> Solution:
     """:func:`locate` with the details: per-anchor robust weights and the measurement covariance.
 
     ``weights`` fixes the robust weights instead of estimating them (used to solve again without
     the prior once the prior has helped decide which receiver to distrust). The thresholds (in
     sigmas) set where the asymmetric Huber weight starts to distrust a distance that is too long
-    or too short for the geometry.
+    or too short for the geometry. ``edge_mean`` (3+ receivers, no prior): when the fit ends on
+    the plan's edge, report the mean of the fit inside the plan (what :func:`locate` does for a
+    lone fix; the Locator keeps the plain fit, as its motion filter weighs it by its covariance).
     """
     checked = check_anchors(anchors)
     b = check_bounds(bounds_m)
@@ -145,7 +150,7 @@ def solve(anchors: Sequence[Anchor], bounds_m: Bounds, *, prior: Estimate | None
         return _single(checked, b)
     if len(checked) == 2 and prior is None and not any(_position_like(a) for a in checked):
         return _pair(checked, b)
-    return _robust(checked, b, prior, weights, long_threshold, short_threshold)
+    return _robust(checked, b, prior, weights, long_threshold, short_threshold, edge_mean and prior is None)
 
 
 def _position_like(a: Anchor) -> bool:
@@ -180,7 +185,7 @@ def _pair(anchors: list[Anchor], b: Bounds) -> Solution:
 
 
 def _robust(anchors: list[Anchor], b: Bounds, prior: Estimate | None,
-            fixed_weights: Sequence[float] | None, long_t: float, short_t: float) -> Solution:
+            fixed_weights: Sequence[float] | None, long_t: float, short_t: float, edge_mean: bool) -> Solution:
     n = len(anchors)
     ax = [a.x_m for a in anchors]
     ay = [a.y_m for a in anchors]
@@ -273,4 +278,59 @@ def _robust(anchors: list[Anchor], b: Bounds, prior: Estimate | None,
     det = h11 * h22 - h12 * h12
     vx, vxy, vy = h22 / det * scale, -h12 / det * scale, h11 / det * scale
     acc = math.sqrt(max(vx + vy, 1e-6))
+    if edge_mean and (x in (b[0], b[2]) or y in (b[1], b[3])):
+        x, y = _off_the_edge(b, x, y, (ax, ay, lnd, dist, inv_s, linear), w, (h11, h12, h22, det), (vx, vy))
     return Solution(Estimate(x, y, acc), tuple(w), (vx, vxy, vy))
+
+
+def _off_the_edge(b: Bounds, x: float, y: float, terms: tuple[list, ...], w: Sequence[float],
+                  hessian: tuple[float, float, float, float], var: tuple[float, float]) -> tuple[float, float]:
+    """A fit stopped by the plan's edge, replaced per stopped axis by its mean inside the plan.
+
+    Only lone fixes that end on an edge pay for this (4 % on the boundary track, 8 of the speed
+    benchmark's 61 diagonal-walk fixes), so the gradient is computed here, not in the hot loop.
+    """
+    ax, ay, lnd, dist, inv_s, linear = terms
+    g1 = g2 = 0.0
+    eps2 = MIN_DISTANCE_M * MIN_DISTANCE_M
+    for i, wi in enumerate(w):
+        dx, dy = x - ax[i], y - ay[i]
+        r2 = dx * dx + dy * dy + eps2
+        if linear[i]:
+            r = math.sqrt(r2)
+            e, k = (dist[i] - r) * inv_s[i], -inv_s[i] / r
+        else:
+            e, k = (lnd[i] - 0.5 * math.log(r2)) * inv_s[i], -inv_s[i] / r2
+        g1 += wi * k * dx * e
+        g2 += wi * k * dy * e
+    h11, h12, h22, det = hessian
+    # Where the fit would go without the wall: one unclamped Gauss-Newton step from here.
+    fx, fy = x - (h22 * g1 - h12 * g2) / det, y - (h11 * g2 - h12 * g1) / det
+    if x in (b[0], b[2]):
+        x = _mean_inside(fx, math.sqrt(var[0]), b[0], b[2])
+    if y in (b[1], b[3]):
+        y = _mean_inside(fy, math.sqrt(var[1]), b[1], b[3])
+    return x, y
+
+
+def _upper_tail(t: float) -> float:
+    return 0.5 * math.erfc(t / math.sqrt(2.0))
+
+
+def _mean_inside(mu: float, sd: float, lo: float, hi: float) -> float:
+    """Mean of a Gaussian (``mu``, ``sd``) of one axis restricted to ``lo..hi``.
+
+    The posterior mean under a flat prior over the plan: a fit that runs into a wall is pulled back
+    inside by about the fit's own uncertainty, never by a constant or towards a fixed point. On the
+    reference scenario it cut the lone-fix p95 by ~0.2-0.3 m on both tracks (docs/POSITIONING.md).
+    """
+    if not (sd > 0 and math.isfinite(mu)) or hi <= lo:
+        return min(max(mu, lo), hi) if math.isfinite(mu) else (lo + hi) / 2.0
+    a, b = (lo - mu) / sd, (hi - mu) / sd
+    # The tail on the side of mu keeps precision when mu lies many sigmas outside.
+    mass = _upper_tail(a) - _upper_tail(b) if a > 0 else _upper_tail(-b) - _upper_tail(-a)
+    if mass < 1e-300:  # beyond ~37 sigmas: the exponential-tail limit
+        m = lo + sd * sd / (lo - mu) if mu < lo else hi - sd * sd / (mu - hi)
+    else:
+        m = mu + sd * (math.exp(-0.5 * a * a) - math.exp(-0.5 * b * b)) / (math.sqrt(2.0 * math.pi) * mass)
+    return min(max(m, lo), hi)

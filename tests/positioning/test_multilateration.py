@@ -8,7 +8,7 @@ import pytest
 
 from agent.errors import BadReading
 from agent.positioning.calibration import LogDistanceModel
-from agent.positioning.multilateration import Anchor, Estimate, locate
+from agent.positioning.multilateration import Anchor, Estimate, _mean_inside, locate, solve
 
 BOUNDS = (0.0, 0.0, 6.0, 4.0)
 CORNERS = [(0.2, 3.8), (0.2, 0.2), (5.8, 3.8), (5.8, 0.2)]
@@ -115,3 +115,44 @@ def test_position_estimates_as_anchors_average_by_their_accuracy() -> None:
     assert near.x_m < 1.3
     alone = locate([Anchor(1.0, 1.0, 0.1, 2.5)], BOUNDS)
     assert alone.accuracy_m == pytest.approx(2.5)
+
+
+def test_a_lone_fix_beyond_a_wall_comes_back_inside_by_its_uncertainty() -> None:
+    # Exact distances to a point 0.5 m beyond the south wall: the best fit inside the plan is on the
+    # wall; locate() reports the mean of the fit inside the plan instead (posterior mean, flat prior).
+    anchors = anchors_for(3.0, -0.5)
+    on_wall = solve(anchors, BOUNDS).estimate
+    assert on_wall.y_m == 0.0
+    est = locate(anchors, BOUNDS)
+    assert 0.0 < est.y_m < on_wall.accuracy_m
+    assert est.x_m == pytest.approx(on_wall.x_m)
+    assert est.accuracy_m == on_wall.accuracy_m
+
+
+def test_fixes_inside_the_plan_and_the_locator_fix_are_not_moved() -> None:
+    anchors = anchors_for(1.0, 1.0)
+    assert locate(anchors, BOUNDS) == solve(anchors, BOUNDS).estimate
+    # With a prior (the Locator's first solve) the prior already keeps the fit off the wall.
+    far = anchors_for(3.0, -0.5)
+    prior = Estimate(3.0, 0.3, 0.5)
+    assert solve(far, BOUNDS, prior=prior, edge_mean=True) == solve(far, BOUNDS, prior=prior)
+
+
+def _numeric_mean_inside(mu: float, sd: float, lo: float, hi: float, steps: int = 20_000) -> float:
+    xs = [lo + (hi - lo) * (k + 0.5) / steps for k in range(steps)]
+    ws = [math.exp(-0.5 * ((x - mu) / sd) ** 2) for x in xs]
+    return sum(w * x for w, x in zip(ws, xs, strict=True)) / sum(ws)
+
+
+@pytest.mark.parametrize(("mu", "sd"), [(-0.5, 0.8), (0.0, 0.3), (2.0, 1.0), (4.6, 0.4), (-3.0, 0.5), (1.0, 50.0)])
+def test_mean_inside_is_the_truncated_gaussian_mean(mu: float, sd: float) -> None:
+    assert _mean_inside(mu, sd, 0.0, 4.0) == pytest.approx(_numeric_mean_inside(mu, sd, 0.0, 4.0), abs=2e-3)
+
+
+def test_mean_inside_far_outside_stays_finite_and_on_the_near_side() -> None:
+    near_lo = _mean_inside(-1e4, 0.5, 0.0, 4.0)
+    assert 0.0 <= near_lo < 1e-3
+    near_hi = _mean_inside(1e4, 0.5, 0.0, 4.0)
+    assert 4.0 - 1e-3 < near_hi <= 4.0
+    assert _mean_inside(math.inf, 0.5, 0.0, 4.0) == 2.0
+    assert _mean_inside(-1.0, 0.5, 2.0, 2.0) == 2.0

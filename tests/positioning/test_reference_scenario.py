@@ -2,8 +2,10 @@
 
 Tolerances come from the figures measured when the engine was built (docs/POSITIONING.md):
 published seed 20260530, one sample every 0.1 s: diagonal 0.187 m median / 0.366 m p95 /
-1.6 % (1 of 61) mis-identified; living_to_bedroom 14.9 %; each sample alone 0.589 / 1.172 m
-(4.9 %); one second late (fixed-lag) the boundary track 9.1 %.
+1.6 % (1 of 61) mis-identified; living_to_bedroom 14.9 %; one second late (fixed-lag) the
+boundary track 9.1 %. Each sample alone (lone fixes that end on a wall report their mean inside
+the plan, measured 2026-11-24): diagonal 0.460 / 1.008 m (4.9 %), boundary 0.543 / 1.608 m;
+median over seeds 101..120: diagonal 0.492 / 1.216 m, boundary 0.593 / 1.447 m.
 The margins catch a real regression while allowing harmless numeric drift.
 """
 
@@ -47,9 +49,23 @@ def test_boundary_track_with_the_motion_filter(scenario: sc.Scenario) -> None:
 
 def test_every_sample_alone_is_no_worse_than_the_published_locator(scenario: sc.Scenario) -> None:
     score = sc.run_track(scenario, "diagonal_walk", sc.PUBLISHED_SEED, filtered=False)
-    assert score.median_m <= 0.60
-    assert score.p95_m <= 1.33
+    assert score.median_m <= 0.52
+    assert score.p95_m <= 1.15
     assert score.misid_pct <= 6.6
+    boundary = sc.run_track(scenario, "living_to_bedroom", sc.PUBLISHED_SEED, filtered=False)
+    assert boundary.median_m <= 0.60
+    # 1.608 m measured against their 1.61 m: too close to pin at 1.61; the wall-clamped solver
+    # this replaced gave 1.755 m, which this bound still catches. The seeds below carry the margin.
+    assert boundary.p95_m <= 1.66
+    assert boundary.misid_pct <= 22.3
+
+
+def test_every_sample_alone_over_held_out_seeds(scenario: sc.Scenario) -> None:
+    seeds = range(101, 111)
+    diagonal = sc.median_score([sc.run_track(scenario, "diagonal_walk", s, filtered=False) for s in seeds])
+    boundary = sc.median_score([sc.run_track(scenario, "living_to_bedroom", s, filtered=False) for s in seeds])
+    assert diagonal.median_m <= 0.55 and diagonal.p95_m <= 1.33
+    assert boundary.median_m <= 0.65 and boundary.p95_m <= 1.55
 
 
 def test_filter_beats_single_samples_over_several_seeds(scenario: sc.Scenario) -> None:
@@ -57,8 +73,10 @@ def test_filter_beats_single_samples_over_several_seeds(scenario: sc.Scenario) -
         seeds = range(101, 106)
         filtered = sc.median_score([sc.run_track(scenario, track, s, interval_s=0.1) for s in seeds])
         single = sc.median_score([sc.run_track(scenario, track, s, filtered=False) for s in seeds])
-        assert filtered.median_m < 0.6 * single.median_m
-        assert filtered.p95_m < 0.6 * single.p95_m
+        # Measured ratios (seeds 101..105): median 0.64 (diagonal) / 0.39, p95 0.44 / 0.30; the
+        # lone fixes got better at the walls in 2026-11 (0.6 before), the filter did not change.
+        assert filtered.median_m < 0.75 * single.median_m
+        assert filtered.p95_m < 0.55 * single.p95_m
 
 
 def test_one_second_late_positions_meet_the_boundary_target(scenario: sc.Scenario) -> None:
