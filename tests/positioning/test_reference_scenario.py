@@ -4,7 +4,7 @@ Tolerances come from the figures measured when the engine was built (docs/POSITI
 published seed 20260530, one sample every 0.1 s: diagonal 0.187 m median / 0.366 m p95 /
 1.6 % (1 of 61) mis-identified; living_to_bedroom 14.9 %; one second late (fixed-lag) the
 boundary track 9.1 %. Each sample alone (lone fixes that end on a wall report their mean inside
-the plan, measured 2026-11-24): diagonal 0.460 / 1.008 m (4.9 %), boundary 0.543 / 1.608 m;
+the plan, measured 2026-12-01): diagonal 0.460 / 1.008 m (4.9 %), boundary 0.543 / 1.608 m;
 median over seeds 101..120: diagonal 0.492 / 1.216 m, boundary 0.593 / 1.447 m.
 The margins catch a real regression while allowing harmless numeric drift.
 """
@@ -74,7 +74,7 @@ def test_filter_beats_single_samples_over_several_seeds(scenario: sc.Scenario) -
         filtered = sc.median_score([sc.run_track(scenario, track, s, interval_s=0.1) for s in seeds])
         single = sc.median_score([sc.run_track(scenario, track, s, filtered=False) for s in seeds])
         # Measured ratios (seeds 101..105): median 0.64 (diagonal) / 0.39, p95 0.44 / 0.30; the
-        # lone fixes got better at the walls in 2026-11 (0.6 before), the filter did not change.
+        # lone fixes got better at the walls on 2026-12-01 (0.6 before), the filter did not change.
         assert filtered.median_m < 0.75 * single.median_m
         assert filtered.p95_m < 0.55 * single.p95_m
 
