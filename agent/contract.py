@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Final
 
+import orjson
+
 from agent.privacy import contains_mac
 
 MAX_PAYLOAD_BYTES: Final = 16 * 1024
@@ -122,6 +124,13 @@ class _Invalid(Exception):
 
 
 def _num(d: Mapping[str, Any], key: str, *, optional: bool = False, default: float | None = None) -> Any:
+    v = d.get(key)
+    if type(v) is float and v - v == 0.0:  # the common case, first: a finite float (inf - inf is nan)
+        return v
+    return _num_checked(d, key, optional, default)
+
+
+def _num_checked(d: Mapping[str, Any], key: str, optional: bool, default: float | None) -> Any:
     if key not in d or d[key] is None:
         if optional:
             return default
@@ -135,6 +144,13 @@ def _num(d: Mapping[str, Any], key: str, *, optional: bool = False, default: flo
 
 
 def _text(d: Mapping[str, Any], key: str, *, optional: bool = False, max_len: int = 128) -> Any:
+    v = d.get(key)
+    if type(v) is str and 0 < len(v) <= max_len:  # the common case, first
+        return v
+    return _text_checked(d, key, optional, max_len)
+
+
+def _text_checked(d: Mapping[str, Any], key: str, optional: bool, max_len: int) -> Any:
     if key not in d or d[key] is None:
         if optional:
             return None
@@ -186,8 +202,11 @@ def _load(payload: bytes | str) -> dict[str, Any]:
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise _Invalid("too-large", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
     try:
-        data = json.loads(payload)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        # orjson: ~2 µs for a presence report where json.loads takes ~12 (measured, tests/benchmarks
+        # contract); it also refuses NaN/Infinity literals and numbers that overflow a double, which
+        # RFC 8259 does not allow either.
+        data = orjson.loads(payload)
+    except (ValueError, RecursionError) as exc:  # orjson.JSONDecodeError is a ValueError
         raise _Invalid("not-json", str(exc)[:120]) from None
     if not isinstance(data, dict):
         raise _Invalid("not-object", f"a JSON object was expected, got {type(data).__name__}")

@@ -72,8 +72,8 @@ GOOD = json.loads(c.encode_agent(presence()))
     (json.dumps({**GOOD, "device": ""}).encode(), "bad-value"),
     (json.dumps({**GOOD, "device": "AA-BB-CC-DD-EE-0F"}).encode(), "raw-mac"),
     (json.dumps({**GOOD, "device": "aabbccddee0f"}).encode(), "raw-mac"),
-    (b'{"msg_id":"a","agent":"agent-1","ts":1e999,"device":"d","x":1,"y":1}', "wrong-type"),
-    (b'{"msg_id":"a","agent":"agent-1","ts":NaN}', "wrong-type"),
+    (b'{"msg_id":"a","agent":"agent-1","ts":1e999,"device":"d","x":1,"y":1}', "not-json"),  # not a double: RFC 8259
+    (b'{"msg_id":"a","agent":"agent-1","ts":NaN}', "not-json"),  # NaN is not JSON (RFC 8259)
 ])
 def test_bad_agent_payloads_are_typed_rejections(payload: bytes, reason: str) -> None:
     result = c.decode_agent(TOPIC, payload)

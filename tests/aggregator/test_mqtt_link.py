@@ -1,0 +1,91 @@
+"""MqttLink: the read-ahead socket under paho, and a queued backlog drained in order, acked once."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from agent.config import MqttSettings
+from aggregator.embedded_broker import Broker
+from aggregator.mqtt_link import Incoming, MqttLink, _ReadAheadSocket
+from tests.aggregator.conftest import wait_until
+from tests.mqtt_helpers import publish
+
+
+def test_read_ahead_serves_small_reads_from_one_large_read() -> None:
+    a, b = socket.socketpair()
+    try:
+        sock = _ReadAheadSocket(b)
+        a.sendall(b"\x30\x05hello\x40\x02\x00\x01")
+        assert sock.recv(1) == b"\x30"
+        assert sock.pending() == 10  # the rest came with the first read
+        assert sock.recv(1) == b"\x05"
+        assert sock.recv(5) == b"hello"
+        assert sock.recv(100) == b"\x40\x02\x00\x01"  # never more than the buffer holds
+        assert sock.pending() == 0
+        a.sendall(b"xyz")
+        assert sock.recv(2) == b"xy"
+        assert sock.recv(2) == b"z"
+        assert sock.fileno() == b.fileno()  # everything else is the real socket's
+        a.close()
+        assert sock.recv(1) == b""  # the peer closed: paho sees a lost connection
+    finally:
+        a.close()
+        b.close()
+
+
+def test_read_ahead_lets_a_nonblocking_socket_say_it_has_nothing() -> None:
+    a, b = socket.socketpair()
+    try:
+        b.setblocking(False)
+        sock = _ReadAheadSocket(b)
+        with pytest.raises(BlockingIOError):  # paho turns this into "try again after select"
+            sock.recv(1)
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.broker
+async def test_a_queued_backlog_arrives_complete_in_order_and_is_not_redelivered_after_ack(
+        mqtt_broker: Broker) -> None:
+    """Thousands of messages arrive in a few large reads: every one is handed over, in order."""
+    settings = MqttSettings(host=mqtt_broker.host, port=mqtt_broker.port)
+    topic_filter = "fw-test/backlog/#"
+    loop = asyncio.get_running_loop()
+    received: list[Incoming] = []
+    links: list[MqttLink] = []
+
+    def on_batch(items: list[Incoming]) -> None:
+        received.extend(items)
+        # acknowledged as the aggregator's writer does after a commit: the broker only sends a
+        # bounded number of unacknowledged messages, so the backlog flows only if acks come back
+        links[-1].ack([(item.mid, item.qos) for item in items])
+
+    first = MqttLink(settings, "backlog-reader", [topic_filter], on_batch=on_batch)
+    links.append(first)
+    first.start(loop)
+    await wait_until(lambda: first.subscribed)
+    first.stop()  # the persistent session now queues what is published
+    n = 3000
+    await loop.run_in_executor(None, publish, mqtt_broker.host, mqtt_broker.port,
+                               [(f"fw-test/backlog/{i % 7}", b"%d" % i) for i in range(n)])
+
+    second = MqttLink(settings, "backlog-reader", [topic_filter], on_batch=on_batch)
+    links.append(second)
+    second.start(loop)
+    await wait_until(lambda: len(received) >= n, timeout_s=30)
+    assert [int(item.payload) for item in received] == list(range(n))
+    await asyncio.sleep(0.3)  # let paho write the last acknowledgements
+    second.stop()
+
+    received.clear()
+    third = MqttLink(settings, "backlog-reader", [topic_filter], on_batch=on_batch)
+    links.append(third)
+    third.start(loop)
+    await wait_until(lambda: third.subscribed)
+    await asyncio.sleep(0.5)
+    third.stop()
+    assert received == []  # acknowledged once: the broker has nothing left to redeliver
