@@ -11,7 +11,7 @@ from agent.config import MqttSettings
 from aggregator.embedded_broker import Broker
 from aggregator.mqtt_link import Incoming, MqttLink, _ReadAheadSocket
 from tests.aggregator.conftest import wait_until
-from tests.mqtt_helpers import publish
+from tests.mqtt_helpers import Collector, publish
 
 
 def test_read_ahead_serves_small_reads_from_one_large_read() -> None:
@@ -89,3 +89,41 @@ async def test_a_queued_backlog_arrives_complete_in_order_and_is_not_redelivered
     await asyncio.sleep(0.5)
     third.stop()
     assert received == []  # acknowledged once: the broker has nothing left to redeliver
+
+
+@pytest.mark.broker
+async def test_published_messages_keep_their_order_across_qos_and_any_payload_size(mqtt_broker: Broker) -> None:
+    """QoS 0 runs go out as one pre-framed block, QoS 1 through paho: a subscriber sees one order."""
+    loop = asyncio.get_running_loop()
+    link = MqttLink(MqttSettings(host=mqtt_broker.host, port=mqtt_broker.port), "order-writer", [])
+    link.start(loop)
+    await wait_until(lambda: link.connected)
+    sizes = [0, 1, 100, 127, 128, 16_383, 16_384, 200_000]  # remaining-length 1, 2 and 3 bytes
+    sent = [(f"fw-test/order/{i % 3}", b"%d:" % i + b"x" * sizes[i % len(sizes)], i % 4 == 1)
+            for i in range(60)]
+    with Collector(mqtt_broker.host, mqtt_broker.port, "fw-test/order/#") as collector:
+        for topic, payload, qos1 in sent:
+            link.publish(topic, payload, qos=1 if qos1 else 0)
+        assert link.published == 0  # nothing goes out before the loop's current callback ends
+        got = await loop.run_in_executor(None, collector.wait_for, len(sent))
+    link.stop()
+    assert [(m.topic, m.payload) for m in got] == [(t, p) for t, p, _ in sent]
+    assert link.published == len(sent)
+    assert link.publish_errors == 0
+
+
+async def test_qos0_while_disconnected_is_dropped_and_counted_and_bad_topics_are_refused() -> None:
+    loop = asyncio.get_running_loop()
+    link = MqttLink(MqttSettings(host="127.0.0.1", port=1), "nobody-listens", [])
+    link._loop = loop  # never started: nothing connects
+    link.publish("customer/move", b"{}", qos=0)
+    link.publish("customer/+/move", b"{}", qos=0)
+    await asyncio.sleep(0)  # the flush runs when the current callback ends
+    await asyncio.sleep(0)
+    assert link.dropped_qos0 == 2
+    link.connected = True  # as if connected: the framing refuses a wildcard topic
+    link.publish("customer/+/move", b"{}", qos=0)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert link.publish_errors == 1
+    assert link.published == 0
