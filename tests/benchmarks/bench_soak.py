@@ -14,9 +14,11 @@ read; the rate ramps up while the backlog stays under a second's worth, and is c
 measured ingest rate once it does not, then held (nudged down if the backlog keeps growing, up if
 it stays empty). ``SOAK_RATE`` fixes the rate instead.
 
-``--quick``: 30 s; otherwise 180 s (``SOAK_DURATION_S`` overrides). ``SOAK_TRACEMALLOC=DIR`` runs
-the aggregator under tests/benchmarks/traced_aggregator.py and keeps its heap reports in DIR (one
-every ``SOAK_TRACEMALLOC_EVERY_S``, default 60 s); RSS is then inflated by tracemalloc's own books.
+``--quick``: 30 s; otherwise 180 s (``SOAK_DURATION_S`` overrides). ``SOAK_SAMPLES=FILE`` writes
+every sample (seconds, aggregator MB, agent MB, shoppers in the store, target rate) as CSV.
+``SOAK_TRACEMALLOC=DIR`` runs the aggregator under tests/benchmarks/traced_aggregator.py and keeps
+its heap reports in DIR (one every ``SOAK_TRACEMALLOC_EVERY_S``, default 60 s); RSS is then
+inflated by tracemalloc's own books.
 """
 
 from __future__ import annotations
@@ -265,6 +267,8 @@ def run(args) -> Iterator[Figure]:  # type: ignore[no-untyped-def]
         agg_rss: list[float] = []
         agent_rss: list[float] = []
         shoppers: list[int] = []
+        samples_file = os.environ.get("SOAK_SAMPLES")
+        samples: list[str] = ["t_s,aggregator_mb,agent_mb,shoppers,rate_msgs_s"]
         started = time.monotonic()
         next_control = next_heap = started
         while time.monotonic() - started < duration_s:
@@ -276,6 +280,7 @@ def run(args) -> Iterator[Figure]:  # type: ignore[no-untyped-def]
             if b is not None and agent.poll() is None:
                 agent_rss.append(b)
             shoppers.append(load.active_shoppers)
+            samples.append(f"{now - started:.0f},{a:.1f},{b or 0:.1f},{load.active_shoppers},{load.rate_msgs_s:.0f}")
             if control is not None and now >= next_control:
                 next_control = now + control_every_s
                 got = ingested(http_port)
@@ -286,6 +291,8 @@ def run(args) -> Iterator[Figure]:  # type: ignore[no-untyped-def]
                 agg.send_signal(signal.SIGUSR1)
             time.sleep(every_s)
         elapsed = time.monotonic() - started
+        if samples_file:
+            Path(samples_file).write_text("\n".join(samples) + "\n")
         if heap_dir:
             agg.send_signal(signal.SIGUSR1)
         load.close()
