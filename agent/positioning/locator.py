@@ -18,7 +18,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from agent.positioning.motion import MotionFilter
-from agent.positioning.multilateration import Anchor, Bounds, Estimate, check_bounds, solve
+from agent.positioning.multilateration import (
+    Anchor,
+    Bounds,
+    Columns,
+    Estimate,
+    check_bounds,
+    check_prior,
+    columns,
+    solve_checked,
+)
 
 # The prediction is trusted a little less than the filter thinks: shoppers stop and turn.
 PRIOR_INFLATION = 1.5
@@ -45,19 +54,32 @@ class Locator:
         self.last_fix: Estimate | None = None
 
     def update(self, ts: float, anchors: Sequence[Anchor]) -> Estimate:
-        """Add the receivers' distances measured at ``ts``; returns the filtered position."""
-        predicted = self.filter.predict(ts) if self.use_prior else None
+        """Add the receivers' distances measured at ``ts``; returns the filtered position.
+
+        Raises BadReading on NaN/inf/empty anchors (validated once, then solved twice).
+        """
+        return self.update_checked(ts, columns(anchors))
+
+    def update_checked(self, ts: float, cols: Columns) -> Estimate:
+        """:meth:`update` for anchors already validated, in the column form of ``multilateration.columns``.
+
+        The aggregator's fusion builds its columns from contract-checked ranges and checks the
+        solver's bounds itself, so it skips the per-anchor validation (a fifth of a solve's cost).
+        """
+        predicted = self.filter.predict_xy(ts) if self.use_prior else None
+        lt, st = self.thresholds
         if predicted is not None:
-            prior = Estimate(predicted.x_m, predicted.y_m, predicted.accuracy_m * PRIOR_INFLATION)
-            lt, st = self.thresholds
-            weights = solve(anchors, self.bounds_m, prior=prior, long_threshold=lt, short_threshold=st).weights
-            fix = solve(anchors, self.bounds_m, weights=weights)
+            px, py, pacc = predicted
+            # BadReading if the prediction left the solver's range (hours of silence: its variance grows as dt^3).
+            prior = check_prior(px, py, pacc * PRIOR_INFLATION)
+            weights = solve_checked(cols, self.bounds_m, prior=prior, long_threshold=lt, short_threshold=st,
+                                    weights_only=True)[3]
+            x, y, acc, _, cov = solve_checked(cols, self.bounds_m, weights=weights)
         else:
-            fix = solve(anchors, self.bounds_m, long_threshold=self.thresholds[0],
-                        short_threshold=self.thresholds[1])
-        self.last_fix = fix.estimate
-        var_x, _, var_y = fix.cov
-        est = self.filter.update_cov(ts, fix.estimate.x_m, fix.estimate.y_m, var_x, var_y)
+            x, y, acc, _, cov = solve_checked(cols, self.bounds_m, long_threshold=lt, short_threshold=st)
+        self.last_fix = Estimate(x, y, acc)
+        var_x, _, var_y = cov
+        est = self.filter.update_cov(ts, x, y, var_x, var_y)
         return self._inside(est)
 
     def _inside(self, est: Estimate) -> Estimate:

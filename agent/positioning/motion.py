@@ -46,10 +46,15 @@ class _Axis:
 
     def _keep_psd(self) -> None:
         """Capping vv (and rounding) must not leave a covariance that claims negative variance."""
-        self.pp = max(self.pp, 1e-12)
-        self.vv = max(self.vv, 1e-12)
-        bound = math.sqrt(self.pp * self.vv)
-        self.pv = max(-bound, min(bound, self.pv))
+        # max()/min() as comparisons (same results, NaN included): runs after every predict and update.
+        pp, vv, pv = self.pp, self.vv, self.pv
+        if 1e-12 > pp:
+            self.pp = pp = 1e-12
+        if 1e-12 > vv:
+            self.vv = vv = 1e-12
+        bound = math.sqrt(pp * vv)
+        pv = pv if pv < bound else bound  # min(bound, pv)
+        self.pv = pv if pv > -bound else -bound  # max(-bound, pv)
 
     def update(self, z: float, r: float) -> None:
         s = self.pp + r
@@ -95,13 +100,19 @@ class MotionFilter:
 
     def predict(self, ts: float) -> Estimate | None:
         """Where the filter expects the device at ``ts``, without changing its state."""
-        if self._x is None or self._y is None:
+        p = self.predict_xy(ts)
+        return None if p is None else Estimate(*p)
+
+    def predict_xy(self, ts: float) -> tuple[float, float, float] | None:
+        """:meth:`predict` as a plain (x_m, y_m, accuracy_m) tuple, for the Locator's hot path."""
+        ax, ay = self._x, self._y
+        if ax is None or ay is None:
             return None
         dt = max(0.0, ts - self._ts)
         q = self.accel_mps2 ** 2
-        var_x = self._x.pp + 2 * dt * self._x.pv + dt * dt * self._x.vv + q * dt ** 3 / 3.0
-        var_y = self._y.pp + 2 * dt * self._y.pv + dt * dt * self._y.vv + q * dt ** 3 / 3.0
-        return Estimate(self._x.p + self._x.v * dt, self._y.p + self._y.v * dt, math.sqrt(max(var_x + var_y, 0.0)))
+        var_x = ax.pp + 2 * dt * ax.pv + dt * dt * ax.vv + q * dt ** 3 / 3.0
+        var_y = ay.pp + 2 * dt * ay.pv + dt * dt * ay.vv + q * dt ** 3 / 3.0
+        return (ax.p + ax.v * dt, ay.p + ay.v * dt, math.sqrt(max(var_x + var_y, 0.0)))
 
     def update(self, ts: float, x_m: float, y_m: float, accuracy_m: float) -> Estimate:
         """Add a fix with radial accuracy ``accuracy_m``; returns the filtered estimate."""
@@ -113,9 +124,11 @@ class MotionFilter:
 
     def update_cov(self, ts: float, x_m: float, y_m: float, var_x: float, var_y: float) -> Estimate:
         """Add a fix with per-axis variances (m^2), as the multilateration solver reports them."""
-        for name, v in (("ts", ts), ("x_m", x_m), ("y_m", y_m), ("var_x", var_x), ("var_y", var_y)):
-            if not math.isfinite(v):
-                raise BadReading(f"{name}: a finite number, got {v!r}")
+        isfinite = math.isfinite
+        if not (isfinite(ts) and isfinite(x_m) and isfinite(y_m) and isfinite(var_x) and isfinite(var_y)):
+            for name, v in (("ts", ts), ("x_m", x_m), ("y_m", y_m), ("var_x", var_x), ("var_y", var_y)):
+                if not isfinite(v):
+                    raise BadReading(f"{name}: a finite number, got {v!r}")
         floor = MIN_ACCURACY_M ** 2 / 2.0
         var_x, var_y = max(var_x, floor), max(var_y, floor)
         vv_max = self.max_speed_mps ** 2

@@ -108,13 +108,47 @@ def _clamp(x: float, y: float, b: Bounds) -> tuple[float, float]:
     return (min(max(x, b[0]), b[2]), min(max(y, b[1]), b[3]))
 
 
-def _weight(e: float, long_threshold: float, short_threshold: float) -> float:
-    """Asymmetric Huber weight of a normalised residual (positive = measured too long)."""
-    if e > long_threshold:
-        return long_threshold / e
-    if e < -short_threshold:
-        return -short_threshold / e
-    return 1.0
+# The anchors as the solver works on them: x, y, distance (floored at MIN_DISTANCE_M), sigma lists.
+Columns = tuple[list[float], list[float], list[float], list[float]]
+# What solve_checked returns: x_m, y_m, accuracy_m, robust weights, (var_x, cov_xy, var_y).
+_Result = tuple[float, float, float, tuple[float, ...], tuple[float, float, float]]
+
+
+def columns(anchors: Sequence[Anchor]) -> Columns:
+    """:func:`check_anchors` in the form the solver works on, cheaply for the common case.
+
+    Floats within range pass with a few comparisons each (a NaN fails every comparison); anything
+    else goes through :func:`check_anchors`, which converts it or raises the precise BadReading.
+    """
+    xs: list[float] = []
+    ys: list[float] = []
+    ds: list[float] = []
+    ss: list[float] = []
+    lim = MAX_ABS_M
+    for a in anchors:
+        x, y, d, s = a.x_m, a.y_m, a.distance_m, a.sigma_m
+        if not (type(x) is float and type(y) is float and type(d) is float and type(s) is float
+                and -lim <= x <= lim and -lim <= y <= lim and 0.0 <= d <= lim and 0.0 < s <= lim):
+            checked = check_anchors(anchors)
+            return ([a.x_m for a in checked], [a.y_m for a in checked],
+                    [a.distance_m for a in checked], [a.sigma_m for a in checked])
+        xs.append(x)
+        ys.append(y)
+        ds.append(MIN_DISTANCE_M if MIN_DISTANCE_M > d else d)  # max(d, MIN_DISTANCE_M), as check_anchors
+        ss.append(s)
+    if not xs:
+        check_anchors(anchors)  # raises: no anchors
+    return xs, ys, ds, ss
+
+
+def check_prior(x_m: float, y_m: float, accuracy_m: float) -> tuple[float, float, float]:
+    """A prior as :func:`solve_checked` takes it: finite metres, accuracy floored at 1 mm."""
+    lim = MAX_ABS_M
+    if not (type(x_m) is float and type(y_m) is float and type(accuracy_m) is float
+            and -lim <= x_m <= lim and -lim <= y_m <= lim and -lim <= accuracy_m <= lim):
+        x_m, y_m = _finite(x_m, "prior.x_m"), _finite(y_m, "prior.y_m")
+        accuracy_m = _finite(accuracy_m, "prior.accuracy_m")
+    return (x_m, y_m, 1e-3 if 1e-3 > accuracy_m else accuracy_m)  # max(1e-3, accuracy_m)
 
 
 def locate(anchors: Sequence[Anchor], bounds_m: Bounds, *, prior: Estimate | None = None) -> Estimate:
@@ -140,147 +174,180 @@ def solve(anchors: Sequence[Anchor], bounds_m: Bounds, *, prior: Estimate | None
     the plan's edge, report the mean of the fit inside the plan (what :func:`locate` does for a
     lone fix; the Locator keeps the plain fit, as its motion filter weighs it by its covariance).
     """
-    checked = check_anchors(anchors)
+    cols = columns(anchors)
     b = check_bounds(bounds_m)
-    if prior is not None:
-        prior = Estimate(_finite(prior.x_m, "prior.x_m"), _finite(prior.y_m, "prior.y_m"),
-                         max(1e-3, _finite(prior.accuracy_m, "prior.accuracy_m")))
-    distinct = {(a.x_m, a.y_m) for a in checked}
-    if len(distinct) == 1:
-        return _single(checked, b)
-    if len(checked) == 2 and prior is None and not any(_position_like(a) for a in checked):
-        return _pair(checked, b)
-    return _robust(checked, b, prior, weights, long_threshold, short_threshold, edge_mean and prior is None)
+    p = None if prior is None else check_prior(prior.x_m, prior.y_m, prior.accuracy_m)
+    x, y, acc, w, cov = solve_checked(cols, b, prior=p, weights=weights, long_threshold=long_threshold,
+                                      short_threshold=short_threshold, edge_mean=edge_mean)
+    return Solution(Estimate(x, y, acc), w, cov)
 
 
-def _position_like(a: Anchor) -> bool:
-    """An anchor whose uncertainty dwarfs its distance is a position estimate, not a range.
+def solve_checked(cols: Columns, b: Bounds, *, prior: tuple[float, float, float] | None = None,
+                  weights: Sequence[float] | None = None, long_threshold: float = LONG_THRESHOLD,
+                  short_threshold: float = SHORT_THRESHOLD, edge_mean: bool = False,
+                  weights_only: bool = False) -> _Result:
+    """:func:`solve` for numbers already validated: no checks here, garbage in, garbage out.
 
-    The aggregator passes an agent's own estimate this way (distance ~0, sigma = its accuracy).
-    Its error is Gaussian in metres, not in dB, so it gets a linear residual, not a log one.
+    For hot paths that validate once and solve more than once (the Locator solves every fix
+    twice; the aggregator's fusion checks its contract-validated ranges itself). ``cols`` as
+    :func:`columns` returns them (non-empty, finite, distances floored), ``b`` as
+    :func:`check_bounds` does, ``prior`` an (x_m, y_m, accuracy_m > 0) tuple, ``weights`` one per
+    anchor. Returns (x_m, y_m, accuracy_m, weights, cov) without building the dataclasses;
+    ``weights_only`` skips the covariance (the Locator's prior-weighted pass needs only the weights).
     """
-    return a.sigma_m > 2.0 * a.distance_m
+    ax, ay = cols[0], cols[1]
+    if ax.count(ax[0]) == len(ax) and ay.count(ay[0]) == len(ay):  # one place (list.count compares with ==)
+        return _single(cols, b)
+    if len(ax) == 2 and prior is None and not any(  # a position-like anchor (see _robust) needs the solver
+            s > 2.0 * d for d, s in zip(cols[2], cols[3], strict=True)):
+        return _pair(cols, b)
+    return _robust(cols, b, prior, weights, long_threshold, short_threshold, edge_mean and prior is None,
+                   weights_only)
 
 
-def _single(anchors: list[Anchor], b: Bounds) -> Solution:
+def _single(cols: Columns, b: Bounds) -> _Result:
     """All readings from one place: we know the radius, not the direction."""
-    w = [1.0 / (a.sigma_m ** 2) for a in anchors]
-    d = sum(wi * a.distance_m for wi, a in zip(w, anchors, strict=True)) / sum(w)
+    ax, ay, dist, sig = cols
+    w = [1.0 / (s ** 2) for s in sig]
+    d = sum(wi * di for wi, di in zip(w, dist, strict=True)) / sum(w)
     acc = max(d, math.sqrt(1.0 / sum(w)))  # a position estimate's own sigma when it exceeds the distance
-    x, y = _clamp(anchors[0].x_m, anchors[0].y_m, b)
+    x, y = _clamp(ax[0], ay[0], b)
     var = acc * acc / 2.0
-    return Solution(Estimate(x, y, acc), tuple(1.0 for _ in anchors), (var, 0.0, var))
+    return x, y, acc, tuple(1.0 for _ in ax), (var, 0.0, var)
 
 
-def _pair(anchors: list[Anchor], b: Bounds) -> Solution:
+def _pair(cols: Columns, b: Bounds) -> _Result:
     """Two receivers: a point on the baseline; off the baseline the geometry cannot tell."""
-    a1, a2 = anchors
-    f = a1.distance_m / (a1.distance_m + a2.distance_m)
-    x, y = _clamp(a1.x_m + f * (a2.x_m - a1.x_m), a1.y_m + f * (a2.y_m - a1.y_m), b)
-    baseline = math.hypot(a2.x_m - a1.x_m, a2.y_m - a1.y_m)
-    along = abs(a1.distance_m + a2.distance_m - baseline) / 2.0  # how far the circles fail to meet
-    acc = max(min(a1.distance_m, a2.distance_m), along, a1.sigma_m, a2.sigma_m)
+    (x1, x2), (y1, y2), (d1, d2), (s1, s2) = cols
+    f = d1 / (d1 + d2)
+    x, y = _clamp(x1 + f * (x2 - x1), y1 + f * (y2 - y1), b)
+    baseline = math.hypot(x2 - x1, y2 - y1)
+    along = abs(d1 + d2 - baseline) / 2.0  # how far the circles fail to meet
+    acc = max(min(d1, d2), along, s1, s2)
     var = acc * acc / 2.0
-    return Solution(Estimate(x, y, acc), (1.0, 1.0), (var, 0.0, var))
+    return x, y, acc, (1.0, 1.0), (var, 0.0, var)
 
 
-def _robust(anchors: list[Anchor], b: Bounds, prior: Estimate | None,
-            fixed_weights: Sequence[float] | None, long_t: float, short_t: float, edge_mean: bool) -> Solution:
-    n = len(anchors)
-    ax = [a.x_m for a in anchors]
-    ay = [a.y_m for a in anchors]
+def _robust(cols: Columns, b: Bounds, prior: tuple[float, float, float] | None,
+            fixed_weights: Sequence[float] | None, long_t: float, short_t: float, edge_mean: bool,
+            weights_only: bool = False) -> _Result:
+    # The aggregator's hot path (two solves per fused report): local names, _weight and _clamp
+    # written out, and (w * j) products shared between the sums, in the same order as a plain
+    # loop would compute them, so the results are the same to the last bit.
+    ax, ay, dist, sig = cols
+    log, sqrt = math.log, math.sqrt
+    bx0, by0, bx1, by1 = b
     # Ranges: residual ln(d) - ln(r) over the relative sigma. Position-like anchors: (d - r) / sigma.
-    linear = [_position_like(a) for a in anchors]
-    dist = [a.distance_m for a in anchors]
-    lnd = [math.log(a.distance_m) for a in anchors]
-    inv_s = [1.0 / a.sigma_m if lin else 1.0 / max(MIN_REL_SIGMA, a.sigma_m / a.distance_m)
-             for a, lin in zip(anchors, linear, strict=True)]
+    # An anchor whose uncertainty dwarfs its distance is a position estimate, not a range: the
+    # aggregator passes an agent's own estimate this way (distance ~0, sigma = its accuracy); its
+    # error is Gaussian in metres, not in dB, so it gets a linear residual, not a log one.
+    linear = [s > 2.0 * d for d, s in zip(dist, sig, strict=True)]
+    lnd = [log(d) for d in dist]
+    inv_s = [1.0 / s if lin else 1.0 / max(MIN_REL_SIGMA, s / d) for d, s, lin in zip(dist, sig, linear, strict=True)]
     eps2 = MIN_DISTANCE_M * MIN_DISTANCE_M
+    terms = list(zip(ax, ay, linear, dist, lnd, inv_s, strict=True))
 
     # Start: weighted centroid (near receivers pull hardest), or the prior when there is one.
     if prior is not None:
-        x, y = _clamp(prior.x_m, prior.y_m, b)
-        ip2 = 1.0 / (prior.accuracy_m * prior.accuracy_m)
+        px, py, pacc = prior
+        x, y = _clamp(px, py, b)
+        ip2 = 1.0 / (pacc * pacc)
     else:
-        cw = [1.0 / (a.sigma_m ** 2 if lin else a.distance_m ** 2) for a, lin in zip(anchors, linear, strict=True)]
+        px = py = 0.0
+        cw = [1.0 / (s ** 2 if lin else d ** 2) for d, s, lin in zip(dist, sig, linear, strict=True)]
         sw = sum(cw)
         x, y = _clamp(sum(w * v for w, v in zip(cw, ax, strict=True)) / sw,
                       sum(w * v for w, v in zip(cw, ay, strict=True)) / sw, b)
         ip2 = 0.0
     # Keeps the 2 x 2 system solvable when receivers are collinear: a prior of the plan's size.
-    span2 = max(1.0, (b[2] - b[0]) ** 2 + (b[3] - b[1]) ** 2, max(a.distance_m for a in anchors) ** 2)
+    span2 = max(1.0, (bx1 - bx0) ** 2 + (by1 - by0) ** 2, max(dist) ** 2)
     ridge = 1.0 / span2
 
-    w = list(fixed_weights) if fixed_weights is not None else [1.0] * n
-    if len(w) != n:
-        raise BadReading(f"weights: one per anchor ({n}), got {len(w)}")
-    a11 = a12 = a22 = 0.0
+    estimate = fixed_weights is None
+    w = [1.0] * len(ax) if estimate else list(fixed_weights)
+    if len(w) != len(ax):
+        raise BadReading(f"weights: one per anchor ({len(ax)}), got {len(w)}")
+    neg_short = -short_t
     for _ in range(MAX_ITERATIONS):
         a11 = a12 = a22 = g1 = g2 = 0.0
-        for i in range(n):
-            dx, dy = x - ax[i], y - ay[i]
+        if estimate:
+            w = []
+        for i, (xi, yi, lin, di, li, si) in enumerate(terms):
+            dx, dy = x - xi, y - yi
             r2 = dx * dx + dy * dy + eps2
-            if linear[i]:
-                r = math.sqrt(r2)
-                e = (dist[i] - r) * inv_s[i]
-                k = -inv_s[i] / r
+            if lin:
+                r = sqrt(r2)
+                e = (di - r) * si
+                k = -si / r
             else:
-                e = (lnd[i] - 0.5 * math.log(r2)) * inv_s[i]
-                k = -inv_s[i] / r2  # d e / d p = k * (dx, dy)
-            if fixed_weights is None:
-                w[i] = _weight(e, long_t, short_t)
+                e = (li - 0.5 * log(r2)) * si
+                k = -si / r2  # d e / d p = k * (dx, dy)
+            if estimate:
+                if e > long_t:
+                    wi = long_t / e
+                elif e < neg_short:
+                    wi = neg_short / e
+                else:
+                    wi = 1.0
+                w.append(wi)
+            else:
+                wi = w[i]
             jx, jy = k * dx, k * dy
-            wi = w[i]
-            a11 += wi * jx * jx
-            a12 += wi * jx * jy
-            a22 += wi * jy * jy
-            g1 += wi * jx * e
-            g2 += wi * jy * e
+            wjx, wjy = wi * jx, wi * jy
+            a11 += wjx * jx
+            a12 += wjx * jy
+            a22 += wjy * jy
+            g1 += wjx * e
+            g2 += wjy * e
         if prior is not None:
             a11 += ip2
             a22 += ip2
-            g1 += ip2 * (x - prior.x_m)
-            g2 += ip2 * (y - prior.y_m)
+            g1 += ip2 * (x - px)
+            g2 += ip2 * (y - py)
         m11, m22 = a11 + ridge, a22 + ridge
         det = m11 * m22 - a12 * a12
-        sx = -(m22 * g1 - a12 * g2) / det
-        sy = -(m11 * g2 - a12 * g1) / det
-        nx, ny = _clamp(x + sx, y + sy, b)
+        nx = x - (m22 * g1 - a12 * g2) / det
+        ny = y - (m11 * g2 - a12 * g1) / det
+        nx = min(max(nx, bx0), bx1)
+        ny = min(max(ny, by0), by1)
         moved = math.hypot(nx - x, ny - y)
         x, y = nx, ny
         if moved < STEP_TOLERANCE_M:
             break
+    if weights_only:
+        return x, y, 0.0, tuple(w), (0.0, 0.0, 0.0)
 
     # Covariance of the measurement alone (prior excluded), inflated when residuals disagree.
     # The residual/gradient lines repeat the loop above on purpose: a shared helper function cost
     # ~25 % of fixes/s (27.6k -> 20k, bench positioning.locate_per_s) on the aggregator's hot path.
     chi2 = 0.0
     h11 = h12 = h22 = 0.0
-    for i in range(n):
-        dx, dy = x - ax[i], y - ay[i]
+    for (xi, yi, lin, di, li, si), wi in zip(terms, w, strict=True):
+        dx, dy = x - xi, y - yi
         r2 = dx * dx + dy * dy + eps2
-        if linear[i]:
-            r = math.sqrt(r2)
-            e = (dist[i] - r) * inv_s[i]
-            k = -inv_s[i] / r
+        if lin:
+            r = sqrt(r2)
+            e = (di - r) * si
+            k = -si / r
         else:
-            e = (lnd[i] - 0.5 * math.log(r2)) * inv_s[i]
-            k = -inv_s[i] / r2
+            e = (li - 0.5 * log(r2)) * si
+            k = -si / r2
         jx, jy = k * dx, k * dy
-        h11 += w[i] * jx * jx
-        h12 += w[i] * jx * jy
-        h22 += w[i] * jy * jy
-        chi2 += w[i] * e * e
-    dof = max(0, n - 2)
+        wjx, wjy = wi * jx, wi * jy
+        h11 += wjx * jx
+        h12 += wjx * jy
+        h22 += wjy * jy
+        chi2 += wi * e * e
+    dof = max(0, len(ax) - 2)
     scale = (chi2 + 2.0) / (dof + 2.0)  # shrunk towards 1: with 3-4 receivers chi2 alone is too noisy
     h11 += ridge
     h22 += ridge
     det = h11 * h22 - h12 * h12
     vx, vxy, vy = h22 / det * scale, -h12 / det * scale, h11 / det * scale
-    acc = math.sqrt(max(vx + vy, 1e-6))
-    if edge_mean and (x in (b[0], b[2]) or y in (b[1], b[3])):
+    acc = sqrt(max(vx + vy, 1e-6))
+    if edge_mean and (x in (bx0, bx1) or y in (by0, by1)):
         x, y = _off_the_edge(b, x, y, (ax, ay, lnd, dist, inv_s, linear), w, (h11, h12, h22, det), (vx, vy))
-    return Solution(Estimate(x, y, acc), tuple(w), (vx, vxy, vy))
+    return x, y, acc, tuple(w), (vx, vxy, vy)
 
 
 def _off_the_edge(b: Bounds, x: float, y: float, terms: tuple[list, ...], w: Sequence[float],

@@ -109,6 +109,22 @@ def test_motion_filter_rejects_non_finite() -> None:
         f.update(0.0, 1.0, 1.0, math.inf)
 
 
+@pytest.mark.parametrize("field", ["ts", "x_m", "y_m", "var_x", "var_y"])
+def test_update_cov_names_the_non_finite_value(field: str) -> None:
+    values = {"ts": 1.0, "x_m": 1.0, "y_m": 1.0, "var_x": 0.1, "var_y": 0.1, field: math.nan}
+    with pytest.raises(BadReading, match=f"^{field}: "):
+        MotionFilter().update_cov(**values)
+
+
+def test_predict_xy_is_predict_as_a_tuple() -> None:
+    f = MotionFilter()
+    assert f.predict_xy(0.0) is None and f.predict(0.0) is None
+    f.update(0.0, 1.0, 1.0, 0.3)
+    f.update(1.0, 1.5, 1.2, 0.3)
+    est = f.predict(1.7)
+    assert f.predict_xy(1.7) == (est.x_m, est.y_m, est.accuracy_m)
+
+
 PLAN = Plan(1000, 500, 0.01, (
     Zone("left", "clothing", ((0, 0), (400, 0), (400, 500), (0, 500))),
     Zone("right", "sport", ((400, 0), (1000, 0), (1000, 500), (400, 500))),

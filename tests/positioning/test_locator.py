@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.errors import BadReading
 from agent.positioning.calibration import LogDistanceModel
 from agent.positioning.locator import Locator
-from agent.positioning.multilateration import Anchor, locate
+from agent.positioning.multilateration import Anchor, columns, locate
 
 BOUNDS = (0.0, 0.0, 6.0, 4.0)
 CORNERS = [(0.2, 3.8), (0.2, 0.2), (5.8, 3.8), (5.8, 0.2)]
@@ -121,3 +122,23 @@ def test_locator_stays_inside_the_bounds(steps: list[tuple[float, list[Anchor]]]
         est = locator.update(ts, anchors)
         assert math.isfinite(est.accuracy_m)
         assert 0.0 <= est.x_m <= 6.0 and 0.0 <= est.y_m <= 4.0
+
+
+def test_update_checked_follows_the_same_track_as_update() -> None:
+    # The aggregator's trusted path (pre-validated columns) must not change a single fix.
+    rng = random.Random(5)
+    checked, plain = Locator(BOUNDS), Locator(BOUNDS)
+    for k in range(40):
+        anchors = noisy_anchors(rng, 1.0 + 0.1 * k, 2.0, blocked=k % 4 if k % 3 == 0 else None)
+        assert checked.update_checked(k * 0.1, columns(anchors)) == plain.update(k * 0.1, anchors)
+        assert checked.last_fix == plain.last_fix
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, 2e6])
+def test_update_still_rejects_bad_anchors_and_keeps_its_track(bad: float) -> None:
+    locator = Locator(BOUNDS)
+    good = noisy_anchors(random.Random(1), 2.0, 2.0)
+    before = locator.update(0.0, good)
+    with pytest.raises(BadReading):
+        locator.update(0.1, [*good[:3], Anchor(5.8, 0.2, bad, 0.5)])
+    assert locator.filter.estimate == before

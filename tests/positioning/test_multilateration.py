@@ -8,7 +8,16 @@ import pytest
 
 from agent.errors import BadReading
 from agent.positioning.calibration import LogDistanceModel
-from agent.positioning.multilateration import Anchor, Estimate, _mean_inside, locate, solve
+from agent.positioning.multilateration import (
+    Anchor,
+    Estimate,
+    _mean_inside,
+    check_anchors,
+    columns,
+    locate,
+    solve,
+    solve_checked,
+)
 
 BOUNDS = (0.0, 0.0, 6.0, 4.0)
 CORNERS = [(0.2, 3.8), (0.2, 0.2), (5.8, 3.8), (5.8, 0.2)]
@@ -156,3 +165,41 @@ def test_mean_inside_far_outside_stays_finite_and_on_the_near_side() -> None:
     assert 4.0 - 1e-3 < near_hi <= 4.0
     assert _mean_inside(math.inf, 0.5, 0.0, 4.0) == 2.0
     assert _mean_inside(-1.0, 0.5, 2.0, 2.0) == 2.0
+
+
+@pytest.mark.parametrize("anchors", [
+    [Anchor(1.0, 2.0, 3.0, 0.5), Anchor(4.0, 1.0, 0.02, 0.3)],  # a distance below the 0.1 m floor
+    [Anchor(1, 2, 3, 1), Anchor(True, 0.5, 2.0, 0.4)],  # ints and a bool: converted like float()
+    [Anchor(-1e6, 1e6, 1e6, 1e6)],  # the limits themselves are allowed
+])
+def test_columns_are_check_anchors_in_columns(anchors: list[Anchor]) -> None:
+    # columns() takes a fast path for plain floats; both paths must agree with check_anchors.
+    checked = check_anchors(anchors)
+    xs, ys, ds, ss = columns(anchors)
+    assert [(a.x_m, a.y_m, a.distance_m, a.sigma_m) for a in checked] == list(zip(xs, ys, ds, ss, strict=True))
+    assert all(type(v) is float for col in (xs, ys, ds, ss) for v in col)
+
+
+@pytest.mark.parametrize("bad", [
+    Anchor(math.nan, 1.0, 1.0, 1.0), Anchor(1.0, 1.0, math.inf, 1.0), Anchor(1.0, -2e6, 1.0, 1.0),
+    Anchor(1.0, 1.0, -0.5, 1.0), Anchor(1.0, 1.0, 1.0, 0.0), Anchor(1.0, 1.0, 1.0, -1.0), Anchor("x", 1.0, 1.0, 1.0),
+])
+def test_columns_reject_what_check_anchors_rejects_with_its_message(bad: Anchor) -> None:
+    anchors = [Anchor(0.0, 0.0, 1.0, 0.3), bad]
+    with pytest.raises(BadReading) as expected:
+        check_anchors(anchors)
+    with pytest.raises(BadReading) as got:
+        columns(anchors)
+    assert str(got.value) == str(expected.value)
+    with pytest.raises(BadReading, match="at least one"):
+        columns([])
+
+
+def test_solve_checked_is_solve_without_the_checks() -> None:
+    anchors = anchors_for(2.0, 1.5)
+    for prior, weights in ((None, None), (Estimate(2.5, 1.0, 0.4), None), (None, [1.0, 0.5, 1.0, 0.2])):
+        sol = solve(anchors, BOUNDS, prior=prior, weights=weights)
+        p = None if prior is None else (prior.x_m, prior.y_m, prior.accuracy_m)
+        x, y, acc, w, cov = solve_checked(columns(anchors), BOUNDS, prior=p, weights=weights)
+        assert (x, y, acc, w, cov) == (sol.estimate.x_m, sol.estimate.y_m, sol.estimate.accuracy_m, sol.weights,
+                                       sol.cov)

@@ -1,0 +1,62 @@
+"""Fusion: the ranges it hands the positioning engine, and the ranges it refuses."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from agent.config import load_deployment
+from agent.contract import Presence, Range
+from agent.positioning.locator import Locator
+from agent.positioning.multilateration import Anchor
+from aggregator.fusion import AGE_SPEED_MPS, Fusion
+from tests.conftest import CONFIG_DIR
+
+DEVICES = tuple(load_deployment(CONFIG_DIR))
+STORE = DEVICES[0].store
+MPP = STORE.plan.metres_per_px
+T0 = 1_700_000_000.0
+
+
+def report(agent_index: int, ts: float, x: float, y: float, *, extra: tuple[Range, ...] = ()) -> Presence:
+    """What one agent says of device "d1" truly at plan (x, y): a range from each of its sniffers."""
+    device = DEVICES[agent_index]
+    ranges = tuple(Range(s.id, s.position_px[0], s.position_px[1], -60.0,
+                         max(0.0, math.hypot(x - s.position_px[0], y - s.position_px[1]) * MPP * 1.1))
+                   for s in device.sniffers)
+    return Presence("move", f"{device.agent_id}:{ts}", device.agent_id, ts, "d1", x, y, 2.0, -60.0, 3.0,
+                    False, ranges + extra)
+
+
+def test_a_fused_fix_is_the_locator_on_the_same_anchors() -> None:
+    # Fusion builds the solver's columns itself (no Anchor objects, no second validation): the fix
+    # must be what Locator.update makes of the same ranges, old ranges' sigmas grown included.
+    fusion = Fusion(STORE, list(DEVICES))
+    locator = Locator(fusion.bounds_m)
+    own = Presence("move", "own:1", "agent-x", T0, "d1", 700.0, 400.0, 2.5, -60.0, 3.0)
+    fusion.add(own)  # no ranges: the agent's own estimate, a position-like anchor
+    for k, agent_index in enumerate([0, 1, 2, 3, 0, 1]):
+        ts = T0 + 0.4 * k
+        fusion.add(report(agent_index % len(DEVICES), ts, 600.0 + 20 * k, 500.0))
+        fix = fusion.locate("d1", ts)
+        anchors = []
+        for rts, x, y, d, sigma in fusion.tracks["d1"].ranges.values():
+            age = ts - rts
+            anchors.append(Anchor(x, y, d, math.hypot(sigma, AGE_SPEED_MPS * age) if age > 0.5 else sigma))
+        est = locator.update(ts, anchors)
+        assert fix is not None and fix.anchors == len(anchors)
+        assert (fix.x, fix.y) == STORE.plan.clamp((est.x_m / MPP, est.y_m / MPP))
+        assert fix.accuracy_m == est.accuracy_m
+
+
+@pytest.mark.parametrize("bad", [Range("far", 1e9, 10.0, -60.0, 3.0), Range("far", 10.0, 10.0, -60.0, 1e7)])
+def test_a_range_beyond_the_solvers_limit_fails_the_fix_until_it_goes_stale(bad: Range) -> None:
+    # Locator.update would raise BadReading for it; fusion checks the same limit itself.
+    fusion = Fusion(STORE, list(DEVICES), window_s=20.0)
+    fusion.add(report(0, T0, 600.0, 500.0, extra=(bad,)))
+    assert fusion.locate("d1", T0) is None
+    assert fusion.failures == 1
+    fusion.add(report(0, T0 + 25.0, 600.0, 500.0))  # the bad range is older than the window now
+    assert fusion.locate("d1", T0 + 25.0) is not None
+    assert fusion.failures == 1
