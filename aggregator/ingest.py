@@ -221,7 +221,7 @@ class Ingest:
         counters = self.counters
         ack = self.ack
 
-        def committed() -> None:  # writer thread, after COMMIT
+        def committed() -> None:  # the store's receiver thread, after COMMIT
             if ack is not None and acks:
                 ack(acks)
             counters.acked += len(acks)

@@ -1,19 +1,27 @@
-"""SQLite storage: the schema, and the single writer thread that commits batches.
+"""SQLite storage: the schema, and the single writer that commits batches.
 
-Why one writer thread: SQLite allows one writer at a time, and a commit waits for the disk, so
-writes never run on the event loop (datasette's pattern). The loop hands over :class:`Batch`
-objects; the writer merges whatever is queued into one transaction (bigger batches under load,
-immediate commits when idle), commits, and only then runs each batch's ``on_commit`` callback —
-that is where MQTT messages are acknowledged, so a kill -9 before the commit loses nothing: the
-broker redelivers, and ``messages.msg_id`` (PRIMARY KEY, INSERT OR IGNORE) drops what was already
+Why one writer: SQLite allows one writer at a time, and a commit waits for the disk, so writes
+never run on the event loop (datasette's pattern). The loop hands over :class:`Batch` objects;
+the writer merges whatever is queued into one transaction (bigger batches under load, immediate
+commits when idle), commits, and only then is each batch's ``on_commit`` callback run — that is
+where MQTT messages are acknowledged, so a kill -9 before the commit loses nothing: the broker
+redelivers, and ``messages.msg_id`` (PRIMARY KEY, INSERT OR IGNORE) drops what was already
 stored. WAL lets HTTP handlers read (in executor threads) while the writer writes.
+
+The writer is a child process (:mod:`aggregator.sqlite_writer`, why there); here a sender thread
+hands it batches and a receiver thread runs the callbacks of what it committed. If the child dies,
+the batches it had not confirmed are sent again to a new one (the primary keys make a repeat
+harmless).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -22,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
+
+from aggregator.sqlite_writer import RETENTION_TABLES, TABLES, connect, read_frame, write_frame
 
 log = logging.getLogger(__name__)
 
@@ -58,24 +68,6 @@ CREATE INDEX IF NOT EXISTS customer_events_ts ON customer_events(ts);
 CREATE INDEX IF NOT EXISTS customer_events_visitor ON customer_events(visitor, id);
 """
 
-# Raw, high-volume tables trimmed by retention (visits, links and door counts are kept).
-RETENTION_TABLES = (("messages", "ts"), ("sightings", "ts"), ("dead_letters", "received_ts"),
-                    ("customer_events", "ts"), ("motion_events", "ts"))
-
-
-def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
-    """A connection with the pragmas every Floorwalker connection uses (WAL, busy timeout)."""
-    if readonly:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10, check_same_thread=False)
-    else:
-        conn = sqlite3.connect(str(path), timeout=10, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout = 10000")
-    if not readonly:
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-    return conn
-
-
 def create_schema(path: Path | str) -> None:
     """Create the core tables and indexes if missing (idempotent); turns on WAL."""
     db = sqlite_utils.Database(str(path))
@@ -104,6 +96,15 @@ class Batch:
         return (len(self.messages) + len(self.dead_letters) + len(self.visits) + len(self.sightings)
                 + len(self.door_events) + len(self.motion_events) + len(self.links) + len(self.customer_events))
 
+    def tables(self) -> dict[str, list[tuple[Any, ...]]]:
+        """The rows by table, as the writer process takes them (visits: the latest row of each)."""
+        out: dict[str, list[tuple[Any, ...]]] = {}
+        for name in TABLES:
+            rows = getattr(self, name)
+            if rows:
+                out[name] = list(rows.values()) if name == "visits" else rows
+        return out
+
     def merge(self, other: Batch) -> None:
         self.messages += other.messages
         self.dead_letters += other.dead_letters
@@ -114,25 +115,6 @@ class Batch:
         self.links += other.links
         self.customer_events += other.customer_events
         self.on_commit += other.on_commit
-
-
-_SQL = (
-    ("messages", "INSERT OR IGNORE INTO messages(msg_id, agent, kind, ts, device, payload) VALUES (?,?,?,?,?,?)"),
-    ("dead_letters", "INSERT INTO dead_letters(received_ts, topic, reason, detail, payload) VALUES (?,?,?,?,?)"),
-    ("sightings", "INSERT INTO sightings(ts, visitor, device, visit_id, x, y, accuracy_m, zone) "
-                  "VALUES (?,?,?,?,?,?,?,?)"),
-    ("door_events", "INSERT OR IGNORE INTO door_events(msg_id, ts, agent, sensor, direction) VALUES (?,?,?,?,?)"),
-    ("motion_events", "INSERT OR IGNORE INTO motion_events(msg_id, ts, agent, sensor, zone, active) "
-                      "VALUES (?,?,?,?,?,?)"),
-    ("links", "INSERT INTO links(device, customer_id, ts) VALUES (?,?,?) ON CONFLICT(device) DO UPDATE SET "
-              "customer_id = excluded.customer_id, ts = excluded.ts"),
-    ("customer_events", "INSERT INTO customer_events(ts, kind, visitor, x, y, dep) VALUES (?,?,?,?,?,?)"),
-)
-_VISIT_SQL = (
-    "INSERT INTO visits(visit_id, visitor, device, customer_id, start_ts, end_ts, last_seen_ts, passerby, seq) "
-    "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(visit_id) DO UPDATE SET visitor = excluded.visitor, "
-    "customer_id = excluded.customer_id, end_ts = excluded.end_ts, last_seen_ts = excluded.last_seen_ts, "
-    "passerby = excluded.passerby, seq = excluded.seq")
 
 
 @dataclass
@@ -149,7 +131,7 @@ class StoreStats:
 
 
 class Store:
-    """Owns the database file: schema at open, one writer thread, batched commits, retention."""
+    """Owns the database file: schema at open, the writer process, batched commits, retention."""
 
     def __init__(self, path: Path | str, *, retention_days: float = 30.0, max_rows: int = 5000,
                  retention_interval_s: float = 3600.0) -> None:
@@ -159,12 +141,20 @@ class Store:
         self.max_rows = max_rows
         self.stats = StoreStats()
         self.writable = False
-        self._queue: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
+        # batches, retention requests and the final None, in the order the writer must see them
+        self._outbox: queue.SimpleQueue[Batch | tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._unconfirmed: dict[int, Batch] = {}  # sent to the writer, not yet committed (resent on a restart)
+        self._lock = threading.Lock()  # _unconfirmed and the child's stdin
+        self._seq = 0
         self._submitted = 0  # written by the submitting thread only
-        self._taken = 0  # written by the writer thread only
-        self._thread: threading.Thread | None = None
-        self._conn: sqlite3.Connection | None = None
-        self._next_retention = 0.0
+        self._taken = 0  # written by the receiver thread only
+        self._child: subprocess.Popen[bytes] | None = None
+        self._sender: threading.Thread | None = None
+        self._receiver: threading.Thread | None = None
+        self._closing = False
+        self._closed = threading.Event()
+        self._retention_reply: dict[int, int] = {}
+        self._retention_done = threading.Condition()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -172,22 +162,40 @@ class Store:
         """Create the schema and start the writer (blocking; call from a thread or at start-up)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         create_schema(self.path)
-        self._conn = connect(self.path)
+        self._closing = False
+        self._closed.clear()
+        self._start_child()
         self.writable = True
-        self._next_retention = time.monotonic() + 5.0
-        self._thread = threading.Thread(target=self._run, name="sqlite-writer", daemon=True)
-        self._thread.start()
+        self._sender = threading.Thread(target=self._send_loop, name="sqlite-sender", daemon=True)
+        self._sender.start()
 
     def close(self, timeout_s: float = 30.0) -> None:
-        """Commit everything queued, then stop the writer and close the connection."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout_s)
-            self._thread = None
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        """Commit everything queued, then stop the writer."""
+        if self._sender is not None:
+            self._outbox.put(None)
+            self._sender.join(timeout_s)
+            self._sender = None
+        if self._child is not None:
+            self._closed.wait(timeout_s)
+            child = self._child
+            try:
+                child.wait(timeout=max(1.0, timeout_s / 3))
+            except subprocess.TimeoutExpired:
+                log.error("event=writer-stuck action=kill")
+                child.kill()
+                child.wait()
+            for stream in (child.stdin, child.stdout):
+                if stream is not None:
+                    stream.close()
+            if self._receiver is not None:
+                self._receiver.join(5)
+            self._child = None
         self.writable = False
+
+    @property
+    def writer_pid(self) -> int | None:
+        """The writer process (for benchmarks and operators: it shows in ps as aggregator.sqlite_writer)."""
+        return self._child.pid if self._child is not None else None
 
     @property
     def queue_depth(self) -> int:
@@ -197,95 +205,140 @@ class Store:
     def submit(self, batch: Batch) -> None:
         """Queue a batch for the writer (thread-safe, never blocks)."""
         self._submitted += 1
-        self._queue.put(batch)
+        self._outbox.put(batch)
 
-    # ------------------------------------------------------------------ writer thread
-
-    def _run(self) -> None:
-        stop = False
-        while not stop:
-            try:
-                first = self._queue.get(timeout=1.0)
-            except queue.Empty:
-                self._maybe_retention()
-                continue
-            if first is None:
-                break
-            batch, taken = first, 1
-            while batch.rows() < self.max_rows:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                batch.merge(more)
-                taken += 1
-            self._commit(batch)
-            self._taken += taken
-            self._maybe_retention()
-
-    def _commit(self, batch: Batch) -> None:
-        conn = self._conn
-        assert conn is not None
-        started = time.perf_counter()
-        while True:
+    def run_retention(self, now: float, timeout_s: float = 60.0) -> int:
+        """Delete raw rows older than the retention period; returns how many (blocks until done)."""
+        if self.retention_s <= 0:
+            return 0
+        if self._child is None:
+            conn = connect(str(self.path))
             try:
                 with conn:
-                    for name, sql in _SQL:
-                        rows = getattr(batch, name)
-                        if rows:
-                            cur = conn.executemany(sql, rows)
-                            if name == "messages":
-                                self.stats.duplicates += len(rows) - max(cur.rowcount, 0)
-                    if batch.visits:
-                        conn.executemany(_VISIT_SQL, batch.visits.values())
-                self.writable = True
+                    return sum(conn.execute(f"DELETE FROM {t} WHERE {c} < ?", (now - self.retention_s,)).rowcount
+                               for t, c in RETENTION_TABLES)
+            finally:
+                conn.close()
+        with self._lock:
+            self._seq += 1
+            req = self._seq
+        self._outbox.put(("retention", req, now))  # after the batches submitted before this call
+        with self._retention_done:
+            if not self._retention_done.wait_for(lambda: req in self._retention_reply, timeout_s):
+                raise TimeoutError(f"retention did not finish in {timeout_s} s")
+            return self._retention_reply.pop(req)
+
+    # ------------------------------------------------------------------ the child
+
+    def _start_child(self) -> None:
+        cmd = [sys.executable, "-m", "aggregator.sqlite_writer", str(self.path), repr(self.retention_s),
+               repr(self.retention_interval_s), str(self.max_rows)]
+        # the package's own root first, so a checkout that is not installed finds the module too
+        root = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+        self._child = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        self._receiver = threading.Thread(target=self._receive_loop, args=(self._child,), name="sqlite-receiver",
+                                          daemon=True)
+        self._receiver.start()
+
+    def _write(self, frame: tuple[Any, ...]) -> None:
+        child = self._child
+        assert child is not None and child.stdin is not None
+        write_frame(child.stdin, frame)  # type: ignore[arg-type]
+
+    def _send_loop(self) -> None:
+        while True:
+            batch = self._outbox.get()
+            with self._lock:
+                if batch is None:
+                    self._closing = True
+                    self._safe_write(("close",))
+                    return
+                if isinstance(batch, tuple):  # a retention request
+                    self._safe_write(batch)
+                    continue
+                self._seq += 1
+                self._unconfirmed[self._seq] = batch
+                self._safe_write(("batch", self._seq, batch.tables()))
+
+    def _safe_write(self, frame: tuple[Any, ...]) -> None:
+        try:
+            self._write(frame)
+        except (BrokenPipeError, OSError, ValueError):
+            pass  # the child died: the receiver restarts it and resends what is unconfirmed
+
+    def _receive_loop(self, child: subprocess.Popen[bytes]) -> None:
+        stream = child.stdout
+        assert stream is not None
+        while True:
+            try:
+                frame = read_frame(stream)  # type: ignore[arg-type]
+            except (OSError, ValueError, EOFError):
+                frame = None
+            if frame is None:
                 break
-            except sqlite3.Error as exc:  # disk full, locked for too long: keep the batch, retry
+            kind = frame[0]
+            if kind == "committed":
+                self._committed(frame[1], frame[2])
+            elif kind == "failing":
                 self.writable = False
                 self.stats.errors += 1
-                log.error("event=commit-failed error=%r rows=%d retry_in_s=1", exc, batch.rows())
-                time.sleep(1.0)
-        elapsed = time.perf_counter() - started
+            elif kind == "retention":
+                if frame[1] is None:
+                    self.stats.retention_deleted += frame[2]
+                else:
+                    with self._retention_done:
+                        self.stats.retention_deleted += frame[2]
+                        self._retention_reply[frame[1]] = frame[2]
+                        self._retention_done.notify_all()
+            elif kind == "closed":
+                self._closed.set()
+                return
+        if self._closing:
+            self._closed.set()
+            return
+        self._restart(child)
+
+    def _restart(self, dead: subprocess.Popen[bytes]) -> None:
+        """The writer died unasked: start another and send it every batch not yet confirmed."""
+        code = dead.wait()
+        for stream in (dead.stdin, dead.stdout):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass  # a write the dead child never read
+        self.writable = False
+        self.stats.errors += 1
+        log.error("event=writer-died code=%s action=restart unconfirmed=%d", code, len(self._unconfirmed))
+        time.sleep(0.5)
+        with self._lock:
+            self._start_child()
+            for seq, batch in sorted(self._unconfirmed.items()):
+                self._safe_write(("batch", seq, batch.tables()))
+            if self._closing:
+                self._safe_write(("close",))
+
+    def _committed(self, seqs: list[int], info: dict[str, Any]) -> None:
+        # no lock: dict.pop is atomic, and the sender may be holding it through a long write
+        batches = [b for b in (self._unconfirmed.pop(seq, None) for seq in seqs) if b is not None]
+        self.writable = True
         st = self.stats
+        elapsed = info["seconds"]
         st.commits += 1
-        st.rows += batch.rows()
+        st.rows += info["rows"]
+        st.duplicates += info["duplicates"]
         st.last_commit_s = elapsed
         st.commit_seconds_sum += elapsed
         st.commit_seconds_max = max(st.commit_seconds_max, elapsed)
         st.last_commit_wall = time.time()
-        for callback in batch.on_commit:
-            try:
-                callback()
-            except Exception:  # an ack failing (broker gone) must not stop the writer
-                log.exception("event=on-commit-callback-failed")
-
-    def _maybe_retention(self) -> None:
-        if self.retention_s <= 0 or time.monotonic() < self._next_retention:
-            return
-        self._next_retention = time.monotonic() + self.retention_interval_s
-        self.run_retention(time.time())
-
-    def run_retention(self, now: float) -> int:
-        """Delete raw rows older than the retention period (writer thread, or before start)."""
-        conn = self._conn
-        if conn is None or self.retention_s <= 0:
-            return 0
-        cutoff = now - self.retention_s
-        deleted = 0
-        try:
-            with conn:
-                for table, column in RETENTION_TABLES:
-                    deleted += conn.execute(f"DELETE FROM {table} WHERE {column} < ?", (cutoff,)).rowcount
-        except sqlite3.Error as exc:
-            log.error("event=retention-failed error=%r", exc)
-            return 0
-        self.stats.retention_deleted += deleted
-        if deleted:
-            log.info("event=retention deleted=%d cutoff_ts=%.0f", deleted, cutoff)
-        return deleted
+        for batch in batches:
+            for callback in batch.on_commit:
+                try:
+                    callback()
+                except Exception:  # an ack failing (broker gone) must not stop the receiver
+                    log.exception("event=on-commit-callback-failed")
+        self._taken += len(batches)
 
 
 def read_query(path: Path | str, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:

@@ -1,0 +1,105 @@
+"""Store: the writer process commits every batch once, acknowledges after commit, survives its own death."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from aggregator.store import Batch, Store
+
+
+def _batch(i: int, acked: list[int], lock: threading.Lock) -> Batch:
+    batch = Batch(messages=[(f"m:{i}", "agent-1", "move", 1.7e9 + i, "d", "{}")],
+                  sightings=[(1.7e9 + i, "v", "d", "v1", 1.0, 2.0, 1.0, None)],
+                  visits={"v1": ("v1", "v", "d", None, 1.7e9, None, 1.7e9 + i, 0, i)})
+
+    def committed() -> None:
+        with lock:
+            acked.append(i)
+
+    batch.on_commit.append(committed)
+    return batch
+
+
+def _count(db: Path, table: str) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_every_batch_is_committed_before_its_callback_and_close_drains_the_queue(sqlite_path: Path) -> None:
+    store = Store(sqlite_path)
+    store.open()
+    acked: list[int] = []
+    lock = threading.Lock()
+    for i in range(500):
+        store.submit(_batch(i, acked, lock))
+    store.close()
+    assert sorted(acked) == list(range(500))
+    assert _count(sqlite_path, "messages") == 500
+    assert _count(sqlite_path, "sightings") == 500
+    assert _count(sqlite_path, "visits") == 1
+    assert store.queue_depth == 0
+    assert store.stats.rows == 500 * 3 and 1 <= store.stats.commits <= 500
+    assert store.writable is False  # closed
+
+
+def test_a_killed_writer_is_restarted_and_unconfirmed_batches_are_written_once(sqlite_path: Path) -> None:
+    store = Store(sqlite_path)
+    store.open()
+    acked: list[int] = []
+    lock = threading.Lock()
+    try:
+        for i in range(200):
+            store.submit(_batch(i, acked, lock))
+        first = store._child
+        assert first is not None
+        os.kill(first.pid, signal.SIGKILL)  # mid-stream: some batches committed, some not
+        for i in range(200, 400):
+            store.submit(_batch(i, acked, lock))
+        deadline = time.monotonic() + 30
+        while len(acked) < 400 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert store._child is not first  # a new writer took over
+    finally:
+        store.close()
+    assert sorted(acked) == list(range(400))  # every callback ran exactly once
+    assert _count(sqlite_path, "messages") == 400
+    # rows without a primary key are not written twice either: a batch is resent only if unconfirmed
+    assert _count(sqlite_path, "sightings") == 400
+
+
+def test_the_writer_exits_when_the_aggregator_is_gone(sqlite_path: Path) -> None:
+    """kill -9 of the aggregator closes the pipe; the writer must not linger holding the database."""
+    store = Store(sqlite_path)
+    store.open()
+    child = store._child
+    assert child is not None and child.stdin is not None
+    child.stdin.close()  # what the kernel does to the pipe when the parent dies
+    assert child.wait(timeout=10) == 0
+    store._closing = True  # the test closed it: no restart
+    store.close()
+
+
+@pytest.mark.parametrize("open_first", [True, False])
+def test_retention_runs_in_the_writer_or_directly(sqlite_path: Path, open_first: bool) -> None:
+    store = Store(sqlite_path, retention_days=1)
+    store.open()
+    now = time.time()
+    store.submit(Batch(messages=[("old", "a", "move", now - 3 * 86400, "d", "{}"),
+                                 ("new", "a", "move", now - 60, "d", "{}")]))
+    if not open_first:
+        store.close()
+    try:
+        assert store.run_retention(now) == 1
+    finally:
+        store.close()
+    assert _count(sqlite_path, "messages") == 1
