@@ -30,10 +30,20 @@ def distance_outside(zone: Zone, p: Point) -> float:
     return min(_segment_distance(p, poly[i], poly[(i + 1) % len(poly)]) for i in range(len(poly)))
 
 
+def _is_rectangle(zone: Zone) -> bool:
+    """Its polygon is its bounding box (the seed-000 zones are), walked around without crossing."""
+    x0, y0, x1, y1 = zone.bbox
+    poly = zone.polygon
+    if len(poly) != 4 or x0 >= x1 or y0 >= y1 or set(poly) != {(x0, y0), (x1, y0), (x1, y1), (x0, y1)}:
+        return False
+    # Every edge axis-aligned: the corners in order around it, not as a bow tie.
+    return all(a[0] == b[0] or a[1] == b[1] for a, b in zip(poly, poly[1:] + poly[:1], strict=True))
+
+
 class ZoneTracker:
     """The zone a moving point is in, with a dead band of ``hysteresis_px`` around the current zone."""
 
-    __slots__ = ("current", "hysteresis_px", "plan")
+    __slots__ = ("_rectangles", "current", "hysteresis_px", "plan")
 
     def __init__(self, plan: Plan, *, hysteresis_px: float = 25.0) -> None:
         if not (hysteresis_px >= 0 and math.isfinite(hysteresis_px)):
@@ -41,6 +51,9 @@ class ZoneTracker:
         self.plan = plan
         self.hysteresis_px = float(hysteresis_px)
         self.current: Zone | None = None
+        # For a rectangle, Zone.contains (bounding box, then point-in-polygon with inclusive edges)
+        # is exactly the bounding-box test; the aggregator asks for every fused fix.
+        self._rectangles = {id(z) for z in plan.zones if _is_rectangle(z)}
 
     def update(self, x_px: float, y_px: float) -> Zone | None:
         """The zone for this new estimate (plan pixels)."""
@@ -48,10 +61,23 @@ class ZoneTracker:
         if not (math.isfinite(p[0]) and math.isfinite(p[1])):
             raise BadReading(f"position: finite plan pixels, got ({x_px!r}, {y_px!r})")
         current = self.current
-        if current is not None and (current.contains(p) or distance_outside(current, p) <= self.hysteresis_px):
+        if current is not None and (self._contains(current, p) or distance_outside(current, p) <= self.hysteresis_px):
             return current
-        self.current = self.plan.zone_at(p)
+        self.current = self._zone_at(p)
         return self.current
+
+    def _zone_at(self, p: Point) -> Zone | None:
+        """``plan.zone_at`` with the rectangle shortcut: the first declared zone containing ``p``."""
+        for zone in self.plan.zones:
+            if self._contains(zone, p):
+                return zone
+        return None
+
+    def _contains(self, zone: Zone, p: Point) -> bool:
+        if id(zone) in self._rectangles:
+            x0, y0, x1, y1 = zone.bbox
+            return x0 <= p[0] <= x1 and y0 <= p[1] <= y1
+        return zone.contains(p)
 
     def reset(self) -> None:
         self.current = None

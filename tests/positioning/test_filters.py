@@ -14,7 +14,7 @@ from agent.geometry import Plan, Zone
 from agent.positioning.calibration import LogDistanceModel
 from agent.positioning.motion import MotionFilter
 from agent.positioning.smoothing import RssiSmoother
-from agent.positioning.zones import ZoneTracker
+from agent.positioning.zones import ZoneTracker, _is_rectangle
 
 
 def test_smoother_starts_at_the_first_reading_and_tracks_a_steady_signal() -> None:
@@ -145,6 +145,34 @@ def test_zone_tracker_without_hysteresis_is_zone_at() -> None:
     for x in (100, 401, 399, 400, 700):
         z = tracker.update(x, 250)
         assert z == PLAN.zone_at((x, 250))
+
+
+@pytest.mark.parametrize(("polygon", "rectangle"), [
+    (((0, 0), (400, 0), (400, 500), (0, 500)), True),
+    (((400, 500), (0, 500), (0, 0), (400, 0)), True),  # any starting corner, either direction
+    (((0, 0), (400, 500), (400, 0), (0, 500)), False),  # the same corners as a bow tie
+    (((0, 0), (400, 0), (0, 500)), False),
+    (((0, 0), (400, 0), (400, 250), (0, 500)), False),
+    (((0, 0), (0, 0), (0, 500), (0, 500)), False),  # no area
+])
+def test_only_a_true_rectangle_takes_the_bounding_box_shortcut(polygon: tuple, rectangle: bool) -> None:
+    assert _is_rectangle(Zone("z", "c", polygon)) is rectangle
+
+
+def test_zone_tracker_contains_is_zone_contains_on_edges_and_corners() -> None:
+    # The tracker tests rectangles by their bounding box; it must agree with Zone.contains everywhere.
+    zones = (*PLAN.zones, Zone("bow", "c", ((0, 0), (400, 500), (400, 0), (0, 500))),
+             Zone("tri", "c", ((100, 100), (900, 100), (500, 450))))
+    tracker = ZoneTracker(Plan(1000, 500, 0.01, zones))
+    rng = random.Random(3)
+    grid = [0, 100, 250, 399.999, 400, 400.001, 450, 500, 900, 1000]
+    points = [(x, y) for x in grid for y in grid]
+    points += [(rng.uniform(-10, 1010), rng.uniform(-10, 510)) for _ in range(2000)]
+    for zone in zones:
+        for p in points:
+            assert tracker._contains(zone, p) == zone.contains(p), (zone.name, p)
+    for p in points:
+        assert tracker._zone_at(p) == tracker.plan.zone_at(p)
 
 
 def test_zone_tracker_outside_every_zone_is_none_and_rejects_nan() -> None:
