@@ -235,26 +235,32 @@ def _robust(cols: Columns, b: Bounds, prior: tuple[float, float, float] | None,
     # written out, and (w * j) products shared between the sums, in the same order as a plain
     # loop would compute them, so the results are the same to the last bit.
     ax, ay, dist, sig = cols
-    log, sqrt = math.log, math.sqrt
+    log, sqrt, hypot = math.log, math.sqrt, math.hypot
     bx0, by0, bx1, by1 = b
     # Ranges: residual ln(d) - ln(r) over the relative sigma. Position-like anchors: (d - r) / sigma.
     # An anchor whose uncertainty dwarfs its distance is a position estimate, not a range: the
     # aggregator passes an agent's own estimate this way (distance ~0, sigma = its accuracy); its
     # error is Gaussian in metres, not in dB, so it gets a linear residual, not a log one.
-    linear = [s > 2.0 * d for d, s in zip(dist, sig, strict=True)]
-    lnd = [log(d) for d in dist]
-    inv_s = [1.0 / s if lin else 1.0 / max(MIN_REL_SIGMA, s / d) for d, s, lin in zip(dist, sig, linear, strict=True)]
+    # Per anchor: x, y, linear?, distance, ln(distance), 1 / sigma (of ln(distance) for a range).
+    terms: list[tuple[float, float, bool, float, float, float]] = []
+    cw: list[float] = []  # centroid weights (near receivers pull hardest)
+    for xi, yi, d, s in zip(ax, ay, dist, sig, strict=True):
+        if s > 2.0 * d:
+            terms.append((xi, yi, True, d, log(d), 1.0 / s))
+            cw.append(1.0 / (s ** 2))
+        else:
+            rel = s / d
+            terms.append((xi, yi, False, d, log(d), 1.0 / (rel if rel > MIN_REL_SIGMA else MIN_REL_SIGMA)))
+            cw.append(1.0 / (d ** 2))
     eps2 = MIN_DISTANCE_M * MIN_DISTANCE_M
-    terms = list(zip(ax, ay, linear, dist, lnd, inv_s, strict=True))
 
-    # Start: weighted centroid (near receivers pull hardest), or the prior when there is one.
+    # Start: weighted centroid, or the prior when there is one.
     if prior is not None:
         px, py, pacc = prior
         x, y = _clamp(px, py, b)
         ip2 = 1.0 / (pacc * pacc)
     else:
         px = py = 0.0
-        cw = [1.0 / (s ** 2 if lin else d ** 2) for d, s, lin in zip(dist, sig, linear, strict=True)]
         sw = sum(cw)
         x, y = _clamp(sum(w * v for w, v in zip(cw, ax, strict=True)) / sw,
                       sum(w * v for w, v in zip(cw, ay, strict=True)) / sw, b)
@@ -270,19 +276,18 @@ def _robust(cols: Columns, b: Bounds, prior: tuple[float, float, float] | None,
     neg_short = -short_t
     for _ in range(MAX_ITERATIONS):
         a11 = a12 = a22 = g1 = g2 = 0.0
-        if estimate:
+        if estimate:  # the same sums as below, with each anchor's weight from its residual
             w = []
-        for i, (xi, yi, lin, di, li, si) in enumerate(terms):
-            dx, dy = x - xi, y - yi
-            r2 = dx * dx + dy * dy + eps2
-            if lin:
-                r = sqrt(r2)
-                e = (di - r) * si
-                k = -si / r
-            else:
-                e = (li - 0.5 * log(r2)) * si
-                k = -si / r2  # d e / d p = k * (dx, dy)
-            if estimate:
+            for xi, yi, lin, di, li, si in terms:
+                dx, dy = x - xi, y - yi
+                r2 = dx * dx + dy * dy + eps2
+                if lin:
+                    r = sqrt(r2)
+                    e = (di - r) * si
+                    k = -si / r
+                else:
+                    e = (li - 0.5 * log(r2)) * si
+                    k = -si / r2  # d e / d p = k * (dx, dy)
                 if e > long_t:
                     wi = long_t / e
                 elif e < neg_short:
@@ -290,15 +295,31 @@ def _robust(cols: Columns, b: Bounds, prior: tuple[float, float, float] | None,
                 else:
                     wi = 1.0
                 w.append(wi)
-            else:
-                wi = w[i]
-            jx, jy = k * dx, k * dy
-            wjx, wjy = wi * jx, wi * jy
-            a11 += wjx * jx
-            a12 += wjx * jy
-            a22 += wjy * jy
-            g1 += wjx * e
-            g2 += wjy * e
+                jx, jy = k * dx, k * dy
+                wjx, wjy = wi * jx, wi * jy
+                a11 += wjx * jx
+                a12 += wjx * jy
+                a22 += wjy * jy
+                g1 += wjx * e
+                g2 += wjy * e
+        else:
+            for (xi, yi, lin, di, li, si), wi in zip(terms, w, strict=True):
+                dx, dy = x - xi, y - yi
+                r2 = dx * dx + dy * dy + eps2
+                if lin:
+                    r = sqrt(r2)
+                    e = (di - r) * si
+                    k = -si / r
+                else:
+                    e = (li - 0.5 * log(r2)) * si
+                    k = -si / r2
+                jx, jy = k * dx, k * dy
+                wjx, wjy = wi * jx, wi * jy
+                a11 += wjx * jx
+                a12 += wjx * jy
+                a22 += wjy * jy
+                g1 += wjx * e
+                g2 += wjy * e
         if prior is not None:
             a11 += ip2
             a22 += ip2
@@ -308,9 +329,15 @@ def _robust(cols: Columns, b: Bounds, prior: tuple[float, float, float] | None,
         det = m11 * m22 - a12 * a12
         nx = x - (m22 * g1 - a12 * g2) / det
         ny = y - (m11 * g2 - a12 * g1) / det
-        nx = min(max(nx, bx0), bx1)
-        ny = min(max(ny, by0), by1)
-        moved = math.hypot(nx - x, ny - y)
+        if bx0 > nx:  # min(max(nx, bx0), bx1), as comparisons
+            nx = bx0
+        if bx1 < nx:
+            nx = bx1
+        if by0 > ny:
+            ny = by0
+        if by1 < ny:
+            ny = by1
+        moved = hypot(nx - x, ny - y)
         x, y = nx, ny
         if moved < STEP_TOLERANCE_M:
             break
@@ -346,28 +373,28 @@ def _robust(cols: Columns, b: Bounds, prior: tuple[float, float, float] | None,
     vx, vxy, vy = h22 / det * scale, -h12 / det * scale, h11 / det * scale
     acc = sqrt(max(vx + vy, 1e-6))
     if edge_mean and (x in (bx0, bx1) or y in (by0, by1)):
-        x, y = _off_the_edge(b, x, y, (ax, ay, lnd, dist, inv_s, linear), w, (h11, h12, h22, det), (vx, vy))
+        x, y = _off_the_edge(b, x, y, terms, w, (h11, h12, h22, det), (vx, vy))
     return x, y, acc, tuple(w), (vx, vxy, vy)
 
 
-def _off_the_edge(b: Bounds, x: float, y: float, terms: tuple[list, ...], w: Sequence[float],
+def _off_the_edge(b: Bounds, x: float, y: float, terms: list[tuple[float, float, bool, float, float, float]],
+                  w: Sequence[float],
                   hessian: tuple[float, float, float, float], var: tuple[float, float]) -> tuple[float, float]:
     """A fit stopped by the plan's edge, replaced per stopped axis by its mean inside the plan.
 
     Only lone fixes that end on an edge pay for this (4 % on the boundary track, 8 of the speed
     benchmark's 61 diagonal-walk fixes), so the gradient is computed here, not in the hot loop.
     """
-    ax, ay, lnd, dist, inv_s, linear = terms
     g1 = g2 = 0.0
     eps2 = MIN_DISTANCE_M * MIN_DISTANCE_M
-    for i, wi in enumerate(w):
-        dx, dy = x - ax[i], y - ay[i]
+    for (xi, yi, lin, di, li, si), wi in zip(terms, w, strict=True):
+        dx, dy = x - xi, y - yi
         r2 = dx * dx + dy * dy + eps2
-        if linear[i]:
+        if lin:
             r = math.sqrt(r2)
-            e, k = (dist[i] - r) * inv_s[i], -inv_s[i] / r
+            e, k = (di - r) * si, -si / r
         else:
-            e, k = (lnd[i] - 0.5 * math.log(r2)) * inv_s[i], -inv_s[i] / r2
+            e, k = (li - 0.5 * math.log(r2)) * si, -si / r2
         g1 += wi * k * dx * e
         g2 += wi * k * dy * e
     h11, h12, h22, det = hessian
