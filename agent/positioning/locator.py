@@ -23,6 +23,7 @@ from agent.positioning.multilateration import (
     Bounds,
     Columns,
     Estimate,
+    anchor_terms,
     check_bounds,
     check_prior,
     columns,
@@ -72,9 +73,10 @@ class Locator:
             px, py, pacc = predicted
             # BadReading if the prediction left the solver's range (hours of silence: its variance grows as dt^3).
             prior = check_prior(px, py, pacc * PRIOR_INFLATION)
+            terms = anchor_terms(cols)  # shared by both passes
             weights = solve_checked(cols, self.bounds_m, prior=prior, long_threshold=lt, short_threshold=st,
-                                    weights_only=True)[3]
-            x, y, acc, _, cov = solve_checked(cols, self.bounds_m, weights=weights)
+                                    weights_only=True, terms=terms)[3]
+            x, y, acc, _, cov = solve_checked(cols, self.bounds_m, weights=weights, terms=terms)
         else:
             x, y, acc, _, cov = solve_checked(cols, self.bounds_m, long_threshold=lt, short_threshold=st)
         self.last_fix = Estimate(x, y, acc)

@@ -112,6 +112,8 @@ def _clamp(x: float, y: float, b: Bounds) -> tuple[float, float]:
 Columns = tuple[list[float], list[float], list[float], list[float]]
 # What solve_checked returns: x_m, y_m, accuracy_m, robust weights, (var_x, cov_xy, var_y).
 _Result = tuple[float, float, float, tuple[float, ...], tuple[float, float, float]]
+# The solver's per-anchor constants (x, y, linear?, distance, ln(distance), 1/sigma) and centroid weights.
+Terms = tuple[list[tuple[float, float, bool, float, float, float]], list[float]]
 
 
 def columns(anchors: Sequence[Anchor]) -> Columns:
@@ -185,7 +187,7 @@ def solve(anchors: Sequence[Anchor], bounds_m: Bounds, *, prior: Estimate | None
 def solve_checked(cols: Columns, b: Bounds, *, prior: tuple[float, float, float] | None = None,
                   weights: Sequence[float] | None = None, long_threshold: float = LONG_THRESHOLD,
                   short_threshold: float = SHORT_THRESHOLD, edge_mean: bool = False,
-                  weights_only: bool = False) -> _Result:
+                  weights_only: bool = False, terms: Terms | None = None) -> _Result:
     """:func:`solve` for numbers already validated: no checks here, garbage in, garbage out.
 
     For hot paths that validate once and solve more than once (the Locator solves every fix
@@ -193,7 +195,8 @@ def solve_checked(cols: Columns, b: Bounds, *, prior: tuple[float, float, float]
     :func:`columns` returns them (non-empty, finite, distances floored), ``b`` as
     :func:`check_bounds` does, ``prior`` an (x_m, y_m, accuracy_m > 0) tuple, ``weights`` one per
     anchor. Returns (x_m, y_m, accuracy_m, weights, cov) without building the dataclasses;
-    ``weights_only`` skips the covariance (the Locator's prior-weighted pass needs only the weights).
+    ``weights_only`` skips the covariance (the Locator's prior-weighted pass needs only the weights);
+    ``terms`` are :func:`anchor_terms` of ``cols``, when the caller already has them.
     """
     ax, ay = cols[0], cols[1]
     if ax.count(ax[0]) == len(ax) and ay.count(ay[0]) == len(ay):  # one place (list.count compares with ==)
@@ -202,7 +205,7 @@ def solve_checked(cols: Columns, b: Bounds, *, prior: tuple[float, float, float]
             s > 2.0 * d for d, s in zip(cols[2], cols[3], strict=True)):
         return _pair(cols, b)
     return _robust(cols, b, prior, weights, long_threshold, short_threshold, edge_mean and prior is None,
-                   weights_only)
+                   weights_only, terms)
 
 
 def _single(cols: Columns, b: Bounds) -> _Result:
@@ -228,23 +231,20 @@ def _pair(cols: Columns, b: Bounds) -> _Result:
     return x, y, acc, (1.0, 1.0), (var, 0.0, var)
 
 
-def _robust(cols: Columns, b: Bounds, prior: tuple[float, float, float] | None,
-            fixed_weights: Sequence[float] | None, long_t: float, short_t: float, edge_mean: bool,
-            weights_only: bool = False) -> _Result:
-    # The aggregator's hot path (two solves per fused report): local names, _weight and _clamp
-    # written out, and (w * j) products shared between the sums, in the same order as a plain
-    # loop would compute them, so the results are the same to the last bit.
-    ax, ay, dist, sig = cols
-    log, sqrt, hypot = math.log, math.sqrt, math.hypot
-    bx0, by0, bx1, by1 = b
+def anchor_terms(cols: Columns) -> Terms:
+    """The solver's per-anchor constants for these columns, and the weights of its centroid start.
+
+    Pass them to :func:`solve_checked` (``terms=``) to solve the same anchors again without
+    recomputing them, as the Locator does for its second pass.
+    """
+    log = math.log
     # Ranges: residual ln(d) - ln(r) over the relative sigma. Position-like anchors: (d - r) / sigma.
     # An anchor whose uncertainty dwarfs its distance is a position estimate, not a range: the
     # aggregator passes an agent's own estimate this way (distance ~0, sigma = its accuracy); its
     # error is Gaussian in metres, not in dB, so it gets a linear residual, not a log one.
-    # Per anchor: x, y, linear?, distance, ln(distance), 1 / sigma (of ln(distance) for a range).
     terms: list[tuple[float, float, bool, float, float, float]] = []
     cw: list[float] = []  # centroid weights (near receivers pull hardest)
-    for xi, yi, d, s in zip(ax, ay, dist, sig, strict=True):
+    for xi, yi, d, s in zip(*cols, strict=True):
         if s > 2.0 * d:
             terms.append((xi, yi, True, d, log(d), 1.0 / s))
             cw.append(1.0 / (s ** 2))
@@ -252,6 +252,19 @@ def _robust(cols: Columns, b: Bounds, prior: tuple[float, float, float] | None,
             rel = s / d
             terms.append((xi, yi, False, d, log(d), 1.0 / (rel if rel > MIN_REL_SIGMA else MIN_REL_SIGMA)))
             cw.append(1.0 / (d ** 2))
+    return terms, cw
+
+
+def _robust(cols: Columns, b: Bounds, prior: tuple[float, float, float] | None,
+            fixed_weights: Sequence[float] | None, long_t: float, short_t: float, edge_mean: bool,
+            weights_only: bool, prepared: Terms | None) -> _Result:
+    # The aggregator's hot path (two solves per fused report): local names, _weight and _clamp
+    # written out, and (w * j) products shared between the sums, in the same order as a plain
+    # loop would compute them, so the results are the same to the last bit.
+    ax, ay, dist, _ = cols
+    log, sqrt, hypot = math.log, math.sqrt, math.hypot
+    bx0, by0, bx1, by1 = b
+    terms, cw = anchor_terms(cols) if prepared is None else prepared
     eps2 = MIN_DISTANCE_M * MIN_DISTANCE_M
 
     # Start: weighted centroid, or the prior when there is one.

@@ -12,6 +12,7 @@ from agent.positioning.multilateration import (
     Anchor,
     Estimate,
     _mean_inside,
+    anchor_terms,
     check_anchors,
     columns,
     locate,
@@ -200,6 +201,7 @@ def test_solve_checked_is_solve_without_the_checks() -> None:
     for prior, weights in ((None, None), (Estimate(2.5, 1.0, 0.4), None), (None, [1.0, 0.5, 1.0, 0.2])):
         sol = solve(anchors, BOUNDS, prior=prior, weights=weights)
         p = None if prior is None else (prior.x_m, prior.y_m, prior.accuracy_m)
-        x, y, acc, w, cov = solve_checked(columns(anchors), BOUNDS, prior=p, weights=weights)
-        assert (x, y, acc, w, cov) == (sol.estimate.x_m, sol.estimate.y_m, sol.estimate.accuracy_m, sol.weights,
-                                       sol.cov)
+        cols = columns(anchors)
+        expected = (sol.estimate.x_m, sol.estimate.y_m, sol.estimate.accuracy_m, sol.weights, sol.cov)
+        assert solve_checked(cols, BOUNDS, prior=p, weights=weights) == expected
+        assert solve_checked(cols, BOUNDS, prior=p, weights=weights, terms=anchor_terms(cols)) == expected
