@@ -112,8 +112,8 @@ def _clamp(x: float, y: float, b: Bounds) -> tuple[float, float]:
 Columns = tuple[list[float], list[float], list[float], list[float]]
 # What solve_checked returns: x_m, y_m, accuracy_m, robust weights, (var_x, cov_xy, var_y).
 _Result = tuple[float, float, float, tuple[float, ...], tuple[float, float, float]]
-# The solver's per-anchor constants (x, y, linear?, distance, ln(distance), 1/sigma) and centroid weights.
-Terms = tuple[list[tuple[float, float, bool, float, float, float]], list[float]]
+# The solver's per-anchor constants (x, y, linear?, distance, ln(distance), 1/sigma) and centroid sums.
+Terms = tuple[list[tuple[float, float, bool, float, float, float]], tuple[float, float, float]]
 
 
 def columns(anchors: Sequence[Anchor]) -> Columns:
@@ -232,7 +232,7 @@ def _pair(cols: Columns, b: Bounds) -> _Result:
 
 
 def anchor_terms(cols: Columns) -> Terms:
-    """The solver's per-anchor constants for these columns, and the weights of its centroid start.
+    """The solver's per-anchor constants for these columns, and the sums of its centroid start.
 
     Pass them to :func:`solve_checked` (``terms=``) to solve the same anchors again without
     recomputing them, as the Locator does for its second pass.
@@ -243,16 +243,20 @@ def anchor_terms(cols: Columns) -> Terms:
     # aggregator passes an agent's own estimate this way (distance ~0, sigma = its accuracy); its
     # error is Gaussian in metres, not in dB, so it gets a linear residual, not a log one.
     terms: list[tuple[float, float, bool, float, float, float]] = []
-    cw: list[float] = []  # centroid weights (near receivers pull hardest)
+    # The centroid start's sums, weights 1/d^2 (near receivers pull hardest), or 1/sigma^2.
+    sw = swx = swy = 0.0
     for xi, yi, d, s in zip(*cols, strict=True):
         if s > 2.0 * d:
             terms.append((xi, yi, True, d, log(d), 1.0 / s))
-            cw.append(1.0 / (s ** 2))
+            c = 1.0 / (s ** 2)
         else:
             rel = s / d
             terms.append((xi, yi, False, d, log(d), 1.0 / (rel if rel > MIN_REL_SIGMA else MIN_REL_SIGMA)))
-            cw.append(1.0 / (d ** 2))
-    return terms, cw
+            c = 1.0 / (d ** 2)
+        sw += c
+        swx += c * xi
+        swy += c * yi
+    return terms, (sw, swx, swy)
 
 
 def _robust(cols: Columns, b: Bounds, prior: tuple[float, float, float] | None,
@@ -261,10 +265,10 @@ def _robust(cols: Columns, b: Bounds, prior: tuple[float, float, float] | None,
     # The aggregator's hot path (two solves per fused report): local names, _weight and _clamp
     # written out, and (w * j) products shared between the sums, in the same order as a plain
     # loop would compute them, so the results are the same to the last bit.
-    ax, ay, dist, _ = cols
+    n, dist = len(cols[0]), cols[2]
     log, sqrt, hypot = math.log, math.sqrt, math.hypot
     bx0, by0, bx1, by1 = b
-    terms, cw = anchor_terms(cols) if prepared is None else prepared
+    terms, (sw, swx, swy) = anchor_terms(cols) if prepared is None else prepared
     eps2 = MIN_DISTANCE_M * MIN_DISTANCE_M
 
     # Start: weighted centroid, or the prior when there is one.
@@ -274,18 +278,16 @@ def _robust(cols: Columns, b: Bounds, prior: tuple[float, float, float] | None,
         ip2 = 1.0 / (pacc * pacc)
     else:
         px = py = 0.0
-        sw = sum(cw)
-        x, y = _clamp(sum(w * v for w, v in zip(cw, ax, strict=True)) / sw,
-                      sum(w * v for w, v in zip(cw, ay, strict=True)) / sw, b)
+        x, y = _clamp(swx / sw, swy / sw, b)
         ip2 = 0.0
     # Keeps the 2 x 2 system solvable when receivers are collinear: a prior of the plan's size.
     span2 = max(1.0, (bx1 - bx0) ** 2 + (by1 - by0) ** 2, max(dist) ** 2)
     ridge = 1.0 / span2
 
     estimate = fixed_weights is None
-    w = [1.0] * len(ax) if estimate else list(fixed_weights)
-    if len(w) != len(ax):
-        raise BadReading(f"weights: one per anchor ({len(ax)}), got {len(w)}")
+    w = [1.0] * n if estimate else list(fixed_weights)
+    if len(w) != n:
+        raise BadReading(f"weights: one per anchor ({n}), got {len(w)}")
     neg_short = -short_t
     for _ in range(MAX_ITERATIONS):
         a11 = a12 = a22 = g1 = g2 = 0.0
@@ -378,7 +380,7 @@ def _robust(cols: Columns, b: Bounds, prior: tuple[float, float, float] | None,
         h12 += wjx * jy
         h22 += wjy * jy
         chi2 += wi * e * e
-    dof = max(0, len(ax) - 2)
+    dof = max(0, n - 2)
     scale = (chi2 + 2.0) / (dof + 2.0)  # shrunk towards 1: with 3-4 receivers chi2 alone is too noisy
     h11 += ridge
     h22 += ridge
