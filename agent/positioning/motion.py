@@ -23,6 +23,7 @@ from agent.positioning.multilateration import Estimate
 DEFAULT_ACCEL_MPS2 = 0.2  # std of a shopper's acceleration (white noise): strolls, gentle turns
 GATE_CHI2 = 9.21  # 99 % of a 2-D Gaussian: beyond it a fix is down-weighted, not trusted
 MIN_ACCURACY_M = 0.05
+VAR_FLOOR = MIN_ACCURACY_M ** 2 / 2.0  # per-axis variance of a fix at MIN_ACCURACY_M (radial)
 
 
 class _Axis:
@@ -37,36 +38,33 @@ class _Axis:
     def predict(self, dt: float, q: float, vv_max: float) -> None:
         if dt <= 0:
             return
+        pv, vv = self.pv, self.vv
         self.p += self.v * dt
         dt2 = dt * dt
-        self.pp += 2 * dt * self.pv + dt2 * self.vv + q * dt2 * dt / 3.0
-        self.pv += dt * self.vv + q * dt2 / 2.0
-        self.vv = min(self.vv + q * dt, vv_max)
-        self._keep_psd()
+        vv_new = vv + q * dt
+        self._set_psd(self.pp + (2 * dt * pv + dt2 * vv + q * dt2 * dt / 3.0), pv + (dt * vv + q * dt2 / 2.0),
+                      vv_max if vv_max < vv_new else vv_new)  # min(vv_new, vv_max)
 
-    def _keep_psd(self) -> None:
+    def _set_psd(self, pp: float, pv: float, vv: float) -> None:
         """Capping vv (and rounding) must not leave a covariance that claims negative variance."""
         # max()/min() as comparisons (same results, NaN included): runs after every predict and update.
-        pp, vv, pv = self.pp, self.vv, self.pv
         if 1e-12 > pp:
-            self.pp = pp = 1e-12
+            pp = 1e-12
         if 1e-12 > vv:
-            self.vv = vv = 1e-12
+            vv = 1e-12
         bound = math.sqrt(pp * vv)
         pv = pv if pv < bound else bound  # min(bound, pv)
+        self.pp, self.vv = pp, vv
         self.pv = pv if pv > -bound else -bound  # max(-bound, pv)
 
     def update(self, z: float, r: float) -> None:
-        s = self.pp + r
-        kp, kv = self.pp / s, self.pv / s
+        pp, pv = self.pp, self.pv
+        s = pp + r
+        kp, kv = pp / s, pv / s
         innovation = z - self.p
         self.p += kp * innovation
         self.v += kv * innovation
-        pp, pv = self.pp, self.pv
-        self.pp = pp - kp * pp
-        self.pv = pv - kp * pv
-        self.vv = self.vv - kv * pv
-        self._keep_psd()
+        self._set_psd(pp - kp * pp, pv - kp * pv, self.vv - kv * pv)
 
 
 class MotionFilter:
@@ -129,36 +127,45 @@ class MotionFilter:
             for name, v in (("ts", ts), ("x_m", x_m), ("y_m", y_m), ("var_x", var_x), ("var_y", var_y)):
                 if not isfinite(v):
                     raise BadReading(f"{name}: a finite number, got {v!r}")
-        floor = MIN_ACCURACY_M ** 2 / 2.0
-        var_x, var_y = max(var_x, floor), max(var_y, floor)
+        # max()/min() below as comparisons (same results): this runs for every fused fix.
+        if VAR_FLOOR > var_x:
+            var_x = VAR_FLOOR
+        if VAR_FLOOR > var_y:
+            var_y = VAR_FLOOR
         vv_max = self.max_speed_mps ** 2
-        if self._x is None or self._y is None:
+        fx, fy = self._x, self._y
+        if fx is None or fy is None:
             self._x = _Axis(x_m, var_x, vv_max / 4.0)
             self._y = _Axis(y_m, var_y, vv_max / 4.0)
             self._ts = ts
             self._remember(ts, 0.0, None)
             return Estimate(x_m, y_m, math.sqrt(var_x + var_y))
-        dt = max(0.0, ts - self._ts)
+        dt = ts - self._ts
+        if not dt > 0.0:
+            dt = 0.0
         q = self.accel_mps2 ** 2
-        self._x.predict(dt, q, vv_max)
-        self._y.predict(dt, q, vv_max)
-        predicted = (_state(self._x), _state(self._y)) if self._history.maxlen else None
-        self._ts = max(self._ts, ts)
+        fx.predict(dt, q, vv_max)
+        fy.predict(dt, q, vv_max)
+        remember = self._history.maxlen
+        predicted = (_state(fx), _state(fy)) if remember else None
+        if ts > self._ts:
+            self._ts = ts
         # A fix the filter finds implausible counts less, in proportion to how implausible it is.
-        ix, iy = x_m - self._x.p, y_m - self._y.p
-        d2 = ix * ix / (self._x.pp + var_x) + iy * iy / (self._y.pp + var_y)
+        ix, iy = x_m - fx.p, y_m - fy.p
+        d2 = ix * ix / (fx.pp + var_x) + iy * iy / (fy.pp + var_y)
         if d2 > GATE_CHI2:
             inflate = d2 / GATE_CHI2
             var_x, var_y = var_x * inflate, var_y * inflate
-        self._x.update(x_m, var_x)
-        self._y.update(y_m, var_y)
-        speed = math.hypot(self._x.v, self._y.v)
+        fx.update(x_m, var_x)
+        fy.update(y_m, var_y)
+        speed = math.hypot(fx.v, fy.v)
         if speed > self.max_speed_mps:
             k = self.max_speed_mps / speed
-            self._x.v *= k
-            self._y.v *= k
-        self._remember(self._ts, dt, predicted)
-        return Estimate(self._x.p, self._y.p, math.sqrt(self._x.pp + self._y.pp))
+            fx.v *= k
+            fy.v *= k
+        if remember:
+            self._remember(self._ts, dt, predicted)
+        return Estimate(fx.p, fy.p, math.sqrt(fx.pp + fy.pp))
 
     def _remember(self, ts: float, dt: float, predicted: tuple | None) -> None:
         if self._history.maxlen and self._x is not None and self._y is not None:
