@@ -117,6 +117,10 @@ class _Writer:
         self.next_retention = time.monotonic() + 5.0
 
     def commit(self, tables: dict[str, list[Any]], seqs: list[int]) -> None:
+        messages = tables.get("messages")
+        if messages:  # payloads arrive as the bytes received; the column is TEXT (JSON, UTF-8)
+            tables["messages"] = [r if not isinstance(r[5], bytes) else (*r[:5], r[5].decode("utf-8", "replace"))
+                                  for r in messages]
         rows = sum(len(v) for v in tables.values())
         started = time.perf_counter()
         errors = duplicates = 0

@@ -103,3 +103,17 @@ def test_retention_runs_in_the_writer_or_directly(sqlite_path: Path, open_first:
     finally:
         store.close()
     assert _count(sqlite_path, "messages") == 1
+
+
+def test_payloads_handed_over_as_bytes_are_stored_as_text(sqlite_path: Path) -> None:
+    store = Store(sqlite_path)
+    store.open()
+    store.submit(Batch(messages=[("b:1", "a", "move", 1.7e9, "d", '{"x":"é"}'.encode()),
+                                 ("b:2", "a", "move", 1.7e9, "d", '{"x":1}')]))
+    store.close()
+    conn = sqlite3.connect(sqlite_path)
+    try:
+        stored = conn.execute("SELECT typeof(payload), payload FROM messages ORDER BY msg_id").fetchall()
+    finally:
+        conn.close()
+    assert stored == [("text", '{"x":"é"}'), ("text", '{"x":1}')]
