@@ -25,6 +25,7 @@ import logging
 import os
 import pickle
 import select
+import signal
 import sqlite3
 import struct
 import sys
@@ -222,6 +223,11 @@ def serve(inp: BinaryIO, out: BinaryIO, path: str, retention_s: float, retention
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     path, retention_s, retention_interval_s, max_rows = args[0], float(args[1]), float(args[2]), int(args[3])
+    # Ctrl-C in a terminal and systemd's stop signal reach the whole process group. The aggregator
+    # then commits what it holds and closes the pipe; dying first would drop that last transaction
+    # (and make the aggregator start another writer while it shuts down). End-of-file is our exit.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # Unbuffered input: the loop select()s on the descriptor, and a buffered reader could hold a

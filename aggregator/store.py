@@ -236,7 +236,9 @@ class Store:
         # the package's own root first, so a checkout that is not installed finds the module too
         root = str(Path(__file__).resolve().parent.parent)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
-        self._child = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        # its own session: a Ctrl-C in the terminal goes to the aggregator, which closes the writer
+        self._child = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                                       start_new_session=True)
         self._receiver = threading.Thread(target=self._receive_loop, args=(self._child,), name="sqlite-receiver",
                                           daemon=True)
         self._receiver.start()

@@ -117,3 +117,28 @@ def test_payloads_handed_over_as_bytes_are_stored_as_text(sqlite_path: Path) -> 
     finally:
         conn.close()
     assert stored == [("text", '{"x":"é"}'), ("text", '{"x":1}')]
+
+
+def test_the_writer_outlives_a_stop_signal_to_the_group_until_the_store_closes(sqlite_path: Path) -> None:
+    """Ctrl-C / systemd stop reach every process of the group: the writer waits for the aggregator."""
+    store = Store(sqlite_path)
+    store.open()
+    acked: list[int] = []
+    lock = threading.Lock()
+    child = store._child
+    assert child is not None
+    store.submit(_batch(-1, acked, lock))  # acknowledged = the writer is up, its handlers set
+    deadline = time.monotonic() + 10
+    while not acked and time.monotonic() < deadline:
+        time.sleep(0.01)
+    acked.clear()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # as systemd's stop (the whole cgroup) would
+        os.kill(child.pid, sig)
+    time.sleep(0.3)
+    assert child.poll() is None  # still there
+    for i in range(50):  # what the aggregator commits while it shuts down
+        store.submit(_batch(i, acked, lock))
+    store.close()
+    assert child.returncode == 0
+    assert store._child is None and sorted(acked) == list(range(50))
+    assert _count(sqlite_path, "messages") == 51
