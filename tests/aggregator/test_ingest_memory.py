@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-import aggregator.ingest as ingest_module
 from agent.config import load_deployment
 from aggregator.bus import EventBus
 from aggregator.ingest import Ingest
 from aggregator.mqtt_link import Incoming, NullPublisher
+from aggregator.recent_ids import RecentIds
 from aggregator.settings import Settings
 from aggregator.store import Store
 from tests.aggregator import agents
@@ -85,12 +85,14 @@ def test_a_shopper_linked_mid_visit_leaves_nothing_under_either_id(ingest: Inges
     assert ingest.links == {"d-loyal": "42"}  # the link itself is kept (it is the customer's)
 
 
-def test_the_message_id_window_stops_at_its_size(ingest: Ingest, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ingest_module, "DEDUP_WINDOW", 50)
+def test_the_message_id_window_stops_at_its_size(ingest: Ingest) -> None:
+    ingest._recent = RecentIds(50)  # a small window, so a few visits overflow it
     t0 = time.time() - 600
     traffic: list[tuple[str, bytes]] = []
     for n in range(10):
         traffic += agents.visit(f"d-window-{n}", t0 + n, seq0=n * 100, path=PATH)
     feed(ingest, traffic)
-    assert ingest.counters.accepted == len(traffic) > 50
-    assert len(ingest._recent) == len(ingest._recent_order) == 50
+    assert ingest.counters.accepted == len(traffic) > 100
+    assert 50 <= len(ingest._recent) <= 100
+    feed(ingest, traffic[-50:])  # the last 50 again: remembered, dropped as duplicates
+    assert ingest.counters.duplicates == 50

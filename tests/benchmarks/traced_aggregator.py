@@ -43,7 +43,7 @@ def _sized(obj: Any, path: str) -> int | None:
 
 # (type name, attribute paths whose len() is reported)
 WATCHED = {
-    "Ingest": ("shoppers", "by_device", "links", "agents", "_recent", "_recent_order", "visits.open",
+    "Ingest": ("shoppers", "by_device", "links", "agents", "_recent", "visits.open",
                "fusion.tracks", "dwell._stays", "tier._last_move"),
     "OfferEngine": ("_shoppers", "changed"),
     "OfferService": ("log", "pending_log"),
