@@ -79,6 +79,13 @@ def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
     return conn
 
 
+def delete_expired(conn: sqlite3.Connection, cutoff_ts: float) -> int:
+    """Delete raw rows older than ``cutoff_ts`` from the retention tables, in one transaction."""
+    with conn:
+        return sum(conn.execute(f"DELETE FROM {table} WHERE {column} < ?", (cutoff_ts,)).rowcount
+                   for table, column in RETENTION_TABLES)
+
+
 def write_frame(stream: BinaryIO, obj: Any) -> None:
     data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     stream.write(_LEN.pack(len(data)) + data)
@@ -143,23 +150,18 @@ class _Writer:
                 if os.getppid() == 1:  # the aggregator is gone: nobody would acknowledge this
                     raise SystemExit(1) from None
         elapsed = time.perf_counter() - started
-        write_frame(self.out, ("committed", seqs, {"rows": rows, "duplicates": duplicates, "errors": errors,
-                                                   "seconds": elapsed}))
+        write_frame(self.out, ("committed", seqs, {"rows": rows, "duplicates": duplicates, "seconds": elapsed}))
 
     def retention(self, now: float) -> int:
         if self.retention_s <= 0:
             return 0
-        cutoff = now - self.retention_s
-        deleted = 0
         try:
-            with self.conn:
-                for table, column in RETENTION_TABLES:
-                    deleted += self.conn.execute(f"DELETE FROM {table} WHERE {column} < ?", (cutoff,)).rowcount
+            deleted = delete_expired(self.conn, now - self.retention_s)
         except sqlite3.Error as exc:
             log.error("event=retention-failed error=%r", exc)
             return 0
         if deleted:
-            log.info("event=retention deleted=%d cutoff_ts=%.0f", deleted, cutoff)
+            log.info("event=retention deleted=%d cutoff_ts=%.0f", deleted, now - self.retention_s)
         return deleted
 
     def maybe_retention(self) -> None:

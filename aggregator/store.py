@@ -31,7 +31,7 @@ from typing import Any
 
 import sqlite_utils
 
-from aggregator.sqlite_writer import RETENTION_TABLES, TABLES, connect, read_frame, write_frame
+from aggregator.sqlite_writer import TABLES, connect, delete_expired, read_frame, write_frame
 
 log = logging.getLogger(__name__)
 
@@ -104,17 +104,6 @@ class Batch:
             if rows:
                 out[name] = list(rows.values()) if name == "visits" else rows
         return out
-
-    def merge(self, other: Batch) -> None:
-        self.messages += other.messages
-        self.dead_letters += other.dead_letters
-        self.visits.update(other.visits)
-        self.sightings += other.sightings
-        self.door_events += other.door_events
-        self.motion_events += other.motion_events
-        self.links += other.links
-        self.customer_events += other.customer_events
-        self.on_commit += other.on_commit
 
 
 @dataclass
@@ -214,9 +203,7 @@ class Store:
         if self._child is None:
             conn = connect(str(self.path))
             try:
-                with conn:
-                    return sum(conn.execute(f"DELETE FROM {t} WHERE {c} < ?", (now - self.retention_s,)).rowcount
-                               for t, c in RETENTION_TABLES)
+                return delete_expired(conn, now - self.retention_s)
             finally:
                 conn.close()
         with self._lock:
