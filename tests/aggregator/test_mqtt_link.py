@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from agent.config import MqttSettings
-from aggregator.embedded_broker import Broker
+from aggregator.embedded_broker import Broker, free_port
 from aggregator.mqtt_link import Incoming, MqttLink, _ReadAheadSocket
 from tests.aggregator.conftest import wait_until
 from tests.mqtt_helpers import Collector, publish
@@ -112,18 +112,20 @@ async def test_published_messages_keep_their_order_across_qos_and_any_payload_si
     assert link.publish_errors == 0
 
 
-async def test_qos0_while_disconnected_is_dropped_and_counted_and_bad_topics_are_refused() -> None:
+@pytest.mark.broker
+async def test_qos0_while_disconnected_is_dropped_and_counted_and_bad_topics_are_refused(
+        mqtt_broker: Broker) -> None:
     loop = asyncio.get_running_loop()
-    link = MqttLink(MqttSettings(host="127.0.0.1", port=1), "nobody-listens", [])
-    link._loop = loop  # never started: nothing connects
-    link.publish("customer/move", b"{}", qos=0)
-    link.publish("customer/+/move", b"{}", qos=0)
-    await asyncio.sleep(0)  # the flush runs when the current callback ends
-    await asyncio.sleep(0)
-    assert link.dropped_qos0 == 2
-    link.connected = True  # as if connected: the framing refuses a wildcard topic
-    link.publish("customer/+/move", b"{}", qos=0)
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
-    assert link.publish_errors == 1
+    nobody = MqttLink(MqttSettings(host="127.0.0.1", port=free_port()), "nobody-listens", [])
+    nobody.start(loop)  # nothing listens there: it never connects
+    nobody.publish("customer/move", b"{}", qos=0)
+    nobody.publish("customer/move", b"{}", qos=0)
+    await wait_until(lambda: nobody.dropped_qos0 == 2)
+    nobody.stop()
+    link = MqttLink(MqttSettings(host=mqtt_broker.host, port=mqtt_broker.port), "wildcard-writer", [])
+    link.start(loop)
+    await wait_until(lambda: link.connected)
+    link.publish("customer/+/move", b"{}", qos=0)  # a wildcard is not a topic one can publish to
+    await wait_until(lambda: link.publish_errors == 1)
+    link.stop()
     assert link.published == 0
