@@ -10,11 +10,14 @@ being blocked. The Locator therefore
    weight (so the prior is not counted twice),
 3. solves again from the receivers alone with those weights, giving an independent measurement
    and its covariance,
-4. feeds that to the motion filter (a Kalman update with a walking-speed limit).
+4. feeds that to the motion filter (a Kalman update with a walking-speed limit), with the fix's
+   covariance taken where that update lands rather than at the fix (a fix's weight must not
+   depend on its own error; see ``multilateration._posterior_geometry``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from agent.positioning.motion import MotionFilter
@@ -67,18 +70,20 @@ class Locator:
         The aggregator's fusion builds its columns from contract-checked ranges and checks the
         solver's bounds itself, so it skips the per-anchor validation (a fifth of a solve's cost).
         """
-        predicted = self.filter.predict_xy(ts) if self.use_prior else None
+        predicted = self.filter.predict_var(ts)
         lt, st = self.thresholds
-        if predicted is not None:
-            px, py, pacc = predicted
+        if predicted is not None and self.use_prior:
+            px, py, pvx, pvy = predicted
             # BadReading if the prediction left the solver's range (hours of silence: its variance grows as dt^3).
-            prior = check_prior(px, py, pacc * PRIOR_INFLATION)
+            prior = check_prior(px, py, math.sqrt(max(pvx + pvy, 0.0)) * PRIOR_INFLATION)
             terms = anchor_terms(cols)  # shared by both passes
             weights = solve_checked(cols, self.bounds_m, prior=prior, long_threshold=lt, short_threshold=st,
                                     weights_only=True, terms=terms)[3]
-            x, y, acc, _, cov = solve_checked(cols, self.bounds_m, weights=weights, terms=terms)
+            x, y, acc, _, cov = solve_checked(cols, self.bounds_m, weights=weights, terms=terms,
+                                              linearize_at=predicted)
         else:
-            x, y, acc, _, cov = solve_checked(cols, self.bounds_m, long_threshold=lt, short_threshold=st)
+            x, y, acc, _, cov = solve_checked(cols, self.bounds_m, long_threshold=lt, short_threshold=st,
+                                              linearize_at=predicted)
         self.last_fix = Estimate(x, y, acc)
         var_x, _, var_y = cov
         est = self.filter.update_cov(ts, x, y, var_x, var_y)

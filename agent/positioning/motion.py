@@ -103,6 +103,15 @@ class MotionFilter:
 
     def predict_xy(self, ts: float) -> tuple[float, float, float] | None:
         """:meth:`predict` as a plain (x_m, y_m, accuracy_m) tuple, for the Locator's hot path."""
+        p = self.predict_var(ts)
+        return None if p is None else (p[0], p[1], math.sqrt(max(p[2] + p[3], 0.0)))
+
+    def predict_var(self, ts: float) -> tuple[float, float, float, float] | None:
+        """The prediction at ``ts`` per axis: (x_m, y_m, var_x, var_y), without changing the state.
+
+        The Locator needs the per-axis variances, not just the radial accuracy, to know where the
+        Kalman update will land before it makes it (see Locator.update_checked).
+        """
         ax, ay = self._x, self._y
         if ax is None or ay is None:
             return None
@@ -110,7 +119,7 @@ class MotionFilter:
         q = self.accel_mps2 ** 2
         var_x = ax.pp + 2 * dt * ax.pv + dt * dt * ax.vv + q * dt ** 3 / 3.0
         var_y = ay.pp + 2 * dt * ay.pv + dt * dt * ay.vv + q * dt ** 3 / 3.0
-        return (ax.p + ax.v * dt, ay.p + ay.v * dt, math.sqrt(max(var_x + var_y, 0.0)))
+        return (ax.p + ax.v * dt, ay.p + ay.v * dt, var_x, var_y)
 
     def update(self, ts: float, x_m: float, y_m: float, accuracy_m: float) -> Estimate:
         """Add a fix with radial accuracy ``accuracy_m``; returns the filtered estimate."""

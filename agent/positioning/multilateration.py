@@ -187,7 +187,8 @@ def solve(anchors: Sequence[Anchor], bounds_m: Bounds, *, prior: Estimate | None
 def solve_checked(cols: Columns, b: Bounds, *, prior: tuple[float, float, float] | None = None,
                   weights: Sequence[float] | None = None, long_threshold: float = LONG_THRESHOLD,
                   short_threshold: float = SHORT_THRESHOLD, edge_mean: bool = False,
-                  weights_only: bool = False, terms: Terms | None = None) -> _Result:
+                  weights_only: bool = False, terms: Terms | None = None,
+                  linearize_at: tuple[float, float, float, float] | None = None) -> _Result:
     """:func:`solve` for numbers already validated: no checks here, garbage in, garbage out.
 
     For hot paths that validate once and solve more than once (the Locator solves every fix
@@ -197,6 +198,9 @@ def solve_checked(cols: Columns, b: Bounds, *, prior: tuple[float, float, float]
     anchor. Returns (x_m, y_m, accuracy_m, weights, cov) without building the dataclasses;
     ``weights_only`` skips the covariance (the Locator's prior-weighted pass needs only the weights);
     ``terms`` are :func:`anchor_terms` of ``cols``, when the caller already has them.
+    ``linearize_at`` (a motion filter's prediction: x_m, y_m, var_x, var_y; 3+ receivers) takes the
+    covariance's geometry at the point the filter's update will land on instead of at the fit
+    itself (see :func:`_posterior_geometry`).
     """
     ax, ay = cols[0], cols[1]
     if ax.count(ax[0]) == len(ax) and ay.count(ay[0]) == len(ay):  # one place (list.count compares with ==)
@@ -205,7 +209,7 @@ def solve_checked(cols: Columns, b: Bounds, *, prior: tuple[float, float, float]
             s > 2.0 * d for d, s in zip(cols[2], cols[3], strict=True)):
         return _pair(cols, b)
     return _robust(cols, b, prior, weights, long_threshold, short_threshold, edge_mean and prior is None,
-                   weights_only, terms)
+                   weights_only, terms, linearize_at)
 
 
 def _single(cols: Columns, b: Bounds) -> _Result:
@@ -261,7 +265,8 @@ def anchor_terms(cols: Columns) -> Terms:
 
 def _robust(cols: Columns, b: Bounds, prior: tuple[float, float, float] | None,
             fixed_weights: Sequence[float] | None, long_t: float, short_t: float, edge_mean: bool,
-            weights_only: bool, prepared: Terms | None) -> _Result:
+            weights_only: bool, prepared: Terms | None,
+            linearize_at: tuple[float, float, float, float] | None = None) -> _Result:
     # The aggregator's hot path (two solves per fused report): local names, _weight and _clamp
     # written out, and (w * j) products shared between the sums, in the same order as a plain
     # loop would compute them, so the results are the same to the last bit.
@@ -386,10 +391,50 @@ def _robust(cols: Columns, b: Bounds, prior: tuple[float, float, float] | None,
     h22 += ridge
     det = h11 * h22 - h12 * h12
     vx, vxy, vy = h22 / det * scale, -h12 / det * scale, h11 / det * scale
+    if linearize_at is not None:
+        vx, vxy, vy = _posterior_geometry(terms, w, x, y, (vx, vy), linearize_at, ridge, scale)
     acc = sqrt(max(vx + vy, 1e-6))
     if edge_mean and (x in (bx0, bx1) or y in (by0, by1)):
         x, y = _off_the_edge(b, x, y, terms, w, (h11, h12, h22, det), (vx, vy))
     return x, y, acc, tuple(w), (vx, vxy, vy)
+
+
+def _posterior_geometry(terms: list[tuple[float, float, bool, float, float, float]], w: Sequence[float],
+                        x: float, y: float, var: tuple[float, float], predicted: tuple[float, float, float, float],
+                        ridge: float, scale: float) -> tuple[float, float, float]:
+    """The fit's covariance with its geometry taken where the motion filter's update will land.
+
+    How well receivers pin a point depends on where the point is (close to a receiver a dB is a
+    few centimetres, far from all of them it is tens). Taken at the fit itself, that makes a fix's
+    weight depend on its own error: fixes that err towards the well-covered middle of the
+    receivers look more precise and count more, so the track is pulled towards the middle. On the
+    reference boundary track the live filter trailed the walker by 0.2-0.27 m over its last
+    3 s in the bedroom (mean over development seeds 1..40) though the fixes there were unbiased
+    within +-0.08 m. The filter's prediction does not depend on this fix's error, but at a turn
+    or at start-up it is far from the truth; the point the Kalman update lands on (prediction
+    moved towards the fix by the per-axis gain, the fit's own covariance giving the gain) is
+    close to the truth in both cases. The chi^2 scale stays the fit's own (how much these
+    receivers disagree is a property of the fit, not of the place). Kept after 2 iterations
+    were tried (no better: docs/POSITIONING.md).
+    """
+    px, py, pvx, pvy = predicted
+    vx, vy = var
+    mx = px + pvx / (pvx + vx) * (x - px) if pvx + vx > 0 else x
+    my = py + pvy / (pvy + vy) * (y - py) if pvy + vy > 0 else y
+    eps2 = MIN_DISTANCE_M * MIN_DISTANCE_M
+    h11 = h12 = h22 = 0.0
+    for (xi, yi, lin, _, _, si), wi in zip(terms, w, strict=True):
+        dx, dy = mx - xi, my - yi
+        r2 = dx * dx + dy * dy + eps2
+        k = -si / math.sqrt(r2) if lin else -si / r2
+        jx, jy = k * dx, k * dy
+        h11 += wi * jx * jx
+        h12 += wi * jx * jy
+        h22 += wi * jy * jy
+    h11 += ridge
+    h22 += ridge
+    det = h11 * h22 - h12 * h12
+    return h22 / det * scale, -h12 / det * scale, h11 / det * scale
 
 
 def _off_the_edge(b: Bounds, x: float, y: float, terms: list[tuple[float, float, bool, float, float, float]],

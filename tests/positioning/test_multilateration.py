@@ -205,3 +205,25 @@ def test_solve_checked_is_solve_without_the_checks() -> None:
         expected = (sol.estimate.x_m, sol.estimate.y_m, sol.estimate.accuracy_m, sol.weights, sol.cov)
         assert solve_checked(cols, BOUNDS, prior=p, weights=weights) == expected
         assert solve_checked(cols, BOUNDS, prior=p, weights=weights, terms=anchor_terms(cols)) == expected
+
+
+def test_covariance_at_the_posterior_is_the_fits_own_when_the_prediction_knows_nothing() -> None:
+    cols = columns(anchors_for(4.2, 2.3))
+    own = solve_checked(cols, BOUNDS)
+    vague = solve_checked(cols, BOUNDS, linearize_at=(1.0, 1.0, 1e12, 1e12))
+    assert vague[:2] == own[:2] and vague[3] == own[3]
+    assert vague[2] == pytest.approx(own[2], rel=1e-9)
+    assert vague[4] == pytest.approx(own[4], rel=1e-6)
+
+
+def test_covariance_at_the_posterior_takes_the_geometry_where_the_update_lands() -> None:
+    # A fix at the middle, a confident prediction by the south-west receiver: the update lands there,
+    # so the fix counts with the geometry of that place (exact distances: chi^2 0 in both fits, and
+    # the relative sigma is the same for every anchor, so the geometry is all that differs).
+    middle = columns(anchors_for(3.0, 2.0))
+    x, y, _, _, at_fit = solve_checked(middle, BOUNDS)
+    there_x, there_y, _, _, there = solve_checked(columns(anchors_for(0.6, 0.6)), BOUNDS)
+    landed = solve_checked(middle, BOUNDS, linearize_at=(there_x, there_y, 1e-12, 1e-12))
+    assert landed[:2] == (x, y)  # the fit itself does not move
+    assert landed[4] == pytest.approx(there, rel=1e-3)  # the fit there stops ~1 cm short: chi^2 ~0, not 0
+    assert landed[4] != pytest.approx(at_fit, rel=0.1)
