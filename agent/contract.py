@@ -22,7 +22,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, NamedTuple
 
 import orjson
 
@@ -220,11 +220,12 @@ def _dump(obj: Mapping[str, Any]) -> bytes:
 # ----------------------------------------------------------------------------- agent tier
 
 
-@dataclass(frozen=True, slots=True)
-class Range:
+class Range(NamedTuple):
     """One sniffer's view of a device: where the sniffer is, and how far it thinks the device is.
 
-    Carried so the aggregator can multilaterate across agents instead of averaging positions."""
+    Carried so the aggregator can multilaterate across agents instead of averaging positions.
+    A named tuple, like :class:`Presence`: immutable, and built in a quarter of a frozen
+    dataclass's time (the aggregator decodes tens of thousands a second)."""
 
     sniffer: str
     x: float
@@ -233,9 +234,11 @@ class Range:
     distance_m: float
 
 
-@dataclass(frozen=True, slots=True)
-class Presence:
-    """``enter`` / ``move`` / ``exit`` of one (hashed) device as one agent sees it."""
+class Presence(NamedTuple):
+    """``enter`` / ``move`` / ``exit`` of one (hashed) device as one agent sees it.
+
+    A named tuple rather than a frozen dataclass like the other kinds: as immutable, and the
+    aggregator builds one per message at ingest rates (0.6 µs here against 4 µs)."""
 
     kind: str
     msg_id: str
@@ -532,8 +535,15 @@ def encode_customer(event: CustomerEvent, **extra: Any) -> bytes:
         data["y"] = round(event.y)
     if event.kind == "browsing":
         data["dep"] = event.dep or "Unknown"
-    data.update(extra)
-    return _dump(data)
+    if extra:
+        data.update(extra)
+        return _dump(data)
+    try:
+        # ints and strings only: orjson writes exactly what _dump does (compact, UTF-8, same
+        # escapes), at a fifth of the cost, once per published move
+        return orjson.dumps(data)
+    except orjson.JSONEncodeError:  # an int beyond 64 bits (a position gone astray): the general path
+        return _dump(data)
 
 
 def encode_prediction(prediction: Prediction, **extra: Any) -> bytes:

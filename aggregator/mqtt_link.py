@@ -32,8 +32,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import paho.mqtt.client as mqtt
 
@@ -79,7 +78,17 @@ class _ReadAheadSocket:
 
 
 class _Client(mqtt.Client):
-    """paho's client reading through :class:`_ReadAheadSocket`, many packets per ``select``."""
+    """paho's client reading through :class:`_ReadAheadSocket`, many packets per ``select``.
+
+    With ``on_publishes`` set, complete QoS 0/1 PUBLISH packets waiting in the read-ahead buffer
+    are parsed here, a buffer at a time, and handed over as one list: paho's own path costs
+    ~20 µs a message (a dict-based packet state machine, an ``MQTTMessage`` with properties, a
+    topic-filter match and a callback per message); this one ~2 µs. Everything else (CONNACK,
+    SUBACK, PUBACK, PINGRESP, QoS 2, a packet cut by the buffer's end, anything malformed) still
+    goes through paho's ``_packet_read``, and paho's connection, keepalive and reconnect logic is
+    untouched. With manual acks paho does nothing else for a QoS 0/1 PUBLISH than call back."""
+
+    on_publishes: Callable[[list[tuple[bytes, bytes, int, int]]], None] | None = None
 
     def _create_socket(self) -> Any:
         return _ReadAheadSocket(super()._create_socket())
@@ -90,6 +99,8 @@ class _Client(mqtt.Client):
             sock = self._sock
             if rc != mqtt.MQTT_ERR_SUCCESS or sock is None or not sock.pending():
                 break
+            if self._read_publishes(sock):
+                continue
             rc = self._packet_read()
             if rc > 0:
                 return self._loop_rc_handle(rc)
@@ -97,14 +108,61 @@ class _Client(mqtt.Client):
                 return mqtt.MQTT_ERR_SUCCESS
         return rc
 
+    def _read_publishes(self, sock: Any) -> int:
+        """Parse the complete QoS 0/1 PUBLISH packets at the buffer's head; returns how many."""
+        callback = self.on_publishes
+        if callback is None or type(sock) is not _ReadAheadSocket or self._in_packet["command"] != 0:
+            return 0  # paho is half-way through a packet: let it finish
+        buf, pos = sock._buf, sock._pos
+        end = len(buf)
+        out: list[tuple[bytes, bytes, int, int]] = []
+        while pos < end:
+            command = buf[pos]
+            qos = (command >> 1) & 3
+            if command >> 4 != 3 or qos > 1:
+                break  # not a PUBLISH, or QoS 2: paho's
+            i, length, shift = pos + 1, 0, 0
+            while i < end and i - pos <= 4:
+                byte = buf[i]
+                length |= (byte & 127) << shift
+                i += 1
+                if not byte & 128:
+                    break
+                shift += 7
+            else:
+                break  # cut by the buffer's end, or a malformed length: paho's
+            body_end = i + length
+            if body_end > end or length < 2:
+                break
+            topic_end = i + 2 + ((buf[i] << 8) | buf[i + 1])
+            if qos:
+                if topic_end + 2 > body_end:
+                    break  # malformed: paho reports it
+                mid = (buf[topic_end] << 8) | buf[topic_end + 1]
+                out.append((buf[i + 2:topic_end], buf[topic_end + 2:body_end], mid, qos))
+            else:
+                if topic_end > body_end:
+                    break
+                out.append((buf[i + 2:topic_end], buf[topic_end:body_end], 0, 0))
+            pos = body_end
+        if not out:
+            return 0
+        sock._pos = pos
+        with self._msgtime_mutex:
+            self._last_bytes_received = mqtt.time_func()
+        callback(out)
+        return len(out)
+
 
 class Publisher(Protocol):
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Incoming:
-    """One received message as the loop sees it; ``mid`` and ``qos`` are needed to ack it."""
+class Incoming(NamedTuple):
+    """One received message as the loop sees it; ``mid`` and ``qos`` are needed to ack it.
+
+    A named tuple rather than a frozen dataclass: built tens of thousands of times a second in
+    the MQTT thread, and a tuple costs a quarter of the time."""
 
     topic: str
     payload: bytes
@@ -166,6 +224,7 @@ class MqttLink:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
+        client.on_publishes = self._on_publishes
         self.client = client
 
     # ------------------------------------------------------------------ lifecycle (event loop)
@@ -231,10 +290,26 @@ class MqttLink:
             log.warning("event=mqtt-disconnected reason=%s reconnect=auto", reason_code)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        """What paho's own path delivers (a packet the fast path left to it)."""
         if self._paused:
             return  # not acknowledged: the broker redelivers after the restart
         self.received += 1
         self._inbox.append(Incoming(msg.topic, msg.payload, msg.mid, msg.qos, time.time()))
+        self._wake()
+
+    def _on_publishes(self, packets: list[tuple[bytes, bytes, int, int]]) -> None:
+        """A buffer's worth of PUBLISH packets from :meth:`_Client._read_publishes`, in order."""
+        if self._paused:
+            return
+        now = time.time()
+        self.received += len(packets)
+        # mosquitto refuses a topic that is not UTF-8, so "replace" only matters for a rogue broker;
+        # the result then matches no agent topic and is dead-lettered as bad-topic
+        self._inbox.extend([Incoming(topic.decode("utf-8", "replace"), payload, mid, qos, now)
+                            for topic, payload, mid, qos in packets])
+        self._wake()
+
+    def _wake(self) -> None:
         if not self._scheduled and self._loop is not None:
             self._scheduled = True
             try:

@@ -138,3 +138,14 @@ def test_seed000_scenario_decodes(shared_dir: Path) -> None:
                                      b'{"id": "1", "ts": "soon"}', b'{"id": "1"}'])
 def test_bad_customer_payloads_rejected(payload: bytes) -> None:
     assert isinstance(c.decode_customer("move", payload), c.Rejection)
+
+
+def test_customer_encoding_matches_the_general_encoder_byte_for_byte():
+    """encode_customer's fast path (orjson) must write what the general json encoder writes."""
+    cases = [c.CustomerEvent("move", "a\u2028b\n\x01\"\\é/", 1796120983.7, -5.4, 10.0 ** 15),
+             c.CustomerEvent("browsing", "Ünïcode", 5.0, 10.2, 20.7, "Électronique \t"),
+             c.CustomerEvent("enter", "2", 1795435593.0),
+             c.CustomerEvent("move", "big", 1.0, 1e30, 2.0)]  # an int beyond 64 bits: the general path
+    for event in cases:
+        data = json.loads(c.encode_customer(event))
+        assert c.encode_customer(event) == c._dump(data)

@@ -142,3 +142,26 @@ def test_the_writer_outlives_a_stop_signal_to_the_group_until_the_store_closes(s
     assert child.returncode == 0
     assert store._child is None and sorted(acked) == list(range(50))
     assert _count(sqlite_path, "messages") == 51
+
+
+def test_rows_marshal_refuses_are_still_committed(tmp_path: Path) -> None:
+    """Frames go as marshal dumps; a numpy float or a named tuple in a row is sent as the plain value."""
+    import collections
+
+    import numpy as np
+
+    Point = collections.namedtuple("Point", "ts visitor device visit_id x y accuracy_m zone")
+    store = Store(tmp_path / "w.db")
+    store.open()
+    done = threading.Event()
+    try:
+        batch = Batch(sightings=[(1.7e9, "v", "d", "v1", np.float64(1.5), 2.0, 1.0, None),
+                                 Point(1.7e9 + 1, "v", "d", "v1", 3.0, 4.0, 1.0, "z")])
+        batch.on_commit.append(done.set)
+        store.submit(batch)
+        assert done.wait(10), "the batch was never committed"
+    finally:
+        store.close()
+    conn = sqlite3.connect(tmp_path / "w.db")
+    assert conn.execute("SELECT x, zone FROM sightings ORDER BY ts").fetchall() == [(1.5, None), (3.0, "z")]
+    conn.close()
