@@ -9,7 +9,9 @@ import pytest
 
 from agent.config import MqttSettings
 from aggregator.embedded_broker import Broker, free_port
-from aggregator.mqtt_link import Incoming, MqttLink, _ReadAheadSocket
+import paho.mqtt.client as mqtt
+
+from aggregator.mqtt_link import Incoming, MqttLink, _Client, _ReadAheadSocket
 from tests.aggregator.conftest import wait_until
 from tests.mqtt_helpers import Collector, publish
 
@@ -46,6 +48,82 @@ def test_read_ahead_lets_a_nonblocking_socket_say_it_has_nothing() -> None:
     finally:
         a.close()
         b.close()
+
+
+def _publish_packet(topic: bytes, payload: bytes, *, qos: int, mid: int = 0, flags: int = 0) -> bytes:
+    body = len(topic).to_bytes(2, "big") + topic + (mid.to_bytes(2, "big") if qos else b"") + payload
+    length, encoded = len(body), bytearray()
+    while True:
+        byte, length = length % 128, length // 128
+        encoded.append(byte | 0x80 if length else byte)
+        if not length:
+            break
+    return bytes([0x30 | qos << 1 | flags]) + bytes(encoded) + body
+
+
+def _reading_client() -> tuple[_Client, socket.socket, list[tuple[str, bytes, int, int, str]]]:
+    """A paho client reading one end of a socketpair; records which path delivered each message."""
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    client = _Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fast-path", protocol=mqtt.MQTTv311)
+    client.manual_ack_set(True)
+    got: list[tuple[str, bytes, int, int, str]] = []
+    client.on_publishes = lambda packets: got.extend((t.decode(), p, m, q, "fast") for t, p, m, q in packets)
+    client.on_message = lambda c, u, msg: got.append((msg.topic, msg.payload, msg.mid, msg.qos, "paho"))
+    client._sock = _ReadAheadSocket(ours)
+    return client, theirs, got
+
+
+def _read_all(client: _Client) -> int:
+    rc = 0
+    for _ in range(50):
+        rc = client.loop_read()
+        if rc or not client._sock.pending():
+            break
+    return rc
+
+
+def test_publish_packets_are_parsed_in_order_and_the_rest_is_left_to_paho() -> None:
+    client, peer, got = _reading_client()
+    try:
+        big = bytes(range(256)) * 3  # a two-byte remaining length
+        peer.sendall(_publish_packet(b"a/first", b"ignored-first", qos=1, mid=1)  # paho reads the first
+                     + _publish_packet(b"a/one", b"one", qos=1, mid=2)
+                     + _publish_packet(b"a/empty", b"", qos=0, flags=1)  # retained, empty payload
+                     + b"\xd0\x00"  # PINGRESP: paho's
+                     + _publish_packet("a/ünï".encode(), big, qos=1, mid=65535, flags=8)  # DUP
+                     + _publish_packet(b"a/two", b"two", qos=1, mid=3))
+        assert _read_all(client) == 0
+        assert [(t, p, m, q) for t, p, m, q, _ in got] == [
+            ("a/first", b"ignored-first", 1, 1), ("a/one", b"one", 2, 1), ("a/empty", b"", 0, 0),
+            ("a/ünï", big, 65535, 1), ("a/two", b"two", 3, 1)]
+        assert [path for *_, path in got].count("fast") == 4
+        # a packet cut by the end of what has arrived: paho keeps the half, and completes it
+        got.clear()
+        whole = _publish_packet(b"a/split", b"x" * 500, qos=1, mid=7)
+        peer.sendall(_publish_packet(b"a/before", b"b", qos=1, mid=6) + whole[:200])
+        assert _read_all(client) == 0
+        peer.sendall(whole[200:] + _publish_packet(b"a/after", b"c", qos=1, mid=8))
+        assert _read_all(client) == 0
+        assert [(t, m) for t, _, m, _, _ in got] == [("a/before", 6), ("a/split", 7), ("a/after", 8)]
+        assert got[1][1] == b"x" * 500
+    finally:
+        peer.close()
+        client._sock.close()
+
+
+def test_a_malformed_packet_after_good_ones_is_paho_s_protocol_error() -> None:
+    client, peer, got = _reading_client()
+    try:
+        peer.sendall(_publish_packet(b"a/first", b"1", qos=1, mid=1) + _publish_packet(b"a/ok", b"2", qos=1, mid=2)
+                     + b"\x32\xff\xff\xff\xff\x01")  # five remaining-length bytes
+        assert _read_all(client) == mqtt.MQTT_ERR_PROTOCOL
+        assert [t for t, *_ in got] == ["a/first", "a/ok"]
+        assert client._sock is None  # paho dropped the connection (and reconnects, in the link)
+    finally:
+        peer.close()
+        if client._sock is not None:
+            client._sock.close()
 
 
 @pytest.mark.broker
