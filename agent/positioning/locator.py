@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from agent.positioning.motion import MotionFilter
+from agent.positioning.motion import Motion, MotionFilter
 from agent.positioning.multilateration import (
     Anchor,
     Bounds,
@@ -94,6 +94,14 @@ class Locator:
         x0, y0, x1, y1 = self.bounds_m
         x, y = min(max(est.x_m, x0), x1), min(max(est.y_m, y0), y1)
         return est if (x, y) == (est.x_m, est.y_m) else Estimate(x, y, est.accuracy_m)
+
+    @property
+    def motion(self) -> Motion | None:
+        """The filter's position, velocity and variances, for a room decision (ZoneTracker.update).
+
+        The position is the filter's own, not clamped to the plan like the returned estimate.
+        """
+        return self.filter.motion
 
     def smoothed(self, steps_back: int) -> Estimate | None:
         """The position ``steps_back`` updates ago, refined by the fixes since (see MotionFilter.smoothed)."""

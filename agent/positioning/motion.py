@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from typing import NamedTuple
 
 from agent.errors import BadReading
 from agent.positioning.multilateration import Estimate
@@ -24,6 +25,23 @@ DEFAULT_ACCEL_MPS2 = 0.2  # std of a shopper's acceleration (white noise): strol
 GATE_CHI2 = 9.21  # 99 % of a 2-D Gaussian: beyond it a fix is down-weighted, not trusted
 MIN_ACCURACY_M = 0.05
 VAR_FLOOR = MIN_ACCURACY_M ** 2 / 2.0  # per-axis variance of a fix at MIN_ACCURACY_M (radial)
+
+
+class Motion(NamedTuple):
+    """The filter's belief now: position and velocity with their per-axis variances (metres, seconds).
+
+    What a room decision needs beyond the point: how far off the point may be (``var_x``,
+    ``var_y``) and whether the walker is really heading somewhere (``vx_mps`` against ``var_vx``).
+    """
+
+    x_m: float
+    y_m: float
+    var_x: float
+    var_y: float
+    vx_mps: float
+    vy_mps: float
+    var_vx: float
+    var_vy: float
 
 
 class _Axis:
@@ -89,6 +107,14 @@ class MotionFilter:
         if self._x is None or self._y is None:
             return None
         return Estimate(self._x.p, self._y.p, math.sqrt(self._x.pp + self._y.pp))
+
+    @property
+    def motion(self) -> Motion | None:
+        """Position, velocity and their variances after the last update (None before the first)."""
+        ax, ay = self._x, self._y
+        if ax is None or ay is None:
+            return None
+        return Motion(ax.p, ay.p, ax.pp, ay.pp, ax.v, ay.v, ax.vv, ay.vv)
 
     @property
     def velocity_mps(self) -> tuple[float, float]:

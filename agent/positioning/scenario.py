@@ -163,12 +163,14 @@ def default_model(station: Station) -> LogDistanceModel:
 def run_track(scenario: Scenario, track: str, seed: int, *, interval_s: float = 1.0, filtered: bool = True,
               drop: int | None = None, model_for: ModelFor = default_model,
               locator_factory: Callable[[Bounds], Locator] | None = None, lag_steps: int = 0,
-              hysteresis_m: float | None = None) -> Score:
+              hysteresis_m: float | None = None, zone_confidence: float | None = None) -> Score:
     """Score one track for one noise seed: every sample alone, or along the track with the filter.
 
     ``lag_steps`` > 0 scores the fixed-lag smoothed position instead: sample k is judged once
     sample k + lag_steps has arrived (the last ones at the end of the track). ``hysteresis_m``
-    decides the room with a ZoneTracker of that dead band instead of the estimate's own room.
+    decides the room with a ZoneTracker of that dead band instead of the estimate's own room;
+    ``zone_confidence`` (with the filter) with a ZoneTracker that leaves a room once the filter
+    puts that much probability outside it (dead band ``hysteresis_m``, default 0, at least).
     """
     if lag_steps:
         return _run_lagged(scenario, track, seed, interval_s, drop, model_for, lag_steps)
@@ -176,7 +178,10 @@ def run_track(scenario: Scenario, track: str, seed: int, *, interval_s: float = 
     rows = measure(scenario, truth, random.Random(f"{seed}:{track}"))
     use = [i for i in range(len(scenario.stations)) if i != drop]
     locator = (locator_factory or Locator)(scenario.bounds_m) if filtered else None
-    tracker = ZoneTracker(scenario.plan(), hysteresis_px=hysteresis_m * 100) if hysteresis_m is not None else None
+    tracker = None
+    if hysteresis_m is not None or (zone_confidence is not None and locator is not None):
+        tracker = ZoneTracker(scenario.plan(), hysteresis_px=(hysteresis_m or 0.0) * 100,
+                              confidence=zone_confidence if locator is not None else None)
     errors: list[float] = []
     wrong = 0
     for k, ((tx, ty), row) in enumerate(zip(truth, rows, strict=True)):
@@ -184,7 +189,7 @@ def run_track(scenario: Scenario, track: str, seed: int, *, interval_s: float = 
         est = locator.update(k * interval_s, anchors) if locator else locate(anchors, scenario.bounds_m)
         errors.append(math.hypot(est.x_m - tx, est.y_m - ty))
         if tracker is not None:
-            zone = tracker.update(est.x_m * 100, est.y_m * 100)
+            zone = tracker.update(est.x_m * 100, est.y_m * 100, motion=locator.motion if locator else None)
             wrong += (zone.name if zone else None) != scenario.room_of(tx, ty)
         else:
             wrong += scenario.room_of(est.x_m, est.y_m) != scenario.room_of(tx, ty)

@@ -29,7 +29,7 @@ from agent.positioning import scenario as sc
 from agent.positioning.calibration import LogDistanceModel
 from agent.positioning.locator import Locator
 from agent.positioning.multilateration import Anchor, locate
-from agent.positioning.zones import ZoneTracker
+from agent.positioning.zones import ROOM_CONFIDENCE, ZoneTracker
 from tests.benchmarks.figures import Figure
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,17 +61,30 @@ def _figures(prefix: str, track: str, score: sc.Score, targets: dict[str, str], 
 def reference(args: argparse.Namespace) -> Iterator[Figure]:
     scenario = sc.load(SCENARIO)
     seeds = REPORT_SEEDS[:5] if args.quick else REPORT_SEEDS
+    conf = ROOM_CONFIDENCE
     for track in scenario.tracks:
-        filt_note = f"motion filter along the track, one sample every {INTERVAL_S} s"
+        filt_note = (f"motion filter along the track, one sample every {INTERVAL_S} s; room: ZoneTracker leaving a "
+                     f"room once the filter puts >= {conf:g} of its probability outside it (live, no lag)")
         targets = TARGETS.get(track, {})
         single_targets = {"median_m": f"<= {PUBLISHED[track][0]}", "p95_m": f"<= {PUBLISHED[track][1]}",
                           "misid_pct": f"<= {PUBLISHED[track][4]}"}
         base = f"positioning.reference.{track}"
-        yield from _figures(base, track, sc.run_track(scenario, track, sc.PUBLISHED_SEED, interval_s=INTERVAL_S),
+        yield from _figures(base, track, sc.run_track(scenario, track, sc.PUBLISHED_SEED, interval_s=INTERVAL_S,
+                                                      zone_confidence=conf),
                             targets, filt_note + f", seed {sc.PUBLISHED_SEED}")
-        many = sc.median_score([sc.run_track(scenario, track, s, interval_s=INTERVAL_S) for s in seeds])
+        many = sc.median_score([sc.run_track(scenario, track, s, interval_s=INTERVAL_S, zone_confidence=conf)
+                                for s in seeds])
         yield from _figures(base + ".seeds", track, many, targets,
                             filt_note + f", median over seeds {seeds[0]}..{seeds[-1]}")
+        # The room of the filtered point itself, no zone decision: what their locator's figure is.
+        point_note = "room of the live filtered point itself (no zone hysteresis, as the published figure)"
+        plain = sc.run_track(scenario, track, sc.PUBLISHED_SEED, interval_s=INTERVAL_S)
+        yield Figure(f"{base}.point_room.misid_pct", round(plain.misid_pct, 1), "%",
+                     reference=f"{PUBLISHED[track][4]} %", note=point_note + f", seed {sc.PUBLISHED_SEED}")
+        plain_many = sc.median_score([sc.run_track(scenario, track, s, interval_s=INTERVAL_S) for s in seeds])
+        yield Figure(f"{base}.point_room.seeds.misid_pct", round(plain_many.misid_pct, 1), "%",
+                     reference=f"{PUBLISHED[track][4]} %",
+                     note=point_note + f", median over seeds {seeds[0]}..{seeds[-1]}")
         lag_note = (f"fixed-lag smoother: each position decided 1 s late (10 samples at {INTERVAL_S} s), "
                     "for zones/dwell/analytics, not the live map")
         yield from _figures(base + ".lag1s", track,
@@ -81,9 +94,10 @@ def reference(args: argparse.Namespace) -> Iterator[Figure]:
                                   for s in seeds])
         yield from _figures(base + ".lag1s.seeds", track, lagged, targets,
                             lag_note + f", median over seeds {seeds[0]}..{seeds[-1]}")
-        slow = sc.median_score([sc.run_track(scenario, track, s, interval_s=1.0) for s in seeds])
+        slow = sc.median_score([sc.run_track(scenario, track, s, interval_s=1.0, zone_confidence=conf) for s in seeds])
         yield from _figures(base + ".dt1s", track, slow, {},
-                            f"motion filter, one sample every 1 s, median over seeds {seeds[0]}..{seeds[-1]}")
+                            f"motion filter, one sample every 1 s, room as above, median over seeds "
+                            f"{seeds[0]}..{seeds[-1]}")
         yield from _figures(base + ".single", track,
                             sc.run_track(scenario, track, sc.PUBLISHED_SEED, filtered=False), single_targets,
                             f"every sample solved on its own, seed {sc.PUBLISHED_SEED}")
@@ -191,13 +205,14 @@ def store(args: argparse.Namespace) -> Iterator[Figure]:
                 walk.append(((tx, ty), anchors))
         walks.append(walk)
 
-    def score(mode: str, hysteresis_px: float) -> tuple[float, float]:
+    def score(mode: str, hysteresis_px: float, confidence: float | None = None) -> tuple[float, float]:
         errors: list[float] = []
         right = 0
         for walk in walks:
             locator = Locator(bounds, lag_steps=lag if mode == "lag" else 0)
-            tracker = ZoneTracker(plan, hysteresis_px=hysteresis_px)
+            tracker = ZoneTracker(plan, hysteresis_px=hysteresis_px, confidence=confidence)
             estimates = []
+            motions = []
             for k, (_, anchors) in enumerate(walk):
                 if mode == "single":
                     estimates.append(locate(anchors, bounds))
@@ -205,13 +220,14 @@ def store(args: argparse.Namespace) -> Iterator[Figure]:
                 est = locator.update(k * probe_s, anchors)
                 if mode == "live":
                     estimates.append(est)
+                    motions.append(locator.motion)
                 elif k >= lag:
                     estimates.append(locator.smoothed(lag))
             if mode == "lag":
                 estimates += [locator.smoothed(back) for back in range(min(lag, len(walk)) - 1, -1, -1)]
-            for ((tx, ty), _), est in zip(walk, estimates, strict=True):
+            for k, (((tx, ty), _), est) in enumerate(zip(walk, estimates, strict=True)):
                 errors.append(math.hypot(est.x_m - tx, est.y_m - ty))
-                zone = tracker.update(*plan.m_to_px((est.x_m, est.y_m)))
+                zone = tracker.update(*plan.m_to_px((est.x_m, est.y_m)), motion=motions[k] if motions else None)
                 right += zone == plan.zone_at(plan.m_to_px((tx, ty)))
         return statistics.median(errors), 100.0 * right / len(errors)
 
@@ -221,6 +237,10 @@ def store(args: argparse.Namespace) -> Iterator[Figure]:
     median_m, zone_pct = score("live", 25.0)
     yield Figure("positioning.store.median_m", round(median_m, 3), "m", note=note + "; live motion filter")
     yield Figure("positioning.store.zone_pct", round(zone_pct, 1), "%", note=zone_note.format(25))
+    _, zone_pct = score("live", 25.0, ROOM_CONFIDENCE)
+    yield Figure("positioning.store.confident.zone_pct", round(zone_pct, 1), "%",
+                 note=zone_note.format(25) + f", widened to the filter's doubt (confidence {ROOM_CONFIDENCE:g}), "
+                      "as on the reference tracks; not what the aggregator runs")
     median_m, zone_pct = score("lag", 25.0)
     yield Figure("positioning.store.lag10s.median_m", round(median_m, 3), "m", note="positions decided 10 s late")
     yield Figure("positioning.store.lag10s.zone_pct", round(zone_pct, 1), "%", note=zone_note.format(25))

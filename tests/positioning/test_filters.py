@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from agent.errors import BadReading
 from agent.geometry import Plan, Zone
 from agent.positioning.calibration import LogDistanceModel
-from agent.positioning.motion import MotionFilter
+from agent.positioning.motion import Motion, MotionFilter
 from agent.positioning.smoothing import RssiSmoother
 from agent.positioning.zones import ZoneTracker, _is_rectangle
 
@@ -145,6 +145,42 @@ def test_zone_tracker_without_hysteresis_is_zone_at() -> None:
     for x in (100, 401, 399, 400, 700):
         z = tracker.update(x, 250)
         assert z == PLAN.zone_at((x, 250))
+
+
+def _motion(var_x: float, vx: float = 0.0, var_vx: float = 0.01) -> Motion:
+    return Motion(4.05, 2.5, var_x, 0.01, vx, 0.0, var_vx, 0.01)
+
+
+def test_confident_tracker_keeps_the_zone_while_the_filter_doubts_the_crossing() -> None:
+    tracker = ZoneTracker(PLAN, hysteresis_px=0.0, confidence=0.8)
+    assert tracker.update(300, 250, motion=_motion(0.01)).name == "left"
+    # 10 cm past the edge, sd 15 cm across it: P(right) ~0.75 < 0.8, so still left.
+    assert tracker.update(410, 250, motion=_motion(0.15 ** 2)).name == "left"
+    # 15 cm past with the same doubt: P(right) ~0.84, switched.
+    assert tracker.update(415, 250, motion=_motion(0.15 ** 2)).name == "right"
+
+
+def test_confident_tracker_switches_at_once_when_the_walker_is_plainly_leaving() -> None:
+    tracker = ZoneTracker(PLAN, hysteresis_px=0.0, confidence=0.8)
+    tracker.update(300, 250)
+    # Same doubt as above, but walking out at 0.8 m/s with a velocity sd of 0.1 m/s (8 sigmas).
+    assert tracker.update(410, 250, motion=_motion(0.15 ** 2, vx=0.8, var_vx=0.01)).name == "right"
+    # Walking back into "left" slowly does not count as leaving "right": the doubt holds it.
+    assert tracker.update(395, 250, motion=_motion(0.15 ** 2, vx=-0.05, var_vx=0.01)).name == "right"
+
+
+def test_confident_tracker_without_motion_or_confidence_is_the_fixed_dead_band() -> None:
+    plain, confident = ZoneTracker(PLAN, hysteresis_px=25.0), ZoneTracker(PLAN, hysteresis_px=25.0, confidence=0.8)
+    for x in (300, 410, 399, 430, 390, 100):
+        assert confident.update(x, 250) == plain.update(x, 250, motion=_motion(1.0))
+    # The fixed band stays a floor when the filter is surer than it.
+    assert confident.update(410, 250, motion=_motion(1e-6)).name == "left"
+
+
+@pytest.mark.parametrize("confidence", [0.4, 1.0, math.nan])
+def test_confidence_must_be_a_probability_of_at_least_one_half(confidence: float) -> None:
+    with pytest.raises(ValueError, match="confidence"):
+        ZoneTracker(PLAN, confidence=confidence)
 
 
 @pytest.mark.parametrize(("polygon", "rectangle"), [

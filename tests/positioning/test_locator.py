@@ -142,3 +142,16 @@ def test_update_still_rejects_bad_anchors_and_keeps_its_track(bad: float) -> Non
     with pytest.raises(BadReading):
         locator.update(0.1, [*good[:3], Anchor(5.8, 0.2, bad, 0.5)])
     assert locator.filter.estimate == before
+
+
+def test_motion_is_the_filters_state_for_a_room_decision() -> None:
+    locator = Locator(BOUNDS)
+    assert locator.motion is None
+    rng = random.Random(3)
+    for k in range(30):
+        locator.update(k * 0.1, noisy_anchors(rng, 1.0 + 0.05 * k, 2.0))
+    m = locator.motion
+    assert m is not None
+    assert (m.x_m, m.y_m) == (locator.filter.estimate.x_m, locator.filter.estimate.y_m)
+    assert m.vx_mps > 0  # walking east at 0.5 m/s
+    assert 0 < m.var_x < 0.25 and 0 < m.var_vx
