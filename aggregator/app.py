@@ -42,7 +42,8 @@ from aggregator.appkeys import (
 from aggregator.auth import auth_middleware
 from aggregator.bus import EventBus
 from aggregator.ingest import Ingest
-from aggregator.mqtt_link import MqttLink, NullPublisher, Publisher
+from aggregator.mqtt_link import NullPublisher, Publisher
+from aggregator.mqtt_process import ProcessMqttLink
 from aggregator.settings import Settings
 from aggregator.store import Store
 
@@ -112,10 +113,10 @@ def create_app(settings: Settings) -> web.Application:
                           client_max_size=1024 * 1024)
     bus = EventBus()
     store = Store(settings.db_path, retention_days=settings.retention_days, max_rows=settings.batch_max_rows)
-    link: MqttLink | None = None
+    link: ProcessMqttLink | None = None
     publisher: Publisher
     if settings.mqtt_enabled:
-        link = MqttLink(settings.mqtt, settings.client_id, [agent_subscription(store_config.id)])
+        link = ProcessMqttLink(settings.mqtt, settings.client_id, [agent_subscription(store_config.id)])
         publisher = link
     else:
         publisher = NullPublisher()

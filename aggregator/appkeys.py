@@ -19,7 +19,7 @@ from aggregator.settings import Settings
 
 if TYPE_CHECKING:
     from aggregator.ingest import Ingest
-    from aggregator.mqtt_link import MqttLink
+    from aggregator.mqtt_process import ProcessMqttLink
     from aggregator.store import Store
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -33,7 +33,7 @@ TOPICS = web.AppKey("topics", CustomerTopics)
 # The core's own.
 STORE: web.AppKey[Store] = web.AppKey("store")
 INGEST: web.AppKey[Ingest] = web.AppKey("ingest")
-LINK: web.AppKey[MqttLink | None] = web.AppKey("mqtt_link")
+LINK: web.AppKey[ProcessMqttLink | None] = web.AppKey("mqtt_link")
 STARTED_AT = web.AppKey("started_at", float)
 # Every device file of the deployment, validated once by create_app (empty without a devices/ dir).
 DEVICES = web.AppKey("devices", tuple[DeviceConfig, ...])

@@ -250,7 +250,9 @@ class Ingest:
                         rejection.detail[:120])
 
     def _one(self, item: Incoming, batch: Batch, touched: dict[str, float]) -> None:
-        msg = decode_agent(item.topic, item.payload)
+        msg = item.decoded
+        if msg is None:  # the MQTT process decodes presence reports (and rejects); the rest is ours
+            msg = decode_agent(item.topic, item.payload)
         if isinstance(msg, Rejection):
             self._dead_letter(batch, item, msg)
             return

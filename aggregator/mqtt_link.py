@@ -169,6 +169,7 @@ class Incoming(NamedTuple):
     mid: int
     qos: int
     received: float  # time.time() when paho handed it over
+    decoded: Any = None  # the payload already decoded (by the MQTT process), or None: decode it here
 
 
 class NullPublisher:

@@ -101,7 +101,6 @@ async def test_agent_reaches_the_aggregator_over_tls_and_cannot_speak_for_anothe
         close_paho_sockpair(pub.client)
         pub.spool.close()
     await client.close()  # the aggregator stops its MQTT link
-    close_paho_sockpair(link.client)
     rows = stored(sqlite_path)
     assert {agent for _, agent, _ in rows} == {"agent-1"}
     assert sorted(m for m, _, k in rows if k == "door") == sorted(ids)

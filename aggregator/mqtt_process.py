@@ -1,0 +1,345 @@
+"""The agent-tier MQTT connection in a child process: reading, parsing and decoding beside ingest.
+
+Why a process: the aggregator's ingest (fusion, visits, the customer tier) is one thread of
+Python, and everything else in its process competes with it for the same interpreter lock. The
+connection's own work (paho's network thread, PUBLISH parsing, building message tuples, JSON
+decoding and validating every payload, publishing the customer tier, PUBACKs) was about a third
+of the aggregator's CPU per message; here it runs on the other core. The SQLite writer
+(:mod:`aggregator.sqlite_writer`) is split off the same way, and the frames are the writer's
+(a length and a marshal dump, :func:`~aggregator.sqlite_writer.encode_frame`).
+
+Parent -> child, on the child's stdin: ``("config", {...})`` first, then ``("ack", [(mid, qos),
+...])`` after each commit, ``("pub", [(topic, payload, qos, retain), ...])`` in publishing order,
+``("stop",)``. Child -> parent, on its stdout: ``("msgs", [(topic, payload, mid, qos, received,
+decoded), ...])`` a drained slice at a time, ``("state", {...})`` when the connection's state or
+counters change, ``("stopped",)``.
+
+What is not lost:
+
+* The child runs a plain :class:`~aggregator.mqtt_link.MqttLink` (persistent session, manual
+  acks). Messages are acknowledged only when the parent says their batch is committed, so a child
+  that dies loses nothing: the parent starts another, and the broker redelivers to it whatever
+  was not acknowledged (the message ids make a repeat harmless).
+* The child has its own session (Ctrl-C and systemd's stop signal go to the aggregator, which stops
+  it in order) and exits when its stdin closes, so a parent killed with -9 leaves no orphan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from agent.config import MqttSettings
+from agent.contract import Presence, Range, Rejection, decode_agent
+from aggregator.mqtt_link import Incoming, MqttLink
+from aggregator.sqlite_writer import read_frame, write_frame
+
+log = logging.getLogger(__name__)
+
+STATE_FIELDS = ("connected", "subscribed", "connects", "disconnects", "published", "publish_errors",
+                "dropped_qos0", "received", "last_error")
+STATE_INTERVAL_S = 0.2  # how often the child looks for a changed state to report
+RESTART_DELAY_S = 0.5
+
+
+# ----------------------------------------------------------------------------- decoded messages on the pipe
+
+def plain_decoded(topic: str, payload: bytes) -> tuple[Any, ...] | None:
+    """The decoded message as plain values (marshal takes no named tuples), or None for kinds
+    the parent decodes itself (status, door, motion, link, health: a few a minute per agent)."""
+    msg = decode_agent(topic, payload)
+    if type(msg) is Presence:
+        return ("P", (*msg[:11], tuple(map(tuple, msg.ranges))))
+    if type(msg) is Rejection:
+        return ("R", msg.reason, msg.detail)
+    return None
+
+
+def revive(plain: tuple[Any, ...] | None) -> Presence | Rejection | None:
+    """:func:`plain_decoded` undone, in the parent (a tuple rebuilt, nothing validated twice)."""
+    if plain is None:
+        return None
+    if plain[0] == "P":
+        fields = plain[1]
+        return Presence._make((*fields[:11], tuple(map(Range._make, fields[11]))))
+    return Rejection(plain[1], plain[2])
+
+
+# ----------------------------------------------------------------------------- the parent's side
+
+class ProcessMqttLink:
+    """:class:`~aggregator.mqtt_link.MqttLink`'s interface, with the connection in a child process.
+
+    Messages reach ``on_batch`` on the event loop as :class:`Incoming` items whose ``decoded``
+    holds the child's decoding; ``ack`` and ``publish`` may be called from any thread."""
+
+    def __init__(self, settings: MqttSettings, client_id: str, subscriptions: list[str], *,
+                 on_batch: Callable[[list[Incoming]], None] | None = None,
+                 reconnect_min_s: float = 1.0, reconnect_max_s: float = 30.0) -> None:
+        self.settings = settings
+        self.client_id = client_id
+        self.subscriptions = subscriptions
+        self.on_batch = on_batch
+        self.reconnect_min_s = reconnect_min_s
+        self.reconnect_max_s = reconnect_max_s
+        self.connected = False
+        self.subscribed = False
+        self.connects = 0
+        self.disconnects = 0
+        self.published = 0
+        self.publish_errors = 0
+        self.dropped_qos0 = 0
+        self.received = 0
+        self.last_error = ""
+        self.restarts = 0
+        self._base: dict[str, int] = {}  # counters of children that died, so totals keep counting
+        self._outbox: collections.deque[tuple[str, bytes, int, bool]] = collections.deque()
+        self._flush_scheduled = False
+        self._in_flight = 0  # messages read from the child, not yet handed to on_batch
+        self._paused = False
+        self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()  # the child's stdin, and the child itself on a restart
+        self._child: subprocess.Popen[bytes] | None = None
+        self._reader: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ lifecycle (event loop)
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        with self._lock:
+            self._spawn()
+
+    def pause(self) -> None:
+        """Stop handing messages to ``on_batch`` (shutdown: what arrives now is left unacked)."""
+        self._paused = True
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Publish what is queued, disconnect cleanly and end the child (blocking)."""
+        self._paused = True
+        self.flush()
+        self._stopping = True
+        self._send(("stop",))
+        child = self._child
+        if child is not None:
+            try:
+                child.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                log.error("event=mqtt-process-stuck action=kill pid=%d", child.pid)
+                child.kill()
+                child.wait()
+        if self._reader is not None:
+            self._reader.join(5)
+        if child is not None:
+            for stream in (child.stdin, child.stdout):
+                if stream is not None:
+                    stream.close()
+        self.connected = self.subscribed = False
+
+    @property
+    def pid(self) -> int | None:
+        return self._child.pid if self._child is not None else None
+
+    @property
+    def inbox_depth(self) -> int:
+        return self._in_flight
+
+    # ------------------------------------------------------------------ the child
+
+    def _spawn(self) -> None:
+        root = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+        child = subprocess.Popen([sys.executable, "-m", "aggregator.mqtt_process"], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, env=env, start_new_session=True)
+        self._child = child
+        config = {"mqtt": asdict(self.settings), "client_id": self.client_id,
+                  "subscriptions": list(self.subscriptions), "reconnect_min_s": self.reconnect_min_s,
+                  "reconnect_max_s": self.reconnect_max_s}
+        try:
+            write_frame(child.stdin, ("config", config))  # type: ignore[arg-type]
+        except OSError:
+            pass  # it died at once: the reader sees end-of-file and restarts it
+        self._reader = threading.Thread(target=self._read_loop, args=(child,), name="mqtt-process-reader",
+                                        daemon=True)
+        self._reader.start()
+
+    def _read_loop(self, child: subprocess.Popen[bytes]) -> None:
+        stream = child.stdout
+        assert stream is not None
+        loop = self._loop
+        assert loop is not None
+        make = Incoming
+        while True:
+            try:
+                frame = read_frame(stream)  # type: ignore[arg-type]
+            except (OSError, ValueError, EOFError):
+                frame = None
+            if frame is None or frame[0] == "stopped":
+                break
+            kind = frame[0]
+            if kind == "msgs":
+                items = [make(t, p, mid, qos, received, revive(decoded))
+                         for t, p, mid, qos, received, decoded in frame[1]]
+                self._in_flight += len(items)
+                try:
+                    loop.call_soon_threadsafe(self._deliver, items)
+                except RuntimeError:  # the loop closed during shutdown: unacked, redelivered later
+                    return
+            elif kind == "state":
+                for name, value in frame[1].items():
+                    setattr(self, name, value + self._base.get(name, 0) if name in self._base else value)
+        if self._stopping:
+            return
+        code = child.wait()
+        log.error("event=mqtt-process-died code=%s action=restart", code)
+        self.connected = self.subscribed = False
+        # counters restart at 0 in a new child: keep the totals
+        self._base = {name: getattr(self, name) for name in STATE_FIELDS
+                      if isinstance(getattr(self, name), int) and not isinstance(getattr(self, name), bool)}
+        self.restarts += 1
+        time.sleep(RESTART_DELAY_S)
+        with self._lock:
+            for stream_ in (child.stdin, child.stdout):
+                if stream_ is not None:
+                    try:
+                        stream_.close()
+                    except OSError:
+                        pass
+            if not self._stopping:
+                self._spawn()
+
+    def _deliver(self, items: list[Incoming]) -> None:
+        self._in_flight -= len(items)
+        if items and self.on_batch is not None and not self._paused:
+            self.on_batch(items)
+
+    def _send(self, frame: tuple[Any, ...]) -> bool:
+        with self._lock:
+            child = self._child
+            if child is None or child.stdin is None:
+                return False
+            try:
+                write_frame(child.stdin, frame)  # type: ignore[arg-type]
+                return True
+            except (BrokenPipeError, OSError, ValueError):
+                return False  # the child died: the reader restarts it; the broker redelivers
+
+    # ------------------------------------------------------------------ any thread
+
+    def ack(self, items: list[tuple[int, int]]) -> None:
+        """Acknowledge ``(mid, qos)`` pairs to the broker (called by the writer after a commit)."""
+        if items:
+            self._send(("ack", items))
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        """Queue a message; it goes to the child when the event loop's current callback ends."""
+        self._outbox.append((topic, payload, qos, retain))
+        if not self._flush_scheduled:
+            loop = self._loop
+            if loop is None or loop.is_closed():
+                self.flush()
+                return
+            self._flush_scheduled = True
+            try:
+                loop.call_soon_threadsafe(self.flush)
+            except RuntimeError:
+                self._flush_scheduled = False
+                self.flush()
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        outbox = self._outbox
+        if not outbox:
+            return
+        messages = [outbox.popleft() for _ in range(len(outbox))]
+        if not self._send(("pub", messages)):
+            self.publish_errors += len(messages)
+
+
+# ----------------------------------------------------------------------------- the child's side
+
+async def _serve(config: dict[str, Any], inp: BinaryIO, out: BinaryIO) -> None:
+    loop = asyncio.get_running_loop()
+    out_lock = threading.Lock()
+
+    def send(frame: tuple[Any, ...]) -> None:
+        with out_lock:
+            write_frame(out, frame)
+
+    def on_batch(items: list[Incoming]) -> None:
+        send(("msgs", [(i.topic, i.payload, i.mid, i.qos, i.received, plain_decoded(i.topic, i.payload))
+                       for i in items]))
+
+    link = MqttLink(MqttSettings(**config["mqtt"]), config["client_id"], config["subscriptions"],
+                    on_batch=on_batch, reconnect_min_s=config["reconnect_min_s"],
+                    reconnect_max_s=config["reconnect_max_s"])
+    done: asyncio.Future[None] = loop.create_future()
+
+    def publish_all(messages: list[tuple[str, bytes, int, bool]]) -> None:
+        for topic, payload, qos, retain in messages:
+            link.publish(topic, payload, qos, retain)
+
+    def finish() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    def read_commands() -> None:
+        while True:
+            try:
+                frame = read_frame(inp)
+            except (OSError, ValueError, EOFError):
+                frame = None
+            if frame is None or frame[0] == "stop":
+                loop.call_soon_threadsafe(finish)
+                return
+            if frame[0] == "ack":
+                link.ack(frame[1])
+            elif frame[0] == "pub":
+                loop.call_soon_threadsafe(publish_all, frame[1])
+
+    link.start(loop)
+    threading.Thread(target=read_commands, name="commands", daemon=True).start()
+    last: dict[str, Any] = {}
+    while not done.done():
+        state = {name: getattr(link, name) for name in STATE_FIELDS}
+        if state != last:
+            send(("state", state))
+            last = state
+        await asyncio.wait([done], timeout=STATE_INTERVAL_S)
+    link.pause()
+    await loop.run_in_executor(None, link.stop)  # flushes what is queued, disconnects cleanly
+    send(("state", {name: getattr(link, name) for name in STATE_FIELDS}))
+    send(("stopped",))
+
+
+def main() -> int:
+    # Ctrl-C and systemd's stop signal reach the whole process group; the aggregator stops us in
+    # order (publishing what is queued first). End-of-file on stdin, or "stop", is our exit.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+    frame = read_frame(inp)  # type: ignore[arg-type]
+    if frame is None or frame[0] != "config":
+        return 2
+    try:
+        asyncio.run(_serve(frame[1], inp, out))  # type: ignore[arg-type]
+    except (BrokenPipeError, KeyboardInterrupt):
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,180 @@
+"""ProcessMqttLink: the agent-tier connection in a child process, through a real mosquitto."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from agent.config import MqttSettings
+from agent.contract import Presence, Rejection, decode_agent
+from aggregator.embedded_broker import Broker
+from aggregator.mqtt_link import Incoming
+from aggregator.mqtt_process import ProcessMqttLink, plain_decoded, revive
+from tests.aggregator import agents
+from tests.aggregator.conftest import wait_until
+from tests.mqtt_helpers import Collector, publish
+
+pytestmark = pytest.mark.broker
+
+FILTER = "floorwalker/demo/agents/+/+"
+
+
+def _traffic(shoppers: int) -> list[tuple[str, bytes]]:
+    items: list[tuple[str, bytes]] = []
+    for s in range(shoppers):
+        items += agents.visit(f"d-proc-{s}", time.time() - 600 + s, seq0=len(items),
+                              path=[(500.0 + 30 * i, 500.0) for i in range(4)], step_s=2.0)
+    return items
+
+
+def test_decoded_messages_survive_the_pipe_unchanged() -> None:
+    """What the parent rebuilds equals what decoding in the parent would give."""
+    traffic = _traffic(2) + [("floorwalker/demo/agents/agent-1/move", b"{not json"),
+                             ("floorwalker/demo/agents/agent-1/bogus", b"{}"),
+                             ("floorwalker/demo/agents/agent-1/door",
+                              b'{"msg_id":"d1","agent":"agent-1","ts":1.7e9,"sensor":"s","direction":"in"}')]
+    kinds = set()
+    for topic, payload in traffic:
+        here = decode_agent(topic, payload)
+        there = revive(plain_decoded(topic, payload))
+        if there is None:  # the parent decodes these kinds itself
+            assert not isinstance(here, (Presence, Rejection))
+            kinds.add("parent")
+            continue
+        assert there == here and type(there) is type(here)
+        if isinstance(here, Presence):
+            assert all(type(r) is type(h) for r, h in zip(there.ranges, here.ranges, strict=True))
+        kinds.add(type(here).__name__)
+    assert kinds == {"Presence", "Rejection", "parent"}
+
+
+async def test_a_backlog_arrives_decoded_in_order_and_is_gone_once_acked(mqtt_broker: Broker) -> None:
+    settings = MqttSettings(host=mqtt_broker.host, port=mqtt_broker.port)
+    loop = asyncio.get_running_loop()
+    received: list[Incoming] = []
+    links: list[ProcessMqttLink] = []
+
+    def on_batch(items: list[Incoming]) -> None:
+        received.extend(items)
+        links[-1].ack([(i.mid, i.qos) for i in items])  # as the writer does after a commit
+
+    first = ProcessMqttLink(settings, "proc-reader", [FILTER], on_batch=on_batch)
+    links.append(first)
+    first.start(loop)
+    await wait_until(lambda: first.subscribed)
+    await loop.run_in_executor(None, first.stop)  # the persistent session queues what comes next
+    traffic = _traffic(40) + [("floorwalker/demo/agents/agent-1/move", b"\xff not json")]
+    await loop.run_in_executor(None, publish, mqtt_broker.host, mqtt_broker.port, traffic)
+
+    second = ProcessMqttLink(settings, "proc-reader", [FILTER], on_batch=on_batch)
+    links.append(second)
+    second.start(loop)
+    await wait_until(lambda: len(received) >= len(traffic), timeout_s=30)
+    assert [(i.topic, i.payload) for i in received] == traffic
+    assert all(isinstance(i.decoded, Presence) for i in received[:-1])
+    assert isinstance(received[-1].decoded, Rejection) and received[-1].decoded.reason == "not-json"
+    await wait_until(lambda: second.received == len(traffic))  # the child's counters reach the parent
+    await asyncio.sleep(0.3)  # the last acknowledgements reach the broker
+    await loop.run_in_executor(None, second.stop)
+
+    received.clear()
+    third = ProcessMqttLink(settings, "proc-reader", [FILTER], on_batch=on_batch)
+    links.append(third)
+    third.start(loop)
+    await wait_until(lambda: third.subscribed)
+    await asyncio.sleep(0.5)
+    await loop.run_in_executor(None, third.stop)
+    assert received == []  # acknowledged once: nothing left to redeliver
+
+
+async def test_a_killed_child_is_replaced_and_what_it_had_not_acked_comes_again(mqtt_broker: Broker) -> None:
+    settings = MqttSettings(host=mqtt_broker.host, port=mqtt_broker.port)
+    loop = asyncio.get_running_loop()
+    received: list[Incoming] = []
+    link = ProcessMqttLink(settings, "proc-killed", [FILTER], on_batch=received.extend)  # never acks
+    link.start(loop)
+    await wait_until(lambda: link.subscribed)
+    traffic = _traffic(5)
+    await loop.run_in_executor(None, publish, mqtt_broker.host, mqtt_broker.port, traffic)
+    await wait_until(lambda: len(received) == len(traffic))
+    first_pid = link.pid
+    assert first_pid is not None
+    os.kill(first_pid, signal.SIGKILL)
+    await wait_until(lambda: link.restarts == 1 and link.subscribed, timeout_s=15)
+    assert link.pid != first_pid
+    # the broker redelivers everything unacknowledged to the new child
+    await wait_until(lambda: len(received) == 2 * len(traffic), timeout_s=15)
+    assert [i.payload for i in received[len(traffic):]] == [p for _, p in traffic]
+    assert link.received >= 2 * len(traffic)  # counted across both children
+    link.ack([(i.mid, i.qos) for i in received[len(traffic):]])
+    await loop.run_in_executor(None, link.stop)
+
+
+async def test_publishes_keep_their_order_through_the_child(mqtt_broker: Broker) -> None:
+    loop = asyncio.get_running_loop()
+    link = ProcessMqttLink(MqttSettings(host=mqtt_broker.host, port=mqtt_broker.port), "proc-writer", [])
+    link.start(loop)
+    await wait_until(lambda: link.connected)
+    sent = [(f"fw-test/proc/{i % 3}", b"%d:" % i + b"x" * (i * 997 % 5000), i % 4 == 1) for i in range(80)]
+    with Collector(mqtt_broker.host, mqtt_broker.port, "fw-test/proc/#") as collector:
+        for topic, payload, qos1 in sent:
+            link.publish(topic, payload, qos=1 if qos1 else 0)
+        got = await loop.run_in_executor(None, collector.wait_for, len(sent))
+    await wait_until(lambda: link.published == len(sent))
+    await loop.run_in_executor(None, link.stop)
+    assert [(m.topic, m.payload) for m in got] == [(t, p) for t, p, _ in sent]
+    assert link.publish_errors == 0
+
+
+def test_the_child_exits_when_the_aggregator_is_killed(mqtt_broker: Broker) -> None:
+    """A parent killed with -9 closes the child's stdin: the child must not outlive it."""
+    code = textwrap.dedent(f"""
+        import asyncio, sys
+        from agent.config import MqttSettings
+        from aggregator.mqtt_process import ProcessMqttLink
+
+        async def main():
+            link = ProcessMqttLink(MqttSettings(host={mqtt_broker.host!r}, port={mqtt_broker.port}), "orphan", [])
+            link.start(asyncio.get_running_loop())
+            while not link.connected:
+                await asyncio.sleep(0.05)
+            print(link.pid, flush=True)
+            await asyncio.sleep(60)
+
+        asyncio.run(main())
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        child_pid = int(parent.stdout.readline())  # type: ignore[union-attr]
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(child_pid, 0)
+            except ProcessLookupError:
+                break
+            _reap(child_pid)
+            time.sleep(0.05)
+        else:
+            os.kill(child_pid, signal.SIGKILL)
+            pytest.fail("the MQTT process outlived the aggregator")
+    finally:
+        parent.kill()
+        parent.wait()
+        parent.stdout.close()  # type: ignore[union-attr]
+
+
+def _reap(pid: int) -> None:
+    """The child was re-parented (to init, or to this test if it is a subreaper): reap it if ours."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
