@@ -240,7 +240,7 @@ def store(args: argparse.Namespace) -> Iterator[Figure]:
     _, zone_pct = score("live", 25.0, ROOM_CONFIDENCE)
     yield Figure("positioning.store.confident.zone_pct", round(zone_pct, 1), "%",
                  note=zone_note.format(25) + f", widened to the filter's doubt (confidence {ROOM_CONFIDENCE:g}), "
-                      "as on the reference tracks; not what the aggregator runs")
+                      "as on the reference tracks and in the aggregator's fusion")
     median_m, zone_pct = score("lag", 25.0)
     yield Figure("positioning.store.lag10s.median_m", round(median_m, 3), "m", note="positions decided 10 s late")
     yield Figure("positioning.store.lag10s.zone_pct", round(zone_pct, 1), "%", note=zone_note.format(25))
