@@ -2,7 +2,7 @@
 
 Tolerances come from the figures measured (docs/POSITIONING.md): published seed 20260530, one
 sample every 0.1 s: diagonal 0.212 m median / 0.423 m p95 / 1.6 % (1 of 61) mis-identified
-(0.187 / 0.366 m before 2026-12-02, when each fix's covariance was still taken at the fix);
+(0.187 / 0.366 m before 2026-12-01, when each fix's covariance was still taken at the fix);
 living_to_bedroom 14.9 % for the room of the filtered point itself, 9.1 % (11 of 121) for the
 live zone decision (ZoneTracker with the filter's doubt, confidence 0.8), median over seeds
 101..120 6.6 %; one second late (fixed-lag) the boundary track 8.3 %. Each sample alone (lone
@@ -97,7 +97,7 @@ def test_filter_beats_single_samples_over_several_seeds(scenario: sc.Scenario) -
 
 
 def test_one_second_late_positions_meet_the_boundary_target(scenario: sc.Scenario) -> None:
-    # Measured at seed 20260530 (8.3 %, 9.1 % before 2026-12-02): docs/POSITIONING.md (lag1s figures).
+    # Measured at seed 20260530 (8.3 %, 9.1 % before 2026-12-01): docs/POSITIONING.md (lag1s figures).
     score = sc.run_track(scenario, "living_to_bedroom", sc.PUBLISHED_SEED, interval_s=0.1, lag_steps=10)
     assert score.misid_pct <= 10.0
     diagonal = sc.run_track(scenario, "diagonal_walk", sc.PUBLISHED_SEED, interval_s=0.1, lag_steps=10)
