@@ -28,7 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import fcntl
 import logging
+import marshal
 import os
 import signal
 import subprocess
@@ -43,7 +46,7 @@ from typing import Any, BinaryIO
 from agent.config import MqttSettings
 from agent.contract import Presence, Range, Rejection, decode_agent
 from aggregator.mqtt_link import Incoming, MqttLink
-from aggregator.sqlite_writer import read_frame, write_frame
+from aggregator.sqlite_writer import FRAME_LENGTH, read_frame, write_frame
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,8 @@ STATE_FIELDS = ("connected", "subscribed", "connects", "disconnects", "published
                 "dropped_qos0", "received", "last_error")
 STATE_INTERVAL_S = 0.2  # how often the child looks for a changed state to report
 RESTART_DELAY_S = 0.5
+READ_BYTES = 1 << 20
+PIPE_BYTES = 1 << 20  # the child's stdout pipe: room for a couple of full frames
 
 
 # ----------------------------------------------------------------------------- decoded messages on the pipe
@@ -86,7 +91,9 @@ class ProcessMqttLink:
     """:class:`~aggregator.mqtt_link.MqttLink`'s interface, with the connection in a child process.
 
     Messages reach ``on_batch`` on the event loop as :class:`Incoming` items whose ``decoded``
-    holds the child's decoding; ``ack`` and ``publish`` may be called from any thread."""
+    holds the child's decoding. The child's output is read by the event loop itself
+    (``add_reader``): no thread in between to hand over to, or to fight for the GIL. ``ack`` and
+    ``publish`` may be called from any thread."""
 
     def __init__(self, settings: MqttSettings, client_id: str, subscriptions: list[str], *,
                  on_batch: Callable[[list[Incoming]], None] | None = None,
@@ -110,46 +117,54 @@ class ProcessMqttLink:
         self._base: dict[str, int] = {}  # counters of children that died, so totals keep counting
         self._outbox: collections.deque[tuple[str, bytes, int, bool]] = collections.deque()
         self._flush_scheduled = False
-        self._in_flight = 0  # messages read from the child, not yet handed to on_batch
         self._paused = False
         self._stopping = False
+        self._stopped = threading.Event()  # the child said "stopped", or is gone
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock = threading.Lock()  # the child's stdin, and the child itself on a restart
+        self._lock = threading.Lock()  # the child's stdin, and which child is current
         self._child: subprocess.Popen[bytes] | None = None
-        self._reader: threading.Thread | None = None
+        self._buf = bytearray()
 
     # ------------------------------------------------------------------ lifecycle (event loop)
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        with self._lock:
-            self._spawn()
+        self._spawn()
 
     def pause(self) -> None:
         """Stop handing messages to ``on_batch`` (shutdown: what arrives now is left unacked)."""
         self._paused = True
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Publish what is queued, disconnect cleanly and end the child (blocking)."""
+        """Publish what is queued, disconnect cleanly and end the child (blocking: call it from an
+        executor thread while the loop runs, so the loop can read the child's last words)."""
         self._paused = True
         self.flush()
         self._stopping = True
         self._send(("stop",))
         child = self._child
-        if child is not None:
+        if child is None:
+            return
+        try:
+            child.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            log.error("event=mqtt-process-stuck action=kill pid=%d", child.pid)
+            child.kill()
+            child.wait()
+        loop = self._loop
+        if loop is not None and loop.is_running() and not _in_loop_thread(loop):
+            self._stopped.wait(2.0)  # the loop reads what the child wrote before it exited
+            done = threading.Event()
             try:
-                child.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                log.error("event=mqtt-process-stuck action=kill pid=%d", child.pid)
-                child.kill()
-                child.wait()
-        if self._reader is not None:
-            self._reader.join(5)
-        if child is not None:
-            for stream in (child.stdin, child.stdout):
-                if stream is not None:
-                    stream.close()
-        self.connected = self.subscribed = False
+                loop.call_soon_threadsafe(lambda: (self._close(child), done.set()))
+                done.wait(5.0)
+                return
+            except RuntimeError:
+                pass  # the loop closed meanwhile
+        # called on the loop's own thread, or with no loop running: read the child's last words here
+        while not self._stopped.is_set() and child.stdout is not None and not child.stdout.closed:
+            self._readable(child)
+        self._close(child)
 
     @property
     def pid(self) -> int | None:
@@ -157,87 +172,123 @@ class ProcessMqttLink:
 
     @property
     def inbox_depth(self) -> int:
-        return self._in_flight
+        """Messages received and not yet handed over: none wait here (the loop reads the pipe)."""
+        return 0
 
     # ------------------------------------------------------------------ the child
 
     def _spawn(self) -> None:
+        loop = self._loop
+        assert loop is not None
         root = str(Path(__file__).resolve().parent.parent)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
         child = subprocess.Popen([sys.executable, "-m", "aggregator.mqtt_process"], stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, env=env, start_new_session=True)
-        self._child = child
+        assert child.stdout is not None
+        fd = child.stdout.fileno()
+        with contextlib.suppress(OSError):  # Linux: fewer wake-ups per frame; elsewhere the default
+            fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
+        os.set_blocking(fd, False)
+        self._buf = bytearray()
+        self._stopped.clear()
+        with self._lock:
+            self._child = child
         config = {"mqtt": asdict(self.settings), "client_id": self.client_id,
                   "subscriptions": list(self.subscriptions), "reconnect_min_s": self.reconnect_min_s,
                   "reconnect_max_s": self.reconnect_max_s}
-        try:
-            write_frame(child.stdin, ("config", config))  # type: ignore[arg-type]
-        except OSError:
-            pass  # it died at once: the reader sees end-of-file and restarts it
-        self._reader = threading.Thread(target=self._read_loop, args=(child,), name="mqtt-process-reader",
-                                        daemon=True)
-        self._reader.start()
+        self._send(("config", config))  # if it died at once, the reader sees end-of-file and restarts it
+        loop.add_reader(fd, self._readable, child)
 
-    def _read_loop(self, child: subprocess.Popen[bytes]) -> None:
-        stream = child.stdout
-        assert stream is not None
-        loop = self._loop
-        assert loop is not None
-        new = tuple.__new__
-        while True:
-            try:
-                frame = read_frame(stream)  # type: ignore[arg-type]
-            except (OSError, ValueError, EOFError):
-                frame = None
-            if frame is None or frame[0] == "stopped":
-                break
-            kind = frame[0]
-            if kind == "msgs":
-                items = [new(Incoming, (t, p, mid, qos, received, revive(decoded)))
-                         for t, p, mid, qos, received, decoded in frame[1]]
-                self._in_flight += len(items)
-                try:
-                    loop.call_soon_threadsafe(self._deliver, items)
-                except RuntimeError:  # the loop closed during shutdown: unacked, redelivered later
-                    return
-            elif kind == "state":
-                for name, value in frame[1].items():
-                    setattr(self, name, value + self._base.get(name, 0) if name in self._base else value)
-        if self._stopping:
+    def _readable(self, child: subprocess.Popen[bytes]) -> None:
+        """The loop's reader: every complete frame the child has written, handled in order."""
+        assert child.stdout is not None
+        try:
+            data = os.read(child.stdout.fileno(), READ_BYTES)
+        except (BlockingIOError, InterruptedError):
             return
-        code = child.wait()
+        except OSError:
+            data = b""
+        if not data:
+            self._child_gone(child)
+            return
+        buf = self._buf
+        buf += data
+        pos, size = 0, len(buf)
+        while size - pos >= 4:
+            length = FRAME_LENGTH.unpack_from(buf, pos)[0]
+            end = pos + 4 + length
+            if end > size:
+                break
+            frame = marshal.loads(buf[pos + 4:end])
+            pos = end
+            self._frame(frame)
+        del buf[:pos]
+
+    def _frame(self, frame: tuple[Any, ...]) -> None:
+        kind = frame[0]
+        if kind == "msgs":
+            new = tuple.__new__
+            items = [new(Incoming, (t, p, mid, qos, received, revive(decoded)))
+                     for t, p, mid, qos, received, decoded in frame[1]]
+            if items and self.on_batch is not None and not self._paused:
+                self.on_batch(items)
+        elif kind == "state":
+            base = self._base
+            for name, value in frame[1].items():
+                setattr(self, name, value + base[name] if name in base else value)
+        elif kind == "stopped":
+            self._stopped.set()
+
+    def _child_gone(self, child: subprocess.Popen[bytes]) -> None:
+        """End-of-file from the child: it stopped as asked, or it died and another takes over."""
+        loop = self._loop
+        assert loop is not None and child.stdout is not None
+        with contextlib.suppress(Exception):  # a loop already closed has no reader to remove
+            loop.remove_reader(child.stdout.fileno())
+        self._stopped.set()
+        if self._stopping or child is not self._child:
+            return
+        code = child.poll()
         log.error("event=mqtt-process-died code=%s action=restart", code)
         self.connected = self.subscribed = False
-        # counters restart at 0 in a new child: keep the totals
+        # a new child counts from 0: keep the totals
         self._base = {name: getattr(self, name) for name in STATE_FIELDS
-                      if isinstance(getattr(self, name), int) and not isinstance(getattr(self, name), bool)}
+                      if type(getattr(self, name)) is int}
         self.restarts += 1
-        time.sleep(RESTART_DELAY_S)
-        with self._lock:
-            for stream_ in (child.stdin, child.stdout):
-                if stream_ is not None:
-                    try:
-                        stream_.close()
-                    except OSError:
-                        pass
-            if not self._stopping:
-                self._spawn()
+        self._close(child)
+        loop.call_later(RESTART_DELAY_S, self._respawn)
 
-    def _deliver(self, items: list[Incoming]) -> None:
-        self._in_flight -= len(items)
-        if items and self.on_batch is not None and not self._paused:
-            self.on_batch(items)
+    def _respawn(self) -> None:
+        if not self._stopping:
+            self._spawn()
+
+    def _close(self, child: subprocess.Popen[bytes]) -> None:
+        """Unregister and close the child's pipes (in the loop's thread, or once it has stopped)."""
+        loop = self._loop
+        for stream in (child.stdin, child.stdout):
+            if stream is None or stream.closed:
+                continue
+            if stream is child.stdout and loop is not None and not loop.is_closed():
+                with contextlib.suppress(Exception):
+                    loop.remove_reader(stream.fileno())
+            with contextlib.suppress(OSError):
+                stream.close()
+        if child.poll() is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(1.0)
+        if self._stopping:
+            self.connected = self.subscribed = False
 
     def _send(self, frame: tuple[Any, ...]) -> bool:
         with self._lock:
             child = self._child
-            if child is None or child.stdin is None:
+            if child is None or child.stdin is None or child.stdin.closed:
                 return False
             try:
                 write_frame(child.stdin, frame)  # type: ignore[arg-type]
                 return True
             except (BrokenPipeError, OSError, ValueError):
-                return False  # the child died: the reader restarts it; the broker redelivers
+                return False  # the child died: the loop restarts it; the broker redelivers
 
     # ------------------------------------------------------------------ any thread
 
@@ -271,6 +322,13 @@ class ProcessMqttLink:
             self.publish_errors += len(messages)
 
 
+def _in_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
 # ----------------------------------------------------------------------------- the child's side
 
 async def _serve(config: dict[str, Any], inp: BinaryIO, out: BinaryIO) -> None:
@@ -281,13 +339,26 @@ async def _serve(config: dict[str, Any], inp: BinaryIO, out: BinaryIO) -> None:
         with out_lock:
             write_frame(out, frame)
 
-    def on_batch(items: list[Incoming]) -> None:
-        send(("msgs", [(i.topic, i.payload, i.mid, i.qos, i.received, plain_decoded(i.topic, i.payload))
-                       for i in items]))
-
     link = MqttLink(MqttSettings(**config["mqtt"]), config["client_id"], config["subscriptions"],
-                    on_batch=on_batch, reconnect_min_s=config["reconnect_min_s"],
-                    reconnect_max_s=config["reconnect_max_s"])
+                    reconnect_min_s=config["reconnect_min_s"], reconnect_max_s=config["reconnect_max_s"])
+
+    # Messages go to the parent straight from paho's thread, decoded, a read buffer at a time:
+    # no hand-over to this loop (latency), and a parent that falls behind blocks this write, so
+    # paho stops reading and TCP holds the broker back instead of a queue growing here.
+    def on_publishes(packets: list[tuple[bytes, bytes, int, int]]) -> None:
+        now = time.time()
+        rows = []
+        for raw_topic, payload, mid, qos in packets:
+            topic = raw_topic.decode("utf-8", "replace")  # mosquitto refuses topics that are not UTF-8
+            rows.append((topic, payload, mid, qos, now, plain_decoded(topic, payload)))
+        link.received += len(rows)
+        send(("msgs", rows))
+
+    def on_message(client: Any, userdata: Any, msg: Any) -> None:  # what paho's own path delivers
+        on_publishes([(msg.topic.encode(), msg.payload, msg.mid, msg.qos)])
+
+    link.client.on_publishes = on_publishes
+    link.client.on_message = on_message
     done: asyncio.Future[None] = loop.create_future()
 
     def publish_all(messages: list[tuple[str, bytes, int, bool]]) -> None:

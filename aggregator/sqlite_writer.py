@@ -37,7 +37,7 @@ from typing import Any, BinaryIO
 
 log = logging.getLogger("aggregator.sqlite_writer")
 
-_LEN = struct.Struct("!I")
+FRAME_LENGTH = struct.Struct("!I")
 # At most one COMMIT per this interval: a commit costs ~1 ms of CPU whatever its size (WAL pages of
 # every index touched), and at 1,000 msg/s the event loop hands over a batch per message or two, so
 # committing each as it came kept this process at 100 % of a core (measured with the latency
@@ -99,7 +99,7 @@ def encode_frame(obj: Any) -> bytes:
         data = marshal.dumps(obj)
     except ValueError:
         data = marshal.dumps(_plain(obj))
-    return _LEN.pack(len(data)) + data
+    return FRAME_LENGTH.pack(len(data)) + data
 
 
 def _plain(obj: Any) -> Any:
@@ -127,10 +127,10 @@ def write_frame(stream: BinaryIO, obj: Any) -> None:
 
 def read_frame(stream: BinaryIO) -> Any:
     """The next frame, or None at end-of-file (the other side is gone)."""
-    head = _read_exact(stream, _LEN.size)
+    head = _read_exact(stream, FRAME_LENGTH.size)
     if head is None:
         return None
-    body = _read_exact(stream, _LEN.unpack(head)[0])
+    body = _read_exact(stream, FRAME_LENGTH.unpack(head)[0])
     return None if body is None else marshal.loads(body)
 
 
