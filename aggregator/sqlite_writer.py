@@ -24,9 +24,9 @@ Only the standard library is imported here, so the process starts in a few tens 
 from __future__ import annotations
 
 import logging
-import os
 import marshal
 import numbers
+import os
 import select
 import signal
 import sqlite3

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import paho.mqtt.client as mqtt
 import pytest
 
 from agent.config import MqttSettings
 from aggregator.embedded_broker import Broker, free_port
-import paho.mqtt.client as mqtt
-
 from aggregator.mqtt_link import Incoming, MqttLink, _Client, _ReadAheadSocket
 from tests.aggregator.conftest import wait_until
 from tests.mqtt_helpers import Collector, publish

@@ -36,10 +36,7 @@ def _traffic(shoppers: int) -> list[tuple[str, bytes]]:
 
 def test_decoded_messages_survive_the_pipe_unchanged() -> None:
     """What the parent rebuilds equals what decoding in the parent would give."""
-    traffic = _traffic(2) + [("floorwalker/demo/agents/agent-1/move", b"{not json"),
-                             ("floorwalker/demo/agents/agent-1/bogus", b"{}"),
-                             ("floorwalker/demo/agents/agent-1/door",
-                              b'{"msg_id":"d1","agent":"agent-1","ts":1.7e9,"sensor":"s","direction":"in"}')]
+    traffic = [*_traffic(2), ("floorwalker/demo/agents/agent-1/move", b"{not json"), ("floorwalker/demo/agents/agent-1/bogus", b"{}"), ("floorwalker/demo/agents/agent-1/door", b'{"msg_id":"d1","agent":"agent-1","ts":1.7e9,"sensor":"s","direction":"in"}')]
     kinds = set()
     for topic, payload in traffic:
         here = decode_agent(topic, payload)
@@ -70,7 +67,7 @@ async def test_a_backlog_arrives_decoded_in_order_and_is_gone_once_acked(mqtt_br
     first.start(loop)
     await wait_until(lambda: first.subscribed)
     await loop.run_in_executor(None, first.stop)  # the persistent session queues what comes next
-    traffic = _traffic(40) + [("floorwalker/demo/agents/agent-1/move", b"\xff not json")]
+    traffic = [*_traffic(40), ("floorwalker/demo/agents/agent-1/move", b"\xff not json")]
     await loop.run_in_executor(None, publish, mqtt_broker.host, mqtt_broker.port, traffic)
 
     second = ProcessMqttLink(settings, "proc-reader", [FILTER], on_batch=on_batch)
