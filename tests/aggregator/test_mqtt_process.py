@@ -36,7 +36,9 @@ def _traffic(shoppers: int) -> list[tuple[str, bytes]]:
 
 def test_decoded_messages_survive_the_pipe_unchanged() -> None:
     """What the parent rebuilds equals what decoding in the parent would give."""
-    traffic = [*_traffic(2), ("floorwalker/demo/agents/agent-1/move", b"{not json"), ("floorwalker/demo/agents/agent-1/bogus", b"{}"), ("floorwalker/demo/agents/agent-1/door", b'{"msg_id":"d1","agent":"agent-1","ts":1.7e9,"sensor":"s","direction":"in"}')]
+    door = b'{"msg_id":"d1","agent":"agent-1","ts":1.7e9,"sensor":"s","direction":"in"}'
+    traffic = [*_traffic(2), ("floorwalker/demo/agents/agent-1/move", b"{not json"),
+               ("floorwalker/demo/agents/agent-1/bogus", b"{}"), ("floorwalker/demo/agents/agent-1/door", door)]
     kinds = set()
     for topic, payload in traffic:
         here = decode_agent(topic, payload)
