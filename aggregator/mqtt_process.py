@@ -46,7 +46,7 @@ from typing import Any, BinaryIO
 from agent.config import MqttSettings
 from agent.contract import Presence, Range, Rejection, decode_agent
 from aggregator.mqtt_link import Incoming, MqttLink
-from aggregator.sqlite_writer import FRAME_LENGTH, read_frame, write_frame
+from aggregator.sqlite_writer import FRAME_LENGTH, read_frame, tune_gc, write_frame
 
 log = logging.getLogger(__name__)
 
@@ -406,6 +406,7 @@ def main() -> int:
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     inp, out = sys.stdin.buffer, sys.stdout.buffer
+    tune_gc()  # a few tuples per message here too
     frame = read_frame(inp)  # type: ignore[arg-type]
     if frame is None or frame[0] != "config":
         return 2

@@ -23,6 +23,7 @@ Only the standard library is imported here, so the process starts in a few tens 
 
 from __future__ import annotations
 
+import gc
 import logging
 import marshal
 import numbers
@@ -255,6 +256,18 @@ def serve(inp: BinaryIO, out: BinaryIO, path: str, retention_s: float, retention
         writer.conn.close()
 
 
+def tune_gc(gen0: int = 50_000) -> None:
+    """Fewer garbage collections, none of them over what exists at start-up (modules, settings).
+
+    Every frame unpacks into thousands of tuples, and CPython's default first generation (700
+    objects) made the collector run every few hundred rows, walking the same long-lived objects
+    each time (the aggregator measured it at ~9 µs per message: ``ingest.gc_us_per_msg``). The
+    rows themselves hold no cycles; they are freed by reference counting."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(gen0, 20, 100)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     path, retention_s, retention_interval_s, max_rows = args[0], float(args[1]), float(args[2]), int(args[3])
@@ -268,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     # Unbuffered input: the loop select()s on the descriptor, and a buffered reader could hold a
     # whole frame the descriptor no longer shows as readable.
     inp = os.fdopen(sys.stdin.fileno(), "rb", buffering=0, closefd=False)
+    tune_gc()
     try:
         serve(inp, sys.stdout.buffer, path, retention_s, retention_interval_s, max_rows)
     except (BrokenPipeError, KeyboardInterrupt):

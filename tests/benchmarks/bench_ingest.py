@@ -12,6 +12,7 @@ persistent session in the same run, as the ceiling: ``ingest.ratio_to_drain`` is
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import shutil
@@ -110,6 +111,8 @@ async def _ingest(settings, n: int) -> tuple[float, tuple]:  # type: ignore[no-u
 
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None)
+    gc_time = _GcTimer()
+    gc.callbacks.append(gc_time)
     started = time.perf_counter()
     cpu_started = time.process_time()
     await runner.setup()  # opens the database, connects, starts draining the backlog
@@ -119,13 +122,30 @@ async def _ingest(settings, n: int) -> tuple[float, tuple]:  # type: ignore[no-u
         await asyncio.sleep(0.005)
     elapsed = time.perf_counter() - started
     cpu_s = time.process_time() - cpu_started
+    gc.callbacks.remove(gc_time)
     writer_cpu_s = _cpu_of(app[STORE].writer_pid)
     link = app[LINK]
     mqtt_cpu_s = _cpu_of(link.pid if link is not None else None)
     stats = app[STORE].stats
     counters = ingest.counters
     await runner.cleanup()
-    return elapsed, (counters, stats, cpu_s, writer_cpu_s, mqtt_cpu_s)
+    return elapsed, (counters, stats, cpu_s, writer_cpu_s, mqtt_cpu_s, gc_time)
+
+
+class _GcTimer:
+    """A ``gc.callbacks`` hook summing the time the garbage collector runs."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.collections = 0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started
+            self.collections += 1
 
 
 def _cpu_of(pid: int | None) -> float | None:
@@ -158,7 +178,7 @@ def run(args) -> Iterator[Figure]:  # type: ignore[no-untyped-def]
                            retention_days=0)
         _session(broker.host, broker.port, settings.client_id)
         _queue(broker.host, broker.port, traffic)
-        elapsed, (counters, stats, cpu_s, writer_cpu_s, mqtt_cpu_s) = asyncio.run(_ingest(settings, n))
+        elapsed, (counters, stats, cpu_s, writer_cpu_s, mqtt_cpu_s, gc_time) = asyncio.run(_ingest(settings, n))
         conn = sqlite3.connect(db)
         stored = conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
         sightings = conn.execute("SELECT COUNT(*) FROM sightings").fetchone()[0]
@@ -172,6 +192,8 @@ def run(args) -> Iterator[Figure]:  # type: ignore[no-untyped-def]
         # costs, whatever else the machine is doing; wall-clock msgs/s depends on the neighbours.
         yield Figure("ingest.cpu_us_per_msg", round(cpu_s / n * 1e6, 1), "µs",
                      note="the aggregator process's CPU time (event loop, threads, executors) / messages")
+        yield Figure("ingest.gc_us_per_msg", round(gc_time.seconds / n * 1e6, 2), "µs",
+                     note=f"of which the aggregator's garbage collector ({gc_time.collections} collections)")
         if writer_cpu_s is not None:
             yield Figure("ingest.writer_cpu_us_per_msg", round(writer_cpu_s / n * 1e6, 1), "µs",
                          note="the SQLite writer process's CPU time / messages")
