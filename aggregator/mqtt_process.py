@@ -346,13 +346,22 @@ async def _serve(config: dict[str, Any], inp: BinaryIO, out: BinaryIO) -> None:
     # no hand-over to this loop (latency), and a parent that falls behind blocks this write, so
     # paho stops reading and TCP holds the broker back instead of a queue growing here.
     def on_publishes(packets: list[tuple[bytes, bytes, int, int]]) -> None:
+        # Runs in paho's thread: an exception here would end that thread, and with it the connection.
         now = time.time()
         rows = []
         for raw_topic, payload, mid, qos in packets:
             topic = raw_topic.decode("utf-8", "replace")  # mosquitto refuses topics that are not UTF-8
-            rows.append((topic, payload, mid, qos, now, plain_decoded(topic, payload)))
+            try:
+                decoded = plain_decoded(topic, payload)
+            except Exception:  # a bug, not bad input (that is a Rejection): the aggregator decodes it
+                log.exception("event=decode-error topic=%s", topic[:200])
+                decoded = None
+            rows.append((topic, payload, mid, qos, now, decoded))
         link.received += len(rows)
-        send(("msgs", rows))
+        try:
+            send(("msgs", rows))
+        except (BrokenPipeError, OSError, ValueError):
+            pass  # the aggregator is gone: unacknowledged, redelivered to the next one; stdin's end stops us
 
     def on_message(client: Any, userdata: Any, msg: Any) -> None:  # what paho's own path delivers
         on_publishes([(msg.topic.encode(), msg.payload, msg.mid, msg.qos)])
