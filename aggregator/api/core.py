@@ -146,7 +146,8 @@ async def metrics(request: web.Request) -> web.Response:
             [("", round(st.commit_seconds_max, 6))])
     _metric(lines, "floorwalker_store_errors_total", "counter", "Failed commits (retried).", [("", st.errors)])
     _metric(lines, "floorwalker_queue_depth", "gauge", "Batches waiting for the writer.", [("", store.queue_depth)])
-    _metric(lines, "floorwalker_inbox_depth", "gauge", "Messages received, not yet processed.",
+    _metric(lines, "floorwalker_inbox_depth", "gauge",
+            "Messages received, not yet processed (0: a backlog waits at the broker, see docs/API.md).",
             [("", link.inbox_depth if link else 0)])
     _metric(lines, "floorwalker_ingest_lag_seconds", "gauge", "Receipt to commit of the last batch.",
             [("", round(c.last_lag_s, 6))])
