@@ -160,6 +160,8 @@ async def metrics(request: web.Request) -> web.Response:
             [("", bus.dropped)])
     _metric(lines, "floorwalker_mqtt_connected", "gauge", "1 when connected to the broker.",
             [("", int(bool(link and link.connected)))])
+    _metric(lines, "floorwalker_mqtt_process_restarts_total", "counter",
+            "MQTT connection processes that died and were replaced.", [("", link.restarts if link else 0)])
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import sqlite3
 import time
 from pathlib import Path
@@ -150,3 +152,23 @@ async def test_duplicates_are_stored_once_and_links_rename_the_shopper(aiohttp_c
     assert customers["7"]["state"]["visitor"] == "7"
     occupancy = await (await client.get("/api/zones/occupancy")).json()
     assert occupancy["total"] == 1
+
+
+async def test_the_mqtt_process_dying_costs_nothing_and_is_counted(aiohttp_client, settings: Settings,
+                                                                    mqtt_broker: Broker) -> None:
+    """SIGKILL the aggregator's MQTT connection process: a new one takes over, every message is stored."""
+    client = await started(aiohttp_client, settings)
+    link = client.app[LINK]
+    loop = asyncio.get_running_loop()
+    first = agents.visit("d-before", time.time() - 30, seq0=0)
+    await loop.run_in_executor(None, publish, mqtt_broker.host, mqtt_broker.port, first)
+    await wait_until(lambda: len(rows(settings.db_path, "SELECT msg_id FROM messages")) == len(first))
+    os.kill(link.pid, signal.SIGKILL)
+    second = agents.visit("d-after", time.time() - 20, seq0=len(first))
+    await loop.run_in_executor(None, publish, mqtt_broker.host, mqtt_broker.port, second)
+    await wait_until(lambda: len(rows(settings.db_path, "SELECT msg_id FROM messages")) == len(first) + len(second),
+                     timeout_s=20)
+    metrics = await (await client.get("/metrics")).text()
+    assert "floorwalker_mqtt_process_restarts_total 1" in metrics
+    await wait_until(lambda: link.connected and link.subscribed)
+    assert (await client.get("/health")).status == 200
