@@ -370,6 +370,14 @@ class MqttLink:
                 self._flush_scheduled = False
                 self.flush()
 
+    def publish_batch(self, messages: list[tuple[str, bytes, int, bool]]) -> None:
+        """Publish ``(topic, payload, qos, retain)`` messages now, in order, from the calling thread.
+
+        For a process whose only publisher is one thread (the MQTT process's command reader):
+        ``publish`` would hand the flush to the event loop; this skips that hop."""
+        self._outbox.extend(messages)
+        self.flush()
+
     def flush(self) -> None:
         """Hand the outbox to paho: runs of QoS 0 messages as one block, QoS 1 one by one."""
         self._flush_scheduled = False
