@@ -42,11 +42,11 @@ from aggregator.appkeys import (
 )
 from aggregator.auth import auth_middleware
 from aggregator.bus import EventBus
+from aggregator.child_process import tune_gc
 from aggregator.ingest import Ingest
 from aggregator.mqtt_link import NullPublisher, Publisher
 from aggregator.mqtt_process import ProcessMqttLink
 from aggregator.settings import Settings
-from aggregator.sqlite_writer import tune_gc
 from aggregator.store import Store
 
 log = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ async def _core_lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 
 def _tune_gc() -> tuple[int, int, int]:
-    """:func:`aggregator.sqlite_writer.tune_gc` for this process; returns the thresholds to restore.
+    """:func:`aggregator.child_process.tune_gc` for this process; returns the thresholds to restore.
 
     With CPython's default thresholds the collector took ~9 µs per message in the ingest benchmark
     (``ingest.gc_us_per_msg``), a sixth of the aggregator's CPU, most of it walking the same

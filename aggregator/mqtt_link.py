@@ -3,7 +3,7 @@
 Why it is built this way:
 
 * paho runs its network loop in its own thread (``loop_start``); the asyncio loop never blocks
-  on a socket. Received messages cross into asyncio in exactly one place, :meth:`_on_message`
+  on a socket. Received messages cross into asyncio in exactly one place, :meth:`_deliver`
   (a deque plus one ``loop.call_soon_threadsafe`` wake-up per burst, not per message).
 * QoS 1, a fixed client id and a persistent session (``clean_session=False``): while the
   aggregator is down, the broker keeps what agents publish, and hands it over on reconnect.
@@ -29,7 +29,6 @@ import collections
 import logging
 import ssl
 import struct
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
@@ -182,12 +181,17 @@ class NullPublisher:
         self.published.append((topic, payload))
 
 
-class MqttLink:
-    """Subscribe to ``subscriptions`` and hand messages to ``on_batch`` on the asyncio loop."""
+STATE_FIELDS = ("connected", "subscribed", "connects", "disconnects", "published", "publish_errors",
+                "dropped_qos0", "received", "last_error")
 
-    def __init__(self, settings: MqttSettings, client_id: str, subscriptions: list[str], *,
-                 on_batch: Callable[[list[Incoming]], None] | None = None,
-                 reconnect_min_s: float = 1.0, reconnect_max_s: float = 30.0) -> None:
+
+class LinkBase:
+    """What :class:`MqttLink` and :class:`~aggregator.mqtt_process.ProcessMqttLink` share: the
+    connection's state and counters (``STATE_FIELDS``: what /health and /metrics read), and an
+    ordered outbox that goes out when the event loop's current callback ends."""
+
+    def __init__(self, settings: MqttSettings, client_id: str, subscriptions: list[str],
+                 on_batch: Callable[[list[Incoming]], None] | None) -> None:
         self.settings = settings
         self.client_id = client_id
         self.subscriptions = subscriptions
@@ -201,13 +205,53 @@ class MqttLink:
         self.dropped_qos0 = 0  # QoS 0 messages published while disconnected (QoS 0 is not queued)
         self.received = 0
         self.last_error = ""
-        self._inbox: collections.deque[Incoming] = collections.deque()
         self._outbox: collections.deque[tuple[str, bytes, int, bool]] = collections.deque()
         self._flush_scheduled = False
-        self._scheduled = False
         self._paused = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock = threading.Lock()
+
+    def state(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in STATE_FIELDS}
+
+    def pause(self) -> None:
+        """Stop handing messages to the loop (shutdown: what arrives now is left unacked)."""
+        self._paused = True
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        """Queue a message for the broker; never blocks, never raises on a broker outage.
+
+        It goes out, in publishing order, when the event loop's current callback ends."""
+        self._outbox.append((topic, payload, qos, retain))
+        if not self._flush_scheduled:
+            loop = self._loop
+            if loop is None or loop.is_closed():
+                self.flush()
+                return
+            self._flush_scheduled = True
+            try:
+                loop.call_soon_threadsafe(self.flush)
+            except RuntimeError:  # the loop closed meanwhile
+                self._flush_scheduled = False
+                self.flush()
+
+    def flush(self) -> None:
+        raise NotImplementedError
+
+
+class MqttLink(LinkBase):
+    """Subscribe to ``subscriptions`` and hand messages to ``on_batch`` on the asyncio loop.
+
+    With ``on_receive`` they go to that instead, from paho's thread, a read at a time (the MQTT
+    process passes them on to the aggregator without a hand-over to its own loop)."""
+
+    def __init__(self, settings: MqttSettings, client_id: str, subscriptions: list[str], *,
+                 on_batch: Callable[[list[Incoming]], None] | None = None,
+                 on_receive: Callable[[list[Incoming]], None] | None = None,
+                 reconnect_min_s: float = 1.0, reconnect_max_s: float = 30.0) -> None:
+        super().__init__(settings, client_id, subscriptions, on_batch)
+        self.on_receive = on_receive
+        self._inbox: collections.deque[Incoming] = collections.deque()
+        self._scheduled = False
         client = _Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
                          protocol=mqtt.MQTTv311)
         client.manual_ack_set(True)
@@ -247,10 +291,6 @@ class MqttLink:
         finally:
             self.client.loop_stop()
         self.connected = False
-
-    def pause(self) -> None:
-        """Stop handing messages to the loop (shutdown: what arrives now is left unacked)."""
-        self._paused = True
 
     @property
     def inbox_depth(self) -> int:
@@ -294,20 +334,24 @@ class MqttLink:
         """What paho's own path delivers (a packet the fast path left to it)."""
         if self._paused:
             return  # not acknowledged: the broker redelivers after the restart
-        self.received += 1
-        self._inbox.append(Incoming(msg.topic, msg.payload, msg.mid, msg.qos, time.time()))
-        self._wake()
+        self._deliver([Incoming(msg.topic, msg.payload, msg.mid, msg.qos, time.time())])
 
     def _on_publishes(self, packets: list[tuple[bytes, bytes, int, int]]) -> None:
         """A buffer's worth of PUBLISH packets from :meth:`_Client._read_publishes`, in order."""
         if self._paused:
             return
         now = time.time()
-        self.received += len(packets)
         # mosquitto refuses a topic that is not UTF-8, so "replace" only matters for a rogue broker;
         # the result then matches no agent topic and is dead-lettered as bad-topic
-        self._inbox.extend([Incoming(topic.decode("utf-8", "replace"), payload, mid, qos, now)
-                            for topic, payload, mid, qos in packets])
+        self._deliver([Incoming(topic.decode("utf-8", "replace"), payload, mid, qos, now)
+                       for topic, payload, mid, qos in packets])
+
+    def _deliver(self, items: list[Incoming]) -> None:
+        self.received += len(items)
+        if self.on_receive is not None:
+            self.on_receive(items)
+            return
+        self._inbox.extend(items)
         self._wake()
 
     def _wake(self) -> None:
@@ -352,23 +396,6 @@ class MqttLink:
         for mid, qos in items:
             if qos == 2:
                 client.ack(mid, qos)
-
-    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
-        """Queue a message for the broker; never blocks, never raises on a broker outage.
-
-        It goes out, in publishing order, when the event loop's current callback ends."""
-        self._outbox.append((topic, payload, qos, retain))
-        if not self._flush_scheduled:
-            loop = self._loop
-            if loop is None or loop.is_closed():
-                self.flush()
-                return
-            self._flush_scheduled = True
-            try:
-                loop.call_soon_threadsafe(self.flush)
-            except RuntimeError:  # the loop closed meanwhile
-                self._flush_scheduled = False
-                self.flush()
 
     def publish_batch(self, messages: list[tuple[str, bytes, int, bool]]) -> None:
         """Publish ``(topic, payload, qos, retain)`` messages now, in order, from the calling thread.

@@ -5,8 +5,8 @@ Python, and everything else in its process competes with it for the same interpr
 connection's own work (paho's network thread, PUBLISH parsing, building message tuples, JSON
 decoding and validating every payload, publishing the customer tier, PUBACKs) was about a third
 of the aggregator's CPU per message; here it runs on the other core. The SQLite writer
-(:mod:`aggregator.sqlite_writer`) is split off the same way, and the frames are the writer's
-(a length and a marshal dump, :func:`~aggregator.sqlite_writer.encode_frame`).
+(:mod:`aggregator.sqlite_writer`) is split off the same way; both are started and framed by
+:mod:`aggregator.child_process`.
 
 Parent -> child, on the child's stdin: ``("config", {...})`` first, then ``("ack", [(mid, qos),
 ...])`` after each commit, ``("pub", [(topic, payload, qos, retain), ...])`` in publishing order,
@@ -27,31 +27,24 @@ What is not lost:
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import fcntl
 import logging
-import marshal
 import os
-import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from agent.config import MqttSettings
 from agent.contract import Presence, Range, Rejection, decode_agent
-from aggregator.mqtt_link import Incoming, MqttLink
-from aggregator.sqlite_writer import FRAME_LENGTH, read_frame, tune_gc, write_frame
+from aggregator.child_process import read_frame, set_up_child, spawn, take_frames, write_frame
+from aggregator.mqtt_link import Incoming, LinkBase, MqttLink
 
 log = logging.getLogger(__name__)
 
-STATE_FIELDS = ("connected", "subscribed", "connects", "disconnects", "published", "publish_errors",
-                "dropped_qos0", "received", "last_error")
 STATE_INTERVAL_S = 0.2  # how often the child looks for a changed state to report
 RESTART_DELAY_S = 0.5
 READ_BYTES = 1 << 20
@@ -87,40 +80,25 @@ _new = tuple.__new__
 
 # ----------------------------------------------------------------------------- the parent's side
 
-class ProcessMqttLink:
+class ProcessMqttLink(LinkBase):
     """:class:`~aggregator.mqtt_link.MqttLink`'s interface, with the connection in a child process.
 
     Messages reach ``on_batch`` on the event loop as :class:`Incoming` items whose ``decoded``
     holds the child's decoding. The child's output is read by the event loop itself
     (``add_reader``): no thread in between to hand over to, or to fight for the GIL. ``ack`` and
-    ``publish`` may be called from any thread."""
+    ``publish`` may be called from any thread. The state and counters are the child's link's,
+    as its last ``state`` frame gave them."""
 
     def __init__(self, settings: MqttSettings, client_id: str, subscriptions: list[str], *,
                  on_batch: Callable[[list[Incoming]], None] | None = None,
                  reconnect_min_s: float = 1.0, reconnect_max_s: float = 30.0) -> None:
-        self.settings = settings
-        self.client_id = client_id
-        self.subscriptions = subscriptions
-        self.on_batch = on_batch
+        super().__init__(settings, client_id, subscriptions, on_batch)
         self.reconnect_min_s = reconnect_min_s
         self.reconnect_max_s = reconnect_max_s
-        self.connected = False
-        self.subscribed = False
-        self.connects = 0
-        self.disconnects = 0
-        self.published = 0
-        self.publish_errors = 0
-        self.dropped_qos0 = 0
-        self.received = 0
-        self.last_error = ""
         self.restarts = 0
         self._base: dict[str, int] = {}  # counters of children that died, so totals keep counting
-        self._outbox: collections.deque[tuple[str, bytes, int, bool]] = collections.deque()
-        self._flush_scheduled = False
-        self._paused = False
         self._stopping = False
         self._stopped = threading.Event()  # the child said "stopped", or is gone
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()  # the child's stdin, and which child is current
         self._child: subprocess.Popen[bytes] | None = None
         self._buf = bytearray()
@@ -130,10 +108,6 @@ class ProcessMqttLink:
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._spawn()
-
-    def pause(self) -> None:
-        """Stop handing messages to ``on_batch`` (shutdown: what arrives now is left unacked)."""
-        self._paused = True
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Publish what is queued, disconnect cleanly and end the child (blocking: call it from an
@@ -180,10 +154,7 @@ class ProcessMqttLink:
     def _spawn(self) -> None:
         loop = self._loop
         assert loop is not None
-        root = str(Path(__file__).resolve().parent.parent)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
-        child = subprocess.Popen([sys.executable, "-m", "aggregator.mqtt_process"], stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, env=env, start_new_session=True)
+        child = spawn("aggregator.mqtt_process")
         assert child.stdout is not None
         fd = child.stdout.fileno()
         with contextlib.suppress(OSError):  # Linux: fewer wake-ups per frame; elsewhere the default
@@ -211,18 +182,9 @@ class ProcessMqttLink:
         if not data:
             self._child_gone(child)
             return
-        buf = self._buf
-        buf += data
-        pos, size = 0, len(buf)
-        while size - pos >= 4:
-            length = FRAME_LENGTH.unpack_from(buf, pos)[0]
-            end = pos + 4 + length
-            if end > size:
-                break
-            frame = marshal.loads(buf[pos + 4:end])
-            pos = end
+        self._buf += data
+        for frame in take_frames(self._buf):
             self._frame(frame)
-        del buf[:pos]
 
     def _frame(self, frame: tuple[Any, ...]) -> None:
         kind = frame[0]
@@ -252,8 +214,7 @@ class ProcessMqttLink:
         log.error("event=mqtt-process-died code=%s action=restart", code)
         self.connected = self.subscribed = False
         # a new child counts from 0: keep the totals
-        self._base = {name: getattr(self, name) for name in STATE_FIELDS
-                      if type(getattr(self, name)) is int}
+        self._base = {name: value for name, value in self.state().items() if type(value) is int}
         self.restarts += 1
         self._close(child)
         loop.call_later(RESTART_DELAY_S, self._respawn)
@@ -297,21 +258,6 @@ class ProcessMqttLink:
         if items:
             self._send(("ack", items))
 
-    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
-        """Queue a message; it goes to the child when the event loop's current callback ends."""
-        self._outbox.append((topic, payload, qos, retain))
-        if not self._flush_scheduled:
-            loop = self._loop
-            if loop is None or loop.is_closed():
-                self.flush()
-                return
-            self._flush_scheduled = True
-            try:
-                loop.call_soon_threadsafe(self.flush)
-            except RuntimeError:
-                self._flush_scheduled = False
-                self.flush()
-
     def flush(self) -> None:
         self._flush_scheduled = False
         outbox = self._outbox
@@ -339,35 +285,27 @@ async def _serve(config: dict[str, Any], inp: BinaryIO, out: BinaryIO) -> None:
         with out_lock:
             write_frame(out, frame)
 
-    link = MqttLink(MqttSettings(**config["mqtt"]), config["client_id"], config["subscriptions"],
-                    reconnect_min_s=config["reconnect_min_s"], reconnect_max_s=config["reconnect_max_s"])
-
     # Messages go to the parent straight from paho's thread, decoded, a read buffer at a time:
     # no hand-over to this loop (latency), and a parent that falls behind blocks this write, so
     # paho stops reading and TCP holds the broker back instead of a queue growing here.
-    def on_publishes(packets: list[tuple[bytes, bytes, int, int]]) -> None:
+    def on_receive(items: list[Incoming]) -> None:
         # Runs in paho's thread: an exception here would end that thread, and with it the connection.
-        now = time.time()
         rows = []
-        for raw_topic, payload, mid, qos in packets:
-            topic = raw_topic.decode("utf-8", "replace")  # mosquitto refuses topics that are not UTF-8
+        for topic, payload, mid, qos, received, _ in items:
             try:
                 decoded = plain_decoded(topic, payload)
             except Exception:  # a bug, not bad input (that is a Rejection): the aggregator decodes it
                 log.exception("event=decode-error topic=%s", topic[:200])
                 decoded = None
-            rows.append((topic, payload, mid, qos, now, decoded))
-        link.received += len(rows)
+            rows.append((topic, payload, mid, qos, received, decoded))
         try:
             send(("msgs", rows))
         except (BrokenPipeError, OSError, ValueError):
             pass  # the aggregator is gone: unacknowledged, redelivered to the next one; stdin's end stops us
 
-    def on_message(client: Any, userdata: Any, msg: Any) -> None:  # what paho's own path delivers
-        on_publishes([(msg.topic.encode(), msg.payload, msg.mid, msg.qos)])
-
-    link.client.on_publishes = on_publishes
-    link.client.on_message = on_message
+    link = MqttLink(MqttSettings(**config["mqtt"]), config["client_id"], config["subscriptions"],
+                    on_receive=on_receive, reconnect_min_s=config["reconnect_min_s"],
+                    reconnect_max_s=config["reconnect_max_s"])
     done: asyncio.Future[None] = loop.create_future()
 
     def finish() -> None:
@@ -394,26 +332,22 @@ async def _serve(config: dict[str, Any], inp: BinaryIO, out: BinaryIO) -> None:
     threading.Thread(target=read_commands, name="commands", daemon=True).start()
     last: dict[str, Any] = {}
     while not done.done():
-        state = {name: getattr(link, name) for name in STATE_FIELDS}
+        state = link.state()
         if state != last:
             send(("state", state))
             last = state
         await asyncio.wait([done], timeout=STATE_INTERVAL_S)
     link.pause()
     await loop.run_in_executor(None, link.stop)  # flushes what is queued, disconnects cleanly
-    send(("state", {name: getattr(link, name) for name in STATE_FIELDS}))
+    send(("state", link.state()))
     send(("stopped",))
 
 
 def main() -> int:
     # Ctrl-C and systemd's stop signal reach the whole process group; the aggregator stops us in
     # order (publishing what is queued first). End-of-file on stdin, or "stop", is our exit.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    set_up_child()
     inp, out = sys.stdin.buffer, sys.stdout.buffer
-    tune_gc()  # a few tuples per message here too
     # Three threads here (paho's, the commands reader, the loop) mostly wait on I/O; when one needs
     # the GIL while another computes, waiting out CPython's 5 ms switch interval is the latency
     # target's whole margin (publish -> WebSocket p99 <= 20 ms).

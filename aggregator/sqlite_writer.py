@@ -7,10 +7,8 @@ whole pipeline slowed down (ingest benchmark: 8,600-8,800 msg/s with writes stub
 4,100-7,700 with the writer thread, same run). A child process has its own interpreter and,
 on a 2-core machine, its own core.
 
-Protocol, over the child's stdin/stdout (our own pipes, nothing else writes to them): frames of a
-4-byte big-endian length and a ``marshal`` dump (tuples, lists, dicts, strings, bytes, numbers
-and None are what a frame holds; marshal writes them in a third of pickle's time, on the
-aggregator's busy thread, and both ends are the same interpreter). Parent -> child: ``("batch", seq, tables)``,
+Protocol, over the child's stdin/stdout, in :mod:`aggregator.child_process` frames. Parent -> child:
+``("batch", seq, tables)``,
 ``("retention", req_id, now)``, ``("close",)``. Child -> parent: ``("committed", seqs, stats)``
 after every COMMIT, ``("retention", req_id, deleted)``, ``("closed",)``. The child merges whatever
 batches are waiting into one transaction (bigger transactions under load, immediate ones when
@@ -23,22 +21,18 @@ Only the standard library is imported here, so the process starts in a few tens 
 
 from __future__ import annotations
 
-import gc
 import logging
-import marshal
-import numbers
 import os
 import select
-import signal
 import sqlite3
-import struct
 import sys
 import time
 from typing import Any, BinaryIO
 
+from aggregator.child_process import read_frame, set_up_child, write_frame
+
 log = logging.getLogger("aggregator.sqlite_writer")
 
-FRAME_LENGTH = struct.Struct("!I")
 # At most one COMMIT per this interval: a commit costs ~1 ms of CPU whatever its size (WAL pages of
 # every index touched), and at 1,000 msg/s the event loop hands over a batch per message or two, so
 # committing each as it came kept this process at 100 % of a core (measured with the latency
@@ -88,62 +82,6 @@ def delete_expired(conn: sqlite3.Connection, cutoff_ts: float) -> int:
     with conn:
         return sum(conn.execute(f"DELETE FROM {table} WHERE {column} < ?", (cutoff_ts,)).rowcount
                    for table, column in RETENTION_TABLES)
-
-
-def encode_frame(obj: Any) -> bytes:
-    """A 4-byte length and a marshal dump of ``obj``.
-
-    marshal takes exact built-in types only: a numpy float or a named tuple slipping into a row
-    is turned into the plain value SQLite would have stored (a frame that could not be written
-    would never be committed, and its messages never acknowledged)."""
-    try:
-        data = marshal.dumps(obj)
-    except ValueError:
-        data = marshal.dumps(_plain(obj))
-    return FRAME_LENGTH.pack(len(data)) + data
-
-
-def _plain(obj: Any) -> Any:
-    if obj is None or type(obj) in (str, bytes, float, int, bool):
-        return obj
-    if isinstance(obj, dict):
-        return {_plain(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(_plain(v) for v in obj)
-    if isinstance(obj, numbers.Integral):
-        return int(obj)
-    if isinstance(obj, numbers.Real):
-        return float(obj)
-    if isinstance(obj, (bytes, bytearray, memoryview)):
-        return bytes(obj)
-    return str(obj)  # SQLite could not bind it either; its text is the most useful thing to keep
-
-
-def write_frame(stream: BinaryIO, obj: Any) -> None:
-    stream.write(encode_frame(obj))
-    stream.flush()
-
-
-def read_frame(stream: BinaryIO) -> Any:
-    """The next frame, or None at end-of-file (the other side is gone)."""
-    head = _read_exact(stream, FRAME_LENGTH.size)
-    if head is None:
-        return None
-    body = _read_exact(stream, FRAME_LENGTH.unpack(head)[0])
-    return None if body is None else marshal.loads(body)
-
-
-def _read_exact(stream: BinaryIO, n: int) -> bytes | None:
-    chunks, left = [], n
-    while left:
-        chunk = stream.read(left)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
 
 
 class _Writer:
@@ -256,32 +194,13 @@ def serve(inp: BinaryIO, out: BinaryIO, path: str, retention_s: float, retention
         writer.conn.close()
 
 
-def tune_gc(gen0: int = 50_000) -> None:
-    """Fewer garbage collections, none of them over what exists at start-up (modules, settings).
-
-    Every frame unpacks into thousands of tuples, and CPython's default first generation (700
-    objects) made the collector run every few hundred rows, walking the same long-lived objects
-    each time (the aggregator measured it at ~9 µs per message: ``ingest.gc_us_per_msg``). The
-    rows themselves hold no cycles; they are freed by reference counting."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(gen0, 20, 100)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     path, retention_s, retention_interval_s, max_rows = args[0], float(args[1]), float(args[2]), int(args[3])
-    # Ctrl-C in a terminal and systemd's stop signal reach the whole process group. The aggregator
-    # then commits what it holds and closes the pipe; dying first would drop that last transaction
-    # (and make the aggregator start another writer while it shuts down). End-of-file is our exit.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    set_up_child()  # the aggregator commits what it holds, then closes the pipe: end-of-file is our exit
     # Unbuffered input: the loop select()s on the descriptor, and a buffered reader could hold a
     # whole frame the descriptor no longer shows as readable.
     inp = os.fdopen(sys.stdin.fileno(), "rb", buffering=0, closefd=False)
-    tune_gc()
     try:
         serve(inp, sys.stdout.buffer, path, retention_s, retention_interval_s, max_rows)
     except (BrokenPipeError, KeyboardInterrupt):

@@ -17,11 +17,9 @@ harmless).
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -31,7 +29,8 @@ from typing import Any
 
 import sqlite_utils
 
-from aggregator.sqlite_writer import TABLES, connect, delete_expired, read_frame, write_frame
+from aggregator.child_process import read_frame, spawn, write_frame
+from aggregator.sqlite_writer import TABLES, connect, delete_expired
 
 log = logging.getLogger(__name__)
 
@@ -218,14 +217,8 @@ class Store:
     # ------------------------------------------------------------------ the child
 
     def _start_child(self) -> None:
-        cmd = [sys.executable, "-m", "aggregator.sqlite_writer", str(self.path), repr(self.retention_s),
-               repr(self.retention_interval_s), str(self.max_rows)]
-        # the package's own root first, so a checkout that is not installed finds the module too
-        root = str(Path(__file__).resolve().parent.parent)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
-        # its own session: a Ctrl-C in the terminal goes to the aggregator, which closes the writer
-        self._child = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
-                                       start_new_session=True)
+        self._child = spawn("aggregator.sqlite_writer", str(self.path), repr(self.retention_s),
+                            repr(self.retention_interval_s), str(self.max_rows))
         self._receiver = threading.Thread(target=self._receive_loop, args=(self._child,), name="sqlite-receiver",
                                           daemon=True)
         self._receiver.start()
