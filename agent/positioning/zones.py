@@ -27,17 +27,15 @@ from agent.positioning.motion import Motion
 # leaves it, and how clear (in sigmas of the filter's velocity) a walk out must be to skip that
 # wait. Chosen on development seeds 1..40 of the reference boundary track (0.7 / 0.8 / 0.9 x 1 / 2 /
 # 3 sigmas); 0.75 and 0.85 were a point worse, a 4-sigma walk-out made the diagonal walk's single
-# crossing late (docs/POSITIONING.md). Not the ZoneTracker's default: the aggregator keeps its
-# fixed dead band until this is tried on the store.
+# crossing late (docs/POSITIONING.md). Not the ZoneTracker's default (it needs the filter's state);
+# the aggregator's fusion passes it (aggregator/fusion.py).
 ROOM_CONFIDENCE = 0.8
 DECISIVE_SIGMAS = 3.0
 
 
 def _segment_distance(p: Point, a: Point, b: Point) -> float:
-    ax, ay = b[0] - a[0], b[1] - a[1]
-    length2 = ax * ax + ay * ay
-    t = 0.0 if length2 == 0 else max(0.0, min(1.0, ((p[0] - a[0]) * ax + (p[1] - a[1]) * ay) / length2))
-    return math.hypot(p[0] - a[0] - t * ax, p[1] - a[1] - t * ay)
+    q = _nearest_on_segment(p, a, b)
+    return math.hypot(p[0] - q[0], p[1] - q[1])
 
 
 def distance_outside(zone: Zone, p: Point) -> float:
