@@ -118,13 +118,17 @@ def take_frames(buf: bytearray) -> list[Any]:
     For a reader that gets whatever bytes are there (an event loop's ``add_reader``)."""
     frames: list[Any] = []
     pos, size, head = 0, len(buf), FRAME_LENGTH.size
-    while size - pos >= head:
-        end = pos + head + FRAME_LENGTH.unpack_from(buf, pos)[0]
-        if end > size:
-            break
-        frames.append(marshal.loads(buf[pos + head:end]))
-        pos = end
-    del buf[:pos]
+    # marshal reads a view of the buffer: slicing the bytearray would copy each frame (about a
+    # megabyte under load) into a fresh allocation first, 1.5 µs a message on the busy thread.
+    with memoryview(buf) as view:
+        while size - pos >= head:
+            end = pos + head + FRAME_LENGTH.unpack_from(buf, pos)[0]
+            if end > size:
+                break
+            with view[pos + head:end] as body:
+                frames.append(marshal.loads(body))
+            pos = end
+    del buf[:pos]  # after the views are released (a bytearray with exports cannot be resized)
     return frames
 
 

@@ -19,6 +19,8 @@ from agent.config import DeviceConfig, StoreConfig
 from agent.contract import Presence
 from agent.errors import BadReading
 from agent.geometry import Zone
+from agent.positioning.calibration import MIN_DISTANCE_M as CAL_MIN_DISTANCE_M
+from agent.positioning.calibration import MIN_SIGMA_M as CAL_MIN_SIGMA_M
 from agent.positioning.calibration import LogDistanceModel
 from agent.positioning.locator import Locator
 from agent.positioning.multilateration import MAX_ABS_M, MIN_DISTANCE_M
@@ -63,12 +65,16 @@ class Fusion:
         self.hysteresis_px = hysteresis_px
         self.max_speed_mps = max_speed_mps
         self.models: dict[tuple[str, str], LogDistanceModel] = {}
+        # each model's relative sigma, computed once: sigma_m(d) is max(MIN_SIGMA_M, rel * max(d, 0.1))
+        self._rel_sigma: dict[tuple[str, str], float] = {}
         for device in devices:
             for sniffer in device.sniffers:
                 try:
-                    self.models[(device.agent_id, sniffer.id)] = LogDistanceModel.fit(sniffer.calibration)
+                    model = LogDistanceModel.fit(sniffer.calibration)
                 except BadReading:
                     continue
+                self.models[(device.agent_id, sniffer.id)] = model
+                self._rel_sigma[(device.agent_id, sniffer.id)] = model.relative_sigma
         self.tracks: dict[str, _Track] = {}
         self.failures = 0
 
@@ -84,12 +90,18 @@ class Fusion:
             self.tracks[p.device] = track
         mpp = self.mpp
         if p.ranges:
-            for r in p.ranges:
-                key = (p.agent, r.sniffer)
-                model = self.models.get(key)
-                d = r.distance_m
-                sigma = model.sigma_m(d) if model is not None else max(MIN_SIGMA_M, DEFAULT_REL_SIGMA * d)
-                track.ranges[key] = (p.ts, r.x * mpp, r.y * mpp, d, sigma)
+            ts, agent, rel_sigma = p.ts, p.agent, self._rel_sigma
+            # unpacked, not r.x: the aggregator's ranges arrive as plain tuples in Range's field order
+            for sniffer, rx, ry, _rssi, d in p.ranges:
+                key = (agent, sniffer)
+                rel = rel_sigma.get(key)
+                if rel is None:
+                    sigma = max(MIN_SIGMA_M, DEFAULT_REL_SIGMA * d)
+                else:  # LogDistanceModel.sigma_m written out, the same operations in the same order
+                    sigma = rel * (CAL_MIN_DISTANCE_M if CAL_MIN_DISTANCE_M > d else d)
+                    if not sigma > CAL_MIN_SIGMA_M:  # max(CAL_MIN_SIGMA_M, sigma), as max() decides
+                        sigma = CAL_MIN_SIGMA_M
+                track.ranges[key] = (ts, rx * mpp, ry * mpp, d, sigma)
         else:
             track.ranges[(p.agent, OWN_ESTIMATE)] = (p.ts, p.x * mpp, p.y * mpp, 0.1, max(MIN_SIGMA_M, p.accuracy_m))
 

@@ -50,6 +50,25 @@ def test_a_fused_fix_is_the_locator_on_the_same_anchors() -> None:
         assert fix.accuracy_m == est.accuracy_m
 
 
+def test_each_range_gets_its_calibrated_sniffers_sigma_whether_a_range_is_a_tuple_or_a_range() -> None:
+    # Fusion.add writes LogDistanceModel.sigma_m out (the aggregator's hot path): same value, to the
+    # bit, at the distance floor, below it, and far; the MQTT process hands ranges over as plain tuples.
+    fusion = Fusion(STORE, list(DEVICES))
+    device = DEVICES[0]
+    sniffer = device.sniffers[0]
+    model = fusion.models[(device.agent_id, sniffer.id)]
+    for k, d in enumerate([0.0, 0.05, 0.1, 0.3, 1.0, 2.7, 13.3, 80.0, 1e5]):
+        for r in (Range(sniffer.id, 10.0, 20.0, -70.0, d), (sniffer.id, 10.0, 20.0, -70.0, d)):
+            fusion.add(Presence("move", f"m{k}", device.agent_id, T0 + k, "d1", 1.0, 1.0, 2.0, -70.0, d, False,
+                                (r,)))  # type: ignore[arg-type]
+            assert fusion.tracks["d1"].ranges[(device.agent_id, sniffer.id)] == (T0 + k, 10.0 * MPP, 20.0 * MPP,
+                                                                                d, model.sigma_m(d))
+    # an agent the deployment does not know: ~30 % of the distance, at least 0.3 m
+    fusion.add(Presence("move", "u1", "agent-x", T0, "d2", 1.0, 1.0, 2.0, -70.0, 4.0, False,
+                        (("sx", 1.0, 1.0, -70.0, 4.0),)))  # type: ignore[arg-type]
+    assert fusion.tracks["d2"].ranges[("agent-x", "sx")][4] == pytest.approx(1.2)
+
+
 @pytest.mark.parametrize("bad", [Range("far", 1e9, 10.0, -60.0, 3.0), Range("far", 10.0, 10.0, -60.0, 1e7)])
 def test_a_range_beyond_the_solvers_limit_fails_the_fix_until_it_goes_stale(bad: Range) -> None:
     # Locator.update would raise BadReading for it; fusion checks the same limit itself.
