@@ -28,6 +28,11 @@ import orjson
 
 from agent.privacy import contains_mac
 
+try:  # the usual report's checks compiled (agent/_presence.c); optional, see presence_fields
+    from agent import _presence as _native_presence
+except ImportError:
+    _native_presence = None
+
 MAX_PAYLOAD_BYTES: Final = 16 * 1024
 ROOT: Final = "floorwalker"
 
@@ -412,6 +417,26 @@ def _decode_agent(kind: str, d: dict[str, Any], agent: str | None) -> AgentMessa
                       int(_num(d, "spool_depth")), int(_num(d, "spool_dropped", optional=True, default=0)),
                       int(_num(d, "serial_reconnects", optional=True, default=0)), dict(rejected))
     raise _Invalid("unknown-kind", kind)
+
+
+def presence_fields(topic: str, payload: bytes | str) -> tuple[Any, ...] | None:
+    """A presence report's fields as plain values when it is well formed as agents write it, else None.
+
+    :class:`Presence`'s fields in order, its ranges as plain tuples in :class:`Range`'s order (what
+    the aggregator's MQTT process hands over). None means "ask :func:`decode_agent`", which gives
+    the message or the precise rejection: this only ever accepts what ``decode_agent`` accepts,
+    with the same values (tests/test_contract.py). The checks are in C (``agent/_presence.c``);
+    where that was not built, every report goes to ``decode_agent``."""
+    if _native_presence is None or len(payload) > MAX_PAYLOAD_BYTES:
+        return None
+    parsed = parse_agent_topic(topic)
+    if parsed is None or parsed[2] not in PRESENCE_KINDS:
+        return None
+    try:
+        data = orjson.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    return _native_presence.fields(parsed[2], data, parsed[1], contains_mac)  # type: ignore[no-any-return]
 
 
 def decode_agent(topic: str, payload: bytes | str) -> AgentMessage | Rejection:
