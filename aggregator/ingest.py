@@ -259,23 +259,26 @@ class Ingest:
         if isinstance(msg, Status):
             self._status(msg)
             return
-        if msg.msg_id in self._recent:
-            self.counters.duplicates += 1
+        msg_id, ts, counters = msg.msg_id, msg.ts, self.counters
+        recent = self._recent
+        if msg_id in recent:
+            counters.duplicates += 1
             return
+        recent.add(msg_id)
         device = getattr(msg, "device", None)
-        self._remember(msg.msg_id)
-        counters = self.counters
         counters.accepted += 1
-        kind = item.topic[item.topic.rfind("/") + 1:]
+        topic = item.topic
+        kind = topic[topic.rfind("/") + 1:]
         counters.by_kind[kind] += 1
-        agent = self._agent(msg.agent)
+        agent = self.agents.get(msg.agent) or self._agent(msg.agent)
         agent.messages += 1
-        agent.last_seen_ts = msg.ts
+        agent.last_seen_ts = ts
         if agent.state != "online":
             agent.state = "online"
-        self._advance_clock(msg.ts)
+        if ts > self._clock_ts:  # _advance_clock's own first test, without the call for older messages
+            self._advance_clock(ts)
         # the raw bytes: the writer process turns them into text (one copy less on this thread)
-        batch.messages.append((msg.msg_id, msg.agent, kind, msg.ts, device, item.payload))
+        batch.messages.append((msg_id, msg.agent, kind, ts, device, item.payload))
         if isinstance(msg, Presence):
             self._presence(msg, batch, touched)
         elif isinstance(msg, Door):
