@@ -190,6 +190,26 @@ async def test_published_messages_keep_their_order_across_qos_and_any_payload_si
 
 
 @pytest.mark.broker
+async def test_qos1_publishes_have_no_in_flight_limit_and_none_is_left_waiting(mqtt_broker: Broker) -> None:
+    """No in-flight limit (so paho's per-PUBACK scan is skipped): 3,000 QoS 1 messages in one go, more
+    than the old limit of 1,000, all arrive in order and all are acknowledged."""
+    loop = asyncio.get_running_loop()
+    link = MqttLink(MqttSettings(host=mqtt_broker.host, port=mqtt_broker.port), "qos1-writer", [])
+    link.start(loop)
+    await wait_until(lambda: link.connected)
+    sent = [b"%d" % i for i in range(3000)]
+    with Collector(mqtt_broker.host, mqtt_broker.port, "fw-test/qos1") as collector:
+        for payload in sent:
+            link.publish("fw-test/qos1", payload, qos=1)
+        got = await loop.run_in_executor(None, collector.wait_for, len(sent), 30.0)
+        await wait_until(lambda: not link.client._out_messages)  # every PUBACK came back and was handled
+    link.stop()
+    assert [m.payload for m in got] == sent
+    assert link.published == len(sent) and link.publish_errors == 0
+    assert link.client._inflight_messages == 0
+
+
+@pytest.mark.broker
 async def test_qos0_while_disconnected_is_dropped_and_counted_and_bad_topics_are_refused(
         mqtt_broker: Broker) -> None:
     loop = asyncio.get_running_loop()
