@@ -161,9 +161,10 @@ install_venv() {  # install_venv EXTRAS
         say "$VENV: created"
     fi
     # Build from a clean copy: pip builds in the source tree (build/, egg-info), and the checkout
-    # may be shared or read-only.
+    # may be shared or read-only. Without the checkout's compiled modules (*.so, from an editable
+    # install): pip compiles them for this machine, or, with no compiler here, the Python code runs.
     local build; build="$(mktemp -d)"
-    tar -C "$SRC" --exclude=__pycache__ -cf - pyproject.toml README.md agent aggregator | tar -C "$build" -xf - \
+    tar -C "$SRC" --exclude=__pycache__ --exclude='*.so' -cf - pyproject.toml README.md agent aggregator | tar -C "$build" -xf - \
         || die "cannot copy the sources from $SRC"
     "$dest/bin/python" -m pip install --quiet --disable-pip-version-check "$build$1" \
         || { rm -rf "$build"; die "pip install of $SRC$1 into $VENV failed (see pip's message above)"; }
