@@ -19,9 +19,7 @@ from agent.config import DeviceConfig, StoreConfig
 from agent.contract import Presence
 from agent.errors import BadReading
 from agent.geometry import Zone
-from agent.positioning.calibration import MIN_DISTANCE_M as CAL_MIN_DISTANCE_M
-from agent.positioning.calibration import MIN_SIGMA_M as CAL_MIN_SIGMA_M
-from agent.positioning.calibration import LogDistanceModel
+from agent.positioning.calibration import LogDistanceModel, sigma_from_relative
 from agent.positioning.locator import Locator
 from agent.positioning.multilateration import MAX_ABS_M, MIN_DISTANCE_M
 from agent.positioning.zones import ROOM_CONFIDENCE, ZoneTracker
@@ -65,7 +63,7 @@ class Fusion:
         self.hysteresis_px = hysteresis_px
         self.max_speed_mps = max_speed_mps
         self.models: dict[tuple[str, str], LogDistanceModel] = {}
-        # each model's relative sigma, computed once: sigma_m(d) is max(MIN_SIGMA_M, rel * max(d, 0.1))
+        # each model's relative sigma, computed once (Fusion.add: sigma_from_relative per range)
         self._rel_sigma: dict[tuple[str, str], float] = {}
         for device in devices:
             for sniffer in device.sniffers:
@@ -95,12 +93,7 @@ class Fusion:
             for sniffer, rx, ry, _rssi, d in p.ranges:
                 key = (agent, sniffer)
                 rel = rel_sigma.get(key)
-                if rel is None:
-                    sigma = max(MIN_SIGMA_M, DEFAULT_REL_SIGMA * d)
-                else:  # LogDistanceModel.sigma_m written out, the same operations in the same order
-                    sigma = rel * (CAL_MIN_DISTANCE_M if CAL_MIN_DISTANCE_M > d else d)
-                    if not sigma > CAL_MIN_SIGMA_M:  # max(CAL_MIN_SIGMA_M, sigma), as max() decides
-                        sigma = CAL_MIN_SIGMA_M
+                sigma = max(MIN_SIGMA_M, DEFAULT_REL_SIGMA * d) if rel is None else sigma_from_relative(rel, d)
                 track.ranges[key] = (ts, rx * mpp, ry * mpp, d, sigma)
         else:
             track.ranges[(p.agent, OWN_ESTIMATE)] = (p.ts, p.x * mpp, p.y * mpp, 0.1, max(MIN_SIGMA_M, p.accuracy_m))

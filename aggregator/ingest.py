@@ -150,7 +150,7 @@ class Ingest:
                                                        visit.visit_id, visit.start_ts, visit.last_seen_ts)
             ids = conn.execute("SELECT msg_id FROM messages ORDER BY rowid DESC LIMIT ?", (DEDUP_WINDOW,)).fetchall()
             for (msg_id,) in reversed(ids):
-                self._remember(msg_id)
+                self._recent.add(msg_id)
             last = conn.execute("SELECT MAX(ts) FROM messages").fetchone()[0]
             if last:
                 self._advance_clock(float(last))
@@ -163,9 +163,6 @@ class Ingest:
                  len(self.visits.open), len(self._recent), self.seq)
 
     # ------------------------------------------------------------------ helpers
-
-    def _remember(self, msg_id: str) -> None:
-        self._recent.add(msg_id)
 
     def _advance_clock(self, ts: float) -> None:
         if ts > self._clock_ts and ts <= self._now() + MAX_CLOCK_SKEW_S:
@@ -270,13 +267,12 @@ class Ingest:
         topic = item.topic
         kind = topic[topic.rfind("/") + 1:]
         counters.by_kind[kind] += 1
-        agent = self.agents.get(msg.agent) or self._agent(msg.agent)
+        agent = self._agent(msg.agent)
         agent.messages += 1
         agent.last_seen_ts = ts
         if agent.state != "online":
             agent.state = "online"
-        if ts > self._clock_ts:  # _advance_clock's own first test, without the call for older messages
-            self._advance_clock(ts)
+        self._advance_clock(ts)
         # the raw bytes: the writer process turns them into text (one copy less on this thread)
         batch.messages.append((msg_id, msg.agent, kind, ts, device, item.payload))
         if isinstance(msg, Presence):

@@ -196,9 +196,7 @@ class ProcessMqttLink(LinkBase):
         kind = frame[0]
         if kind == "msgs":
             new = tuple.__new__
-            # revive() written out for presence reports (nearly every message): a call less each
-            items = [new(Incoming, (t, p, mid, qos, received, new(Presence, decoded[1])
-                                    if decoded is not None and decoded[0] == "P" else revive(decoded)))
+            items = [new(Incoming, (t, p, mid, qos, received, revive(decoded)))
                      for t, p, mid, qos, received, decoded in frame[1]]
             if items and self.on_batch is not None and not self._paused:
                 self.on_batch(items)

@@ -20,6 +20,12 @@ DEFAULT_SIGMA_DB = 4.0  # indoor shadowing at 2.4 GHz is typically 3-6 dB (Rappa
 MIN_SIGMA_M = 0.1  # below this the distance floor, not the noise, dominates
 
 
+def sigma_from_relative(relative_sigma: float, distance_m: float) -> float:
+    """:meth:`LogDistanceModel.sigma_m` from the model's relative sigma, for callers that keep it
+    (the aggregator's fusion computes it once per sniffer, not once per range)."""
+    return max(MIN_SIGMA_M, relative_sigma * max(distance_m, MIN_DISTANCE_M))
+
+
 @dataclass(frozen=True, slots=True)
 class LogDistanceModel:
     """``rssi = rssi_at_1m - 10 * n * log10(d)``, with ``sigma_db`` of shadowing around it."""
@@ -71,7 +77,7 @@ class LogDistanceModel:
         Noise is in dB, so the error is proportional to the distance: ~19 % at n = 3 and 2.5 dB,
         ~31 % at 4 dB. Far receivers therefore count less than near ones in multilateration.
         """
-        return max(MIN_SIGMA_M, self.relative_sigma * max(distance_m, MIN_DISTANCE_M))
+        return sigma_from_relative(self.relative_sigma, distance_m)
 
     def distance_m(self, rssi_dbm: float) -> float:
         """Distance for a (smoothed) RSSI, floored at 0.1 m."""

@@ -221,10 +221,10 @@ def solve_checked(cols: Columns, b: Bounds, *, prior: tuple[float, float, float]
     if len(ax) == 2 and prior is None and not any(  # a position-like anchor (see _robust) needs the solver
             s > 2.0 * d for d, s in zip(cols[2], cols[3], strict=True)):
         return _pair(cols, b)
+    if weights is not None and len(weights) != len(ax):  # for both loops below
+        raise BadReading(f"weights: one per anchor ({len(ax)}), got {len(weights)}")
     edge_mean = edge_mean and prior is None
     if _native is not None and not edge_mean:
-        if weights is not None and len(weights) != len(ax):
-            raise BadReading(f"weights: one per anchor ({len(ax)}), got {len(weights)}")
         return _native.robust(ax, ay, cols[2], cols[3], b, prior, weights, long_threshold, short_threshold,
                               weights_only, linearize_at)
     return _robust(cols, b, prior, weights, long_threshold, short_threshold, edge_mean, weights_only, terms,
@@ -309,9 +309,7 @@ def _robust(cols: Columns, b: Bounds, prior: tuple[float, float, float] | None,
     ridge = 1.0 / span2
 
     estimate = fixed_weights is None
-    w = [1.0] * n if estimate else list(fixed_weights)
-    if len(w) != n:
-        raise BadReading(f"weights: one per anchor ({n}), got {len(w)}")
+    w = [1.0] * n if estimate else list(fixed_weights)  # one per anchor: solve_checked checked
     neg_short = -short_t
     for _ in range(MAX_ITERATIONS):
         a11 = a12 = a22 = g1 = g2 = 0.0

@@ -63,13 +63,18 @@ def message(draw: st.DrawFn) -> tuple[str, bytes]:
     return topic, json.dumps(d, allow_nan=True).encode()
 
 
+def _store(path: Path) -> Store:
+    """A real store without retention: a mutated ts can be decades old (still a valid message), and
+    the writer's first retention pass, 5 s in, deleted such a row before the count (1 in ~1,000)."""
+    store = Store(path, retention_days=0)
+    store.open()
+    return store
+
+
 def test_ingest_accounts_for_every_hostile_message(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     cfg = replace(Settings(), config_dir=CONFIG_DIR, db_path=tmp_path / "ingest.db", passerby_s=5.0, absence_s=30.0)
     store_config, devices = _load_config(cfg)
-    # No retention here: a mutated ts can be decades old (still a valid message), and the writer's
-    # first retention pass, 5 s in, deleted such a row before the count (1 in ~1,000 accepted).
-    store = Store(cfg.db_path, retention_days=0)
-    store.open()
+    store = _store(cfg.db_path)
     ingest = Ingest(cfg, store_config, devices, store, EventBus(), NullPublisher())
     runs = Counter[str]()
     try:
@@ -104,10 +109,7 @@ def test_ingest_accounts_for_every_hostile_message(tmp_path: Path, request: pyte
 def _ingest_one(tmp_path: Path, topic: str, payload: bytes) -> list[tuple[str, bytes | None]]:
     cfg = replace(Settings(), config_dir=CONFIG_DIR, db_path=tmp_path / "one.db")
     store_config, devices = _load_config(cfg)
-    # No retention here: a mutated ts can be decades old (still a valid message), and the writer's
-    # first retention pass, 5 s in, deleted such a row before the count (1 in ~1,000 accepted).
-    store = Store(cfg.db_path, retention_days=0)
-    store.open()
+    store = _store(cfg.db_path)
     try:
         Ingest(cfg, store_config, devices, store, EventBus(), NullPublisher()).handle(
             [Incoming(topic, payload, 1, 1, time.time())])
