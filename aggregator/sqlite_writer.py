@@ -30,6 +30,7 @@ import time
 from typing import Any, BinaryIO
 
 from aggregator.child_process import read_frame, set_up_child, write_frame
+from aggregator.wal_checkpointer import WalCheckpointer
 
 log = logging.getLogger("aggregator.sqlite_writer")
 
@@ -85,11 +86,14 @@ def delete_expired(conn: sqlite3.Connection, cutoff_ts: float) -> int:
 
 
 class _Writer:
-    """The child's side: one connection, merged transactions, retention on a timer."""
+    """The child's side: one connection, merged transactions, retention on a timer, WAL checkpoints
+    on a thread of their own (:mod:`aggregator.wal_checkpointer`)."""
 
     def __init__(self, path: str, retention_s: float, retention_interval_s: float, max_rows: int,
                  out: BinaryIO) -> None:
         self.conn = connect(path)
+        WalCheckpointer.configure_writer(self.conn)
+        self.checkpointer = WalCheckpointer(lambda: connect(path)).start()
         self.retention_s = retention_s
         self.retention_interval_s = retention_interval_s
         self.max_rows = max_rows
@@ -106,7 +110,7 @@ class _Writer:
         errors = duplicates = 0
         while True:
             try:
-                with self.conn:
+                with self.checkpointer.lock, self.conn:
                     for name, sql in SQL:
                         batch_rows = tables.get(name)
                         if batch_rows:
@@ -128,7 +132,8 @@ class _Writer:
         if self.retention_s <= 0:
             return 0
         try:
-            deleted = delete_expired(self.conn, now - self.retention_s)
+            with self.checkpointer.lock:
+                deleted = delete_expired(self.conn, now - self.retention_s)
         except sqlite3.Error as exc:
             log.error("event=retention-failed error=%r", exc)
             return 0
@@ -141,6 +146,10 @@ class _Writer:
             self.next_retention = time.monotonic() + self.retention_interval_s
             deleted = self.retention(time.time())
             write_frame(self.out, ("retention", None, deleted))
+
+    def close(self) -> None:
+        self.checkpointer.stop()
+        self.conn.close()  # the last connection to close checkpoints the rest and removes the WAL
 
 
 def serve(inp: BinaryIO, out: BinaryIO, path: str, retention_s: float, retention_interval_s: float,
@@ -191,7 +200,7 @@ def serve(inp: BinaryIO, out: BinaryIO, path: str, retention_s: float, retention
             if stop:
                 return
     finally:
-        writer.conn.close()
+        writer.close()
 
 
 def main(argv: list[str] | None = None) -> int:
