@@ -19,7 +19,7 @@ from operator import itemgetter
 
 from aggregator.analytics.definitions import AnalyticsParams, LocalClock, dwell_bucket, loyalty_class
 from aggregator.analytics.facts import DayFacts, visitor_day_facts
-from aggregator.analytics.schema import ROLLUP_TABLES, ensure_rollup_tables
+from aggregator.analytics.schema import ROLLUP_TABLES, begin_rollup, ensure_rollup_tables
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class Rollup:
             return self.recompute()
         total = 0
         while True:
-            self.conn.execute("BEGIN IMMEDIATE")
+            begin_rollup(self.conn)
             try:
                 n, more = self._update_batch(batch_rows)
                 self.conn.execute("COMMIT")
@@ -229,7 +229,7 @@ class Rollup:
     def recompute(self, progress: Progress | None = None) -> int:
         """Empty every roll-up table and rebuild it from the raw rows, in one transaction."""
         c = self.conn
-        c.execute("BEGIN IMMEDIATE")
+        begin_rollup(c)
         try:
             n = self._recompute(progress or (lambda _n: None))
             c.execute("COMMIT")

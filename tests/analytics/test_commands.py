@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from aggregator.analytics.schema import connect
 from tests.conftest import REPO
 
 
@@ -17,7 +18,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _daily(path: Path) -> list[tuple]:
-    conn = sqlite3.connect(path)
+    conn = connect(path)  # the roll-ups' file attached
     try:
         return conn.execute("SELECT * FROM an_daily ORDER BY day").fetchall()
     finally:

@@ -1,0 +1,91 @@
+"""The roll-ups live in a file of their own: a roll-up never holds the core file's write lock."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from aggregator import sqlite_writer
+from aggregator.analytics.definitions import AnalyticsParams
+from aggregator.analytics.rollup import Rollup
+from aggregator.analytics.schema import begin_rollup, connect, ensure_core_tables, rollup_path
+from aggregator.store import create_schema
+from tests.analytics.streams import Writer
+
+T = 1_773_100_800.0  # 2026-03-10 00:00 UTC
+PARAMS = AnalyticsParams(timezone="UTC")
+
+
+def _shopper(conn: sqlite3.Connection) -> None:
+    w = Writer(conn)
+    w.visit("visit-1", "v1", T + 3600, T + 4200)
+    w.sighting(T + 3660, "v1", "Sport", "visit-1")
+
+
+def test_the_aggregators_writer_commits_while_a_roll_up_is_under_way(core_db: sqlite3.Connection,
+                                                                    sqlite_path: Path) -> None:
+    _shopper(core_db)
+    rollup = Rollup(core_db, PARAMS)
+    writer = sqlite_writer.connect(str(sqlite_path))  # the SQLite writer process's connection
+    writer.execute("PRAGMA busy_timeout = 200")  # would fail with "database is locked" behind a core lock
+    begin_rollup(core_db)
+    try:
+        rollup._update_batch(5000)  # read the core tables, wrote the roll-ups: the locks a roll-up holds
+        with writer:
+            writer.execute("INSERT INTO messages(msg_id, agent, kind, ts, device, payload) "
+                           "VALUES ('m-1', 'agent-1', 'move', ?, 'd', '{}')", (T,))
+            Writer(writer).sighting(T + 3700, "v1", "Sport", "visit-1")
+    finally:
+        core_db.execute("COMMIT")
+    writer.close()
+    assert core_db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 1
+    assert core_db.execute("SELECT day, visitors FROM an_daily").fetchall() == [("2026-03-10", 1)]
+    assert rollup.is_behind()  # the sighting committed meanwhile is for the next update
+    rollup.update()
+    assert not rollup.is_behind()
+
+
+def test_two_roll_ups_take_turns(core_db: sqlite3.Connection, sqlite_path: Path) -> None:
+    Rollup(core_db, PARAMS)  # the roll-up tables
+    other = connect(sqlite_path, timeout_s=0.2)
+    begin_rollup(core_db)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            begin_rollup(other)
+    finally:
+        core_db.execute("COMMIT")
+    begin_rollup(other)
+    other.execute("COMMIT")
+    other.close()
+
+
+def test_roll_ups_an_earlier_version_kept_in_the_core_file_are_dropped_there(sqlite_path: Path) -> None:
+    create_schema(sqlite_path)
+    old = sqlite3.connect(sqlite_path)
+    old.execute("CREATE TABLE an_state(key TEXT PRIMARY KEY, value TEXT)")
+    old.execute("CREATE TABLE an_daily(day TEXT PRIMARY KEY, visitors INTEGER)")
+    old.execute("INSERT INTO an_state VALUES ('params', ?)", (PARAMS.key(),))
+    old.execute("INSERT INTO an_daily VALUES ('2026-03-10', 99)")  # stale figures
+    old.commit()
+    old.close()
+
+    conn = connect(sqlite_path)
+    ensure_core_tables(conn)
+    _shopper(conn)
+    Rollup(conn, PARAMS).update()
+    assert conn.execute("SELECT day, visitors FROM an_daily").fetchall() == [("2026-03-10", 1)]
+    conn.close()
+
+    core = sqlite3.connect(sqlite_path)
+    assert core.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name GLOB 'an_*'").fetchall() == []
+    core.close()
+    rollups = sqlite3.connect(rollup_path(sqlite_path))
+    assert rollups.execute("SELECT day, visitors FROM an_daily").fetchall() == [("2026-03-10", 1)]
+    rollups.close()
+
+
+def test_the_roll_ups_file_sits_beside_the_core_file() -> None:
+    assert rollup_path("/var/lib/floorwalker/floorwalker.db") == Path("/var/lib/floorwalker/floorwalker.analytics.db")
+    assert rollup_path("data/store") == Path("data/store.analytics.db")
