@@ -1,0 +1,117 @@
+"""The roll-ups are computed in a niced process of their own, started again after a crash, ended with the service."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from aggregator.analytics.definitions import AnalyticsParams
+from aggregator.analytics.schema import rollup_path
+from aggregator.analytics.service import AnalyticsService, UpdateFailed
+from aggregator.analytics.updater import NICE
+from tests.analytics.streams import Writer
+from tests.conftest import REPO
+
+T = 1_773_100_800.0  # 2026-03-10 00:00 UTC
+PARAMS = AnalyticsParams(timezone="UTC")
+
+
+def _visitors(conn: sqlite3.Connection) -> list[tuple]:
+    return conn.execute("SELECT day, visitors FROM an_daily").fetchall()
+
+
+def _shopper(conn: sqlite3.Connection, n: int) -> None:
+    w = Writer(conn)
+    w.visit(f"visit-{n}", f"v{n}", T + 3600 + n, T + 4200 + n)
+    w.sighting(T + 3660 + n, f"v{n}", "Sport", f"visit-{n}")
+
+
+def _niceness(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+async def test_updates_run_in_a_niced_child_that_is_started_again_after_a_crash(core_db: sqlite3.Connection,
+                                                                           sqlite_path: Path) -> None:
+    service = AnalyticsService(sqlite_path, PARAMS)
+    try:
+        _shopper(core_db, 1)
+        assert await service.catch_up() > 0
+        process = service._process
+        assert process is not None and process.pid != os.getpid()
+        assert _niceness(process.pid) >= _niceness(os.getpid()) + NICE
+        assert await service.read(_visitors) == [("2026-03-10", 1)]
+
+        process.kill()  # e.g. the OOM killer
+        process.wait()
+        _shopper(core_db, 2)
+        assert await service.read(_visitors) == [("2026-03-10", 2)]  # the next request started a new one
+        assert service._process is not None and service._process.pid != process.pid
+        assert service.errors == 0
+    finally:
+        await service.stop()
+    assert process.poll() is not None
+
+
+async def test_stopping_the_service_ends_the_process(core_db: sqlite3.Connection, sqlite_path: Path) -> None:
+    service = AnalyticsService(sqlite_path, PARAMS)
+    _shopper(core_db, 1)
+    await service.catch_up()
+    process = service._process
+    assert process is not None
+    await service.stop()
+    assert process.returncode == 0
+
+
+def test_the_process_exits_when_the_aggregator_is_gone(core_db: sqlite3.Connection, sqlite_path: Path) -> None:
+    _shopper(core_db, 1)
+    # An aggregator stand-in that starts the process, asks for one update, then dies by SIGKILL.
+    script = ("import sys, time\n"
+              "from aggregator.child_process import read_frame, spawn, write_frame\n"
+              f"p = spawn('aggregator.analytics.updater', {str(sqlite_path)!r}, 'UTC', '600')\n"
+              "write_frame(p.stdin, ('update',)); print(read_frame(p.stdout), p.pid, flush=True)\n"
+              "time.sleep(60)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    assert parent.stdout is not None
+    reply, pid = parent.stdout.readline().rsplit(" ", 1)
+    assert reply.startswith("('updated', ")
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    parent.stdout.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and Path(f"/proc/{pid.strip()}").exists() \
+            and "Z" not in Path(f"/proc/{pid.strip()}/stat").read_text().rsplit(")", 1)[1].split()[0]:
+        time.sleep(0.05)
+    state = Path(f"/proc/{pid.strip()}/stat")
+    assert not state.exists() or state.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    assert _visitors(core_db) == [("2026-03-10", 1)]
+
+
+async def test_a_process_dying_in_the_middle_of_an_update_is_a_counted_failure(core_db: sqlite3.Connection,
+                                                                              sqlite_path: Path) -> None:
+    service = AnalyticsService(sqlite_path, PARAMS)
+    try:
+        _shopper(core_db, 1)
+        await service.catch_up()
+        process = service._process
+        assert process is not None
+        _shopper(core_db, 2)
+        blocker = sqlite3.connect(rollup_path(sqlite_path), isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")  # the next update waits for the roll-ups' file...
+        update = asyncio.create_task(service.catch_up())
+        await asyncio.sleep(0.5)
+        process.kill()  # ... and is killed while it waits
+        with pytest.raises(UpdateFailed, match="exited"):
+            await update
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        assert await service.read(_visitors) == [("2026-03-10", 2)]  # a new process did the update
+    finally:
+        await service.stop()
