@@ -191,7 +191,7 @@ def run(args) -> Iterator[Figure]:  # type: ignore[no-untyped-def]
     if not shutil.which("mosquitto_sub"):
         yield Figure("ingest.msgs_per_s", None, note="mosquitto clients not installed")
         return
-    n_target = 20_000 if getattr(args, "quick", False) else 120_000
+    n_target = 20_000 if getattr(args, "quick", False) else 400_000  # ~10 s of drain: two 5 s windows
     n_target = int(os.environ.get("INGEST_MESSAGES", n_target))  # a longer drain without editing
     traffic = _traffic(n_target)
     n = len(traffic)
