@@ -48,6 +48,9 @@ DEAD_LETTER_MAX_BYTES = 16 * 1024
 MAX_CLOCK_SKEW_S = 60.0
 # Reports of one device closer together than this are one probe burst heard by several agents: one fix.
 COALESCE_S = 0.5
+# A linked device seen again refreshes its link's time at most this often (one row, not one per visit).
+LINK_REFRESH_S = 3600.0
+LINK_EXPIRY_EVERY_S = 3600.0
 
 
 @dataclass(slots=True)
@@ -125,6 +128,10 @@ class Ingest:
                                  min_px=settings.move_min_px)
         self.counters = Counters()
         self.links: dict[str, str] = {}
+        # device -> when its link was last made or its device last started a visit: links not seen for
+        # the retention period expire (with daily id rotation a device id is never seen again)
+        self.link_seen: dict[str, float] = {}
+        self._next_link_expiry = 0.0
         self.shoppers: dict[str, Shopper] = {}  # visitor -> state
         self.by_device: dict[str, str] = {}  # device -> visitor of its open visit
         self.agents: dict[str, AgentState] = {}
@@ -139,7 +146,9 @@ class Ingest:
         """Prime links, the visit sequence, open visits and recent message ids from the database."""
         conn = connect(self.store.path)
         try:
-            self.links = dict(conn.execute("SELECT device, customer_id FROM links"))
+            for device, customer_id, ts in conn.execute("SELECT device, customer_id, ts FROM links"):
+                self.links[device] = customer_id
+                self.link_seen[device] = float(ts or 0.0)
             self.seq = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM visits").fetchone()[0]
             for row in conn.execute("SELECT visit_id, visitor, device, customer_id, start_ts, last_seen_ts "
                                     "FROM visits WHERE end_ts IS NULL"):
@@ -323,6 +332,9 @@ class Ingest:
         visit, opened = self.visits.seen(p.device, p.agent, p.ts, visitor, cid)
         self.fusion.add(p)
         if opened:
+            if cid is not None and p.ts - self.link_seen.get(p.device, 0.0) > LINK_REFRESH_S:
+                self.link_seen[p.device] = p.ts
+                batch.links.append((p.device, cid, p.ts))
             visit.visitor, visit.customer_id = visitor, cid
             batch.visits[visit.visit_id] = visit.row(self._next_seq())
             self.by_device[p.device] = visitor
@@ -397,6 +409,7 @@ class Ingest:
     def _link(self, device: str, customer_id: str, ts: float, batch: Batch) -> None:
         previous = self.links.get(device)
         self.links[device] = customer_id
+        self.link_seen[device] = ts
         batch.links.append((device, customer_id, ts))
         if previous == customer_id:
             return
@@ -439,3 +452,18 @@ class Ingest:
                 self._browsing(shopper, zone, now, batch)
         if batch.rows():
             self.store.submit(batch)
+        if time.monotonic() >= self._next_link_expiry:
+            self._next_link_expiry = time.monotonic() + LINK_EXPIRY_EVERY_S
+            self.expire_links(time.time())
+
+    def expire_links(self, now: float) -> int:
+        """Forget links not seen for the retention period (the writer deletes their rows on the same rule)."""
+        if self.settings.retention_days <= 0:
+            return 0
+        cutoff = now - self.settings.retention_days * 86400.0
+        expired = [d for d, seen in self.link_seen.items() if seen < cutoff and d not in self.visits.open]
+        for device in expired:
+            del self.links[device], self.link_seen[device]
+        if expired:
+            log.info("event=links-expired count=%d cutoff_ts=%.0f", len(expired), cutoff)
+        return len(expired)

@@ -60,9 +60,10 @@ SQL = (
 )
 TABLES = tuple(name for name, _ in SQL)
 
-# Raw, high-volume tables trimmed by retention (visits, links and door counts are kept).
+# Raw, high-volume tables trimmed by retention, and links not seen for as long (Ingest.expire_links
+# forgets the same ones). Visits and door counts are kept: the analytics roll-ups need them.
 RETENTION_TABLES = (("messages", "ts"), ("sightings", "ts"), ("dead_letters", "received_ts"),
-                    ("customer_events", "ts"), ("motion_events", "ts"))
+                    ("customer_events", "ts"), ("motion_events", "ts"), ("links", "ts"))
 
 
 def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:

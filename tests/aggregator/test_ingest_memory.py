@@ -8,6 +8,7 @@ must stop at ``DEDUP_WINDOW`` ids.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -96,3 +97,23 @@ def test_the_message_id_window_stops_at_its_size(ingest: Ingest) -> None:
     assert 50 <= len(ingest._recent) <= 100
     feed(ingest, traffic[-50:])  # the last 50 again: remembered, dropped as duplicates
     assert ingest.counters.duplicates == 50
+
+
+def test_links_not_seen_for_the_retention_period_are_forgotten_here_and_in_the_database(
+        ingest: Ingest, sqlite_path: Path) -> None:
+    now = time.time()
+    day = 86400.0
+    feed(ingest, [agents.link("agent-1", 1, now - 40 * day, "d-rotated-away", "41"),  # daily ids: never seen again
+                  agents.link("agent-1", 2, now - 40 * day, "d-returning", "43"),
+                  agents.link("agent-1", 3, now - 2 * day, "d-recent", "42")])
+    feed(ingest, agents.visit("d-returning", now - 300, seq0=100, path=PATH))  # its new visit refreshes the link
+    assert ingest.expire_links(now) == 1  # retention: 30 days (the default)
+    assert ingest.links == {"d-returning": "43", "d-recent": "42"}
+    assert ingest.store.run_retention(now) >= 1  # the writer, on the same rule, after the batches above
+    conn = sqlite3.connect(sqlite_path)
+    try:
+        assert dict(conn.execute("SELECT device, customer_id FROM links")) == {"d-returning": "43", "d-recent": "42"}
+    finally:
+        conn.close()
+    assert ingest.expire_links(now + 29 * day) == 1  # 31 days after "d-recent" was linked
+    assert ingest.links == {"d-returning": "43"}
