@@ -66,7 +66,7 @@ def rss_mb(pid: int) -> float | None:
 
 
 def children_rss_mb(pid: int) -> float | None:
-    """Summed RSS of a process's children (the aggregator's SQLite writer and MQTT connection processes)."""
+    """Summed RSS of a process's children (the aggregator's SQLite writer, MQTT connection and roll-up processes)."""
     total, found = 0.0, False
     for task in Path(f"/proc/{pid}/task").glob("*/children"):
         try:
@@ -353,7 +353,7 @@ def run(args) -> Iterator[Figure]:  # type: ignore[no-untyped-def]
         yield Figure("soak.aggregator_rss_max_mb", round(max(agg_rss), 1), "MB")
         if writer_rss:
             yield Figure("soak.writer_rss_late_growth_mb", growth_mb(writer_rss, late=True), "MB", "<= 5", None,
-                         "the aggregator's child processes (SQLite writer + MQTT connection), summed: "
+                         "the aggregator's child processes (SQLite writer + MQTT connection + roll-ups), summed: "
                          "last third minus middle third")
             yield Figure("soak.writer_rss_max_mb", round(max(writer_rss), 1), "MB")
         yield Figure("soak.agent_rss_growth_mb", growth_mb(agent_rss), "MB", "<= 5", None, note)
