@@ -38,7 +38,9 @@ async def client(core_db: sqlite3.Connection, sqlite_path: Path,
         w.visit(f"visit-{i}", visitor, at(10 + i % 5), at(10 + i % 5, 30))
         w.sighting(at(10 + i % 5), visitor, "Sport" if i % 2 else "Men's", f"visit-{i}")
     w.door("d1", at(10), "in")
-    settings = replace(Settings(), config_dir=CONFIG_DIR, db_path=sqlite_path, mqtt_enabled=False, api_token="")
+    # March rows, older than the default retention: keep them (the writer's first pass is 5 s in)
+    settings = replace(Settings(), config_dir=CONFIG_DIR, db_path=sqlite_path, mqtt_enabled=False, api_token="",
+                       retention_days=0)
     return await aiohttp_client(create_app(settings))
 
 

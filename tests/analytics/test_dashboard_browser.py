@@ -42,7 +42,10 @@ async def test_dashboard_draws_every_chart_without_console_errors(
     playwright_api = pytest.importorskip("playwright.async_api")
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (the browser tests need it)")
-    settings = replace(Settings(), config_dir=CONFIG_DIR, db_path=history, mqtt_enabled=False, api_token="")
+    # The history is from March, older than the default 30-day retention: without retention_days=0
+    # the writer's first pass (5 s in) deletes it, and a roll-up that starts after it finds nothing.
+    settings = replace(Settings(), config_dir=CONFIG_DIR, db_path=history, mqtt_enabled=False, api_token="",
+                       retention_days=0)
     server = await aiohttp_server(create_app(settings))
     errors: list[str] = []
     async with playwright_api.async_playwright() as pw:
