@@ -99,15 +99,33 @@ def ensure_core_tables(conn: sqlite3.Connection) -> None:
 
 
 def ensure_rollup_tables(conn: sqlite3.Connection) -> None:
-    """The roll-up tables in ``an``; roll-ups an earlier version kept in the core file are dropped
-    there (the watermarks went with them, so the first update computes everything again)."""
-    legacy = [name for (name,) in conn.execute(
-        "SELECT name FROM main.sqlite_master WHERE type = 'table' AND name GLOB 'an_*'")]
-    for name in legacy:
-        conn.execute(f"DROP TABLE main.{name}")
-    if legacy:
-        log.info("event=analytics-moved dropped=%d into=%s", len(legacy), _attached_path(conn))
+    """The roll-up tables in ``an``, with what an earlier version kept in the core file moved there.
+
+    Moved, not recomputed: the roll-ups keep the figures of days whose raw rows retention has
+    since deleted, and a recompute would lose them. All in one transaction; if the old tables do
+    not fit the new ones, they are dropped and the first update computes what the raw rows allow."""
     conn.executescript(ROLLUP_DDL)
+    find = "SELECT name FROM main.sqlite_master WHERE type = 'table' AND name GLOB 'an_*'"
+    if not conn.execute(find).fetchone():
+        return
+    conn.execute("BEGIN IMMEDIATE")  # then look again: another process may have moved them meanwhile
+    legacy = [name for (name,) in conn.execute(find)]
+    try:
+        for name in legacy:
+            if name in (*ROLLUP_TABLES, "an_state"):
+                conn.execute(f"INSERT OR REPLACE INTO an.{name} SELECT * FROM main.{name}")
+            conn.execute(f"DROP TABLE main.{name}")
+        conn.execute("COMMIT")
+        log.info("event=analytics-moved tables=%d into=%s", len(legacy), _attached_path(conn))
+    except sqlite3.Error as exc:
+        conn.execute("ROLLBACK")
+        log.warning("event=analytics-move-failed error=%r action=recompute", exc)
+        conn.execute("BEGIN IMMEDIATE")
+        for name in legacy:
+            conn.execute(f"DROP TABLE IF EXISTS main.{name}")
+        for name in (*ROLLUP_TABLES, "an_state"):
+            conn.execute(f"DELETE FROM an.{name}")
+        conn.execute("COMMIT")
 
 
 def _attached_path(conn: sqlite3.Connection) -> str:

@@ -10,7 +10,7 @@ import pytest
 from aggregator import sqlite_writer
 from aggregator.analytics.definitions import AnalyticsParams
 from aggregator.analytics.rollup import Rollup
-from aggregator.analytics.schema import begin_rollup, connect, ensure_core_tables, rollup_path
+from aggregator.analytics.schema import ROLLUP_DDL, begin_rollup, connect, ensure_core_tables, rollup_path
 from aggregator.store import create_schema
 from tests.analytics.streams import Writer
 
@@ -61,13 +61,45 @@ def test_two_roll_ups_take_turns(core_db: sqlite3.Connection, sqlite_path: Path)
     other.close()
 
 
-def test_roll_ups_an_earlier_version_kept_in_the_core_file_are_dropped_there(sqlite_path: Path) -> None:
+def _old_layout(path: Path) -> sqlite3.Connection:
+    """A core file as an earlier version left it: the roll-up tables inside it."""
+    create_schema(path)
+    old = sqlite3.connect(path)
+    old.executescript(ROLLUP_DDL.replace("an.an_", "an_"))
+    return old
+
+
+def test_roll_ups_an_earlier_version_kept_in_the_core_file_move_to_their_own(sqlite_path: Path) -> None:
+    old = _old_layout(sqlite_path)
+    old.executemany("INSERT INTO an_state VALUES (?, ?)", [("params", PARAMS.key()), ("sightings_id", "0"),
+                                                           ("visits_seq", "0"), ("door_rowid", "0")])
+    # a day whose raw rows retention has deleted: only the roll-ups still know it
+    old.execute("INSERT INTO an_daily VALUES ('2026-01-05', 7, 7, 0, 0, 11, 3, 2, 7, 9, 9)")
+    old.commit()
+    old.close()
+
+    conn = connect(sqlite_path)
+    ensure_core_tables(conn)
+    _shopper(conn)
+    Rollup(conn, PARAMS).update()
+    assert conn.execute("SELECT day, visitors FROM an_daily ORDER BY day").fetchall() == [
+        ("2026-01-05", 7), ("2026-03-10", 1)]  # kept, and the new day added incrementally
+    conn.close()
+
+    core = sqlite3.connect(sqlite_path)
+    assert core.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name GLOB 'an_*'").fetchall() == []
+    core.close()
+    rollups = sqlite3.connect(rollup_path(sqlite_path))
+    assert rollups.execute("SELECT day, visitors FROM an_daily ORDER BY day").fetchall() == [
+        ("2026-01-05", 7), ("2026-03-10", 1)]
+    rollups.close()
+
+
+def test_old_roll_up_tables_that_do_not_fit_are_dropped_and_computed_again(sqlite_path: Path) -> None:
     create_schema(sqlite_path)
     old = sqlite3.connect(sqlite_path)
-    old.execute("CREATE TABLE an_state(key TEXT PRIMARY KEY, value TEXT)")
-    old.execute("CREATE TABLE an_daily(day TEXT PRIMARY KEY, visitors INTEGER)")
-    old.execute("INSERT INTO an_state VALUES ('params', ?)", (PARAMS.key(),))
-    old.execute("INSERT INTO an_daily VALUES ('2026-03-10', 99)")  # stale figures
+    old.execute("CREATE TABLE an_daily(day TEXT PRIMARY KEY, visitors INTEGER)")  # another shape
+    old.execute("INSERT INTO an_daily VALUES ('2026-03-10', 99)")
     old.commit()
     old.close()
 
@@ -76,14 +108,9 @@ def test_roll_ups_an_earlier_version_kept_in_the_core_file_are_dropped_there(sql
     _shopper(conn)
     Rollup(conn, PARAMS).update()
     assert conn.execute("SELECT day, visitors FROM an_daily").fetchall() == [("2026-03-10", 1)]
+    assert conn.execute("SELECT COUNT(*) FROM main.sqlite_master WHERE name GLOB 'an_*' AND type = 'table'"
+                        ).fetchone()[0] == 0
     conn.close()
-
-    core = sqlite3.connect(sqlite_path)
-    assert core.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name GLOB 'an_*'").fetchall() == []
-    core.close()
-    rollups = sqlite3.connect(rollup_path(sqlite_path))
-    assert rollups.execute("SELECT day, visitors FROM an_daily").fetchall() == [("2026-03-10", 1)]
-    rollups.close()
 
 
 def test_the_roll_ups_file_sits_beside_the_core_file() -> None:
