@@ -1,7 +1,8 @@
 """What the aggregator's child processes share: how they start, the frames they exchange, their set-up.
 
-Two children (:mod:`aggregator.sqlite_writer`, :mod:`aggregator.mqtt_process`) each talk to the
-aggregator over their own stdin/stdout (our pipes; nothing else writes to them) in frames of a
+The children (:mod:`aggregator.sqlite_writer`, :mod:`aggregator.mqtt_process`,
+:mod:`aggregator.analytics.updater`) each talk to the aggregator over their own stdin/stdout
+(our pipes; nothing else writes to them) in frames of a
 4-byte big-endian length and a ``marshal`` dump. Tuples, lists, dicts, strings, bytes, numbers
 and None are what a frame holds; marshal writes them in a third of pickle's time, on the
 aggregator's busy thread, and both ends are the same interpreter.
@@ -11,6 +12,7 @@ Only the standard library is imported here, so a child starts in a few tens of m
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import marshal
@@ -38,6 +40,21 @@ def spawn(module: str, *args: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
     return subprocess.Popen([sys.executable, "-m", module, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             env=env, start_new_session=True)
+
+
+def end(process: subprocess.Popen[bytes], timeout_s: float = 2.0) -> None:
+    """End a child whose protocol is "end-of-file on stdin means exit": close its stdin, wait, kill
+    it if it takes longer than ``timeout_s`` (work it was doing must be safe to cut short), then
+    close its stdout. Also tidies up after a child that already died."""
+    with contextlib.suppress(OSError):
+        process.stdin.close()  # type: ignore[union-attr]
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
 
 
 def set_up_child() -> None:

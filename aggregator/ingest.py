@@ -454,13 +454,14 @@ class Ingest:
             self.store.submit(batch)
         if time.monotonic() >= self._next_link_expiry:
             self._next_link_expiry = time.monotonic() + LINK_EXPIRY_EVERY_S
-            self.expire_links(time.time())
+            self.expire_links(self._now())
 
     def expire_links(self, now: float) -> int:
-        """Forget links not seen for the retention period (the writer deletes their rows on the same rule)."""
-        if self.settings.retention_days <= 0:
+        """Forget links not seen for the store's retention period (its writer deletes their rows on
+        the same rule: ``sqlite_writer.RETENTION_TABLES``)."""
+        if self.store.retention_s <= 0:
             return 0
-        cutoff = now - self.settings.retention_days * 86400.0
+        cutoff = now - self.store.retention_s
         expired = [d for d, seen in self.link_seen.items() if seen < cutoff and d not in self.visits.open]
         for device in expired:
             del self.links[device], self.link_seen[device]

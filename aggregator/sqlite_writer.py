@@ -93,8 +93,9 @@ class _Writer:
     def __init__(self, path: str, retention_s: float, retention_interval_s: float, max_rows: int,
                  out: BinaryIO) -> None:
         self.conn = connect(path)
-        WalCheckpointer.configure_writer(self.conn)
-        self.checkpointer = WalCheckpointer(lambda: connect(path)).start()
+        self.checkpointer = WalCheckpointer(lambda: connect(path))
+        self.checkpointer.configure_writer(self.conn)
+        self.checkpointer.start()
         self.retention_s = retention_s
         self.retention_interval_s = retention_interval_s
         self.max_rows = max_rows

@@ -24,13 +24,9 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 
 log = logging.getLogger("aggregator.wal_checkpointer")
-
-PAGE_BYTES = 4096  # SQLite's default page size, which Floorwalker's databases use
-
 
 class WalCheckpointer:
     """A daemon thread checkpointing one database's WAL; :attr:`lock` guards the writer's transactions."""
@@ -42,16 +38,16 @@ class WalCheckpointer:
         self.reset_frames = reset_frames
         self.passes = 0
         self.resets = 0  # passes that had to hold the writer back to copy the rest
-        self.max_wait_s = 0.0  # the longest the writer was held back
         self._conn = connect()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wal-checkpointer", daemon=True)
 
-    @staticmethod
-    def configure_writer(conn: sqlite3.Connection, reset_frames: int = 16_384) -> None:
-        """The writer's side: no checkpoint inside its COMMITs, and a WAL file trimmed after a rewind."""
+    def configure_writer(self, conn: sqlite3.Connection) -> None:
+        """The writer's side: no checkpoint inside its COMMITs, and a WAL file trimmed to
+        ``reset_frames`` pages after a rewind."""
+        page_bytes = conn.execute("PRAGMA page_size").fetchone()[0]
         conn.execute("PRAGMA wal_autocheckpoint = 0")
-        conn.execute(f"PRAGMA journal_size_limit = {int(reset_frames) * PAGE_BYTES}")
+        conn.execute(f"PRAGMA journal_size_limit = {int(self.reset_frames) * page_bytes}")
 
     def start(self) -> WalCheckpointer:
         self._thread.start()
@@ -70,11 +66,9 @@ class WalCheckpointer:
             _, frames, _ = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             self.passes += 1
             if frames >= self.reset_frames:
-                started = time.perf_counter()
                 with self.lock:
                     self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 self.resets += 1
-                self.max_wait_s = max(self.max_wait_s, time.perf_counter() - started)
         except sqlite3.Error as exc:  # a full disk, a locked file: the next pass tries again
             log.warning("event=checkpoint-failed error=%r", exc)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -80,3 +81,21 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.fail(f"reference data not found at {SHARED} (the checkout must sit beside shared/)")
     return SHARED
+
+
+def process_ended(pid: int, timeout_s: float = 10.0) -> bool:
+    """Whether a process that is not our child (a child of a killed parent) is gone within ``timeout_s``.
+
+    It is re-parented to init, or to this test if it is a subreaper: reaped here when it is ours."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.05)
+    return False

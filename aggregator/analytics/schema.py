@@ -54,6 +54,7 @@ CREATE INDEX IF NOT EXISTS an_sightings_visit ON sightings(visit_id);
 # Tables the roll-up owns and `recompute` empties (an_state is kept apart: it holds watermarks).
 ROLLUP_TABLES = ("an_visit", "an_visitor_day", "an_visitor_hour", "an_visitor_zone", "an_door_hour",
                  "an_daily", "an_hourly", "an_zone", "an_dwell")
+_ALL_TABLES = (*ROLLUP_TABLES, "an_state")
 
 
 def rollup_path(path: str | Path) -> Path:
@@ -112,7 +113,7 @@ def ensure_rollup_tables(conn: sqlite3.Connection) -> None:
     legacy = [name for (name,) in conn.execute(find)]
     try:
         for name in legacy:
-            if name in (*ROLLUP_TABLES, "an_state"):
+            if name in _ALL_TABLES:
                 conn.execute(f"INSERT OR REPLACE INTO an.{name} SELECT * FROM main.{name}")
             conn.execute(f"DROP TABLE main.{name}")
         conn.execute("COMMIT")
@@ -123,7 +124,7 @@ def ensure_rollup_tables(conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
         for name in legacy:
             conn.execute(f"DROP TABLE IF EXISTS main.{name}")
-        for name in (*ROLLUP_TABLES, "an_state"):
+        for name in _ALL_TABLES:
             conn.execute(f"DELETE FROM an.{name}")
         conn.execute("COMMIT")
 

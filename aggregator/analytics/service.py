@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 from aggregator.analytics.definitions import AnalyticsParams
 from aggregator.analytics.schema import connect
-from aggregator.child_process import read_frame, spawn, write_frame
+from aggregator.child_process import end, read_frame, spawn, write_frame
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -44,21 +44,6 @@ MIN_GAP_S = 5.0  # background updates at most this often (reads still catch up f
 
 class UpdateFailed(Exception):
     """A roll-up update did not happen (a SQLite error in the roll-up process, or the process died)."""
-
-
-def _stop(process: subprocess.Popen[bytes], timeout_s: float = 2.0) -> None:
-    """Close the roll-up process's input (its signal to exit); kill it if an update keeps it longer.
-
-    A killed update is rolled back by SQLite and redone by the next one: the roll-ups are derived."""
-    with contextlib.suppress(OSError):
-        process.stdin.close()  # type: ignore[union-attr]
-    try:
-        process.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    if process.stdout is not None:
-        process.stdout.close()
 
 
 class AnalyticsService:
@@ -80,7 +65,7 @@ class AnalyticsService:
     def _catch_up(self) -> int:
         """Have the roll-up process fold in what is new (starting it if it is not running)."""
         if self._process is not None and self._process.poll() is not None:  # killed since the last request
-            _stop(self._process)
+            end(self._process)
             self._process = None
         if self._process is None:
             self._process = spawn("aggregator.analytics.updater", str(self.db_path), self.params.timezone,
@@ -93,7 +78,7 @@ class AnalyticsService:
             reply = None
         if reply is None:
             code = self._process.wait()
-            _stop(self._process)  # its pipes
+            end(self._process)  # its pipes
             self._process = None
             raise UpdateFailed(f"the roll-up process exited (code {code}); it is started again on the next update")
         if reply[0] == "failed":
@@ -117,7 +102,7 @@ class AnalyticsService:
             self._conn.close()
             self._conn = None
         if self._process is not None:
-            _stop(self._process)
+            end(self._process)  # an update cut short is rolled back by SQLite; the next one redoes it
             self._process = None
 
     # ---------------------------------------------------------------- event loop side

@@ -19,6 +19,7 @@ from aggregator.mqtt_link import Incoming
 from aggregator.mqtt_process import ProcessMqttLink, plain_decoded, revive
 from tests.aggregator import agents
 from tests.aggregator.conftest import wait_until
+from tests.conftest import process_ended
 from tests.mqtt_helpers import Collector, publish
 
 pytestmark = pytest.mark.broker
@@ -156,26 +157,10 @@ def test_the_child_exits_when_the_aggregator_is_killed(mqtt_broker: Broker) -> N
         child_pid = int(parent.stdout.readline())  # type: ignore[union-attr]
         parent.kill()
         parent.wait()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                os.kill(child_pid, 0)
-            except ProcessLookupError:
-                break
-            _reap(child_pid)
-            time.sleep(0.05)
-        else:
+        if not process_ended(child_pid):
             os.kill(child_pid, signal.SIGKILL)
             pytest.fail("the MQTT process outlived the aggregator")
     finally:
         parent.kill()
         parent.wait()
         parent.stdout.close()  # type: ignore[union-attr]
-
-
-def _reap(pid: int) -> None:
-    """The child was re-parented (to init, or to this test if it is a subreaper): reap it if ours."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass

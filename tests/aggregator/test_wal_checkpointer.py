@@ -6,7 +6,9 @@ import os
 from pathlib import Path
 
 from aggregator.sqlite_writer import connect
-from aggregator.wal_checkpointer import PAGE_BYTES, WalCheckpointer
+from aggregator.wal_checkpointer import WalCheckpointer
+
+PAGE_BYTES = 4096  # SQLite's default, which these files have
 
 ROW = "x" * 1000
 
@@ -26,8 +28,8 @@ def test_the_writers_commits_leave_the_copying_to_the_checkpointer(tmp_path: Pat
     db = tmp_path / "w.db"
     conn = connect(str(db))
     conn.execute("CREATE TABLE t(k TEXT PRIMARY KEY, v TEXT)")
-    WalCheckpointer.configure_writer(conn)
     checkpointer = WalCheckpointer(lambda: connect(str(db)))  # not started: one pass by hand
+    checkpointer.configure_writer(conn)
     try:
         _write(conn, checkpointer.lock, 0, 300)  # ~1,500 pages: past SQLite's automatic 1,000
         assert _wal_bytes(db) > 1_000 * PAGE_BYTES
@@ -45,8 +47,9 @@ def test_a_writer_that_never_pauses_still_has_its_wal_rewound(tmp_path: Path) ->
     reset_frames = 256
     conn = connect(str(db))
     conn.execute("CREATE TABLE t(k TEXT PRIMARY KEY, v TEXT)")
-    WalCheckpointer.configure_writer(conn, reset_frames)
-    checkpointer = WalCheckpointer(lambda: connect(str(db)), interval_s=0.005, reset_frames=reset_frames).start()
+    checkpointer = WalCheckpointer(lambda: connect(str(db)), interval_s=0.005, reset_frames=reset_frames)
+    checkpointer.configure_writer(conn)
+    checkpointer.start()
     try:
         largest = 0
         for start in range(0, 3_000, 100):  # ~60 MB through the WAL, committed back to back

@@ -27,3 +27,10 @@ class Writer:
     def door(self, msg_id: str, ts: float, direction: str) -> None:
         self.conn.execute("INSERT OR IGNORE INTO door_events VALUES (?, ?, 'agent-1', 'door', ?)",
                           (msg_id, ts, direction))
+
+
+def one_shopper(conn: sqlite3.Connection, n: int, day_start: float) -> None:
+    """Visitor ``v{n}``: a 10-minute visit an hour after ``day_start``, seen once in Sport."""
+    w = Writer(conn)
+    w.visit(f"visit-{n}", f"v{n}", day_start + 3600 + n, day_start + 4200 + n)
+    w.sighting(day_start + 3660 + n, f"v{n}", "Sport", f"visit-{n}")

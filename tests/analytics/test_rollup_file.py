@@ -12,21 +12,15 @@ from aggregator.analytics.definitions import AnalyticsParams
 from aggregator.analytics.rollup import Rollup
 from aggregator.analytics.schema import ROLLUP_DDL, begin_rollup, connect, ensure_core_tables, rollup_path
 from aggregator.store import create_schema
-from tests.analytics.streams import Writer
+from tests.analytics.streams import Writer, one_shopper
 
 T = 1_773_100_800.0  # 2026-03-10 00:00 UTC
 PARAMS = AnalyticsParams(timezone="UTC")
 
 
-def _shopper(conn: sqlite3.Connection) -> None:
-    w = Writer(conn)
-    w.visit("visit-1", "v1", T + 3600, T + 4200)
-    w.sighting(T + 3660, "v1", "Sport", "visit-1")
-
-
 def test_the_aggregators_writer_commits_while_a_roll_up_is_under_way(core_db: sqlite3.Connection,
                                                                     sqlite_path: Path) -> None:
-    _shopper(core_db)
+    one_shopper(core_db, 1, T)
     rollup = Rollup(core_db, PARAMS)
     writer = sqlite_writer.connect(str(sqlite_path))  # the SQLite writer process's connection
     writer.execute("PRAGMA busy_timeout = 200")  # would fail with "database is locked" behind a core lock
@@ -61,12 +55,26 @@ def test_two_roll_ups_take_turns(core_db: sqlite3.Connection, sqlite_path: Path)
     other.close()
 
 
-def _old_layout(path: Path) -> sqlite3.Connection:
-    """A core file as an earlier version left it: the roll-up tables inside it."""
+def _old_layout(path: Path, ddl: str = ROLLUP_DDL.replace("an.an_", "an_")) -> sqlite3.Connection:
+    """A core file as an earlier version left it: roll-up tables inside it (by default today's)."""
     create_schema(path)
     old = sqlite3.connect(path)
-    old.executescript(ROLLUP_DDL.replace("an.an_", "an_"))
+    old.executescript(ddl)
     return old
+
+
+def _upgraded(path: Path) -> tuple[list[tuple], list[tuple]]:
+    """Open the file as this version does, add a shopper, update: (an_daily's days, roll-up tables left in it)."""
+    conn = connect(path)
+    ensure_core_tables(conn)
+    one_shopper(conn, 1, T)
+    Rollup(conn, PARAMS).update()
+    daily = conn.execute("SELECT day, visitors FROM an_daily ORDER BY day").fetchall()
+    conn.close()
+    core = sqlite3.connect(path)
+    left = core.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name GLOB 'an_*'").fetchall()
+    core.close()
+    return daily, left
 
 
 def test_roll_ups_an_earlier_version_kept_in_the_core_file_move_to_their_own(sqlite_path: Path) -> None:
@@ -78,17 +86,9 @@ def test_roll_ups_an_earlier_version_kept_in_the_core_file_move_to_their_own(sql
     old.commit()
     old.close()
 
-    conn = connect(sqlite_path)
-    ensure_core_tables(conn)
-    _shopper(conn)
-    Rollup(conn, PARAMS).update()
-    assert conn.execute("SELECT day, visitors FROM an_daily ORDER BY day").fetchall() == [
-        ("2026-01-05", 7), ("2026-03-10", 1)]  # kept, and the new day added incrementally
-    conn.close()
-
-    core = sqlite3.connect(sqlite_path)
-    assert core.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name GLOB 'an_*'").fetchall() == []
-    core.close()
+    daily, left = _upgraded(sqlite_path)
+    assert daily == [("2026-01-05", 7), ("2026-03-10", 1)]  # kept, and the new day added incrementally
+    assert left == []
     rollups = sqlite3.connect(rollup_path(sqlite_path))
     assert rollups.execute("SELECT day, visitors FROM an_daily ORDER BY day").fetchall() == [
         ("2026-01-05", 7), ("2026-03-10", 1)]
@@ -96,21 +96,14 @@ def test_roll_ups_an_earlier_version_kept_in_the_core_file_move_to_their_own(sql
 
 
 def test_old_roll_up_tables_that_do_not_fit_are_dropped_and_computed_again(sqlite_path: Path) -> None:
-    create_schema(sqlite_path)
-    old = sqlite3.connect(sqlite_path)
-    old.execute("CREATE TABLE an_daily(day TEXT PRIMARY KEY, visitors INTEGER)")  # another shape
+    old = _old_layout(sqlite_path, "CREATE TABLE an_daily(day TEXT PRIMARY KEY, visitors INTEGER)")  # another shape
     old.execute("INSERT INTO an_daily VALUES ('2026-03-10', 99)")
     old.commit()
     old.close()
 
-    conn = connect(sqlite_path)
-    ensure_core_tables(conn)
-    _shopper(conn)
-    Rollup(conn, PARAMS).update()
-    assert conn.execute("SELECT day, visitors FROM an_daily").fetchall() == [("2026-03-10", 1)]
-    assert conn.execute("SELECT COUNT(*) FROM main.sqlite_master WHERE name GLOB 'an_*' AND type = 'table'"
-                        ).fetchone()[0] == 0
-    conn.close()
+    daily, left = _upgraded(sqlite_path)
+    assert daily == [("2026-03-10", 1)]
+    assert left == []
 
 
 def test_the_roll_ups_file_sits_beside_the_core_file() -> None:

@@ -8,7 +8,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,8 +16,8 @@ from aggregator.analytics.definitions import AnalyticsParams
 from aggregator.analytics.schema import rollup_path
 from aggregator.analytics.service import AnalyticsService, UpdateFailed
 from aggregator.analytics.updater import NICE
-from tests.analytics.streams import Writer
-from tests.conftest import REPO
+from tests.analytics.streams import one_shopper
+from tests.conftest import REPO, process_ended
 
 T = 1_773_100_800.0  # 2026-03-10 00:00 UTC
 PARAMS = AnalyticsParams(timezone="UTC")
@@ -28,21 +27,15 @@ def _visitors(conn: sqlite3.Connection) -> list[tuple]:
     return conn.execute("SELECT day, visitors FROM an_daily").fetchall()
 
 
-def _shopper(conn: sqlite3.Connection, n: int) -> None:
-    w = Writer(conn)
-    w.visit(f"visit-{n}", f"v{n}", T + 3600 + n, T + 4200 + n)
-    w.sighting(T + 3660 + n, f"v{n}", "Sport", f"visit-{n}")
-
-
 def _niceness(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+    return os.getpriority(os.PRIO_PROCESS, pid)
 
 
 async def test_updates_run_in_a_niced_child_that_is_started_again_after_a_crash(core_db: sqlite3.Connection,
                                                                            sqlite_path: Path) -> None:
     service = AnalyticsService(sqlite_path, PARAMS)
     try:
-        _shopper(core_db, 1)
+        one_shopper(core_db, 1, T)
         assert await service.catch_up() > 0
         process = service._process
         assert process is not None and process.pid != os.getpid()
@@ -51,7 +44,7 @@ async def test_updates_run_in_a_niced_child_that_is_started_again_after_a_crash(
 
         process.kill()  # e.g. the OOM killer
         process.wait()
-        _shopper(core_db, 2)
+        one_shopper(core_db, 2, T)
         assert await service.read(_visitors) == [("2026-03-10", 2)]  # the next request started a new one
         assert service._process is not None and service._process.pid != process.pid
         assert service.errors == 0
@@ -62,7 +55,7 @@ async def test_updates_run_in_a_niced_child_that_is_started_again_after_a_crash(
 
 async def test_stopping_the_service_ends_the_process(core_db: sqlite3.Connection, sqlite_path: Path) -> None:
     service = AnalyticsService(sqlite_path, PARAMS)
-    _shopper(core_db, 1)
+    one_shopper(core_db, 1, T)
     await service.catch_up()
     process = service._process
     assert process is not None
@@ -71,7 +64,7 @@ async def test_stopping_the_service_ends_the_process(core_db: sqlite3.Connection
 
 
 def test_the_process_exits_when_the_aggregator_is_gone(core_db: sqlite3.Connection, sqlite_path: Path) -> None:
-    _shopper(core_db, 1)
+    one_shopper(core_db, 1, T)
     # An aggregator stand-in that starts the process, asks for one update, then dies by SIGKILL.
     script = ("import sys, time\n"
               "from aggregator.child_process import read_frame, spawn, write_frame\n"
@@ -85,12 +78,7 @@ def test_the_process_exits_when_the_aggregator_is_gone(core_db: sqlite3.Connecti
     parent.send_signal(signal.SIGKILL)
     parent.wait()
     parent.stdout.close()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and Path(f"/proc/{pid.strip()}").exists() \
-            and "Z" not in Path(f"/proc/{pid.strip()}/stat").read_text().rsplit(")", 1)[1].split()[0]:
-        time.sleep(0.05)
-    state = Path(f"/proc/{pid.strip()}/stat")
-    assert not state.exists() or state.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    assert process_ended(int(pid))
     assert _visitors(core_db) == [("2026-03-10", 1)]
 
 
@@ -98,11 +86,11 @@ async def test_a_process_dying_in_the_middle_of_an_update_is_a_counted_failure(c
                                                                               sqlite_path: Path) -> None:
     service = AnalyticsService(sqlite_path, PARAMS)
     try:
-        _shopper(core_db, 1)
+        one_shopper(core_db, 1, T)
         await service.catch_up()
         process = service._process
         assert process is not None
-        _shopper(core_db, 2)
+        one_shopper(core_db, 2, T)
         blocker = sqlite3.connect(rollup_path(sqlite_path), isolation_level=None)
         blocker.execute("BEGIN EXCLUSIVE")  # the next update waits for the roll-ups' file...
         update = asyncio.create_task(service.catch_up())

@@ -146,7 +146,7 @@ def _slowest_window(samples: list[tuple[float, int]], seconds: float) -> float |
     first = next((i for i, (_, acked) in enumerate(samples) if acked > 0), None)
     if first is None:
         return None
-    live = samples[first - 1:] if first > 0 else samples
+    live = samples[max(first - 1, 0):]  # from the last sample before the first acknowledgement
     if live[-1][0] - live[0][0] < 2 * seconds:
         return None
     rates = []
