@@ -14,7 +14,7 @@ import pytest
 
 from agent.config import MqttSettings, load_deployment
 from agent.contract import decode_scenario, scenario_topic
-from aggregator.api import pages
+from aggregator.api import login, pages
 from aggregator.app import create_app
 from aggregator.embedded_broker import Broker
 from aggregator.settings import Settings
@@ -170,18 +170,24 @@ async def test_bad_scenarios_are_400_json_and_nothing_is_published(aiohttp_clien
         scenarios.wait_for(1, timeout_s=0.3)
 
 
-async def test_with_a_token_pages_need_it_and_static_assets_do_not(aiohttp_client, offline: Settings) -> None:
+async def test_with_a_token_pages_need_a_session_and_static_assets_do_not(aiohttp_client, offline: Settings) -> None:
     client = await aiohttp_client(create_app(replace(offline, api_token="s3cret-token-for-tests")))
-    assert (await client.get("/static/app.js")).status == 200
+    html = {"Accept": "text/html"}
+    for name in ("app.js", "style.css", "dashboard.js", "dashboard.css"):
+        assert (await client.get(f"/static/{name}")).status == 200, name
     assert (await client.get("/")).status == 401
     assert (await client.get("/static/..%2Fapi%2Fstore")).status in (401, 404)
-    assert (await client.get("/?token=s3cret-token-for-tests")).status == 200
-    assert (await client.get("/phone/1?token=s3cret-token-for-tests")).status == 200
+    for page in ("/", "/phone/1", "/dashboard"):
+        resp = await client.get(page, headers=html, allow_redirects=False)
+        assert resp.status == 303 and resp.headers["Location"].startswith("/login?next="), page
     assert (await client.get("/api/store")).status == 401
     resp = await client.get("/api/store", headers={"Authorization": "Bearer s3cret-token-for-tests"})
     assert resp.status == 200
     resp = await client.post("/api/new_scenario", json={"customer_id": "1", "pins": []})
     assert resp.status == 401
+    resp = await client.post("/login", data={"token": "s3cret-token-for-tests", "next": "/phone/1"})
+    assert resp.status == 200 and "/static/phone.js" in await resp.text()  # followed, with the cookie
+    assert (await client.get("/", headers=html)).status == 200
 
 
 def _schema(path: str, method: str, status: str) -> dict:
@@ -189,7 +195,7 @@ def _schema(path: str, method: str, status: str) -> dict:
 
 
 def test_every_api_route_is_described_in_openapi() -> None:
-    api = {(r.method.lower(), r.path) for r in pages.routes if r.path.startswith("/api/")}
+    api = {(r.method.lower(), r.path) for r in [*pages.routes, *login.routes] if r.path.startswith("/api/")}
     described = {(m, p) for p, item in pages.OPENAPI_PATHS.items() for m in item}
     # the background picture is an image, not JSON: linked from /api/store's background_url
     assert api - {("get", "/api/store/background")} == described

@@ -318,8 +318,9 @@ def build_spec(app: web.Application) -> dict[str, Any]:
         "paths": paths,
         "components": {"schemas": SCHEMAS, "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer"},
-            "token": {"type": "apiKey", "in": "query", "name": "token"}}},
+            "session": {"type": "apiKey", "in": "cookie", "name": "floorwalker_session",
+                        "description": "set by POST /login (form field token) for browsers"}}},
     }
     if app[SETTINGS].api_token:
-        spec["security"] = [{"bearer": []}, {"token": []}]
+        spec["security"] = [{"bearer": []}, {"session": []}]
     return spec

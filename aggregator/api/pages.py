@@ -7,8 +7,9 @@ doors, every sensor of every device file), ``GET /api/store/background`` (the pl
 (the scenario tab: validated, framed and interpolated here, then published on the store's scenario
 topic so the mock agents play it through their simulated sensors).
 
-Static assets carry no data and are served without a token (an ES module cannot pass one to the
-modules it imports); the pages and APIs go through the aggregator's auth middleware.
+Static assets carry no data and are served without a session (the login page needs its
+stylesheet); the pages and APIs go through the aggregator's auth middleware, and ``setup`` installs
+the login routes (aggregator/api/login.py) that give a browser its session.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from aiohttp import web
 
 from agent.config import DeviceConfig, StoreConfig
 from agent.contract import encode_scenario, scenario_topic
+from aggregator.api import login
 from aggregator.api.core import int_param
 from aggregator.appkeys import CUSTOMERS, DB_PATH, DEVICES, MQTT, STORE_CONFIG
 from aggregator.scenario_builder import ScenarioError, build, duration_s, parse_request
@@ -110,8 +112,10 @@ def _sensors(devices: tuple[DeviceConfig, ...], store: StoreConfig) -> dict[str,
 
 
 def setup(app: web.Application) -> None:
-    """The map's sensor list, from the device files create_app already loaded and validated."""
+    """The map's sensor list, from the device files create_app already loaded and validated, and
+    the login routes the pages need behind a token."""
     app[SENSORS] = _sensors(app[DEVICES], app[STORE_CONFIG])
+    login.setup(app)
 
 
 OPTIONAL_ENDPOINTS: Final = {"offers": "/api/offers", "offer_log": "/api/offers/log",
@@ -338,4 +342,5 @@ OPENAPI_PATHS: dict[str, Any] = {
                       "400": _ERROR_400, "401": _ERROR_401,
                       "403": _json({"$ref": "#/components/schemas/Error"},
                                    "no API token configured and the server listens beyond localhost")}}},
+    **login.OPENAPI_PATHS,
 }
