@@ -48,10 +48,14 @@ def bearer_token(request: web.Request) -> str:
     return header[7:].strip() if header[:7].lower() == "bearer " else ""
 
 
+def is_page_path(request: web.Request) -> bool:
+    """A GET of a page or its assets (not an API, not a WebSocket)."""
+    return request.method in ("GET", "HEAD") and not request.path.startswith(("/api/", "/ws/"))
+
+
 def is_page_request(request: web.Request) -> bool:
     """A browser navigating to a page (not a fetch, an API client or a WebSocket)."""
-    return (request.method in ("GET", "HEAD") and not request.path.startswith(("/api/", "/ws/"))
-            and "text/html" in request.headers.get("Accept", ""))
+    return is_page_path(request) and "text/html" in request.headers.get("Accept", "")
 
 
 def safe_next(target: str) -> str:
@@ -124,13 +128,13 @@ def auth_middleware(token: str, *, local_only: bool) -> Middleware:
 
 
 async def _refuse(request: web.Request, sessions: Sessions) -> web.StreamResponse:
+    if is_page_path(request) and sessions.token_matches(request.query.get("token", "")):
+        # An old bookmark with the token in it: log in once, then drop the token from the address.
+        response = see_other(safe_next(without_token(request)))
+        set_session_cookie(response, request, sessions)
+        log.info("event=login via=page-link path=%s", request.path)
+        return response
     if is_page_request(request):
-        if "token" in request.query and sessions.token_matches(request.query["token"]):
-            # An old bookmark with the token in it: log in once, then drop the token from the address.
-            response = see_other(safe_next(without_token(request)))
-            set_session_cookie(response, request, sessions)
-            log.info("event=login via=page-link path=%s", request.path)
-            return response
         return login_redirect(request)
     return _deny(401, "a valid API token is required: Authorization: Bearer <token>, "
                       "or log in at /login for a browser session")

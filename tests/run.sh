@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Set up and run Floorwalker's whole test suite on a fresh machine (the README's second command).
 #   bash tests/run.sh [pytest args...]
-# Installs what the tests need: Debian's mosquitto, chromium and openssl when missing (as root, or
-# with sudo), a virtual environment .venv with the project and its test extras; then runs pytest.
+# Installs what the tests need: Debian's mosquitto, chromium, openssl and npm when missing (as root,
+# or with sudo), a virtual environment .venv with the project and its test extras, axe-core from the
+# npm registry for the browser tests (tests/browser/package-lock.json); then runs pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,7 @@ command -v mosquitto_sub >/dev/null 2>&1 || missing+=(mosquitto-clients)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "tests/run.sh: installing Debian packages: ${missing[*]}"
     SUDO=""
@@ -31,5 +33,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
+
+# axe-core, injected by the browser tests into each page (tests/browser/package.json, locked).
+if [ ! -f tests/browser/node_modules/axe-core/axe.min.js ]; then
+    echo "tests/run.sh: installing axe-core for the browser tests"
+    npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+fi
 
 exec .venv/bin/python -m pytest "$@"

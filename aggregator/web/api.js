@@ -1,21 +1,19 @@
-// HTTP and WebSocket addresses with the page's token: a page opened with ?token=T sends
-// "Authorization: Bearer T" on every fetch and "?token=T" on every WebSocket URL.
+// HTTP and WebSocket addresses of the aggregator. Behind an API token the browser carries the
+// session cookie set by the login page (HttpOnly: no script sees it); no token is ever put in a
+// URL. An answer of 401 means the session ended: back to the login page, then here again.
 
-const params = new URLSearchParams(window.location.search);
-export const token = params.get("token") || "";
+/** The login page, returning to where the user is now. */
+export function loginURL() {
+  const here = window.location.pathname + window.location.search;
+  return `/login?${new URLSearchParams({next: here})}`;
+}
 
-/** A same-origin URL with the token appended (for links to other pages). */
-export function withToken(path) {
-  if (!token) return path;
-  const url = new URL(path, window.location.href);
-  url.searchParams.set("token", token);
-  return url.pathname + url.search;
+function toLogin() {
+  window.location.assign(loginURL());
 }
 
 function headers(extra) {
-  const h = Object.assign({Accept: "application/json"}, extra || {});
-  if (token) h.Authorization = `Bearer ${token}`;
-  return h;
+  return Object.assign({Accept: "application/json"}, extra || {});
 }
 
 export class HttpError extends Error {
@@ -32,6 +30,7 @@ async function parse(resp) {
   if (type.includes("json")) {
     try { body = await resp.json(); } catch { body = null; }
   }
+  if (resp.status === 401) toLogin();
   if (!resp.ok) throw new HttpError(resp.status, body);
   return body;
 }
@@ -63,6 +62,7 @@ export async function postJSON(path, body) {
 /** A protected image as an ImageBitmap (an <img> could not send the Authorization header). */
 export async function getImage(path) {
   const resp = await fetch(path, {headers: headers({Accept: "image/*"})});
+  if (resp.status === 401) toLogin();
   if (!resp.ok) throw new HttpError(resp.status, null);
   return createImageBitmap(await resp.blob());
 }
@@ -70,8 +70,22 @@ export async function getImage(path) {
 export function wsURL(path) {
   const url = new URL(path, window.location.href);
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-  if (token) url.searchParams.set("token", token);
   return url.toString();
+}
+
+/** How this page got in ({login_required, via, expires_ts}); a 401 goes to the login page. */
+export async function session() {
+  return getJSON("/api/session");
+}
+
+/** Show the sign-out form (a POST, so no other site can sign the user out) when there is a session. */
+export async function offerLogout(form) {
+  try {
+    const s = await session();
+    form.hidden = s.via !== "cookie";
+  } catch (err) {
+    form.hidden = true;
+  }
 }
 
 /** The list inside an API answer: a bare list, or the core's {items: [...]} envelope. */

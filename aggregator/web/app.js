@@ -2,14 +2,16 @@
 // WebSocket frames only queue events; one requestAnimationFrame callback applies everything
 // queued since the last frame and draws once, so the page keeps up however fast events come.
 
-import {getAll, getImage, getJSON, indexCustomers, segmentOf, withToken} from "./api.js";
+import {getAll, getImage, getJSON, indexCustomers, offerLogout, segmentOf} from "./api.js";
 import {$, duration, el, fill, setText} from "./dom.js";
 import {EventLog, LOG_TYPES} from "./eventlog.js";
 import {HeatLayer, LiveMap} from "./livemap.js";
 import {couponCard, couponKey, customerIdOf, offersFrom, predictionOf, renderOfferLog} from "./offers.js";
-import {PlanView, SENSOR_COLOURS} from "./planview.js";
+import {PlanView} from "./planview.js";
 import {ScenarioTab} from "./scenario.js";
+import {ShopperList} from "./shopperlist.js";
 import {ShopperStore} from "./shoppers.js";
+import {wireTablist} from "./tabs.js";
 import {LiveSocket} from "./ws.js";
 
 const LAG_SAMPLES = 2000;
@@ -31,7 +33,7 @@ const shoppers = new ShopperStore();
 let customers = new Map();
 let pending = [];          // events received, not yet applied
 let oldestRecvMs = 0;      // performance.now() of the oldest pending frame
-let view, live, heat, log, scenario;
+let view, live, heat, log, scenario, shopperList, mainTabs;
 let endpoints = {};        // which optional APIs the server has (from /api/store)
 let visitorsToday = null;  // from /api/stats/daily; null: count enters seen instead
 const offerKeys = new Set();
@@ -45,6 +47,13 @@ function customerOf(shopperOrEvent) {
 function nameOf(s) {
   const c = customerOf(s);
   return c && c.name ? String(c.name) : "";
+}
+
+/** A shopper's row in the Shoppers list: who, where, doing what (the details panel has the rest). */
+function rowLabelOf(s) {
+  const c = customerOf(s);
+  const who = c && c.name ? `${c.name} (#${s.customerId})` : (s.id.length > 14 ? `${s.id.slice(0, 12)}…` : s.id);
+  return `${who} · ${s.zone || "aisles"} · ${s.state}`;
 }
 
 function whoOf(ev) {
@@ -131,6 +140,7 @@ function frame(nowMs) {
     updateCounters();
     selectFollowed();
     updateDetails();
+    shopperList.update(nowMs, selectedId);
   }
   stats.frames += 1;
   stats.shoppers = shoppers.size;
@@ -140,6 +150,7 @@ function frame(nowMs) {
 
 function updateCounters() {
   setText("count-now", shoppers.size);
+  setText("shopper-count", shoppers.size);
   setText("count-today", visitorsToday !== null ? visitorsToday : shoppers.entersSeen.size);
 }
 
@@ -183,7 +194,7 @@ function updateDetails() {
   setText("d-pos", Number.isFinite(s.tx) ? `${Math.round(s.tx)}, ${Math.round(s.ty)} px` : "–");
   const phone = $("d-phone");
   phone.hidden = !s.customerId;
-  if (s.customerId) phone.href = withToken(`/phone/${encodeURIComponent(s.customerId)}`);
+  if (s.customerId) phone.href = `/phone/${encodeURIComponent(s.customerId)}`;
 }
 
 // ----------------------------------------------------------------------------- offers
@@ -259,7 +270,7 @@ function renderSensors() {
     const state = view.agentState.get(agent) || "unknown";
     const health = agentHealth.get(agent);
     items.push(el("li", {class: `agent agent-${state}`, dataset: {agent}},
-      el("i", {class: "sensor", style: {background: SENSOR_COLOURS[state]}}),
+      el("i", {class: `sensor sensor-${state}`, "aria-hidden": "true"}),
       el("b", {text: agent}), ` ${state}`,
       health && health.readings_per_s !== undefined ? el("small", {text: ` · ${Number(health.readings_per_s).toFixed(1)} readings/s`}) : null,
       el("ul", null, list.map((s) => el("li", {text: `${s.kind} ${s.id}${s.zone ? ` (${s.zone})` : ""}`})))));
@@ -271,23 +282,17 @@ function renderSensors() {
 // ----------------------------------------------------------------------------- UI wiring
 
 function wireTabs() {
-  for (const btn of document.querySelectorAll(".tab-button")) {
-    btn.addEventListener("click", () => showTab(btn.dataset.tab));
-  }
-  for (const btn of document.querySelectorAll(".side-tab")) {
-    btn.addEventListener("click", () => {
-      for (const b of document.querySelectorAll(".side-tab")) b.classList.toggle("active", b === btn);
-      for (const p of document.querySelectorAll(".side-panel")) p.classList.toggle("active", p.id === `panel-${btn.dataset.panel}`);
-      if (btn.dataset.panel === "offerlog") refreshOfferLog();
-    });
-  }
+  mainTabs = wireTablist($("main-tabs"), (tab) => {
+    if (tab.dataset.tab === "scenario") scenario.show();
+    else view.resize();
+  });
+  wireTablist($("side-tabs"), (tab) => {
+    if (tab.dataset.panel === "offerlog") refreshOfferLog();
+  });
 }
 
 function showTab(name) {
-  for (const b of document.querySelectorAll(".tab-button")) b.classList.toggle("active", b.dataset.tab === name);
-  for (const t of document.querySelectorAll(".tab")) t.classList.toggle("active", t.id === `tab-${name}`);
-  if (name === "scenario") scenario.show();
-  else view.resize();
+  mainTabs.select(name);
 }
 
 function wireFilters() {
@@ -371,12 +376,13 @@ async function main() {
   ]);
   customers = indexCustomers(customerPayload);
   setText("store-name", store.name || store.id || "");
-  $("dashboard-link").href = withToken("/dashboard");
   $("dashboard-link").hidden = !endpoints.dashboard;
+  offerLogout($("logout-form"));
   view = new PlanView($("map"), store, ["heat", "live"]);
   live = new LiveMap(view, shoppers, nameOf);
   heat = new HeatLayer(view);
   log = new EventLog($("event-log"), whoOf);
+  shopperList = new ShopperList($("shopper-list"), shoppers, rowLabelOf, select);
   scenario = new ScenarioTab(store, customers, (cid) => { showTab("preview"); followCustomer(String(cid)); });
   view.agentState = agentsFrom(agents);
   view.drawBase();
@@ -416,6 +422,7 @@ async function main() {
 
   fw.shoppers = shoppers;
   fw.live = live;
+  fw.view = view;
   fw.select = select;
   fw.planToClient = (x, y) => view.planToClient(x, y);
   fw.dotClientPosition = (id) => {

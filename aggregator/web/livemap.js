@@ -23,6 +23,11 @@ export class LiveMap {
     this.lastDrawMs = 0;
     this.trails = true;
     this.sprites = new Map();
+    // prefers-reduced-motion: dots jump to their new position and a leaving shopper just goes,
+    // instead of gliding and fading.
+    const motion = window.matchMedia("(prefers-reduced-motion: reduce)");
+    this.reducedMotion = motion.matches;
+    motion.addEventListener("change", (e) => { this.reducedMotion = e.matches; });
   }
 
   colourOf(state) {
@@ -34,7 +39,7 @@ export class LiveMap {
     const ctx = view.clear("live");
     const dt = this.lastDrawMs ? Math.min(1000, nowMs - this.lastDrawMs) : 1000;
     this.lastDrawMs = nowMs;
-    const ease = 1 - Math.exp(-dt / EASE_MS);
+    const ease = this.reducedMotion ? 1 : 1 - Math.exp(-dt / EASE_MS);
     const wallMs = Date.now();
     const groups = {moving: [], browsing: [], offered: []};
     const fading = [];
@@ -42,7 +47,7 @@ export class LiveMap {
       if (!Number.isFinite(s.tx)) continue;
       s.x += (s.tx - s.x) * ease;
       s.y += (s.ty - s.y) * ease;
-      if (s.exitedAtMs) fading.push(s);
+      if (s.exitedAtMs) { if (!this.reducedMotion) fading.push(s); }
       else (groups[s.state] || groups.moving).push(s);
     }
     if (this.trails) this.drawTrails(ctx, groups, wallMs / 1000);

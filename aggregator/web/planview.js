@@ -2,7 +2,7 @@
 // only when something static changes, and overlay layers the callers draw on every frame.
 // All drawing is in plan pixels; the view maps them to CSS pixels and device pixels.
 
-export const SENSOR_COLOURS = {online: "#2f9e44", offline: "#e03131", unknown: "#868e96"};
+export const SENSOR_COLOURS = {online: "#2b8a3e", offline: "#c92a2a", unknown: "#6c757d"};
 const ZONE_FILLS = ["#e7f5ff", "#fff4e6", "#f3f0ff", "#ebfbee", "#fff0f6", "#e3fafc", "#fff9db"];
 
 export class PlanView {
@@ -163,29 +163,52 @@ export class PlanView {
     ctx.fillText(label, p.x, ty);
   }
 
-  sensorColour(agent) {
-    return SENSOR_COLOURS[this.agentState.get(agent) || "unknown"];
-  }
-
+  /** A sensor's kind by its shape (diamond radio, ring PIR, bar door beams) and its agent's state
+   * by colour and by mark alike, so no one needs to tell red from green: online is filled,
+   * offline is crossed out, unknown (not heard yet) is hollow. */
   drawSensor(sensor) {
     const ctx = this.ctx("base");
     const r = this.px(6);
     const {x, y} = sensor;
-    ctx.fillStyle = this.sensorColour(sensor.agent);
-    ctx.strokeStyle = "#fff";
-    ctx.lineWidth = this.px(1.5);
+    const state = this.agentState.get(sensor.agent) || "unknown";
+    const dx = sensor.kind === "door" ? this.px(14) : 0;
     ctx.beginPath();
-    if (sensor.kind === "sniffer") {         // diamond: a radio
+    if (sensor.kind === "sniffer") {
       ctx.moveTo(x, y - r); ctx.lineTo(x + r, y); ctx.lineTo(x, y + r); ctx.lineTo(x - r, y);
       ctx.closePath();
-    } else if (sensor.kind === "pir") {      // ring: a motion sensor's field
+    } else if (sensor.kind === "pir") {
       ctx.arc(x, y, r * 0.8, 0, Math.PI * 2);
-    } else {                                 // square: the door beams
-      const dx = sensor.kind === "door" ? this.px(14) : 0;
+    } else {
       ctx.rect(x - r + dx, y - r * 0.6, r * 2, r * 1.2);
     }
+    if (state === "unknown") {
+      ctx.fillStyle = "#fff";
+      ctx.fill();
+      ctx.strokeStyle = SENSOR_COLOURS.unknown;
+      ctx.lineWidth = this.px(2);
+      ctx.stroke();
+      return;
+    }
+    ctx.fillStyle = SENSOR_COLOURS[state];
+    ctx.strokeStyle = "#fff";
+    ctx.lineWidth = this.px(1.5);
     ctx.fill();
     ctx.stroke();
+    if (state === "offline") this.drawCross(ctx, x + dx, y, r * 1.25);
+  }
+
+  drawCross(ctx, x, y, r) {
+    ctx.beginPath();
+    ctx.moveTo(x - r, y - r); ctx.lineTo(x + r, y + r);
+    ctx.moveTo(x + r, y - r); ctx.lineTo(x - r, y + r);
+    ctx.lineCap = "round";
+    ctx.strokeStyle = "#212529";
+    ctx.lineWidth = this.px(3.5);
+    ctx.stroke();
+    ctx.strokeStyle = "#fff";
+    ctx.lineWidth = this.px(1.5);
+    ctx.stroke();
+    ctx.lineCap = "butt";
   }
 
   /** Which sensor (if any) is under a plan point: for tooltips. */

@@ -1,6 +1,8 @@
-// A WebSocket that reconnects with back-off and hands parsed JSON to a callback.
+// A WebSocket that reconnects with back-off and hands parsed JSON to a callback. The browser sends
+// the session cookie with the handshake; a refused handshake looks like any other close, so after
+// two in a row the page asks whether its session ended (and, if so, goes to the login page).
 
-import {wsURL} from "./api.js";
+import {session, wsURL} from "./api.js";
 
 export class LiveSocket {
   /**
@@ -16,6 +18,7 @@ export class LiveSocket {
     this.frames = 0;
     this.badFrames = 0;
     this.closed = false;
+    this.failures = 0;   // closes in a row without ever opening
     this.ws = null;
     this.connect();
   }
@@ -26,6 +29,7 @@ export class LiveSocket {
     this.ws = ws;
     ws.onopen = () => {
       this.delayMs = 500;
+      this.failures = -1;
       this.onState("open");
     };
     ws.onmessage = (msg) => {
@@ -43,6 +47,8 @@ export class LiveSocket {
     ws.onclose = () => {
       this.onState("closed");
       if (this.closed) return;
+      this.failures += 1;
+      if (this.failures >= 2) session().catch(() => {});  // a 401 there goes to the login page
       setTimeout(() => this.connect(), this.delayMs);
       this.delayMs = Math.min(this.delayMs * 2, 10000);
     };

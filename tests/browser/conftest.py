@@ -1,8 +1,9 @@
 """The live map in headless Chromium against the real system: mosquitto, `floorwalker-aggregator serve`
 and four `floorwalker-agent mock` processes, started once per test module (they take seconds).
 
-The aggregator runs with an API token, so every page is opened with ``?token=`` exactly as a store
-would: the page only works if its fetches and WebSockets pass the token on.
+The aggregator runs with an API token, as every installed one does: the module's browser context
+logs in once through the login page, and every page after that works on the session cookie alone
+(no token in any URL): the pages, their assets, fetches and WebSockets.
 """
 
 from __future__ import annotations
@@ -44,8 +45,7 @@ class System:
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def url(self, path: str) -> str:
-        sep = "&" if "?" in path else "?"
-        return f"{self.base_url}{path}{sep}token={TOKEN}"
+        return f"{self.base_url}{path}"
 
     def get_json(self, path: str) -> object:
         req = urllib.request.Request(self.base_url + path, headers={"Authorization": f"Bearer {TOKEN}"})
@@ -131,18 +131,40 @@ def browser() -> Iterator[object]:
             b.close()
 
 
+def log_in(page: object, system: System, token: str = TOKEN) -> None:
+    """Sign in on the login page the way a person does: type the token, press the button."""
+    page.fill("#token", token)  # type: ignore[attr-defined]
+    with page.expect_navigation():  # type: ignore[attr-defined]
+        page.click("form.login-form button[type=submit]")  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def session(browser: object) -> Iterator[object]:
+    """One browser context (one cookie jar) for the module: the map tab logs it in."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})  # type: ignore[attr-defined]
+    try:
+        yield context
+    finally:
+        context.close()
+
+
 class Tab:
     """A page that records console errors, page errors and requests leaving the server."""
 
-    def __init__(self, browser: object, system: System, path: str, viewport: dict[str, int] | None = None) -> None:
+    def __init__(self, context: object, system: System, path: str, viewport: dict[str, int] | None = None,
+                 *, log_in_as: str | None = None) -> None:
         self.errors: list[str] = []
         self.external: list[str] = []
-        self.page = browser.new_page(viewport=viewport or {"width": 1400, "height": 900})  # type: ignore[attr-defined]
+        self.page = context.new_page()  # type: ignore[attr-defined]
+        self.page.set_viewport_size(viewport or {"width": 1400, "height": 900})
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
         self.page.on("request", lambda r: None if r.url.startswith((system.base_url, "ws://127.0.0.1", "data:"))
                      else self.external.append(r.url))
         self.page.goto(system.url(path))
+        if log_in_as is not None:
+            assert self.page.url.startswith(f"{system.base_url}/login?next="), self.page.url
+            log_in(self.page, system, log_in_as)
 
     def shot(self, name: str) -> Path:
         ARTIFACTS.mkdir(exist_ok=True)
@@ -155,9 +177,10 @@ class Tab:
 
 
 @pytest.fixture(scope="module")
-def map_tab(browser: object, system: System) -> Iterator[Tab]:
-    """The map page, opened once for the module (tests run in file order and build on each other)."""
-    tab = Tab(browser, system, "/")
+def map_tab(session: object, system: System) -> Iterator[Tab]:
+    """The map page, opened once for the module through the login page (tests run in file order and
+    build on each other); its context keeps the session for the other tabs."""
+    tab = Tab(session, system, "/", log_in_as=TOKEN)
     tab.page.wait_for_function("window.__fw && window.__fw.ready", timeout=20_000)
     try:
         yield tab

@@ -177,7 +177,7 @@ def test_an_offer_shows_up_in_the_phone_view_and_on_the_map(map_tab: Tab, browse
     cid = next(str(c["customer_id"]) for c in customers if c.get("gender") == "F" and 25 <= int(c["age"]) <= 35
                and str(c["customer_id"]) != EVIL_ID)
     name = next(c["name"] for c in customers if str(c["customer_id"]) == cid)
-    phone = Tab(browser, system, f"/phone/{cid}", viewport={"width": 420, "height": 860})
+    phone = Tab(map_tab.page.context, system, f"/phone/{cid}", viewport={"width": 420, "height": 860})
     try:
         phone.page.wait_for_function("window.__fw.ready", timeout=15_000)
         phone.page.wait_for_selector("#phone-conn.conn-open")
