@@ -1,10 +1,13 @@
 // Floorwalker footfall dashboard: plain script, SVG charts, no build step, nothing fetched from the internet.
-// Data is only ever inserted with textContent / SVG attributes, never as HTML.
+// Data is only ever inserted with textContent / SVG attributes, never as HTML. Behind an API token the
+// browser sends the session cookie of the login page; a 401 means it ended, so back to the login page.
+// Every chart's values are readable without hovering: written on the bars where they fit, and in a
+// table under each chart.
 "use strict";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
-const COLOURS = { a: "#2f6fde", b: "#35a47a", c: "#e0a12a", d: "#c04e6a", grid: "#e3e7ee", muted: "#9aa3b0" };
-const token = new URLSearchParams(window.location.search).get("token");
+const COLOURS = { a: "#2f6fde", b: "#35a47a", c: "#e0a12a", d: "#c04e6a", muted: "#9aa3b0" };
+const VALUE_LABEL_MIN_SLOT = 20;  // viewBox units a bar's slot needs for its value written above it
 const state = { day: null, offset: 0, limit: 20, total: 0 };
 
 function el(tag, attrs = {}, text = null) {
@@ -17,8 +20,10 @@ function el(tag, attrs = {}, text = null) {
 async function api(endpoint, params, format = "json") {
   const query = new URLSearchParams(params);
   if (format === "csv") query.set("format", "csv");
-  const headers = token ? { Authorization: `Bearer ${token}` } : {};
-  const resp = await fetch(`/api/stats/${endpoint}?${query}`, { headers });
+  const resp = await fetch(`/api/stats/${endpoint}?${query}`);
+  if (resp.status === 401) {
+    window.location.assign(`/login?${new URLSearchParams({ next: window.location.pathname + window.location.search })}`);
+  }
   if (!resp.ok) {
     let reason = resp.statusText;
     try { reason = (await resp.json()).error || reason; } catch (_e) { /* not JSON */ }
@@ -36,7 +41,9 @@ function status(text, isError = false) {
 // ---------------------------------------------------------------- charts
 function frame(container, width, height) {
   container.replaceChildren();
-  const svg = el("svg:svg", { viewBox: `0 0 ${width} ${height}`, role: "img" });
+  const title = container.closest(".card")?.querySelector("h2")?.firstChild?.textContent?.trim() || "chart";
+  const svg = el("svg:svg", { viewBox: `0 0 ${width} ${height}`, role: "img",
+    "aria-label": `${title}: bar chart; the values are also in the table below it` });
   container.appendChild(svg);
   return svg;
 }
@@ -53,7 +60,7 @@ function niceMax(value) {
 function axis(svg, box, maxValue) {
   for (let i = 0; i <= 4; i += 1) {
     const y = box.y + box.h - (box.h * i) / 4;
-    svg.appendChild(el("svg:line", { x1: box.x, x2: box.x + box.w, y1: y, y2: y, stroke: COLOURS.grid }));
+    svg.appendChild(el("svg:line", { x1: box.x, x2: box.x + box.w, y1: y, y2: y, class: "grid" }));
     svg.appendChild(el("svg:text", { x: box.x - 6, y: y + 4, "text-anchor": "end" }, Math.round((maxValue * i) / 4)));
   }
 }
@@ -96,6 +103,10 @@ function barChart(container, labels, series, { line = null, labelEvery = 1, heig
         base -= h;
       }
     }
+    if (slot >= VALUE_LABEL_MIN_SLOT && totals[i] > 0) {
+      svg.appendChild(el("svg:text", { x: box.x + i * slot + slot / 2, y: base - 3, "text-anchor": "middle",
+        class: "value" }, totals[i]));
+    }
     if (i % labelEvery === 0) {
       svg.appendChild(el("svg:text", { x: box.x + i * slot + slot / 2, y: box.y + box.h + 16, "text-anchor": "middle" },
         label));
@@ -108,6 +119,27 @@ function barChart(container, labels, series, { line = null, labelEvery = 1, heig
   }
   legend(container, [...series.map((s) => [s.name, s.colour]), ...(line ? [[line.name, line.colour]] : [])]);
   if (totals.every((t) => t === 0) && lineMax === 0) empty(svg, width, height);
+  const columns = [...series, ...(line ? [line] : [])];
+  valuesTable(container, ["", ...columns.map((s) => s.name), ...(series.length > 1 ? ["total"] : [])],
+    labels.map((label, i) => [label, ...columns.map((s) => s.values[i]), ...(series.length > 1 ? [totals[i]] : [])]));
+}
+
+// The chart's numbers as a table (in a disclosure, so the page stays a page of charts).
+function valuesTable(container, head, rows) {
+  const details = el("details", { class: "values" });
+  details.appendChild(el("summary", {}, "Values as a table"));
+  const table = el("table");
+  const tr = el("tr");
+  for (const h of head) tr.appendChild(el("th", { scope: "col" }, h));
+  table.appendChild(el("thead")).appendChild(tr);
+  const tbody = table.appendChild(el("tbody"));
+  for (const row of rows) {
+    const r = el("tr");
+    row.forEach((v, i) => r.appendChild(el(i === 0 ? "th" : "td", i === 0 ? { scope: "row" } : {}, v)));
+    tbody.appendChild(r);
+  }
+  details.appendChild(table);
+  container.appendChild(details);
 }
 
 // Horizontal bars, one per row, longest first.
@@ -126,9 +158,10 @@ function rankChart(container, rows, highlight) {
       fill: highlight(row) ? COLOURS.a : COLOURS.muted });
     rect.appendChild(el("svg:title", {}, `${row.label}: ${row.value}`));
     svg.appendChild(rect);
-    svg.appendChild(el("svg:text", { x: 124 + w, y: y + 16 }, row.value));
+    svg.appendChild(el("svg:text", { x: 124 + w, y: y + 16, class: "value" }, row.value));
   });
   if (!rows.length) empty(svg, width, height);
+  valuesTable(container, ["", "visitors"], rows.map((r) => [r.label, r.value]));
 }
 
 // ---------------------------------------------------------------- sections
@@ -220,7 +253,18 @@ async function downloadCsv(endpoint) {
   }
 }
 
+async function offerLogout() {
+  const form = document.getElementById("logout-form");
+  try {
+    const resp = await fetch("/api/session", { headers: { Accept: "application/json" } });
+    form.hidden = !resp.ok || (await resp.json()).via !== "cookie";
+  } catch (_e) {
+    form.hidden = true;
+  }
+}
+
 async function start() {
+  offerLogout();
   const dayInput = document.getElementById("day");
   let range = { last: null, today: new Date().toISOString().slice(0, 10) };
   try { range = await api("range", {}); } catch (err) { status(err.message, true); }

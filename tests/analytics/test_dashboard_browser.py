@@ -1,4 +1,6 @@
-"""The dashboard in headless Chromium against the real app: charts drawn, no console errors, a screenshot."""
+"""The dashboard in headless Chromium against the real app behind an API token, as installed: the
+login page first, then charts drawn with their values readable, no console errors, no serious
+accessibility violations (axe-core), dark mode, a screenshot."""
 
 from __future__ import annotations
 
@@ -16,10 +18,12 @@ from aggregator.analytics.generator import generate
 from aggregator.analytics.schema import connect, ensure_core_tables
 from aggregator.app import create_app
 from aggregator.settings import Settings
+from tests.browser.axe import check_async
 from tests.conftest import CONFIG_DIR, REPO
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
+TOKEN = "dashboard-test-token-0123456789"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--no-first-run", "--disable-sync"]
 
@@ -44,7 +48,7 @@ async def test_dashboard_draws_every_chart_without_console_errors(
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (the browser tests need it)")
     # The history is from March, older than the default 30-day retention: without retention_days=0
     # the writer's first pass (5 s in) deletes it, and a roll-up that starts after it finds nothing.
-    settings = replace(Settings(), config_dir=CONFIG_DIR, db_path=history, mqtt_enabled=False, api_token="",
+    settings = replace(Settings(), config_dir=CONFIG_DIR, db_path=history, mqtt_enabled=False, api_token=TOKEN,
                        retention_days=0)
     server = await aiohttp_server(create_app(settings))
     errors: list[str] = []
@@ -58,12 +62,30 @@ async def test_dashboard_draws_every_chart_without_console_errors(
             page.on("request", lambda req: external.append(req.url) if not req.url.startswith(
                 str(server.make_url("/"))) else None)
             await page.goto(str(server.make_url("/dashboard")))
+            assert "/login?next=%2Fdashboard" in page.url  # no session yet: the login page, not a 401
+            await page.fill("#token", TOKEN)
+            async with page.expect_navigation():
+                await page.click("form.login-form button[type=submit]")
             await page.wait_for_selector("body[data-loaded=true]", timeout=15_000)
+            assert page.url == str(server.make_url("/dashboard"))  # no token in the address
             assert await page.input_value("#day") == "2026-03-15"  # the last day with data
             for chart in ("daily", "hourly", "zones", "dwell", "loyalty"):
                 bars = await page.locator(f"#chart-{chart} svg rect.bar").count()
                 assert bars > 0, f"chart {chart} drew nothing"
             assert await page.locator("#chart-hourly polyline.line").count() == 1
+            # values readable without hovering: written on the bars, and in a table under each chart
+            hourly_values = await page.locator("#chart-hourly svg text.value").all_text_contents()
+            cells = page.locator("#chart-hourly details.values tbody tr td:nth-child(2)")
+            hourly_table = await cells.all_text_contents()
+            assert hourly_values and set(hourly_values) <= set(hourly_table)
+            for chart in ("daily", "zones", "dwell", "loyalty"):
+                assert await page.locator(f"#chart-{chart} details.values tbody tr").count() > 0, chart
+            assert await page.locator("#chart-zones svg text.value").count() > 0
+            await page.locator("#chart-hourly details.values summary").click()
+            assert await page.locator("#chart-hourly details.values table").is_visible()
+            assert await page.locator("#logout-form").is_visible()
+            violations = await check_async(page)
+            assert violations == [], "\n".join(violations)
             assert await page.locator("#visitors tbody tr").count() == 20
             assert int((await page.locator("#tiles .value").first.text_content()) or 0) > 0
             await page.click("#next")
@@ -74,6 +96,17 @@ async def test_dashboard_draws_every_chart_without_console_errors(
             artifacts = REPO / "test-artifacts"
             artifacts.mkdir(exist_ok=True)
             await page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
+            await page.emulate_media(color_scheme="dark")
+            background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
+            assert background == "rgb(17, 20, 24)", background
+            violations = await check_async(page)
+            assert violations == [], "\n".join(violations)
+            await page.screenshot(path=str(artifacts / "dashboard-dark.png"), full_page=True)
+            async with page.expect_navigation():
+                await page.click("#logout-form button")
+            assert "/login" in page.url and "You are signed out." in await page.text_content("#login-message")
+            await page.goto(str(server.make_url("/dashboard")))
+            assert "/login?next=" in page.url
         finally:
             await browser.close()
     assert errors == []
