@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.aggregator import agents
-from tests.browser.conftest import AGENTS, EVIL_ID, EVIL_NAME, System, Tab
+from tests.browser.conftest import AGENTS, EVIL_ID, EVIL_NAME, System, Tab, _stop
 from tests.mqtt_helpers import publish
 
 pytestmark = pytest.mark.browser
@@ -231,4 +231,25 @@ def test_a_scenario_made_by_clicking_pins_is_played_on_the_map(map_tab: Tab) -> 
                            timeout=5_000)
     page.wait_for_timeout(800)
     map_tab.shot("scenario-played")
+    assert map_tab.errors == []
+
+
+def test_a_sensor_that_goes_down_is_crossed_out_not_only_red(map_tab: Tab, system: System) -> None:
+    """Runs last: it stops agent-4 (a clean exit publishes its retained offline status)."""
+    page = map_tab.page
+    centre = """() => {
+        const s = window.__fw.view.store.sensors.find((s) => s.agent === 'agent-4' && s.kind === 'sniffer');
+        const v = window.__fw.view, k = v.scale * v.dpr;
+        const c = document.querySelector('#map canvas[data-layer=base]');
+        return Array.from(c.getContext('2d').getImageData(Math.round(s.x * k), Math.round(s.y * k), 1, 1).data);
+    }"""
+    r, g, b, _ = page.evaluate(centre)
+    assert g > r + 40 and g > b, (r, g, b)  # online: filled green
+    page.locator("#side-tab-sensors").click()
+    _stop(system.procs[AGENTS.index("agent-4") + 1])
+    page.wait_for_selector("#sensor-list li.agent-offline[data-agent='agent-4'] i.sensor-offline", timeout=30_000)
+    assert "offline" in page.locator("#sensor-list li[data-agent='agent-4']").text_content()
+    page.wait_for_function(f"(({centre})()).slice(0, 3).every((v) => v > 200)")  # the white core of the cross
+    assert page.locator("#sensor-list li.agent-online").count() == 3
+    map_tab.shot("map-sensor-down")
     assert map_tab.errors == []
