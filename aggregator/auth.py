@@ -81,15 +81,23 @@ def login_redirect(request: web.Request) -> web.Response:
 
 
 def set_session_cookie(response: web.StreamResponse, request: web.Request, sessions: Sessions) -> None:
-    """HttpOnly (no script reads it), SameSite=Lax (no cross-site POST carries it), Secure over HTTPS."""
+    """HttpOnly (no script reads it), SameSite=Lax (no cross-site POST carries it), Secure over HTTPS
+    (also behind a TLS-terminating proxy that says so; a forged header only makes it stricter)."""
+    secure = request.secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https"
     response.set_cookie(COOKIE_NAME, sessions.issue(), max_age=int(sessions.max_age_s), path="/",
-                        httponly=True, samesite="Lax", secure=request.secure)
+                        httponly=True, samesite="Lax", secure=secure)
 
 
 def same_origin(request: web.Request) -> bool:
-    """A cookie-carrying write must come from our own pages (the browser's Origin header says so)."""
+    """A cookie-carrying write must come from our own pages (the browser's Origin header says so).
+
+    Behind a reverse proxy the Host may be the upstream's address: the proxy's X-Forwarded-Host is
+    accepted too (a cross-site page cannot set that header without a CORS preflight we never allow)."""
     origin = request.headers.get("Origin")
-    return origin is None or urlsplit(origin).netloc == request.host
+    if origin is None:
+        return True
+    ours = {request.host, request.headers.get("X-Forwarded-Host", "").split(",")[0].strip()}
+    return urlsplit(origin).netloc in ours - {""}
 
 
 def authenticate(request: web.Request, sessions: Sessions) -> str | None:

@@ -423,6 +423,7 @@ async function main() {
   fw.shoppers = shoppers;
   fw.live = live;
   fw.view = view;
+  fw.shopperList = shopperList;
   fw.select = select;
   fw.planToClient = (x, y) => view.planToClient(x, y);
   fw.dotClientPosition = (id) => {

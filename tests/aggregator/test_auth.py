@@ -181,6 +181,16 @@ async def test_a_cross_site_write_may_not_ride_on_the_cookie(guarded) -> None:
     assert resp.status == 403
     origin = f"http://{guarded.host}:{guarded.port}"
     assert (await guarded.post("/api/customers/1/link", json=body, headers={"Origin": origin})).status == 201
+    proxied = {"Origin": "https://store.example", "X-Forwarded-Host": "store.example"}  # behind a reverse proxy
+    assert (await guarded.post("/api/customers/1/link", json=body, headers=proxied)).status == 201
+    resp = await guarded.post("/api/customers/1/link", json=body, headers={"Origin": "null"})
+    assert resp.status == 403
+
+
+async def test_the_cookie_is_secure_behind_a_tls_proxy(guarded) -> None:
+    resp = await guarded.post("/login", data={"token": TOKEN}, headers={"X-Forwarded-Proto": "https"},
+                              allow_redirects=False)
+    assert _cookie(resp)[COOKIE_NAME]["secure"] is True
 
 
 async def test_an_old_page_link_with_the_token_logs_in_once_and_drops_it(guarded) -> None:
