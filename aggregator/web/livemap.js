@@ -119,11 +119,12 @@ export class LiveMap {
     ctx.globalAlpha = 1;
   }
 
-  /** The dot of one state, drawn once at device resolution (white rim, coloured fill). */
+  /** The dot of one state, drawn once at device resolution (white rim, coloured fill). The state
+   * shows by shape as well as colour: moving a circle, browsing a square, offered a diamond. */
   sprite(state) {
     const colour = this.colourOf(state);
     const dpr = this.view.dpr;
-    const key = `${colour}@${dpr}`;
+    const key = `${state}:${colour}@${dpr}`;
     let sprite = this.sprites.get(key);
     if (!sprite) {
       const px = Math.ceil(2 * (DOT_CSS_PX + 1.2) * dpr);
@@ -132,7 +133,16 @@ export class LiveMap {
       sprite.height = px;
       const c = sprite.getContext("2d");
       c.beginPath();
-      c.arc(px / 2, px / 2, DOT_CSS_PX * dpr, 0, Math.PI * 2);
+      const r = DOT_CSS_PX * dpr;
+      const m = px / 2;
+      if (state === "browsing") {
+        c.rect(m - r * 0.85, m - r * 0.85, r * 1.7, r * 1.7);
+      } else if (state === "offered") {
+        c.moveTo(m, m - r * 1.1); c.lineTo(m + r * 1.1, m); c.lineTo(m, m + r * 1.1); c.lineTo(m - r * 1.1, m);
+        c.closePath();
+      } else {
+        c.arc(m, m, r, 0, Math.PI * 2);
+      }
       c.fillStyle = colour;
       c.fill();
       c.lineWidth = 1.2 * dpr;

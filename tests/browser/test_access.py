@@ -133,6 +133,22 @@ def test_the_shoppers_on_the_plan_are_a_keyboard_list_with_the_same_details(map_
     assert map_tab.errors == []
 
 
+def test_shopper_states_differ_by_shape_as_well_as_colour(map_tab: Tab) -> None:
+    """The dot sprites: moving a circle (its bounding box's corners empty), browsing a square
+    (corners filled), offered a diamond (corners empty, tips on the box's edges)."""
+    probe = """(state) => {
+        const sprite = window.__fw.live.sprite(state), dpr = window.__fw.view.dpr;
+        const c = sprite.getContext('2d'), m = sprite.width / 2;
+        const alpha = (dx, dy) => c.getImageData(Math.floor(m + dx * dpr), Math.floor(m + dy * dpr), 1, 1).data[3];
+        return {corner: alpha(-4, -4), tip: alpha(0, -5.5), side: alpha(-4.5, 0)};
+    }"""
+    found = {state: map_tab.page.evaluate(probe, state) for state in ("moving", "browsing", "offered")}
+    corners = {state: f["corner"] for state, f in found.items()}
+    assert corners["browsing"] > 200 and corners["moving"] < 128 and corners["offered"] < 30, found
+    assert found["offered"]["tip"] > 2 * found["browsing"]["tip"], found
+    assert min(f["side"] for f in found.values()) > 0, found
+
+
 @pytest.fixture
 def dark_tab(browser: object, system: System) -> Iterator[Tab]:
     context = browser.new_context(color_scheme="dark", reduced_motion="reduce")  # type: ignore[attr-defined]
