@@ -130,7 +130,11 @@ def auth_middleware(token: str, *, local_only: bool) -> Middleware:
             return await _refuse(request, sessions)
         if via == "cookie" and request.method in STATE_CHANGING and not same_origin(request):
             return _deny(403, "a cross-site request may not use the session cookie")
-        return await handler(request)
+        response = await handler(request)
+        if is_page_path(request) and "Cache-Control" not in response.headers and not response.prepared:
+            # Revalidate every time: a page kept from the cache would open after a sign-out.
+            response.headers["Cache-Control"] = "no-cache"
+        return response
 
     return middleware
 

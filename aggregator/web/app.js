@@ -174,6 +174,7 @@ function select(id) {
   selectedId = id;
   live.selectedId = id;
   updateDetails();
+  shopperList.update(performance.now(), id);  // the list follows a click on the plan at once
 }
 
 function updateDetails() {

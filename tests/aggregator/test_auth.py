@@ -98,6 +98,8 @@ async def test_login_sets_an_httponly_samesite_cookie_that_opens_pages_assets_an
                  "/api/store", "/api/stats/range"):
         resp = await guarded.get(path, headers=HTML, allow_redirects=False)
         assert resp.status == 200, path
+        if not path.startswith("/api/"):  # pages revalidate: none is shown from the cache after a sign-out
+            assert resp.headers["Cache-Control"] in ("no-cache", "no-store"), path
     session = await (await guarded.get("/api/session")).json()
     assert session["via"] == "cookie" and session["login_required"] is True
     assert session["expires_ts"] > time.time() + 6 * 24 * 3600

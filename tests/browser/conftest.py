@@ -1,5 +1,8 @@
 """The pages in headless Chromium against the real system: mosquitto, `floorwalker-aggregator serve`
-and four `floorwalker-agent mock` processes, started once for all browser tests (they take seconds).
+and four `floorwalker-agent mock` processes, started once for the tests/browser package (they take
+seconds) and stopped after its last test. Package scope, not session: sync Playwright keeps an event
+loop running while it is open, which would break every async test after it, and this package has
+only sync tests.
 
 The aggregator runs with an API token, as every installed one does: the module's browser context
 logs in once through the login page, and every page after that works on the session cookie alone
@@ -81,7 +84,7 @@ def _wait_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes], log: P
             time.sleep(0.1)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     workdir = tmp_path_factory.mktemp("map-system")
     customers = json.loads((CONFIG_DIR / "customers.json").read_text())
@@ -118,7 +121,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         broker.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[object]:
     sync_api = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():

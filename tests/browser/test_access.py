@@ -13,7 +13,7 @@ import pytest
 
 from tests.browser import axe
 from tests.browser.conftest import TOKEN, System, Tab
-from tests.browser.test_map import shopper, walk
+from tests.browser.test_map import shopper, stroll, walk
 
 pytestmark = pytest.mark.browser
 
@@ -43,7 +43,7 @@ def test_axe_finds_what_it_should(browser: object) -> None:
 
 
 def test_the_map_has_no_serious_accessibility_violations(map_tab: Tab, system: System) -> None:
-    walk(system, "d-access-axe", None, [(900.0, 760.0)] * 3, time.time() - 3)
+    walk(system, "d-access-axe", None, [(750.0, 840.0)] * 3, time.time() - 3)
     shopper(map_tab, "s.id === 'd-access-axe'")
     map_tab.page.wait_for_selector("#shopper-list [role=option]")
     assert_no_blocking_violations(map_tab)
@@ -102,7 +102,7 @@ def test_tabs_are_aria_tabs_driven_by_the_arrow_keys(map_tab: Tab, tablist: str)
 def test_the_shoppers_on_the_plan_are_a_keyboard_list_with_the_same_details(map_tab: Tab, system: System) -> None:
     page = map_tab.page
     device = "d-access-keyboard"
-    walk(system, device, None, [(900.0, 760.0)] * 3, time.time() - 3)
+    walk(system, device, None, [(1150.0, 700.0)] * 3, time.time() - 3)  # a spot no other test uses
     shopper(map_tab, f"s.id === '{device}'")
     page.wait_for_selector(f"#shopper-list [role=option][data-id='{device}']")
     # Tab from the last control of the toolbar reaches the list: nothing in between needs a mouse
@@ -167,8 +167,8 @@ def test_dark_mode_and_reduced_motion_are_honoured(dark_tab: Tab, system: System
     assert page.evaluate("getComputedStyle(document.querySelector('.panel')).backgroundColor") == "rgb(28, 31, 35)"
     assert page.evaluate("window.__fw.live.reducedMotion") is True
     device = "d-access-still"
-    walk(system, device, None, [(560.0, 600.0), (560.0, 600.0), (900.0, 760.0), (900.0, 760.0)],
-         time.time() - 4)
+    path = stroll([(600.0, 700.0), (1250.0, 820.0)], dwell_points=2)
+    walk(system, device, None, path, time.time() - len(path))
     page.wait_for_function(f"""() => {{
         const s = window.__fw.shoppers.byId.get('{device}');
         return s && s.tx > 800 && window.__fw.stats.frames > 0; }}""", timeout=30_000)
