@@ -27,6 +27,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from aggregator.alerts import ALERTS
 from aggregator.appkeys import BUS, DB_PATH, INGEST, LINK, STORE
 
 # Commits take ~1-20 ms on this machine's SSD at the benchmark's batch sizes (docs/PERFORMANCE.md,
@@ -72,6 +73,7 @@ class FloorwalkerCollector:
         yield from self._store()
         yield from self._mqtt()
         yield from self._live()
+        yield from self._alerts()
 
     def _ingest(self) -> Iterator[Metric]:
         c = self.app[INGEST].counters
@@ -141,6 +143,17 @@ class FloorwalkerCollector:
         yield _counter("floorwalker_customer_moves_suppressed", "Moves not published (too small, too soon).",
                        tier.suppressed_moves)
         yield _counter("floorwalker_bus_dropped", "Bus events dropped for slow subscribers.", self.app[BUS].dropped)
+
+    def _alerts(self) -> Iterator[Metric]:
+        alerts = self.app.get(ALERTS)
+        if alerts is None:
+            return
+        yield _gauge("floorwalker_alerts_firing", "Webhook alerts firing now (store file rules).", len(alerts.firing))
+        yield _counter("floorwalker_alert_posts", "Alert posts the webhook accepted.", alerts.outbox.posted)
+        yield _counter("floorwalker_alert_post_failures", "Alert posts that failed (retried with back-off).",
+                       alerts.outbox.failures)
+        yield _gauge("floorwalker_alert_posts_pending", "Alert posts waiting for the webhook.",
+                     len(alerts.outbox.pending))
 
 
 class Metrics:
