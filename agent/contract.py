@@ -576,7 +576,7 @@ class CustomerEvent:
     Emitted with integer ``ts``/``x``/``y``; decoded from whatever the demo's services sent."""
 
     kind: str
-    id: str
+    id: str | int  # encoded as given: an int is a known customer's id, typed as the retail demo types it
     ts: float
     x: float | None = None
     y: float | None = None
