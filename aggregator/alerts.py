@@ -117,16 +117,28 @@ class Alerts:
                 subject = f"zone {rule.zone}" if rule.zone else "store"
                 out.append(Observation(rule.name, rule, value > rule.max_people, subject, value, rule.max_people))
             elif rule.kind == "agent-offline":
+                # A named agent never heard of counts as offline (it should be there); watching every
+                # agent, only a status that says offline counts (an agent heard without one is "unknown").
                 names = [rule.agent] if rule.agent else sorted(agents)
                 for agent in names:
-                    offline = agents.get(agent, "offline") != "online"
+                    state = agents.get(agent, "offline")
+                    offline = state != "online" if rule.agent else state == "offline"
                     out.append(Observation(f"{rule.name}:{agent}", rule, offline, f"agent {agent}",
                                            0 if offline else 1, rule.for_s / 60.0))
             else:
-                base = next((total for ts, total in self._dead_samples if ts >= now - rule.window_s), dead_total)
-                rise = dead_total - base
+                rise = dead_total - self._dead_base(now - rule.window_s)
                 out.append(Observation(rule.name, rule, rise > rule.max_new, "dead letters", rise, rule.max_new))
         return out
+
+    def _dead_base(self, since: float) -> int:
+        """The dead-letter total at the window's start: the last sample at or before it (else the oldest),
+        as Prometheus' ``increase`` counts from the sample before the range."""
+        base = self._dead_samples[0][1]
+        for ts, total in self._dead_samples:
+            if ts > since:
+                break
+            base = total
+        return base
 
     def evaluate(self) -> int:
         """Apply hold-offs, fire and recover; returns how many posts were queued."""

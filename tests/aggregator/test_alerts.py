@@ -180,3 +180,57 @@ def test_rules_need_a_url(config_dir: Path, monkeypatch: pytest.MonkeyPatch) -> 
         load_store(store)
     monkeypatch.setenv("WEBHOOK_URL", "https://hooks.example.invalid/x")  # seed 002's variable
     assert load_store(store).alerts.webhook_url == "https://hooks.example.invalid/x"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def rules_of(config_dir: Path, rules: str) -> Any:
+    return load_store(with_rules(config_dir, 9, rules) / "store.toml").alerts
+
+
+def test_hold_off_window_and_every_agent_on_its_own(config_dir: Path, tmp_path: Path) -> None:
+    """The rule engine alone, on a clock the test moves and inputs it sets (the aggregator's seams)."""
+    from aggregator.alerts import Alerts
+
+    config = rules_of(config_dir, '[[alerts.rules]]\nname = "full"\nkind = "occupancy"\nmax_people = 2\nfor_s = 60\n'
+                                  '[[alerts.rules]]\nname = "pis"\nkind = "agent-offline"\nminutes = 5\n'
+                                  '[[alerts.rules]]\nname = "dl"\nkind = "dead-letters"\nmax_new = 10\n'
+                                  'window_s = 300\n')
+    clock, people, states, dead = Clock(), [0], {"a1": "online", "a2": "unknown"}, [0]
+    alerts = Alerts(config, "demo", tmp_path / "state.json", occupancy=lambda: (people[0], {}),
+                    agents=lambda: states, dead_letters=lambda: dead[0], now=clock)
+
+    def step(seconds: float) -> list[tuple[str, str]]:
+        clock.now += seconds
+        before = len(alerts.recent)
+        alerts.evaluate()
+        return [(a["rule"], a["state"]) for a in list(alerts.recent)[before:]]
+
+    assert step(0) == []
+    people[0] = 3
+    assert step(59) == []  # over the limit, not yet for 60 s
+    assert step(2) == []  # held 2 s of 60: the clock started when it went over
+    assert step(59) == [("full", "firing")]
+    assert step(30) == []  # once per episode
+    people[0] = 1
+    assert step(1) == [("full", "recovered")]
+    states["a1"] = "offline"  # "unknown" (a2) never counts when every agent is watched
+    assert step(1) == []  # seen offline: 5 minutes from now
+    assert step(298) == []
+    assert step(2) == [("pis", "firing")]
+    assert alerts.firing["pis:a1"]["subject"] == "agent a1"
+    states["a1"] = "online"
+    assert step(1) == [("pis", "recovered")]
+    dead[0] = 5
+    assert step(100) == []
+    dead[0] = 16  # 16 new within 300 s > 10
+    assert step(100) == [("dl", "firing")]
+    assert step(250) == []  # counted from the last sample before the window (5): 11 new, still over
+    assert step(200) == [("dl", "recovered")]  # nothing new for 300 s
+    assert len(alerts.outbox.pending) == 6  # every post waits for the webhook, none was sent here
