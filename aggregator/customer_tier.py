@@ -34,6 +34,8 @@ ANONYMOUS_ID_SPAN = 10**9  # ids base .. base + 1e9 - 1: still 32-bit signed wit
 
 
 class CustomerTier:
+    """Publishes shoppers' enter/move/exit/browsing where the store file's ``[customer_tier]`` says."""
+
     def __init__(self, publisher: Publisher, topics: CustomerTopics, *, store_id: str = "demo",
                  config: CustomerTierConfig | None = None, min_interval_s: float = 1.0,
                  min_px: float = 20.0) -> None:
@@ -85,10 +87,11 @@ class CustomerTier:
         return self._send("browsing", CustomerEvent("browsing", visitor, ts, x, y, dep))
 
     def _send(self, kind: str, event: CustomerEvent) -> tuple[Any, ...]:
+        visitor = str(event.id)
         qos = 0 if kind == "move" else 1
-        number = self.known.get(event.id)
+        number = self.known.get(visitor)
         if number is None and self.config.anonymous == "integer-ids":
-            number = self.anonymous_id(event.id)
+            number = self.anonymous_id(visitor)
             self.anonymous[kind] += 1
         if number is not None:
             typed = CustomerEvent(kind, number, event.ts, event.x, event.y, event.dep)  # orjson's fast path
@@ -99,5 +102,5 @@ class CustomerTier:
         self.published[kind] += 1
         x = round(event.x) if event.x is not None and kind in ("move", "browsing") else None
         y = round(event.y) if event.y is not None and kind in ("move", "browsing") else None
-        # customer_events(ts, kind, visitor, x, y, dep)
-        return (event.ts, kind, event.id, x, y, event.dep if kind == "browsing" else None)
+        # customer_events(ts, kind, visitor, x, y, dep): the visitor as ingest names it, whatever went out
+        return (event.ts, kind, visitor, x, y, event.dep if kind == "browsing" else None)
