@@ -67,7 +67,7 @@ def _device(store: StoreConfig) -> dict[str, Any]:
 def _sensor(store: StoreConfig, object_id: str, name: str, state_topic: str, field: str, unit: str,
             state_class: str, icon: str) -> dict[str, Any]:
     topic, online, offline = availability(store.id)
-    return {"name": name, "unique_id": object_id, "object_id": object_id, "state_topic": state_topic,
+    return {"name": name, "unique_id": object_id, "state_topic": state_topic,
             "value_template": f"{{{{ value_json.{field} }}}}", "unit_of_measurement": unit,
             "state_class": state_class, "icon": icon, "device": _device(store),
             "availability": [{"topic": topic, "value_template": "{{ value_json.state }}",
@@ -93,7 +93,7 @@ def discovery_messages(store: StoreConfig, agents: Iterable[str], prefix: str) -
     for agent in sorted(set(agents)):
         oid = _object_id(store.id, "agent", agent)
         configs.append(("binary_sensor", oid, {
-            "name": f"Agent {agent}", "unique_id": oid, "object_id": oid, "device_class": "connectivity",
+            "name": f"Agent {agent}", "unique_id": oid, "device_class": "connectivity",
             "state_topic": agent_topic(store.id, agent, "status"), "value_template": "{{ value_json.state }}",
             "payload_on": "online", "payload_off": "offline", "device": _device(store)}))
     return [(f"{prefix}/{component}/{oid}/config", json.dumps(config, separators=(",", ":")).encode())

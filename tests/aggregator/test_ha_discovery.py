@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 
+from agent.config import load_store
 from agent.contract import agent_topic, occupancy_topic, visitors_today_topic, zone_slug
+from agent.errors import ConfigError
 from aggregator.app import create_app
 from aggregator.appkeys import LINK, STORE_CONFIG
 from aggregator.embedded_broker import Broker
@@ -198,3 +200,19 @@ async def test_discovery_off_and_another_prefix(aiohttp_client, settings: Settin
         # arrived (live, so not flagged retained; the first app's retained one came at subscription), none came.
         await wait_until(lambda: any(m.topic == visitors_today_topic("demo") and not m.retain for m in ha.messages))
         assert not any(m.topic.startswith("homeassistant/") for m in ha.messages)
+
+
+@pytest.mark.parametrize(("table", "field"), [
+    ('[home_assistant]\nenabled = "yes"', "home_assistant.enabled"),
+    ('[home_assistant]\ndiscovery_prefix = "ha/#"', "home_assistant.discovery_prefix"),
+    ('[home_assistant]\ndiscovery_prefix = "ha/"', "home_assistant.discovery_prefix"),
+    ('[home_assistant]\nenable = true', "home_assistant.enable"),
+])
+def test_bad_home_assistant_settings_name_the_field(config_dir: Path, table: str, field: str) -> None:
+    store = config_dir / "store.toml"
+    text = store.read_text()
+    start = text.index("[home_assistant]")
+    store.write_text(text[:start] + table + text[text.index("\n\n", start):])
+    with pytest.raises(ConfigError) as err:
+        load_store(store)
+    assert field in str(err.value) and "store.toml" in str(err.value) and "\n" not in str(err.value)
