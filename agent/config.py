@@ -176,6 +176,10 @@ class StoreConfig:
     customers_file: Path
     coupons_file: Path
     offers_file: Path
+    # Integrations (docs/MQTT.md, docs/ALERTS.md): optional tables, parsed by _integrations below.
+    home_assistant: HomeAssistantConfig = field(default_factory=lambda: HomeAssistantConfig())
+    customer_tier: CustomerTierConfig = field(default_factory=lambda: CustomerTierConfig())
+    alerts: AlertsConfig = field(default_factory=lambda: AlertsConfig())
 
     @property
     def secret_is_placeholder(self) -> bool:
@@ -226,10 +230,131 @@ def load_store(path: str | os.PathLike[str]) -> StoreConfig:
         customers_file=_data_file(path, store, "customers_file", "CUSTOMERS_LIST_FILE", "customers.json"),
         coupons_file=_data_file(path, store, "coupons_file", "COUPONS_LIST_FILE", "coupons.json"),
         offers_file=_data_file(path, store, "offers_file", "OFFERS_FILE", "offers.toml"),
+        **_integrations(root, zones=names),
     )
     store.finish()
     root.finish()
     return config
+
+
+# --------------------------------------------------------------------------- store: integrations
+
+ANONYMOUS_MODES = ("floorwalker-topic", "integer-ids")
+ALERT_KINDS = ("occupancy", "agent-offline", "dead-letters")
+WEBHOOK_FORMATS = ("json", "slack", "discord")
+
+
+@dataclass(frozen=True, slots=True)
+class HomeAssistantConfig:
+    """``[home_assistant]``: retained MQTT discovery messages so a store's Home Assistant shows occupancy."""
+
+    enabled: bool = False
+    discovery_prefix: str = "homeassistant"
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerTierConfig:
+    """``[customer_tier]``: where the retail demo's topics go, and what becomes of anonymous shoppers.
+
+    ``prefix`` keeps two stores on one broker apart (``store-a`` -> ``store-a/customer/enter``).
+    ``anonymous``: ``floorwalker-topic`` publishes shoppers linked to no customer on
+    ``floorwalker/<store>/shopper/<kind>``; ``integer-ids`` keeps them on ``customer/*`` with an
+    integer id at or above ``anonymous_id_base``, which must exceed every customer id."""
+
+    prefix: str = ""
+    anonymous: str = "floorwalker-topic"
+    anonymous_id_base: int = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRule:
+    """One ``[[alerts.rules]]``: a condition that must hold ``for_s`` before the webhook hears of it."""
+
+    name: str
+    kind: str
+    for_s: float
+    zone: str | None = None  # occupancy: a zone's count, or None for the whole store
+    max_people: int = 0  # occupancy: alert above this
+    agent: str | None = None  # agent-offline: one agent, or None for any
+    max_new: int = 0  # dead-letters: alert when more than this many arrive within window_s
+    window_s: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class AlertsConfig:
+    """``[alerts]``: rules evaluated by the aggregator, posted as JSON to ``webhook_url`` (env WEBHOOK_URL)."""
+
+    webhook_url: str = ""
+    format: str = "json"
+    rules: tuple[AlertRule, ...] = ()
+
+
+def _integrations(root: _Section, *, zones: list[str]) -> dict[str, Any]:
+    """The optional integration tables of a store file, as StoreConfig keyword arguments."""
+    out: dict[str, Any] = {}
+    ha = root.section("home_assistant")
+    if ha is not None:
+        prefix = ha.text("discovery_prefix", "homeassistant", non_empty=True)
+        if any(c in prefix for c in "+#\x00") or prefix.startswith("/") or prefix.endswith("/"):
+            raise ha.error("discovery_prefix", f"an MQTT topic prefix without wildcards or outer '/', got {prefix!r}")
+        out["home_assistant"] = HomeAssistantConfig(ha.get("enabled", bool, False), prefix)
+        ha.finish()
+    tier = root.section("customer_tier")
+    if tier is not None:
+        prefix = tier.text("prefix", "")
+        if any(c in prefix for c in "+#\x00") or prefix.startswith("/") or prefix.endswith("/"):
+            raise tier.error("prefix", f"a topic prefix without wildcards or outer '/', got {prefix!r}")
+        mode = tier.text("anonymous", "floorwalker-topic")
+        if mode not in ANONYMOUS_MODES:
+            raise tier.error("anonymous", f"one of {', '.join(ANONYMOUS_MODES)}, got {mode!r}")
+        base = tier.integer("anonymous_id_base", 1_000_000_000, min_value=1)
+        if base > 2**31 - 1 - 10**9:
+            raise tier.error("anonymous_id_base", f"at most {2**31 - 1 - 10**9} (ids stay 32-bit), got {base}")
+        out["customer_tier"] = CustomerTierConfig(prefix, mode, base)
+        tier.finish()
+    alerts = root.section("alerts")
+    if alerts is not None:
+        out["alerts"] = _alerts(alerts, zones)
+    return out
+
+
+def _alerts(sec: _Section, zones: list[str]) -> AlertsConfig:
+    url = sec.text("webhook_url", "")
+    url = os.environ.get("WEBHOOK_URL") or url  # seed 002's variable wins, as the data files' do
+    if url and not url.startswith(("http://", "https://")):
+        raise sec.error("webhook_url", f"an http:// or https:// URL (or WEBHOOK_URL), got {url[:80]!r}")
+    fmt = sec.text("format", "json")
+    if fmt not in WEBHOOK_FORMATS:
+        raise sec.error("format", f"one of {', '.join(WEBHOOK_FORMATS)}, got {fmt!r}")
+    rules = tuple(_alert_rule(r, i, zones) for i, r in enumerate(sec.sections("rules")))
+    names = [r.name for r in rules]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise ConfigError(str(sec.file), f"alerts.rules[{i}].name", f"a unique rule name, {name!r} is used twice")
+    if rules and not url:
+        raise sec.error("webhook_url", "a URL to post to (or set WEBHOOK_URL) when rules are declared")
+    sec.finish()
+    return AlertsConfig(url, fmt, rules)
+
+
+def _alert_rule(sec: _Section, index: int, zones: list[str]) -> AlertRule:
+    kind = sec.text("kind", non_empty=True)
+    if kind not in ALERT_KINDS:
+        raise sec.error("kind", f"one of {', '.join(ALERT_KINDS)}, got {kind!r}")
+    name = sec.text("name", f"{kind}-{index + 1}", non_empty=True)
+    if kind == "occupancy":
+        zone = sec.text("zone", "") or None
+        if zone is not None and zone not in zones:
+            raise sec.error("zone", f"a zone of this store ({', '.join(zones)}), got {zone!r}")
+        rule = AlertRule(name, kind, sec.number("for_s", 60.0, min_value=0.0), zone=zone,
+                         max_people=sec.integer("max_people", min_value=0))
+    elif kind == "agent-offline":
+        rule = AlertRule(name, kind, sec.number("minutes", min_value=0.0) * 60.0, agent=sec.text("agent", "") or None)
+    else:
+        rule = AlertRule(name, kind, sec.number("for_s", 0.0, min_value=0.0), max_new=sec.integer("max_new", 0,
+                         min_value=0), window_s=sec.number("window_s", 300.0, min_value=1.0))
+    sec.finish()
+    return rule
 
 
 def _check_timezone(name: str, sec: _Section) -> None:

@@ -65,6 +65,39 @@ def scenario_topic(store_id: str) -> str:
     return f"{ROOT}/{_check_segment(store_id, 'store id')}/scenario"
 
 
+# The aggregator's own retained topics (docs/MQTT.md): what dashboards and Home Assistant read.
+SHOPPER_KINDS: Final = ("enter", "move", "exit", "browsing")
+
+
+def aggregator_status_topic(store_id: str) -> str:
+    """Retained availability of the aggregator: ``{"state": "online"}``, ``offline`` by last will."""
+    return f"{ROOT}/{_check_segment(store_id, 'store id')}/aggregator/status"
+
+
+def zone_slug(name: str) -> str:
+    """A zone name as one topic level and HA object id: ``Women's`` -> ``women-s``."""
+    slug = "".join(c if c.isascii() and c.isalnum() else "-" for c in name.lower()).strip("-")
+    return "-".join(part for part in slug.split("-") if part) or "zone"
+
+
+def occupancy_topic(store_id: str, zone: str | None = None) -> str:
+    """Retained people in the store (``floorwalker/<store>/occupancy``) or in one zone (``.../<zone-slug>``)."""
+    base = f"{ROOT}/{_check_segment(store_id, 'store id')}/occupancy"
+    return base if zone is None else f"{base}/{zone_slug(zone)}"
+
+
+def visitors_today_topic(store_id: str) -> str:
+    """Retained visitors counted since local midnight: ``{"ts", "date", "visitors"}``."""
+    return f"{ROOT}/{_check_segment(store_id, 'store id')}/visitors/today"
+
+
+def shopper_topic(store_id: str, kind: str) -> str:
+    """Anonymous shoppers in the customer tier's shapes: ``floorwalker/<store>/shopper/<kind>``."""
+    if kind not in SHOPPER_KINDS:
+        raise ValueError(f"unknown shopper event kind {kind!r}; one of {', '.join(SHOPPER_KINDS)}")
+    return f"{ROOT}/{_check_segment(store_id, 'store id')}/shopper/{kind}"
+
+
 def parse_agent_topic(topic: str) -> tuple[str, str, str] | None:
     """``(store, agent, kind)`` of an agent-tier topic, or None when it is not one."""
     parts = topic.split("/")
@@ -100,6 +133,12 @@ class CustomerTopics:
                 raise ValueError(f"{var}={topic!r}: a topic to publish on cannot contain wildcards")
             values[name] = topic
         return cls(**values)
+
+    def prefixed(self, prefix: str) -> CustomerTopics:
+        """Every topic under ``prefix/`` (the store file's ``customer_tier.prefix``), so stores can share a broker."""
+        if not prefix:
+            return self
+        return CustomerTopics(**{name: f"{prefix}/{getattr(self, name)}" for name in self.ENV})
 
     def kind_of(self, topic: str) -> str | None:
         for name in ("enter", "move", "exit", "browsing", "prediction"):
@@ -537,7 +576,7 @@ class CustomerEvent:
     Emitted with integer ``ts``/``x``/``y``; decoded from whatever the demo's services sent."""
 
     kind: str
-    id: str
+    id: str | int  # encoded as given: an int is a known customer's id, typed as the retail demo types it
     ts: float
     x: float | None = None
     y: float | None = None

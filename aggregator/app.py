@@ -25,6 +25,7 @@ from agent.config import DeviceConfig, StoreConfig, load_deployment, load_store
 from agent.contract import agent_subscription
 from agent.errors import ConfigError
 from agent.sdnotify import notify, watchdog_interval_s
+from aggregator import alerts, ha_discovery, metrics
 from aggregator.api import ROUTE_MODULES
 from aggregator.appkeys import (
     BUS,
@@ -133,7 +134,8 @@ def create_app(settings: Settings) -> web.Application:
     app[DB_PATH] = Path(settings.db_path)
     app[MQTT] = publisher
     app[CUSTOMERS] = customers
-    app[TOPICS] = settings.topics
+    app[TOPICS] = ingest.tier.topics  # with the store file's customer_tier.prefix
+    ingest.tier.know(customers, str(store_config.path))
     app[STORE] = store
     app[INGEST] = ingest
     app[LINK] = link
@@ -147,6 +149,8 @@ def create_app(settings: Settings) -> web.Application:
         setup = getattr(module, "setup", None)
         if setup is not None:
             setup(app)
+    for integration in (ha_discovery, metrics, alerts):  # after the core's lifecycle: they stop first
+        integration.setup(app)
     return app
 
 

@@ -124,9 +124,11 @@ class Ingest:
         self.fusion = Fusion(store_config, devices, window_s=settings.fusion_window_s)
         self.visits = VisitTracker(passerby_s=settings.passerby_s, absence_s=settings.absence_s)
         self.dwell = DwellTracker(settings.dwell_s)
-        self.tier = CustomerTier(publisher, settings.topics, min_interval_s=settings.move_min_interval_s,
+        self.tier = CustomerTier(publisher, settings.topics, store_id=store_config.id,
+                                 config=store_config.customer_tier, min_interval_s=settings.move_min_interval_s,
                                  min_px=settings.move_min_px)
         self.counters = Counters()
+        self.on_committed: list[Callable[[float], None]] = []  # each batch's receipt-to-commit seconds (metrics)
         self.links: dict[str, str] = {}
         # device -> when its link was last made or its device last started a visit: links not seen for
         # the retention period expire (with daily id rotation a device id is never seen again)
@@ -225,6 +227,7 @@ class Ingest:
     def _finish(self, batch: Batch, acks: list[tuple[int, int]], oldest: float) -> None:
         counters = self.counters
         ack = self.ack
+        hooks = self.on_committed
 
         def committed() -> None:  # the store's receiver thread, after COMMIT
             if ack is not None and acks:
@@ -235,6 +238,8 @@ class Ingest:
             counters.last_lag_s = lag
             counters.max_lag_s = max(counters.max_lag_s, lag)
             counters.last_commit_ts = now
+            for hook in hooks:
+                hook(lag)
 
         batch.on_commit.append(committed)
         self.store.submit(batch)

@@ -209,6 +209,8 @@ class LinkBase:
         self._flush_scheduled = False
         self._paused = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        # (topic, online, offline): retained availability, offline set as the last will (set before start)
+        self.availability: tuple[str, bytes, bytes] | None = None
 
     def state(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in STATE_FIELDS}
@@ -247,8 +249,10 @@ class MqttLink(LinkBase):
     def __init__(self, settings: MqttSettings, client_id: str, subscriptions: list[str], *,
                  on_batch: Callable[[list[Incoming]], None] | None = None,
                  on_receive: Callable[[list[Incoming]], None] | None = None,
-                 reconnect_min_s: float = 1.0, reconnect_max_s: float = 30.0) -> None:
+                 reconnect_min_s: float = 1.0, reconnect_max_s: float = 30.0,
+                 availability: tuple[str, bytes, bytes] | None = None) -> None:
         super().__init__(settings, client_id, subscriptions, on_batch)
+        self.availability = availability
         self.on_receive = on_receive
         self._inbox: collections.deque[Incoming] = collections.deque()
         self._scheduled = False
@@ -270,6 +274,8 @@ class MqttLink(LinkBase):
             if settings.cert_file:
                 context.load_cert_chain(settings.cert_file, settings.key_file or None)
             client.tls_set_context(context)
+        if availability is not None:
+            client.will_set(availability[0], availability[2], qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -291,6 +297,8 @@ class MqttLink(LinkBase):
         """Disconnect cleanly; unacknowledged messages stay with the broker for the next start."""
         self._paused = True
         self.flush()
+        if self.availability is not None and self.connected:
+            self.client.publish(self.availability[0], self.availability[2], qos=1, retain=True)
         try:
             self.client.disconnect()
         finally:
@@ -314,6 +322,8 @@ class MqttLink(LinkBase):
         session = getattr(flags, "session_present", False)
         log.info("event=mqtt-connected host=%s port=%d session_present=%s", self.settings.host,
                  self.settings.port, session)
+        if self.availability is not None:
+            client.publish(self.availability[0], self.availability[1], qos=1, retain=True)
         if self.subscriptions:
             client.subscribe([(topic, 1) for topic in self.subscriptions])
 

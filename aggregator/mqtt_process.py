@@ -172,7 +172,7 @@ class ProcessMqttLink(LinkBase):
             self._child = child
         config = {"mqtt": asdict(self.settings), "client_id": self.client_id,
                   "subscriptions": list(self.subscriptions), "reconnect_min_s": self.reconnect_min_s,
-                  "reconnect_max_s": self.reconnect_max_s}
+                  "reconnect_max_s": self.reconnect_max_s, "availability": self.availability}
         self._send(("config", config))  # if it died at once, the reader sees end-of-file and restarts it
         loop.add_reader(fd, self._readable, child)
 
@@ -311,7 +311,7 @@ async def _serve(config: dict[str, Any], inp: BinaryIO, out: BinaryIO) -> None:
 
     link = MqttLink(MqttSettings(**config["mqtt"]), config["client_id"], config["subscriptions"],
                     on_receive=on_receive, reconnect_min_s=config["reconnect_min_s"],
-                    reconnect_max_s=config["reconnect_max_s"])
+                    reconnect_max_s=config["reconnect_max_s"], availability=config.get("availability"))
     done: asyncio.Future[None] = loop.create_future()
 
     def finish() -> None:

@@ -16,9 +16,12 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from aggregator.alerts import ALERTS
 from aggregator.api.openapi_core import OPENAPI_PATHS as OPENAPI_PATHS
 from aggregator.api.openapi_core import SCHEMAS
-from aggregator.appkeys import BUS, CUSTOMERS, DB_PATH, INGEST, LINK, SETTINGS, STARTED_AT, STORE, STORE_CONFIG
+from aggregator.appkeys import CUSTOMERS, DB_PATH, INGEST, LINK, SETTINGS, STARTED_AT, STORE, STORE_CONFIG
+from aggregator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from aggregator.metrics import METRICS
 from aggregator.store import read_query
 
 T = TypeVar("T")
@@ -108,62 +111,18 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if ok else 503)
 
 
-def _metric(lines: list[str], name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
-    lines.append(f"# HELP {name} {help_text}")
-    lines.append(f"# TYPE {name} {kind}")
-    for labels, value in samples:
-        lines.append(f"{name}{labels} {value}")
-
-
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text format."""
-    app = request.app
-    store, ingest, link, bus = app[STORE], app[INGEST], app[LINK], app[BUS]
-    c, st = ingest.counters, store.stats
-    lines: list[str] = []
-    _metric(lines, "floorwalker_messages_received_total", "counter", "Agent-tier messages received.",
-            [("", c.received)])
-    _metric(lines, "floorwalker_messages_accepted_total", "counter", "Valid new messages, by kind.",
-            [(f'{{kind="{_label(k)}"}}', v) for k, v in sorted(c.by_kind.items())] or [('{kind="move"}', 0)])
-    _metric(lines, "floorwalker_messages_rejected_total", "counter", "Messages dead-lettered, by reason.",
-            [(f'{{reason="{_label(k)}"}}', v) for k, v in sorted(c.rejected.items())] or [('{reason="none"}', 0)])
-    _metric(lines, "floorwalker_messages_duplicate_total", "counter", "Duplicates dropped by message id.",
-            [("", c.duplicates + st.duplicates)])
-    _metric(lines, "floorwalker_messages_acked_total", "counter", "Messages acknowledged after commit.",
-            [("", c.acked)])
-    _metric(lines, "floorwalker_fixes_total", "counter", "Fused positions.", [("", c.fixes)])
-    _metric(lines, "floorwalker_batch_commits_total", "counter", "SQLite commits.", [("", st.commits)])
-    _metric(lines, "floorwalker_batch_commit_seconds_sum", "counter", "Time spent committing.",
-            [("", round(st.commit_seconds_sum, 6))])
-    _metric(lines, "floorwalker_batch_commit_seconds_last", "gauge", "Latency of the last commit.",
-            [("", round(st.last_commit_s, 6))])
-    _metric(lines, "floorwalker_batch_commit_seconds_max", "gauge", "Slowest commit since start.",
-            [("", round(st.commit_seconds_max, 6))])
-    _metric(lines, "floorwalker_store_errors_total", "counter", "Failed commits (retried).", [("", st.errors)])
-    _metric(lines, "floorwalker_queue_depth", "gauge", "Batches waiting for the writer.", [("", store.queue_depth)])
-    _metric(lines, "floorwalker_inbox_depth", "gauge",
-            "Messages received, not yet processed (0: a backlog waits at the broker, see docs/API.md).",
-            [("", link.inbox_depth if link else 0)])
-    _metric(lines, "floorwalker_ingest_lag_seconds", "gauge", "Receipt to commit of the last batch.",
-            [("", round(c.last_lag_s, 6))])
-    _metric(lines, "floorwalker_agents_online", "gauge", "Agents whose last status is online.",
-            [("", sum(1 for a in ingest.agents.values() if a.state == "online"))])
-    _metric(lines, "floorwalker_shoppers_in_store", "gauge", "Open visits.", [("", len(ingest.visits.open))])
-    _metric(lines, "floorwalker_customer_published_total", "counter", "Customer-tier messages published.",
-            [(f'{{kind="{k}"}}', v) for k, v in sorted(ingest.tier.published.items())])
-    _metric(lines, "floorwalker_bus_dropped_total", "counter", "Bus events dropped for slow subscribers.",
-            [("", bus.dropped)])
-    _metric(lines, "floorwalker_mqtt_connected", "gauge", "1 when connected to the broker.",
-            [("", int(bool(link and link.connected)))])
-    _metric(lines, "floorwalker_mqtt_process_restarts_total", "counter",
-            "MQTT connection processes that died and were replaced.", [("", link.restarts if link else 0)])
-    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8",
-                        headers={"X-Content-Type-Options": "nosniff"})
+    """Prometheus exposition, built by prometheus_client (aggregator/metrics.py)."""
+    body = request.app[METRICS].exposition()
+    return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE, "X-Content-Type-Options": "nosniff"})
+
+
+@routes.get("/api/alerts")
+async def alerts(request: web.Request) -> web.Response:
+    """Recent alerts (fired and recovered), newest first, and the webhook posts still pending."""
+    limit = int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    return web.json_response(request.app[ALERTS].listing(limit))
 
 
 # ----------------------------------------------------------------------------- customers

@@ -33,6 +33,13 @@ def _page(item: dict[str, Any]) -> dict[str, Any]:
 
 
 SCHEMAS: dict[str, Any] = {
+    "Alert": {"type": "object",
+              "required": ["rule", "kind", "state", "store", "subject", "value", "limit", "since", "ts"],
+              "properties": {"rule": {"type": "string"},
+                             "kind": {"type": "string", "enum": ["occupancy", "agent-offline", "dead-letters"]},
+                             "state": {"type": "string", "enum": ["firing", "recovered"]},
+                             "store": {"type": "string"}, "subject": {"type": "string"}, "value": {"type": "number"},
+                             "limit": {"type": "number"}, "since": {"type": "number"}, "ts": {"type": "number"}}},
     "Error": {"type": "object", "required": ["error", "status"],
               "properties": {"error": {"type": "string"}, "status": {"type": "integer"},
                              "param": {"type": "string"}}},
@@ -133,6 +140,16 @@ OPENAPI_PATHS: dict[str, Any] = {
         "summary": "Availability and last health report of each agent",
         "parameters": [LIMIT, OFFSET],
         "responses": {"200": _json(_page(_ref("Agent"))), "400": _ERR, "401": _401}}},
+    "/api/alerts": {"get": {
+        "summary": "Webhook alerts of the store file's rules: recent (newest first), firing, posts pending",
+        "parameters": [LIMIT],
+        "responses": {"200": _json({
+            "type": "object", "required": ["items", "firing", "pending_posts", "posted", "failed_attempts"],
+            "properties": {"items": {"type": "array", "items": _ref("Alert")},
+                           "firing": {"type": "array", "items": _ref("Alert")},
+                           "pending_posts": {"type": "integer"}, "posted": {"type": "integer"},
+                           "failed_attempts": {"type": "integer"}, "dropped": {"type": "integer"}}}),
+                      "400": _ERR, "401": _401}}},
     "/api/events": {"get": {
         "summary": "Customer-tier events published: newest first, or after a cursor oldest first",
         "parameters": [LIMIT, OFFSET,

@@ -122,11 +122,25 @@ write_acl() {
                     echo "user $name"
                     echo "topic read floorwalker/+/agents/#"
                     echo "topic readwrite customer/#"
-                    echo "topic write floorwalker/+/scenario" ;;
+                    echo "topic write floorwalker/+/scenario"
+                    # its own retained topics (docs/MQTT.md), Home Assistant discovery, a prefixed customer tier
+                    echo "topic readwrite +/customer/#"
+                    echo "topic write floorwalker/+/aggregator/#"
+                    echo "topic write floorwalker/+/occupancy/#"
+                    echo "topic write floorwalker/+/visitors/#"
+                    echo "topic write floorwalker/+/shopper/#"
+                    echo "topic write homeassistant/#" ;;
                 reader)
-                    echo "# read-only consumer of the customer tier (dashboards, seed-000 UI)"
+                    echo "# read-only consumer of the customer tier (dashboards, seed-000 UI, Home Assistant)"
                     echo "user $name"
-                    echo "topic read customer/#" ;;
+                    echo "topic read customer/#"
+                    echo "topic read +/customer/#"
+                    echo "topic read floorwalker/+/aggregator/#"
+                    echo "topic read floorwalker/+/occupancy/#"
+                    echo "topic read floorwalker/+/visitors/#"
+                    echo "topic read floorwalker/+/shopper/#"
+                    echo "topic read floorwalker/+/agents/+/status"
+                    echo "topic read homeassistant/#" ;;
                 *) die "$DIR/accounts: unknown role '$role' for '$name' (agent, aggregator or reader)" ;;
             esac
         done < "$DIR/accounts"

@@ -55,16 +55,18 @@ async def test_visit_flows_to_sqlite_customer_tier_and_websocket(aiohttp_client,
     t0 = time.time() - 60
     traffic = agents.visit("d-shopper-1", t0, step_s=1.0)
     traffic += [agents.door("agent-1", 900, t0, "in"), agents.motion("agent-1", 901, t0 + 1, "Women's", True)]
-    with Collector(mqtt_broker.host, mqtt_broker.port, "customer/#") as collector:
+    # an anonymous shopper: the customer tier's shapes on the store's shopper topics (docs/MQTT.md)
+    with Collector(mqtt_broker.host, mqtt_broker.port, "floorwalker/demo/shopper/#", "customer/#") as collector:
         await asyncio.to_thread(publish, mqtt_broker.host, mqtt_broker.port, traffic)
         ingest = client.app[INGEST]
         await wait_until(lambda: ingest.counters.acked >= len(traffic))
         got = await asyncio.to_thread(collector.wait_for, 3)
-        await wait_until(lambda: any(m.topic == "customer/exit" for m in collector.messages))
-        kinds = [m.topic.split("/")[1] for m in collector.messages]
+        await wait_until(lambda: any(m.topic == "floorwalker/demo/shopper/exit" for m in collector.messages))
+        kinds = [m.topic.split("/")[-1] for m in collector.messages]
+        assert all(m.topic.startswith("floorwalker/demo/shopper/") for m in collector.messages)
     assert kinds[0] == "enter" and kinds[-1] == "exit"
     assert "browsing" in kinds and "move" in kinds
-    browsing = next(m for m in collector.messages if m.topic == "customer/browsing")
+    browsing = next(m for m in collector.messages if m.topic == "floorwalker/demo/shopper/browsing")
     event = decode_customer("browsing", browsing.payload)
     assert event.id == "d-shopper-1" and event.dep == "Women"
     raw = json.loads(browsing.payload)
@@ -144,7 +146,7 @@ async def test_duplicates_are_stored_once_and_links_rename_the_shopper(aiohttp_c
         ingest = client.app[INGEST]
         await wait_until(lambda: ingest.counters.acked >= len(traffic))
         await asyncio.to_thread(collector.wait_for, 1)
-    assert json.loads(collector.messages[0].payload)["id"] == "7"
+    assert json.loads(collector.messages[0].payload)["id"] == 7  # a known customer: an integer, as the demo wants
     assert rows(settings.db_path, "SELECT COUNT(*) FROM messages")[0][0] == 3
     assert ingest.counters.duplicates == 2
     resp = await client.get("/api/customers?limit=10")
