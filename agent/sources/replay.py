@@ -121,8 +121,17 @@ def _int_list(text: str, limit: int, top: int) -> list[int] | None:
     return parse_id_list(values, limit, top)
 
 
-def _brno_probe(row: dict[str, str | None]) -> Probe | str:
-    """A probe from one Brno row (only :data:`BRNO_COLUMNS` are read), or the rejection kind."""
+def _brno_fingerprint(elements: str, ouis: str) -> bytes | None:
+    """Fingerprint material of the ``dot11elt`` and ``oui`` columns, None when they are not lists."""
+    ids = _int_list(elements, MAX_IE_IDS, 255)
+    oui_list = _int_list(ouis or "[]", MAX_OUIS, 0xFFFFFF)
+    return None if ids is None or oui_list is None else from_digest(ids, oui_list)
+
+
+def _brno_probe(row: dict[str, str | None], fingerprints: dict[tuple[str, str], bytes | None]) -> Probe | str:
+    """A probe from one Brno row (only :data:`BRNO_COLUMNS` are read), or the rejection kind.
+
+    ``fingerprints`` caches the material by column text: a day has a few dozen distinct ones."""
     rssi = int(float(row["rssi"] or ""))
     mac = normalise_mac(row["src"])
     if mac is None or not -120 <= rssi <= 0:
@@ -135,22 +144,26 @@ def _brno_probe(row: dict[str, str | None]) -> Probe | str:
         return "bad-field"
     fingerprint = None
     if row.get("dot11elt"):
-        ids = _int_list(row["dot11elt"] or "", MAX_IE_IDS, 255)
-        ouis = _int_list(row.get("oui") or "[]", MAX_OUIS, 0xFFFFFF)
-        if ids is None or ouis is None:
+        key = (row["dot11elt"] or "", row.get("oui") or "")
+        if key not in fingerprints:
+            if len(fingerprints) >= 10_000:
+                fingerprints.clear()
+            fingerprints[key] = _brno_fingerprint(*key)
+        fingerprint = fingerprints[key]
+        if fingerprint is None:
             return "bad-field"
-        fingerprint = from_digest(ids, ouis)
     return Probe(mac, rssi, channel, seq, fingerprint)
 
 
 def _read_brno(path: Path, rejected: Counter[str], sniffer: str) -> Iterator[Reading]:
+    fingerprints: dict[tuple[str, str], bytes | None] = {}
     with open(path, newline="", encoding="utf-8", errors="replace") as fh:
         reader = csv.DictReader(fh, delimiter=";")
         for row in reader:
             try:
                 # The dataset's times carry no zone; read as UTC so a replay is the same on every machine.
                 ts = datetime.fromisoformat(row["datetime"] or "").replace(tzinfo=UTC).timestamp()
-                probe = _brno_probe({k: row.get(k) for k in BRNO_COLUMNS})
+                probe = _brno_probe({k: row.get(k) for k in BRNO_COLUMNS}, fingerprints)
             except (ValueError, KeyError, TypeError):
                 rejected["bad-record"] += 1
                 continue
