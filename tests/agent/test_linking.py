@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from agent import contract
+from agent.config import load_device
 from agent.linking import MacLinker
+from agent.runtime import CountingSink, Pipeline
+from agent.sources.parser import Probe, format_json
+from tests.agent.helpers import write_device
 
 PIXEL = "f-pixel7"  # fingerprint ids as agent.fingerprint.FingerprintHasher makes them
 IPHONE = "f-iphone15"
@@ -71,3 +78,48 @@ def test_state_is_bounded() -> None:
         link(linker, i * 1.0, f"d-{i}", (i * 1000) % 4096, fp=f"f-{i % 50}")
     assert linker.tracked_macs <= 1000
     assert linker.open_chains <= 11  # only chains heard in the last gap_s stay open
+
+
+class _Collect(CountingSink):
+    def __init__(self, agent_id: str) -> None:
+        super().__init__(agent_id)
+        self.payloads: list[bytes] = []
+        self.messages: list[contract.AgentMessage] = []
+
+    def publish(self, message: contract.AgentMessage, seq: int) -> None:
+        super().publish(message, seq)
+        self.messages.append(message)
+        self.payloads.append(contract.encode_agent(message))
+
+
+IES = bytes.fromhex("0000" "010402040b16" "32080c1218243048606c" "2d1aef011bffff000000000000000000000000000000000000"
+                    "dd070050f2080010ff")
+
+
+def test_the_live_pipeline_links_a_phone_across_its_mac_change_and_keeps_the_fingerprint_inside(
+        config_dir: Path) -> None:
+    device = load_device(write_device(config_dir))
+    sink = _Collect(device.agent_id)
+    pipeline = Pipeline(device, sink)
+    lines = [(0.0, "da:a1:19:00:00:01", 100), (0.1, "da:a1:19:00:00:01", 101), (20.0, "da:a1:19:00:00:02", 104),
+             (20.1, "da:a1:19:00:00:02", 105), (40.0, "d6:00:00:00:00:09", 3000)]  # the last: another phone
+    for ts, mac, seq in lines:
+        probe = Probe(mac, -55, 6, seq)
+        pipeline.line("s1", format_json(probe, ie=IES).rstrip(b"\n"), ts)
+        pipeline.tick(ts)
+    pipeline.tick(1000.0)
+    presences = [m for m in sink.messages if isinstance(m, contract.Presence)]
+    exits = [m for m in presences if m.kind == "exit"]
+    assert len({m.device for m in presences}) == 1  # the other phone was heard once: a passer-by, no enter
+    assert exits[-1].macs == 2 and exits[-1].device_kind == "person"
+    assert pipeline.linker.stats == {"macs": 3, "linked": 1}
+    blob = b"".join(sink.payloads)
+    assert IES.hex().encode() not in blob and b"da:a1:19" not in blob and b"f-" not in blob
+
+
+def test_a_bad_ie_on_the_wire_is_a_counted_rejection(config_dir: Path) -> None:
+    pipeline = Pipeline(load_device(write_device(config_dir)), CountingSink("agent-t"))
+    pipeline.line("s1", b'{"rssi":-55,"addr2":"da:a1:19:00:00:01","seq":1,"ie":"0z"}', 0.0)
+    pipeline.line("s1", b'{"rssi":-55,"addr2":"da:a1:19:00:00:01","seq":99999}', 0.0)
+    pipeline.line("s1", b'{"rssi":-55,"addr2":"da:a1:19:00:00:01","ie_ids":[1,2,"x"]}', 0.0)
+    assert pipeline.rejected == {"bad-field": 3} and pipeline.readings == 0

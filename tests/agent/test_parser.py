@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.fingerprint import from_digest, from_ies
 from agent.sources.parser import MAX_LINE_BYTES, Probe, format_json, format_text, normalise_mac, parse_line
@@ -111,3 +115,18 @@ def test_bad_seq_or_ie_fields_are_bad_field(extra: bytes) -> None:
                                   b"RSSI: -61 Peer MAC: da:a1:19:00:00:01 Seq: 7 IE: 0g"])
 def test_bad_seq_or_ie_in_text_form(line: bytes) -> None:
     assert parse_line(line) == "bad-field"
+
+
+_SCALARS = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40)
+            | st.text(alphabet="0123456789abcdefABCDEF", max_size=80))
+_JSON_VALUES = _SCALARS | st.lists(_SCALARS, max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(key=st.sampled_from(["seq", "ie", "ie_ids", "ouis"]), value=_JSON_VALUES, ids=_JSON_VALUES)
+def test_any_seq_or_ie_value_is_a_probe_or_a_bad_field(key: str, value: object, ids: object) -> None:
+    data = {"rssi": -61, "addr2": "da:a1:19:00:00:01", key: value}
+    if key == "ouis":
+        data["ie_ids"] = ids
+    result = parse_line(json.dumps(data).encode())
+    assert result == "bad-field" or isinstance(result, Probe), result
