@@ -50,7 +50,7 @@ class MacLinker:
         self.max_macs = max_macs
         self._by_mac: OrderedDict[str, _Chain] = OrderedDict()  # MAC id -> its chain (LRU)
         self._open: OrderedDict[str, _Chain] = OrderedDict()  # device -> chain, by last_ts (oldest first)
-        self.stats = {"macs": 0, "linked": 0}
+        self.stats = {"macs": 0, "linked": 0}  # random MACs with seq and fingerprint; of those, linked
 
     def link(self, ts: float, mac: str, *, randomized: bool, seq: int | None, fingerprint: str | None,
              rssi_dbm: float) -> tuple[str, int]:
@@ -60,11 +60,9 @@ class MacLinker:
             self._by_mac.move_to_end(mac)
             self._heard(chain, ts, seq, rssi_dbm, mac)
             return chain.device, chain.macs
-        self.stats["macs"] += 1
         if not randomized or seq is None or fingerprint is None:
-            chain = _Chain(mac, fingerprint or "", ts, seq if seq is not None else -1, rssi_dbm, mac)
-            self._remember(mac, chain)
-            return mac, 1
+            return mac, 1  # nothing to link on, so nothing to remember (the agent's hot path)
+        self.stats["macs"] += 1
         self._expire(ts)
         chain = self._best(ts, seq, fingerprint, rssi_dbm)
         if chain is None:

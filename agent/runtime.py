@@ -104,13 +104,9 @@ class Pipeline:
         mac_id = self.hasher.device_id(probe.mac, ts)
         randomized = is_randomized(probe.mac)
         rssi = float(probe.rssi_dbm)
-        if probe.fingerprint is None and probe.seq is None:  # an older sniffer: nothing to link on
-            device, macs = self.linker.link(ts, mac_id, randomized=randomized, seq=None, fingerprint=None,
-                                            rssi_dbm=rssi)
-        else:
-            fingerprint = None if probe.fingerprint is None else self.fingerprints.hash(probe.fingerprint)
-            device, macs = self.linker.link(ts, mac_id, randomized=randomized, seq=probe.seq,
-                                            fingerprint=fingerprint, rssi_dbm=rssi)
+        fingerprint = None if probe.fingerprint is None else self.fingerprints.hash(probe.fingerprint)
+        device, macs = self.linker.link(ts, mac_id, randomized=randomized, seq=probe.seq, fingerprint=fingerprint,
+                                        rssi_dbm=rssi)
         sighting = Sighting(ts, sniffer, device, rssi, randomized, self.kinds.observe(ts, device, sniffer, rssi), macs)
         self.sighting(sighting)
         return sighting
