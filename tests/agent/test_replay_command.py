@@ -76,7 +76,7 @@ def _occupancy(config_dir: Path, tmp_path: Path, *files: Path, name: str = "out.
                        "--stats", "--occupancy", str(out), env=agent_env())
     assert result.returncode == 0, result.stderr
     stats = json.loads(result.stdout)
-    assert stats["devices_after_linking"] <= stats["devices_before_linking"]
+    assert stats["devices_after_linking"] < stats["devices_before_linking"]  # random MACs were linked
     return out.read_text().splitlines()
 
 
