@@ -5,12 +5,10 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-import pytest
+import scapy.all as scapy_all  # the independent reading: in the test extra (pyproject.toml)
 
 from agent.fingerprint import from_ies
 from agent.sources.pcap import parse_radiotap_frame, read_pcap
-
-scapy_all = pytest.importorskip("scapy.all", reason="scapy is in the test extra")  # installed by tests/run.sh
 
 PCAP = "reference/realdata/probe-requests-brno/pos1_2024-03-16.pcap"
 FRAMES = 600  # scapy reads ~100 frames/s on a busy machine
