@@ -75,3 +75,12 @@ def test_two_sniffers_multilaterate_between_them(config_dir: Path) -> None:
     assert len(updates) == 1
     update = updates[0]
     assert 600 < update.x < 800 and {r.sniffer for r in update.ranges} == {"s1", "s2"}
+
+
+def test_updates_carry_the_device_kind_and_linked_macs(tracker: PresenceTracker) -> None:
+    tracker.sighting(Sighting(0.0, "s1", "d-9", -60, True, "neighbour", 3))
+    enter = tracker.sighting(Sighting(0.1, "s1", "d-9", -60, True, "neighbour", 4))
+    assert enter is not None and enter.kind == "enter"
+    assert enter.device_kind == "neighbour" and enter.macs == 4
+    (exit_,) = tracker.tick(10_000.0)
+    assert exit_.kind == "exit" and exit_.device_kind == "neighbour" and exit_.macs == 4

@@ -58,3 +58,50 @@ def test_replay_publishes_to_the_broker(config_dir: Path, tmp_path: Path, mqtt_b
     finally:
         collector.close()
     assert {p["device"] for p in enters} == {f"d-{i:016x}" for i in range(3)}
+
+
+def _brno_copy(src: Path, dst: Path, *, rows: int | None = None, label: str | None = None) -> Path:
+    """A copy of a Brno CSV, optionally cut to ``rows`` and with the label column set to ``label``."""
+    lines = src.read_text().splitlines()
+    header, body = lines[0], lines[1:rows + 1 if rows else None]
+    if label is not None:
+        body = [line.rsplit(";", 1)[0] + ";" + label for line in body]
+    dst.write_text("\n".join([header, *body]) + "\n")
+    return dst
+
+
+def _occupancy(config_dir: Path, tmp_path: Path, *files: Path, name: str = "out.csv") -> list[str]:
+    out = tmp_path / name
+    result = run_agent("replay", "--config", str(write_device(config_dir)), *map(str, files), "--dry-run",
+                       "--stats", "--occupancy", str(out), env=agent_env())
+    assert result.returncode == 0, result.stderr
+    stats = json.loads(result.stdout)
+    assert stats["devices_after_linking"] < stats["devices_before_linking"]  # random MACs were linked
+    return out.read_text().splitlines()
+
+
+def test_replay_occupancy_writes_one_row_per_minute_and_never_reads_the_label(
+        shared_dir: Path, config_dir: Path, tmp_path: Path) -> None:
+    src = shared_dir / BRNO / "days" / "pos1_2023-04-14.csv"
+    rows = _occupancy(config_dir, tmp_path, src)
+    assert rows[0] == "minute,people"
+    assert rows[1].startswith("2023-04-14T16:00:00,")  # the capture's own clock, minute start
+    minutes = [r.split(",")[0] for r in rows[1:]]
+    assert len(minutes) == len(set(minutes)) == 480  # 16:00 to 23:59, every minute
+    people = [float(r.split(",")[1]) for r in rows[1:]]
+    assert max(people) > 2 and min(people) == 0  # up to 5 people that afternoon, nobody at night
+    blanked = _brno_copy(src, tmp_path / "blank.csv", label="")
+    scrambled = _brno_copy(src, tmp_path / "scrambled.csv", label="99.0")
+    assert _occupancy(config_dir, tmp_path, blanked, name="b.csv") == rows
+    assert _occupancy(config_dir, tmp_path, scrambled, name="s.csv") == rows
+
+
+def test_replay_occupancy_fuses_two_sniffers_files(shared_dir: Path, config_dir: Path, tmp_path: Path) -> None:
+    pos1 = _brno_copy(shared_dir / BRNO / "days" / "pos1_2024-02-08.csv", tmp_path / "pos1.csv", rows=1500)
+    pos2 = _brno_copy(shared_dir / BRNO / "days" / "pos2_2024-02-08.csv", tmp_path / "pos2.csv", rows=1500)
+    one = _occupancy(config_dir, tmp_path, pos1, name="one.csv")
+    both = _occupancy(config_dir, tmp_path, pos1, pos2, name="both.csv")
+    assert both[0] == "minute,people" and both[1].startswith("2024-02-08T14:56:00,")
+    assert len(both) >= len(one) and both != one  # one estimate from both files, not two
+    minutes = [r.split(",")[0] for r in both[1:]]
+    assert minutes == sorted(set(minutes))
