@@ -257,6 +257,14 @@ class Presence(NamedTuple):
     distance_m: float
     randomized: bool = False
     ranges: tuple[Range, ...] = ()
+    # What the agent made of the device (agent.linking, agent.presence). On the wire ``kind``;
+    # here ``device_kind``, as ``kind`` already names the message (enter/move/exit).
+    device_kind: str = "person"  # one of DEVICE_KINDS
+    macs: int = 1  # how many MACs were linked into this pseudo-device
+
+
+DEVICE_KINDS: Final = ("person", "fixture", "neighbour")
+MAX_LINKED_MACS: Final = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,6 +344,10 @@ def encode_agent(message: AgentMessage) -> bytes:
         if m.ranges:
             data["ranges"] = [{"sniffer": r.sniffer, "x": r.x, "y": r.y, "rssi_dbm": r.rssi_dbm,
                                "distance_m": r.distance_m} for r in m.ranges]
+        if m.device_kind != "person":  # defaults left out: reports stay as short as before
+            data["kind"] = m.device_kind
+        if m.macs != 1:
+            data["macs"] = m.macs
         return _dump(data)
     return _dump(asdict(message))
 
@@ -376,6 +388,25 @@ def _device(d: Mapping[str, Any]) -> str:
     return device
 
 
+def _device_kind_macs(d: Mapping[str, Any]) -> tuple[str, int]:
+    """The optional ``kind`` and ``macs`` of a presence report, defaults when absent."""
+    device_kind = d.get("kind", "person")
+    if device_kind is None:
+        device_kind = "person"
+    if not isinstance(device_kind, str):
+        raise _Invalid("wrong-type", "kind must be a string")
+    if device_kind not in DEVICE_KINDS:
+        raise _Invalid("bad-value", f"kind must be one of {', '.join(DEVICE_KINDS)}")
+    macs = d.get("macs", 1)
+    if macs is None:
+        macs = 1
+    if isinstance(macs, bool) or not isinstance(macs, int):
+        raise _Invalid("wrong-type", "macs must be an integer")
+    if not 1 <= macs <= MAX_LINKED_MACS:
+        raise _Invalid("bad-value", f"macs must be 1..{MAX_LINKED_MACS}")
+    return device_kind, macs
+
+
 def _decode_agent(kind: str, d: dict[str, Any], agent: str | None) -> AgentMessage:
     if kind == "status":
         a = _text(d, "agent")
@@ -395,7 +426,7 @@ def _decode_agent(kind: str, d: dict[str, Any], agent: str | None) -> AgentMessa
         if not isinstance(randomized, bool):
             raise _Invalid("wrong-type", "randomized must be true or false")
         return Presence(kind, msg_id, a, ts, _device(d), _num(d, "x"), _num(d, "y"), accuracy,
-                        _num(d, "rssi_dbm"), distance, randomized, _ranges(d))
+                        _num(d, "rssi_dbm"), distance, randomized, _ranges(d), *_device_kind_macs(d))
     if kind == "motion":
         active = d.get("active")
         if not isinstance(active, bool):
@@ -436,7 +467,16 @@ def presence_fields(topic: str, payload: bytes | str) -> tuple[Any, ...] | None:
         data = orjson.loads(payload)
     except (ValueError, RecursionError):
         return None
-    return _native_presence.fields(parsed[2], data, parsed[1], contains_mac)  # type: ignore[no-any-return]
+    fields = _native_presence.fields(parsed[2], data, parsed[1], contains_mac)
+    if fields is None:
+        return None
+    # kind and macs (optional, newer agents): checked here, two lookups; a bad one is decode_agent's to reject
+    if "kind" not in data and "macs" not in data:
+        return (*fields, "person", 1)  # type: ignore[no-any-return]
+    try:
+        return (*fields, *_device_kind_macs(data))  # type: ignore[no-any-return]
+    except _Invalid:
+        return None
 
 
 def decode_agent(topic: str, payload: bytes | str) -> AgentMessage | Rejection:

@@ -61,7 +61,7 @@ def plain_decoded(topic: str, payload: bytes) -> tuple[Any, ...] | None:
         return ("P", fields)
     msg = decode_agent(topic, payload)
     if type(msg) is Presence:
-        return ("P", (*msg[:11], tuple(map(tuple, msg.ranges))))  # ranges: Range's fields in order
+        return ("P", (*msg[:11], tuple(map(tuple, msg.ranges)), *msg[12:]))  # ranges: Range's fields in order
     if type(msg) is Rejection:
         return ("R", msg.reason, msg.detail)
     return None

@@ -21,7 +21,9 @@ from aggregator.embedded_broker import Broker, find_mosquitto, start_amqtt, star
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO / "firmware-config"
-SHARED = REPO.parent / "shared"
+# beside the checkout; a worktree under wt/ finds it one level further up
+SHARED = next((p for p in (REPO.parent / "shared", REPO.parent.parent / "shared") if p.is_dir()),
+              REPO.parent / "shared")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -21,6 +21,7 @@ def presence(kind: str = "move", **over: object) -> c.Presence:
 
 AGENT_MESSAGES = [
     presence("enter"), presence("move"), presence("exit", ranges=()),
+    presence("enter", device_kind="fixture", macs=3), presence("move", device_kind="neighbour"),
     c.Motion("agent-1:43", "agent-1", 1795435594.0, "pir-womens", "Women's", True),
     c.Door("agent-1:44", "agent-1", 1795435595.0, "door-main", "in"),
     c.Link("agent-1:45", "agent-1", 1795435596.0, "d-4f2a9c", "7"),
@@ -75,12 +76,29 @@ GOOD = json.loads(c.encode_agent(presence()))
     (json.dumps({**GOOD, "device": "aabbccddee0f"}).encode(), "raw-mac"),
     (b'{"msg_id":"a","agent":"agent-1","ts":1e999,"device":"d","x":1,"y":1}', "not-json"),  # not a double: RFC 8259
     (b'{"msg_id":"a","agent":"agent-1","ts":NaN}', "not-json"),  # NaN is not JSON (RFC 8259)
+    (json.dumps({**GOOD, "kind": 3}).encode(), "wrong-type"),
+    (json.dumps({**GOOD, "kind": "ghost"}).encode(), "bad-value"),
+    (json.dumps({**GOOD, "macs": 1.5}).encode(), "wrong-type"),
+    (json.dumps({**GOOD, "macs": True}).encode(), "wrong-type"),
+    (json.dumps({**GOOD, "macs": 0}).encode(), "bad-value"),
 ])
 def test_bad_agent_payloads_are_typed_rejections(payload: bytes, reason: str) -> None:
     result = c.decode_agent(TOPIC, payload)
     assert isinstance(result, c.Rejection), result
     assert result.reason == reason, result
     assert not result
+
+
+def test_kind_and_macs_are_optional_with_defaults_and_left_out_when_default() -> None:
+    payload = c.encode_agent(presence())
+    assert b'"kind"' not in payload and b'"macs"' not in payload  # an older aggregator reads it as before
+    decoded = c.decode_agent(TOPIC, payload)
+    assert decoded.device_kind == "person" and decoded.macs == 1
+    linked = c.decode_agent(TOPIC, json.dumps({**GOOD, "kind": "fixture", "macs": 4}).encode())
+    assert linked.device_kind == "fixture" and linked.macs == 4
+    fields = c.presence_fields(TOPIC, json.dumps({**GOOD, "kind": "neighbour", "macs": 2}).encode())
+    if c._native_presence is not None:
+        assert fields is not None and fields[12:] == ("neighbour", 2)
 
 
 def test_bad_topic_is_a_rejection() -> None:
@@ -166,7 +184,7 @@ def _mutations() -> list[tuple[str, dict[str, object]]]:
     out: list[tuple[str, dict[str, object]]] = [("move", base), ("enter", two), ("exit", {**base, "ranges": None}),
                                                 ("move", {k: v for k, v in base.items() if k not in ("ranges",
                                                                                                       "randomized")})]
-    for key in [*base, "extra"]:
+    for key in [*base, "extra", "kind", "macs"]:
         out.append(("move", {k: v for k, v in base.items() if k != key}))
         out += [("move", {**base, key: value}) for value in _VARIANTS]
     for key in base["ranges"][0]:  # type: ignore[index]
@@ -192,6 +210,7 @@ def test_the_compiled_presence_checks_accept_only_what_decode_agent_accepts_and_
         accepted += 1
         assert isinstance(expected, c.Presence), (data, expected)
         assert fields[:11] == expected[:11] and fields[11] == tuple(tuple(r) for r in expected.ranges)
+        assert fields[12:] == expected[12:]
         assert [type(v) for v in fields[:11]] == [type(v) for v in expected[:11]]  # 1 is not 1.0 here
         assert all(type(v) is type(w) for r, e in zip(fields[11], expected.ranges, strict=True)
                    for v, w in zip(r, e, strict=True))

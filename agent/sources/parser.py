@@ -14,7 +14,10 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-MAX_LINE_BYTES: Final = 1024
+from agent.fingerprint import MAX_IE_IDS, MAX_OUIS, from_digest, from_ies, parse_id_list, parse_ie_hex
+
+# 1,024 hex characters of IEs (agent.fingerprint.MAX_IE_HEX) plus the rest of a line fit easily.
+MAX_LINE_BYTES: Final = 1536
 REJECT_KINDS: Final = ("garbage", "binary", "too-long", "partial", "bad-field", "not-probe")
 
 _MAC_RE = re.compile(r"[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(?:\1[0-9A-Fa-f]{2}){4}")
@@ -23,6 +26,8 @@ _CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _RSSI_RE = re.compile(r"(?:^|\s)RSSI:\s*(\S+)")
 _CH_RE = re.compile(r"(?:^|\s)Ch:\s*(\S+)")
 _PEER_RE = re.compile(r"(?:^|\s)Peer MAC:\s*(\S+)")
+_SEQ_RE = re.compile(r"(?:^|\s)Seq:\s*(\S+)")
+_IE_RE = re.compile(r"(?:^|\s)IE:\s*(\S+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +39,8 @@ class Probe:
     mac: str
     rssi_dbm: int
     channel: int | None = None
+    seq: int | None = None  # the 802.11 sequence number, 0..4095
+    fingerprint: bytes | None = None  # IE fingerprint material (agent.fingerprint), hashed before it leaves memory
 
 
 def normalise_mac(value: object) -> str | None:
@@ -76,6 +83,36 @@ def _channel(value: object) -> int | bool | None:
     return False
 
 
+def _seq(value: object) -> int | bool | None:
+    """The sequence number, None when absent, False when present but invalid."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = int(value)
+        except ValueError:
+            return False
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 4095:
+        return False
+    return value
+
+
+def _json_fingerprint(data: dict[str, object]) -> bytes | bool | None:
+    """Fingerprint material from ``ie`` (raw IEs, hex) or ``ie_ids`` + ``ouis`` (pre-digested).
+
+    None when the line has neither, False when a field is of the wrong type or absurd length."""
+    if "ie" in data:
+        ie = parse_ie_hex(data["ie"])
+        return False if ie is None else from_ies(ie)
+    if "ie_ids" in data:
+        ids = parse_id_list(data["ie_ids"], MAX_IE_IDS, 255)
+        ouis = parse_id_list(data.get("ouis", []), MAX_OUIS, 0xFFFFFF)
+        if ids is None or ouis is None:
+            return False
+        return from_digest(ids, ouis)
+    return None
+
+
 def parse_line(raw: bytes) -> Probe | str:
     """A :class:`Probe`, or the rejection kind (a string from :data:`REJECT_KINDS`); ``""`` for a blank line."""
     if len(raw) > MAX_LINE_BYTES:
@@ -111,7 +148,13 @@ def _parse_json(text: str) -> Probe | str:
     channel = _channel(data.get("ch"))
     if rssi is None or mac is None or channel is False:
         return "bad-field"
-    return Probe(mac, rssi, channel)  # type: ignore[arg-type]
+    if "seq" not in data and "ie" not in data and "ie_ids" not in data:
+        return Probe(mac, rssi, channel)  # type: ignore[arg-type]
+    seq = _seq(data.get("seq"))
+    fingerprint = _json_fingerprint(data)
+    if seq is False or fingerprint is False:
+        return "bad-field"
+    return Probe(mac, rssi, channel, seq, fingerprint)  # type: ignore[arg-type]
 
 
 def _parse_text(text: str) -> Probe | str:
@@ -129,12 +172,28 @@ def _parse_text(text: str) -> Probe | str:
     channel = _channel(ch_m.group(1)) if ch_m else None
     if rssi is None or mac is None or channel is False:
         return "bad-field"
-    return Probe(mac, rssi, channel)  # type: ignore[arg-type]
+    if "Seq:" not in head and "IE:" not in head:
+        return Probe(mac, rssi, channel)  # type: ignore[arg-type]
+    seq_m = _SEQ_RE.search(head)
+    seq = _seq(seq_m.group(1)) if seq_m else None
+    ie_m = _IE_RE.search(head)
+    ie = parse_ie_hex(ie_m.group(1)) if ie_m else None
+    if seq is False or (ie_m is not None and ie is None):
+        return "bad-field"
+    return Probe(mac, rssi, channel, seq, None if ie is None else from_ies(ie))  # type: ignore[arg-type]
 
 
-def format_json(probe: Probe, *, ts_ms: int | None = None, ssid: str | None = None) -> bytes:
-    """A JSON line as the firmware prints it (used by the simulator and tests)."""
+def format_json(probe: Probe, *, ts_ms: int | None = None, ssid: str | None = None,
+                ie: bytes | None = None) -> bytes:
+    """A JSON line as the firmware prints it (used by the simulator and tests).
+
+    ``ie`` is the frame's raw tagged parameters; a probe's ``fingerprint`` is derived material and
+    cannot be printed back, so pass the IEs it came from."""
     data: dict[str, object] = {"rssi": probe.rssi_dbm, "subtype": "ProbeReq", "addr2": probe.mac}
+    if probe.seq is not None:
+        data["seq"] = probe.seq
+    if ie is not None:
+        data["ie"] = ie.hex()
     if ts_ms is not None:
         data["ts"] = ts_ms
     if probe.channel is not None:
@@ -144,7 +203,9 @@ def format_json(probe: Probe, *, ts_ms: int | None = None, ssid: str | None = No
     return json.dumps(data, separators=(",", ":")).encode() + b"\n"
 
 
-def format_text(probe: Probe, *, ssid: str = "") -> bytes:
-    """The text form many ESP sniffer sketches print."""
+def format_text(probe: Probe, *, ssid: str = "", ie: bytes | None = None) -> bytes:
+    """The text form many ESP sniffer sketches print (``Seq:`` and ``IE:`` when known)."""
     ch = f" Ch: {probe.channel}" if probe.channel is not None else ""
-    return f"RSSI: {probe.rssi_dbm}{ch} Peer MAC: {probe.mac} SSID: {ssid}".rstrip().encode() + b"\n"
+    extra = f" Seq: {probe.seq}" if probe.seq is not None else ""
+    extra += f" IE: {ie.hex()}" if ie is not None else ""
+    return f"RSSI: {probe.rssi_dbm}{ch} Peer MAC: {probe.mac}{extra} SSID: {ssid}".rstrip().encode() + b"\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from agent.fingerprint import from_digest, from_ies
 from agent.sources.parser import MAX_LINE_BYTES, Probe, format_json, format_text, normalise_mac, parse_line
 
 
@@ -62,3 +63,51 @@ def test_formatters_round_trip() -> None:
 ])
 def test_normalise_mac(value: object, expected: str | None) -> None:
     assert normalise_mac(value) == expected
+
+
+# ----------------------------------------------------------------------------- sequence number and IEs
+
+# A probe request's tagged parameters: SSID (empty), supported rates, ext. rates, HT caps, a vendor element.
+IES = bytes.fromhex("0000" "010402040b16" "32080c1218243048606c" "2d02ef01" "dd070050f2080010ff")
+
+
+def test_seq_and_ies_in_both_forms() -> None:
+    json_line = b'{"rssi":-61,"addr2":"da:a1:19:00:00:01","seq":1234,"ie":"' + IES.hex().encode() + b'"}'
+    probe = parse_line(json_line)
+    assert isinstance(probe, Probe) and probe.seq == 1234 and probe.fingerprint == from_ies(IES)
+    text = parse_line(b"RSSI: -61 Ch: 6 Peer MAC: da:a1:19:00:00:01 Seq: 1234 IE: " + IES.hex().encode()
+                      + b" SSID: Home")
+    assert text == Probe("da:a1:19:00:00:01", -61, 6, 1234, from_ies(IES))
+    assert format_json(probe, ie=IES).rstrip(b"\n") and parse_line(format_json(probe, ie=IES).rstrip(b"\n")) == probe
+    assert parse_line(format_text(text, ie=IES).rstrip(b"\n")) == text
+
+
+def test_pre_digested_fingerprint() -> None:
+    probe = parse_line(b'{"rssi":-61,"addr2":"da:a1:19:00:00:01","seq":7,"ie_ids":[0,1,50,221],"ouis":[20722]}')
+    assert isinstance(probe, Probe) and probe.fingerprint == from_digest([0, 1, 50, 221], [20722])
+
+
+def test_fingerprint_ignores_ssid_and_channel_but_not_capabilities() -> None:
+    home = bytes.fromhex("0004486f6d65") + IES[2:]  # SSID "Home" instead of the wildcard
+    assert from_ies(home) == from_ies(IES)
+    with_channel = IES + bytes.fromhex("030106")
+    assert from_ies(with_channel) == from_ies(IES + bytes.fromhex("03010b"))  # DS parameter: channel 6 vs 11
+    other_ht = IES.replace(bytes.fromhex("2d02ef01"), bytes.fromhex("2d02ee01"))
+    assert from_ies(other_ht) != from_ies(IES)
+    assert from_ies(IES + b"\x2d\x10\x01") == from_ies(IES)  # a truncated last element is left out
+
+
+@pytest.mark.parametrize("extra", [
+    b'"seq":4096', b'"seq":-1', b'"seq":"x"', b'"seq":1.5', b'"seq":true',
+    b'"ie":"zz"', b'"ie":"abc"', b'"ie":""', b'"ie":12', b'"ie":"' + b"00" * 600 + b'"',
+    b'"ie_ids":"0,1"', b'"ie_ids":[256]', b'"ie_ids":[0],"ouis":[-1]', b'"ie_ids":' + str(list(range(65))).encode(),
+    b'"ie_ids":[0],"ouis":"x"',
+])
+def test_bad_seq_or_ie_fields_are_bad_field(extra: bytes) -> None:
+    assert parse_line(b'{"rssi":-61,"addr2":"da:a1:19:00:00:01",' + extra + b"}") == "bad-field"
+
+
+@pytest.mark.parametrize("line", [b"RSSI: -61 Peer MAC: da:a1:19:00:00:01 Seq: 5000",
+                                  b"RSSI: -61 Peer MAC: da:a1:19:00:00:01 Seq: 7 IE: 0g"])
+def test_bad_seq_or_ie_in_text_form(line: bytes) -> None:
+    assert parse_line(line) == "bad-field"

@@ -1,0 +1,193 @@
+"""How many people are in the store now, and in each zone, with an uncertainty.
+
+One estimator for the aggregator (live, fed from presence messages, door counts and PIRs) and for
+``replay --occupancy`` (offline, fed from the agent's linked sightings). Its evidence:
+
+* **linked devices**: pseudo-devices (:mod:`agent.linking`) heard within ``window_s``; fixtures and
+  neighbours (:mod:`agent.presence`) are counted in the evidence but never as people;
+* a **device-to-person factor**: people per device heard, calibrated per store (``factor``); the
+  default is fitted on the shared Brno days (docs/OCCUPANCY.md says how);
+* **door counts**: in - out since the last time the store was seen empty (the drift correction: a
+  beam counter misses or doubles a crossing now and then, and the running sum walks away);
+* **PIRs**: a zone with motion is occupied (at least one person), a zone whose PIR has been quiet
+  for ``pir_empty_s`` is empty: devices there are phones left behind or heard through a wall.
+
+It never looks at the time of day or the weekday: the number comes from what the sensors hear.
+The estimator keeps one entry per device heard within ``window_s`` (older ones are dropped as
+they are passed), so its memory follows the store's size, not the day's traffic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+# The defaults below are docs/OCCUPANCY.md's fitted and chosen values; every one can be overridden
+# per store through ``**tuning`` (or ``factor``).
+DEFAULT_TUNING: Mapping[str, float] = {
+    # A phone with its screen off probes every few minutes (Brno days: the median gap between one
+    # pseudo-device's probes is ~60 s, the 90th percentile ~5 min), so a device counts as present for
+    # this long after it was last heard.
+    "window_s": 600.0,
+    # People per present device (fitted: docs/OCCUPANCY.md, leave-one-day-out on the shared days).
+    "factor": 1.0,
+    # Relative 1-sigma error of the factor (the spread of the per-day fitted factors).
+    "factor_rel_sigma": 0.3,
+    # A door counter's drift: sigma grows by this many persons per crossing since the last reset.
+    "door_sigma_per_crossing": 0.05,
+    # The store is taken as empty (door count reset to 0) when no device and no motion was seen this long.
+    "empty_reset_s": 1800.0,
+    # A zone's PIR quiet for this long says the zone is empty.
+    "pir_empty_s": 900.0,
+}
+
+
+@dataclass(frozen=True)
+class ZoneOccupancy:
+    people: float  # expected people
+    sigma: float  # 1-sigma uncertainty, persons
+
+
+@dataclass(frozen=True)
+class Occupancy:
+    ts: float
+    people: float
+    sigma: float
+    zones: Mapping[str, ZoneOccupancy]
+    evidence: Mapping[str, float | int]  # devices, linked, fixtures, neighbours, factor, door_in, door_out, ...
+
+
+@dataclass(slots=True)
+class _Device:
+    last_ts: float
+    kind: str
+    zone: str | None
+    sightings: int = 1
+
+
+class OccupancyEstimator:
+    """Sightings, exits, door crossings and PIR states in; :class:`Occupancy` out. One thread."""
+
+    def __init__(self, *, zones: Sequence[str] = (), factor: float | None = None, **tuning: float) -> None:
+        unknown = set(tuning) - set(DEFAULT_TUNING)
+        if unknown:
+            raise ValueError(f"unknown occupancy tuning {', '.join(sorted(unknown))}; "
+                             f"known: {', '.join(DEFAULT_TUNING)}")
+        self.tuning = {**DEFAULT_TUNING, **tuning}
+        if factor is not None:
+            self.tuning["factor"] = factor
+        if not self.tuning["factor"] > 0 or not self.tuning["window_s"] > 0:
+            raise ValueError("occupancy factor and window_s must be > 0")
+        self.zones = tuple(zones)
+        self._devices: OrderedDict[str, _Device] = OrderedDict()  # by last sighting, oldest first
+        self._door_in = 0
+        self._door_out = 0
+        self._door_net = 0
+        self._door_crossings = 0  # since the last reset
+        self._has_door = False
+        self._motion: dict[str, tuple[bool, float]] = {}  # zone -> (active, since)
+        self._last_activity_ts = -math.inf
+
+    # -- evidence in
+
+    def sighting(self, ts: float, device: str, *, rssi_dbm: float | None = None, sniffer: str | None = None,
+                 zone: str | None = None, kind: str = "person") -> None:
+        """``device`` (a linked pseudo-device id) was heard at ``ts``."""
+        entry = self._devices.get(device)
+        if entry is None:
+            self._devices[device] = _Device(ts, kind, zone)
+        else:
+            self._devices.move_to_end(device)
+            entry.last_ts = max(entry.last_ts, ts)
+            entry.kind = kind
+            entry.sightings += 1
+            if zone is not None:
+                entry.zone = zone
+        if kind == "person":
+            self._last_activity_ts = max(self._last_activity_ts, ts)
+
+    def gone(self, ts: float, device: str) -> None:
+        """An exit message: the device left (or was reclassified and will be heard as such)."""
+        self._devices.pop(device, None)
+
+    def door(self, ts: float, *, entered: int = 0, left: int = 0) -> None:
+        self._has_door = True
+        self._door_in += entered
+        self._door_out += left
+        self._door_net += entered - left
+        self._door_crossings += entered + left
+        if self._door_net < 0:  # more out than in since the last reset: drift, the store is not below empty
+            self._door_net = 0
+        self._last_activity_ts = max(self._last_activity_ts, ts)
+
+    def motion(self, ts: float, zone: str, active: bool) -> None:
+        self._motion[zone] = (active, ts)
+        if active:
+            self._last_activity_ts = max(self._last_activity_ts, ts)
+
+    # -- estimate out
+
+    def _expire(self, now: float) -> None:
+        horizon = now - self.tuning["window_s"]
+        devices = self._devices
+        while devices:
+            entry = next(iter(devices.values()))
+            if entry.last_ts >= horizon:
+                break
+            devices.popitem(last=False)
+
+    def estimate(self, now: float) -> Occupancy:
+        t = self.tuning
+        self._expire(now)
+        if self._has_door and now - self._last_activity_ts >= t["empty_reset_s"]:
+            self._door_net, self._door_crossings = 0, 0  # empty for long: the door count's drift goes
+        counts = {"person": 0, "fixture": 0, "neighbour": 0}
+        per_zone: dict[str, int] = dict.fromkeys(self.zones, 0)
+        for entry in self._devices.values():
+            counts[entry.kind] = counts.get(entry.kind, 0) + 1
+            if entry.kind == "person" and entry.zone is not None:
+                per_zone[entry.zone] = per_zone.get(entry.zone, 0) + 1
+        factor = t["factor"]
+        devices = counts["person"]
+        people, var = self._from_devices(devices, factor)
+        if self._has_door:
+            people, var = self._fuse_door(people, var)
+        zones = self._zones(now, per_zone, factor)
+        evidence: dict[str, float | int] = {
+            "devices": devices, "linked": len(self._devices), "fixtures": counts["fixture"],
+            "neighbours": counts["neighbour"], "factor": factor,
+            "door_in": self._door_in, "door_out": self._door_out,
+            "pir_active": sum(1 for active, _ in self._motion.values() if active),
+        }
+        return Occupancy(now, round(people, 3), round(math.sqrt(var), 3), zones, evidence)
+
+    def _from_devices(self, devices: int, factor: float) -> tuple[float, float]:
+        """People and variance from the device count: a Poisson count times an uncertain factor."""
+        people = factor * devices
+        rel = self.tuning["factor_rel_sigma"]
+        # 1.0: people without a phone that probes (or with Wi-Fi off) are invisible to a device count
+        var = factor * factor * devices + (rel * people) ** 2 + 1.0
+        return people, var
+
+    def _fuse_door(self, people: float, var: float) -> tuple[float, float]:
+        """Inverse-variance fusion with the door count (in - out since the last empty store)."""
+        door = float(self._door_net)
+        door_var = (self.tuning["door_sigma_per_crossing"] * self._door_crossings) ** 2 + 0.25
+        w = door_var / (var + door_var)
+        return w * people + (1 - w) * door, var * door_var / (var + door_var)
+
+    def _zones(self, now: float, per_zone: Mapping[str, int], factor: float) -> dict[str, ZoneOccupancy]:
+        out: dict[str, ZoneOccupancy] = {}
+        for zone in sorted(set(per_zone) | set(self._motion)):
+            people, var = self._from_devices(per_zone.get(zone, 0), factor)
+            state = self._motion.get(zone)
+            if state is not None:
+                active, since = state
+                if active:
+                    people = max(people, 1.0)  # motion: someone is there
+                elif now - since >= self.tuning["pir_empty_s"]:
+                    people, var = 0.0, 0.25  # quiet for long: the devices there are not people
+            out[zone] = ZoneOccupancy(round(people, 3), round(math.sqrt(var), 3))
+        return out

@@ -1,0 +1,93 @@
+"""The occupancy estimator on synthetic streams whose truth is known."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from agent.occupancy import Occupancy, OccupancyEstimator
+
+T0 = 1_700_000_000.0
+
+
+def test_counts_people_devices_not_fixtures_or_neighbours() -> None:
+    est = OccupancyEstimator(zones=("a", "b"), factor=1.0, window_s=300)
+    for i in range(4):
+        est.sighting(T0 + i, f"p{i}", zone="a" if i < 3 else "b")
+    est.sighting(T0, "printer", kind="fixture", zone="a")
+    est.sighting(T0, "next-door", kind="neighbour")
+    occ = est.estimate(T0 + 10)
+    assert isinstance(occ, Occupancy)
+    assert occ.people == 4 and occ.evidence["devices"] == 4
+    assert occ.evidence["fixtures"] == 1 and occ.evidence["neighbours"] == 1
+    assert occ.zones["a"].people == 3 and occ.zones["b"].people == 1
+    assert occ.sigma > 0
+
+
+def test_devices_not_heard_for_the_window_and_exits_are_gone() -> None:
+    est = OccupancyEstimator(window_s=300)
+    est.sighting(T0, "p1")
+    est.sighting(T0, "p2")
+    est.gone(T0 + 5, "p2")
+    assert est.estimate(T0 + 10).people == 1
+    assert est.estimate(T0 + 301).people == 0
+
+
+def test_factor_scales_devices_to_people() -> None:
+    est = OccupancyEstimator(factor=0.5)
+    for i in range(10):
+        est.sighting(T0, f"p{i}")
+    assert est.estimate(T0 + 1).people == pytest.approx(5.0)
+
+
+def test_random_stream_tracks_the_truth() -> None:
+    """Phones that probe at random intervals (mean 30 s): the estimate follows the people present."""
+    rng = random.Random(7)
+    est = OccupancyEstimator(factor=1.0, window_s=300)
+    truth_at: dict[int, int] = {}
+    present: set[int] = set()
+    next_probe: dict[int, float] = {}
+    errors = []
+    for minute in range(240):
+        now = T0 + minute * 60
+        if rng.random() < 0.2:
+            new = len(truth_at) + 1000 + minute
+            present.add(new)
+            next_probe[new] = now
+        if present and rng.random() < 0.1:
+            present.discard(rng.choice(sorted(present)))
+        for person in present:
+            while next_probe[person] < now + 60:
+                est.sighting(next_probe[person], f"p{person}")
+                next_probe[person] += rng.expovariate(1 / 30)
+        truth_at[minute] = len(present)
+        if minute > 20:
+            errors.append(abs(est.estimate(now + 60).people - len(present)))
+    assert sum(errors) / len(errors) < 1.0
+
+
+def test_door_counts_fuse_and_drift_is_reset_when_empty() -> None:
+    est = OccupancyEstimator(empty_reset_s=600)
+    est.door(T0, entered=5)
+    est.door(T0 + 1, left=1)
+    occ = est.estimate(T0 + 2)
+    assert occ.evidence["door_in"] == 5 and occ.evidence["door_out"] == 1
+    assert 2 < occ.people <= 4  # no device heard, four in by the door: between the two
+    est.door(T0 + 3, left=2)  # two left unseen by the beams' count: the net stays at 2 until reset
+    assert est.estimate(T0 + 4000).people == pytest.approx(0, abs=0.01)
+
+
+def test_pir_says_a_zone_is_occupied_or_empty() -> None:
+    est = OccupancyEstimator(zones=("a", "b"), pir_empty_s=600, window_s=3600)
+    est.motion(T0, "a", True)
+    est.sighting(T0, "phone-left-behind", zone="b")
+    est.motion(T0, "b", False)
+    zones = est.estimate(T0 + 700).zones
+    assert zones["a"].people >= 1
+    assert zones["b"].people == 0
+
+
+def test_unknown_tuning_is_refused() -> None:
+    with pytest.raises(ValueError, match="windw_s"):
+        OccupancyEstimator(windw_s=5)
