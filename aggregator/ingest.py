@@ -33,6 +33,7 @@ from aggregator.dwell import DwellTracker
 from aggregator.events import ShopperEvent
 from aggregator.fusion import Fix, Fusion
 from aggregator.mqtt_link import Incoming, Publisher
+from aggregator.occupancy_live import LiveOccupancy
 from aggregator.recent_ids import RecentIds
 from aggregator.settings import Settings
 from aggregator.store import Batch, Store, connect
@@ -127,6 +128,7 @@ class Ingest:
         self.tier = CustomerTier(publisher, settings.topics, min_interval_s=settings.move_min_interval_s,
                                  min_px=settings.move_min_px)
         self.counters = Counters()
+        self.occupancy = LiveOccupancy(store_config, publisher)  # people now: /api/occupancy, MQTT
         self.links: dict[str, str] = {}
         # device -> when its link was last made or its device last started a visit: links not seen for
         # the retention period expire (with daily id rotation a device id is never seen again)
@@ -288,10 +290,12 @@ class Ingest:
             self._presence(msg, batch, touched)
         elif isinstance(msg, Door):
             batch.door_events.append((msg.msg_id, msg.ts, msg.agent, msg.sensor, msg.direction))
+            self.occupancy.door(msg)
             self.bus.publish(ShopperEvent("door", msg.ts, extra={"agent": msg.agent, "sensor": msg.sensor,
                                                                   "direction": msg.direction}))
         elif isinstance(msg, Motion):
             batch.motion_events.append((msg.msg_id, msg.ts, msg.agent, msg.sensor, msg.zone, int(msg.active)))
+            self.occupancy.motion(msg)
             self.bus.publish(ShopperEvent("motion", msg.ts, zone=msg.zone,
                                           extra={"agent": msg.agent, "sensor": msg.sensor, "active": msg.active}))
         elif isinstance(msg, Link):
@@ -315,7 +319,10 @@ class Ingest:
         return (cid, cid) if cid else (device, None)
 
     def _presence(self, p: Presence, batch: Batch, touched: dict[str, float]) -> None:
-        if p.kind == "exit":
+        self.occupancy.presence(p)
+        # A fixture or a device next door is evidence for the occupancy estimate, not a visitor: it opens
+        # no visit, and one the agent has just reclassified ends as if the device had left.
+        if p.kind == "exit" or p.device_kind != "person":
             if p.device in touched:
                 self._fuse(p.device, touched.pop(p.device), batch)
             self.fusion.drop_agent(p.device, p.agent)
@@ -361,6 +368,7 @@ class Ingest:
 
     def _place(self, shopper: Shopper, visit: Visit, fix: Fix, batch: Batch) -> None:
         zone = fix.zone
+        self.occupancy.placed(shopper.device, zone.name if zone else None)
         shopper.ts, shopper.x, shopper.y, shopper.accuracy_m = fix.ts, fix.x, fix.y, fix.accuracy_m
         self._set_zone(shopper, zone)
         batch.sightings.append((fix.ts, shopper.visitor, shopper.device, visit.visit_id, fix.x, fix.y,
@@ -452,6 +460,7 @@ class Ingest:
                 self._browsing(shopper, zone, now, batch)
         if batch.rows():
             self.store.submit(batch)
+        self.occupancy.tick(now)
         if time.monotonic() >= self._next_link_expiry:
             self._next_link_expiry = time.monotonic() + LINK_EXPIRY_EVERY_S
             self.expire_links(self._now())
