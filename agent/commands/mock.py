@@ -49,6 +49,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default 4)")
     p.add_argument("--loyalty-share", type=float, default=0.4, metavar="F",
                    help="share of shoppers who are loyalty customers from the customers file (default 0.4)")
+    p.add_argument("--opens-at", type=float, default=None, metavar="EPOCH_S",
+                   help="the simulated store opens at this time (epoch seconds): empty before, shoppers arrive from "
+                        "then on, as in a real store, so a door count started then is right. Give every agent the "
+                        "same value. Default: always open, busy from the first second")
     p.add_argument("--duration", type=float, default=0.0, metavar="S",
                    help="stop after S seconds (default: run until stopped)")
     p.set_defaults(func=run)
@@ -69,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     device = load_device(args.config)
     world = World(device.store, seed=args.seed, shoppers=args.shoppers, randomized_share=args.randomized_share,
                   loyalty_share=args.loyalty_share, customers=_customer_ids(device.store.customers_file),
-                  staff=args.staff, fixtures=args.fixtures, neighbours=args.neighbours)
+                  staff=args.staff, fixtures=args.fixtures, neighbours=args.neighbours, opens_ts=args.opens_at)
     factory = MockFactory()
     ptys = {s.id: PtySniffer() for s in device.sniffers}
     publisher = Publisher.for_device(device)

@@ -39,8 +39,12 @@ class PhoneModel:
     """A phone model: the probe request's information elements, and how it randomises."""
 
     name: str
-    ie_hex: str  # tagged parameters as in the frame: wildcard SSID first, then what the model sends
+    ie: bytes  # tagged parameters as in the frame: wildcard SSID first, then what the model sends
     rotate_per_burst: bool  # True: a new MAC every scan burst; False: every ROTATE_S
+
+    @property
+    def ie_hex(self) -> str:
+        return self.ie.hex()
 
 
 def _model(name: str, *, rates: bytes, ext_rates: bytes, ht: bytes, ext_caps: bytes, vht: bytes | None,
@@ -51,7 +55,7 @@ def _model(name: str, *, rates: bytes, ext_rates: bytes, ht: bytes, ext_caps: by
         ies += _element(191, vht)
     for v in vendor:
         ies += _element(221, v)
-    return PhoneModel(name, ies.hex(), per_burst)
+    return PhoneModel(name, ies, per_burst)
 
 
 _B_RATES = bytes.fromhex("02040b16")  # 1, 2, 5.5, 11 Mb/s (basic)

@@ -1,11 +1,10 @@
 """Turns the simulated world into sensor signals for the agent's real code.
 
-* Probe bursts become sniffer lines written into the master side of a pseudo-terminal; the agent's
-  real :class:`SerialLineReader` reads the slave side, as it would a USB sniffer. Each frame carries
-  the MAC and 802.11 sequence number its radio gives it (:mod:`agent.mock.devices`) and, in the JSON
-  form, the probe's information elements; the text form (older sketches: no sequence number, no
-  elements) is mixed in for phones with a fixed vendor address only, so linking is not starved of
-  evidence by the mix. RSSI is the sniffer's own calibration run forwards
+* Probe bursts become sniffer lines (both protocol forms, mixed) written into the master side of a
+  pseudo-terminal; the agent's real :class:`SerialLineReader` reads the slave side, as it would a
+  USB sniffer. Each frame carries the MAC and 802.11 sequence number its radio gives it
+  (:mod:`agent.mock.devices`) and the probe's information elements. RSSI is the sniffer's own
+  calibration run forwards
   (:meth:`LogDistanceModel.rssi_at`) at the true slant distance, less a wall's loss for the shop next
   door, plus Gaussian shadowing (``sigma_db``); frames weaker than the sniffer's sensitivity are not
   heard.
@@ -38,14 +37,14 @@ from agent.mock.world import Shopper, World
 from agent.positioning.calibration import LogDistanceModel
 from agent.presence import PHONE_HEIGHT_M
 from agent.privacy import DeviceHasher
-from agent.sources.parser import Probe, format_text
+from agent.sources.parser import Probe, format_json, format_text
 
 log = logging.getLogger(__name__)
 
 STEP_S = 0.1
 SENSITIVITY_DBM = -95.0  # ESP32 receive sensitivity for 1 Mb/s management frames is about -97 dBm
 CHANNELS = (1, 6, 11)
-TEXT_FORM_SHARE = 0.3  # frames of fixed-address phones printed in the text form
+TEXT_FORM_SHARE = 0.3  # frames printed in the text form (with Seq: and IE:), the rest as JSON lines
 BEAM_STEP_S = 0.15  # a walking person's body crosses two beams 5 cm apart in ~0.1-0.2 s
 
 
@@ -181,15 +180,21 @@ class Simulator:
                 p.drive_high() if occupied else p.drive_low()
 
     def _burst(self, shopper: Shopper, ts: float) -> None:
+        for sniffer_id, out in self.burst_lines(shopper, ts).items():
+            pty = self.sniffers.get(sniffer_id)
+            if pty is not None:
+                pty.write(out)
+
+    def burst_lines(self, shopper: Shopper, ts: float) -> dict[str, bytes]:
+        """The lines each of this agent's sniffers prints for one probe burst (none for a sniffer that
+        hears no frame of it). Also what tests/benchmarks/occupancy_mock.py feeds the agent offline."""
         pos = shopper.position_at(ts)
         burst = burst_index(shopper.bursts, ts)
         if pos is None or burst is None:
-            return
+            return {}
         mpp = self.device.store.plan.metres_per_px
+        lines: dict[str, bytes] = {}
         for sniffer_id, (model, config) in self.models.items():
-            pty = self.sniffers.get(sniffer_id)
-            if pty is None:
-                continue
             floor_m = math.hypot(pos[0] - config.position_px[0], pos[1] - config.position_px[1]) * mpp
             slant_m = math.hypot(floor_m, config.height_m - PHONE_HEIGHT_M)
             out = b""
@@ -198,14 +203,16 @@ class Simulator:
                 if rssi < SENSITIVITY_DBM:
                     continue
                 mac, seq = shopper.radio.frame(burst, frame)
-                probe = Probe(mac, max(-120, min(0, round(rssi))), CHANNELS[frame % len(CHANNELS)])
-                if not shopper.randomized and self.rng.random() < TEXT_FORM_SHARE:
-                    out += format_text(probe)
+                probe = Probe(mac, max(-120, min(0, round(rssi))), CHANNELS[frame % len(CHANNELS)], seq)
+                ie = shopper.radio.model.ie
+                if self.rng.random() < TEXT_FORM_SHARE:
+                    out += format_text(probe, ie=ie)
                 else:
-                    out += _json_line(probe, int(ts * 1000) % 2**31, seq, shopper.radio.model.ie_hex)
+                    out += format_json(probe, ts_ms=int(ts * 1000) % 2**31, ie=ie)
                 self.frames_written += 1
             if out:
-                pty.write(out)
+                lines[sniffer_id] = out
+        return lines
 
     def _write_truth(self, now: float) -> None:
         assert self.truth is not None
@@ -225,9 +232,3 @@ class Simulator:
                                      "shoppers": truth.shoppers, "staff": truth.staff, "zones": truth.zones}) + "\n")
         self.truth.flush()
 
-
-def _json_line(probe: Probe, ts_ms: int, seq: int, ie_hex: str) -> bytes:
-    """A JSON line as a sniffer with sequence numbers and elements prints it (SNIFFER-PROTOCOL.md)."""
-    data = {"rssi": probe.rssi_dbm, "subtype": "ProbeReq", "addr2": probe.mac, "ts": ts_ms, "ch": probe.channel,
-            "seq": seq, "ie": ie_hex}
-    return json.dumps(data, separators=(",", ":")).encode() + b"\n"

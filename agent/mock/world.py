@@ -135,7 +135,8 @@ class World:
 
     def __init__(self, store: StoreConfig, *, seed: int = 1, shoppers: int = 20,
                  randomized_share: float = DEFAULT_RANDOMIZED_SHARE, loyalty_share: float = 0.4,
-                 customers: Sequence[str] = (), staff: int = 2, fixtures: int = 2, neighbours: float = 4.0) -> None:
+                 customers: Sequence[str] = (), staff: int = 2, fixtures: int = 2, neighbours: float = 4.0,
+                 opens_ts: float | None = None) -> None:
         if shoppers < 1:
             raise ValueError(f"shoppers must be at least 1, got {shoppers}")
         if not 0.0 <= randomized_share <= 1.0:
@@ -150,6 +151,9 @@ class World:
         self.customers = tuple(customers)
         self.staff = staff
         self.fixtures = fixtures
+        # None: the store has always been open (busy from the first second); else no shopper arrives before
+        # it, so the store starts empty, as a real one opens, and a door count started then is right
+        self.opens_ts = opens_ts
         # people next door at a time, on average: one arrives every neighbour_slot_s
         self.neighbour_slot_s = (sum(NEIGHBOUR_VISIT_S) / 2 / neighbours) if neighbours > 0 else math.inf
         self.px_per_m = 1.0 / store.plan.metres_per_px
@@ -269,11 +273,16 @@ class World:
 
     # ------------------------------------------------------------------ queries
 
+    def _slots(self, t0: float, t1: float) -> range:
+        """Slots whose shopper may be in the store during ``[t0, t1]``."""
+        first = math.floor((t0 - MAX_VISIT_S) / self.slot_s)
+        if self.opens_ts is not None:
+            first = max(first, math.ceil(self.opens_ts / self.slot_s))
+        return range(first, math.floor(t1 / self.slot_s) + 1)
+
     def active(self, ts: float) -> list[Shopper]:
         """Shoppers inside the store at ``ts``."""
-        first = math.floor((ts - MAX_VISIT_S) / self.slot_s)
-        last = math.floor(ts / self.slot_s)
-        out = [s for k in range(first, last + 1) if (s := self.shopper(k)).start_ts <= ts <= s.end_ts]
+        out = [s for k in self._slots(ts, ts) if (s := self.shopper(k)).start_ts <= ts <= s.end_ts]
         out.extend(s for s in self.scripted if s.start_ts <= ts <= s.end_ts)
         return out
 
@@ -308,9 +317,7 @@ class World:
 
     def active_between(self, t0: float, t1: float) -> list[Shopper]:
         """Shoppers whose visit overlaps ``(t0, t1]``."""
-        first = math.floor((t0 - MAX_VISIT_S) / self.slot_s)
-        last = math.floor(t1 / self.slot_s)
-        out = [s for k in range(first, last + 1) if (s := self.shopper(k)).end_ts > t0 and s.start_ts <= t1]
+        out = [s for k in self._slots(t0, t1) if (s := self.shopper(k)).end_ts > t0 and s.start_ts <= t1]
         out.extend(s for s in self.scripted if s.end_ts > t0 and s.start_ts <= t1)
         return out
 

@@ -195,3 +195,11 @@ def test_truth_counts_shoppers_and_staff_per_zone() -> None:
 def test_bad_world_parameters_are_refused(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         world(**bad)
+
+
+def test_a_store_that_opens_is_empty_before_and_fills_after() -> None:
+    w = world(opens_ts=NOW)
+    assert w.active(NOW - 1) == [] and w.occupancy(NOW).shoppers == 0
+    assert all(s.start_ts >= NOW for s in w.active_between(NOW - 3600, NOW + 3600))
+    assert len(w.active(NOW + 900)) >= 5
+    assert [s.key for s in w.active(NOW + 900)] == [s.key for s in world().active(NOW + 900) if s.start_ts >= NOW]
