@@ -41,9 +41,11 @@ class Sighting:
 
     ts: float
     sniffer: str
-    device: str
+    device: str  # the linked pseudo-device (agent.linking), or the MAC's own id
     rssi_dbm: float
     randomized: bool = False
+    kind: str = "person"  # person, fixture or neighbour (agent.device_kinds)
+    macs: int = 1  # MACs linked into the pseudo-device so far
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,8 @@ class PresenceUpdate:
     distance_m: float
     randomized: bool
     ranges: tuple[Range, ...]
+    device_kind: str = "person"  # person, fixture or neighbour
+    macs: int = 1
 
 
 class _Sniffer:
@@ -84,6 +88,8 @@ class _Track:
     randomized: bool
     sightings: int = 0
     entered: bool = False
+    kind: str = "person"
+    macs: int = 1
     last_update_ts: float = -math.inf
     smoothers: dict[str, RssiSmoother] = field(default_factory=dict)
     heard_ts: dict[str, float] = field(default_factory=dict)
@@ -132,6 +138,7 @@ class PresenceTracker:
                 return self._learn_fixture(s.device, track, s.ts)
         track.last_ts = max(track.last_ts, s.ts)
         track.sightings += 1
+        track.kind, track.macs = s.kind, s.macs
         smoother = track.smoothers.get(s.sniffer)
         if smoother is None:
             smoother = track.smoothers[s.sniffer] = RssiSmoother()
@@ -194,7 +201,7 @@ class PresenceTracker:
             x, y = self.plan.m_to_px((est.x_m, est.y_m))
             accuracy = est.accuracy_m
         return PresenceUpdate(kind, ts, device, round(x, 1), round(y, 1), round(accuracy, 2), best.rssi_dbm,
-                              best.distance_m, track.randomized, tuple(ranges))
+                              best.distance_m, track.randomized, tuple(ranges), track.kind, track.macs)
 
     def _learn_fixture(self, device: str, track: _Track, ts: float) -> PresenceUpdate | None:
         """Heard without a break for ``static_after_s``: a printer or a till PC, not a shopper."""
@@ -209,7 +216,7 @@ class PresenceTracker:
         if last is None:
             return None
         return PresenceUpdate("exit", ts, device, last.x, last.y, last.accuracy_m, last.rssi_dbm, last.distance_m,
-                              track.randomized, ())
+                              track.randomized, (), track.kind, track.macs)
 
     def tick(self, now: float) -> list[PresenceUpdate]:
         """Exits of devices silent for ``absence_s`` (oldest first; stops at the first one still heard)."""

@@ -20,7 +20,10 @@ from typing import IO, Any, Protocol
 
 from agent import contract
 from agent.config import DeviceConfig
+from agent.device_kinds import DeviceKinds
+from agent.fingerprint import FingerprintHasher
 from agent.health import HealthMonitor
+from agent.linking import MacLinker
 from agent.presence import PresenceTracker, PresenceUpdate, Sighting
 from agent.privacy import DeviceHasher, is_randomized
 from agent.sdnotify import notify, watchdog_interval_s
@@ -72,6 +75,9 @@ class Pipeline:
         self.sink = sink
         self.recorder = recorder
         self.hasher = DeviceHasher(store.secret, rotate_daily=store.rotate_daily, timezone=store.timezone)
+        self.fingerprints = FingerprintHasher(store.secret)
+        self.linker = MacLinker()
+        self.kinds = DeviceKinds()
         self.presence = PresenceTracker(device)
         self.gpio = GpioLogic(device)
         self.lines = 0
@@ -92,11 +98,22 @@ class Pipeline:
             return
         self.probe(sniffer, result, ts)  # type: ignore[arg-type]
 
-    def probe(self, sniffer: str, probe: Probe, ts: float) -> str:
-        """A parsed probe: the MAC is hashed here and goes no further. Returns the device id."""
-        device = self.hasher.device_id(probe.mac, ts)
-        self.sighting(Sighting(ts, sniffer, device, float(probe.rssi_dbm), is_randomized(probe.mac)))
-        return device
+    def probe(self, sniffer: str, probe: Probe, ts: float) -> Sighting:
+        """A parsed probe: the MAC and the fingerprint are hashed here and go no further; the MAC is
+        linked into its pseudo-device (agent.linking) and the device's kind learned (agent.device_kinds)."""
+        mac_id = self.hasher.device_id(probe.mac, ts)
+        randomized = is_randomized(probe.mac)
+        rssi = float(probe.rssi_dbm)
+        if probe.fingerprint is None and probe.seq is None:  # an older sniffer: nothing to link on
+            device, macs = self.linker.link(ts, mac_id, randomized=randomized, seq=None, fingerprint=None,
+                                            rssi_dbm=rssi)
+        else:
+            fingerprint = None if probe.fingerprint is None else self.fingerprints.hash(probe.fingerprint)
+            device, macs = self.linker.link(ts, mac_id, randomized=randomized, seq=probe.seq,
+                                            fingerprint=fingerprint, rssi_dbm=rssi)
+        sighting = Sighting(ts, sniffer, device, rssi, randomized, self.kinds.observe(ts, device, sniffer, rssi), macs)
+        self.sighting(sighting)
+        return sighting
 
     def sighting(self, s: Sighting) -> None:
         self.readings += 1
@@ -136,7 +153,7 @@ class Pipeline:
         log.debug("event=presence kind=%s device=%s x=%.0f y=%.0f distance_m=%.1f msg_id=%s",
                   u.kind, u.device, u.x, u.y, u.distance_m, msg_id)
         self._send(contract.Presence(u.kind, msg_id, self.agent_id, u.ts, u.device, u.x, u.y, u.accuracy_m,
-                                     u.rssi_dbm, u.distance_m, u.randomized, u.ranges), seq)
+                                     u.rssi_dbm, u.distance_m, u.randomized, u.ranges, u.device_kind, u.macs), seq)
 
     def _sensor(self, event: SensorEvent) -> None:
         msg_id, seq = self.sink.new_id()

@@ -3,7 +3,8 @@
 A Pi with a monitor-mode USB Wi-Fi adapter needs no ESP32: tcpdump/tshark capture probe requests
 with a radiotap header carrying the RSSI. We read the classic pcap format (micro- or nanosecond,
 either byte order) with link type 127 (radiotap), walk the radiotap fields up to the antenna
-signal, and take the transmitter address of every probe request. Hand-written rather than scapy:
+signal, and take the transmitter address, the sequence number and the information elements
+(:mod:`agent.fingerprint`) of every probe request. Hand-written rather than scapy:
 it is 100 lines, has no dependency and never raises on a damaged file (every rejection is counted).
 """
 
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from agent.fingerprint import from_ies
 from agent.sources.parser import Probe
 
 LINKTYPE_RADIOTAP = 127
@@ -24,6 +26,8 @@ MAX_RECORD_BYTES = 262_144  # tcpdump's own snaplen ceiling: anything larger is 
 # Radiotap fields before the antenna signal (bit 5): (alignment, size) for bits 0..4.
 _FIELDS = ((8, 8), (1, 1), (1, 1), (2, 4), (1, 2))
 PROBE_REQUEST_FC0 = 0x40  # frame control byte 0: type 0 (management), subtype 4 (probe request)
+_IES_AT = 24  # a management frame's header: FC, duration, 3 addresses, sequence control
+_FLAG_FCS = 0x10  # radiotap flags: the frame ends with its 4-byte FCS
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +96,12 @@ def parse_radiotap_frame(data: bytes) -> Probe | str:
         word = int.from_bytes(data[offset:offset + 4], "little")
         offset += 4
     channel: int | None = None
+    flags = 0
     for bit, (align, size) in enumerate(_FIELDS):
         if present & (1 << bit):
             offset = (offset + align - 1) // align * align
+            if bit == 1 and offset + 1 <= rt_len:
+                flags = data[offset]
             if bit == 3 and offset + 2 <= rt_len:
                 channel = freq_to_channel(int.from_bytes(data[offset:offset + 2], "little"))
             offset += size
@@ -111,4 +118,8 @@ def parse_radiotap_frame(data: bytes) -> Probe | str:
     if not -120 <= rssi <= 0:
         return "bad-field"
     mac = frame[10:16].hex(":")
-    return Probe(mac, rssi, channel)
+    if len(frame) < _IES_AT:
+        return Probe(mac, rssi, channel)
+    seq = int.from_bytes(frame[22:24], "little") >> 4  # sequence control: fragment number in the low 4 bits
+    ies = frame[_IES_AT:-4] if flags & _FLAG_FCS else frame[_IES_AT:]
+    return Probe(mac, rssi, channel, seq, from_ies(ies))

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from agent.fingerprint import MAX_IE_IDS, MAX_OUIS, from_digest, parse_id_list
 from agent.sources.parser import Probe, normalise_mac, parse_line
 from agent.sources.pcap import read_pcap
 
@@ -102,21 +103,58 @@ def _read_recording(path: Path, rejected: Counter[str]) -> Iterator[Reading]:
             yield Reading(ts, sniffer, rssi, device=device, randomized=bool(d.get("randomized", False)))
 
 
+# The Brno CSV's columns the agent reads. ``occupancy`` is the dataset's label (people in the lab):
+# only the benchmark's scorer reads it, never the product, so it is not in this list.
+BRNO_COLUMNS = ("datetime", "src", "rssi", "ch_freq", "seq_num", "dot11elt", "oui")
+
+
+def _int_list(text: str, limit: int, top: int) -> list[int] | None:
+    """``[0, 1, 50]`` (the Brno CSV's lists) -> ints; None when it is not such a list."""
+    text = text.strip()
+    if not (text.startswith("[") and text.endswith("]")):
+        return None
+    inner = text[1:-1].strip()
+    try:
+        values = [int(v) for v in inner.split(",")] if inner else []
+    except ValueError:
+        return None
+    return parse_id_list(values, limit, top)
+
+
+def _brno_probe(row: dict[str, str | None]) -> Probe | str:
+    """A probe from one Brno row (only :data:`BRNO_COLUMNS` are read), or the rejection kind."""
+    rssi = int(float(row["rssi"] or ""))
+    mac = normalise_mac(row["src"])
+    if mac is None or not -120 <= rssi <= 0:
+        return "bad-field"
+    freq = row.get("ch_freq") or ""
+    channel = (int(freq) - 2407) // 5 if freq.isdigit() and 2412 <= int(freq) <= 2472 else None
+    seq_text = (row.get("seq_num") or "").strip()
+    seq = int(seq_text) if seq_text else None
+    if seq is not None and not 0 <= seq <= 4095:
+        return "bad-field"
+    fingerprint = None
+    if row.get("dot11elt"):
+        ids = _int_list(row["dot11elt"] or "", MAX_IE_IDS, 255)
+        ouis = _int_list(row.get("oui") or "[]", MAX_OUIS, 0xFFFFFF)
+        if ids is None or ouis is None:
+            return "bad-field"
+        fingerprint = from_digest(ids, ouis)
+    return Probe(mac, rssi, channel, seq, fingerprint)
+
+
 def _read_brno(path: Path, rejected: Counter[str], sniffer: str) -> Iterator[Reading]:
     with open(path, newline="", encoding="utf-8", errors="replace") as fh:
         reader = csv.DictReader(fh, delimiter=";")
         for row in reader:
             try:
                 # The dataset's times carry no zone; read as UTC so a replay is the same on every machine.
-                ts = datetime.fromisoformat(row["datetime"]).replace(tzinfo=UTC).timestamp()
-                rssi = int(float(row["rssi"]))
-                mac = normalise_mac(row["src"])
-                freq = row.get("ch_freq") or ""
+                ts = datetime.fromisoformat(row["datetime"] or "").replace(tzinfo=UTC).timestamp()
+                probe = _brno_probe({k: row.get(k) for k in BRNO_COLUMNS})
             except (ValueError, KeyError, TypeError):
                 rejected["bad-record"] += 1
                 continue
-            if mac is None or not -120 <= rssi <= 0:
-                rejected["bad-field"] += 1
+            if isinstance(probe, str):
+                rejected[probe] += 1
                 continue
-            channel = (int(freq) - 2407) // 5 if freq.isdigit() and 2412 <= int(freq) <= 2472 else None
-            yield Reading(ts, sniffer, float(rssi), probe=Probe(mac, rssi, channel))
+            yield Reading(ts, sniffer, float(probe.rssi_dbm), probe=probe)

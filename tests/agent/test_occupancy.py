@@ -26,7 +26,7 @@ def test_counts_people_devices_not_fixtures_or_neighbours() -> None:
 
 
 def test_devices_not_heard_for_the_window_and_exits_are_gone() -> None:
-    est = OccupancyEstimator(window_s=300)
+    est = OccupancyEstimator(window_s=300, factor=1.0)
     est.sighting(T0, "p1")
     est.sighting(T0, "p2")
     est.gone(T0 + 5, "p2")
@@ -91,3 +91,13 @@ def test_pir_says_a_zone_is_occupied_or_empty() -> None:
 def test_unknown_tuning_is_refused() -> None:
     with pytest.raises(ValueError, match="windw_s"):
         OccupancyEstimator(windw_s=5)
+
+
+def test_randomised_pseudo_devices_count_with_their_weight() -> None:
+    est = OccupancyEstimator(factor=1.0, random_weight=0.25)
+    est.sighting(T0, "global-phone")
+    for i in range(8):  # one phone that broke into eight pseudo-devices
+        est.sighting(T0 + i, f"random-{i}", randomized=True)
+    occ = est.estimate(T0 + 10)
+    assert occ.people == pytest.approx(3.0)
+    assert occ.evidence["devices"] == 9 and occ.evidence["random_devices"] == 8
