@@ -4,11 +4,12 @@ Runs :class:`agent.occupancy.OccupancyEstimator` (the one estimator, also used b
 event loop, fed by ingest with the agent tier's messages:
 
 * presence (``enter``/``move``/``exit`` of linked pseudo-devices, with the agent's ``kind``: person,
-  fixture or neighbour). An agent reports a device when it enters, when its estimate moves and when
-  it has been silent for the agent's ``absence_s``; a phone lying still sends no ``move`` for minutes.
-  So a device counts as heard from its first report until every agent that reported it has sent its
-  ``exit`` (as visits do), refreshed at every estimate, and is dropped after :data:`STALE_S` without
-  any report (an agent went offline and its exits never came);
+  fixture or neighbour, judged across agents: :attr:`_Present.kind`). An agent reports a device when
+  it enters, when its estimate moves and after ``absence_s`` (180 s) of silence; with visits of a few
+  minutes, counting every device until that exit counts most shoppers for minutes after they left.
+  So a device counts while it keeps reporting: until silent for a few of its own usual gaps
+  (:meth:`_Present.hold_s`), until every agent that reported it sent its ``exit``, and it is
+  forgotten after :data:`STALE_S` without any report (an agent went offline, its exits never came);
 * the zone each device was last fused into (ingest's positions, not one agent's, which with a single
   sniffer is the sniffer's own spot);
 * door crossings and PIR states.
@@ -39,6 +40,14 @@ from agent.occupancy import Occupancy, OccupancyEstimator
 from aggregator.mqtt_link import Publisher
 
 PUBLISH_EVERY_S = 60.0
+# A device counts while silent for less than HOLD_GAPS of its mean gap between reports, at least MIN_HOLD_S,
+# until its exits come (the agents' absence_s, 180 s by default, is a store-wide bound: with visits of a
+# few minutes, counting every device until then counts most shoppers for minutes after they left).
+HOLD_GAPS = 3.0  # three missed reports in a row: phones in use probe every 8-30 s (Freudiger, WiSec 2015)
+MIN_HOLD_S = 45.0
+FIRST_GAP_S = 30.0  # before a device's second report: the slow end of a phone in use
+GAP_WEIGHT = 0.3
+SAME_BURST_S = 0.5  # several agents reporting one probe burst: one report (ingest's COALESCE_S)
 # Agents send an exit after absence_s of silence (180 s by default): a device with no report for five
 # times that lost its exits (agent offline, broker outage); it no longer counts.
 STALE_S = 900.0
@@ -46,12 +55,36 @@ STALE_S = 900.0
 
 @dataclass(slots=True)
 class _Present:
-    """A device some agent has reported and not yet said goodbye to."""
+    """A device some agent has reported and not yet said goodbye to, with what each agent makes of it."""
 
-    kind: str
     last_ts: float
-    agents: set[str] = field(default_factory=set)
+    randomized: bool = False
+    kinds: dict[str, str] = field(default_factory=dict)  # agent -> person, fixture or neighbour
     zone: str | None = None
+    gap_s: float = FIRST_GAP_S  # running mean of the time between its reports (several agents' count as one)
+    counted: bool = True  # in the estimator now
+
+    def heard(self, ts: float) -> None:
+        gap = ts - self.last_ts
+        if gap > SAME_BURST_S:
+            self.gap_s += GAP_WEIGHT * (min(gap, STALE_S) - self.gap_s)
+        self.last_ts = max(self.last_ts, ts)
+
+    def hold_s(self) -> float:
+        """How long a silence still means "here": a few of its usual gaps, as a phone that reported every
+        10 s and went quiet for a minute has most likely left, while one that reports every two minutes
+        has not."""
+        return max(MIN_HOLD_S, HOLD_GAPS * self.gap_s)
+
+    @property
+    def kind(self) -> str:
+        """Across agents: a fixture if any agent learned so (it needs hours of evidence); else a person if
+        any agent hears one; else a neighbour. Each agent judges "only heard through the wall" from its
+        own sniffers, and a shopper at the far end of the store is weak at every one of them too."""
+        kinds = self.kinds.values()
+        if "fixture" in kinds:
+            return "fixture"
+        return "person" if "person" in kinds else "neighbour"
 
 
 class LiveOccupancy:
@@ -74,21 +107,25 @@ class LiveOccupancy:
         if p.kind == "exit":
             entry = self.present.get(p.device)
             if entry is not None:
-                entry.agents.discard(p.agent)
-                if not entry.agents:
+                entry.kinds.pop(p.agent, None)
+                if not entry.kinds:
                     del self.present[p.device]
                     self.estimator.gone(p.ts, p.device)
             return
-        kind = p.device_kind
         entry = self.present.get(p.device)
         if entry is None:
-            entry = self.present[p.device] = _Present(kind, p.ts)
-        entry.agents.add(p.agent)
-        entry.kind = kind
-        entry.last_ts = max(entry.last_ts, p.ts)
+            entry = self.present[p.device] = _Present(p.ts)
+        entry.kinds[p.agent] = p.device_kind
+        entry.heard(p.ts)
+        entry.counted = True
+        kind = entry.kind
         # ranges are Range tuples, or plain tuples in Range's order from the MQTT process: index, not name
         sniffer = f"{p.agent}/{p.ranges[0][0]}" if p.ranges else p.agent
-        self.estimator.sighting(p.ts, p.device, rssi_dbm=p.rssi_dbm, sniffer=sniffer, zone=entry.zone, kind=kind)
+        # the estimator weighs a randomised pseudo-device as the part of a phone linking leaves it (its
+        # random_weight, fitted on the Brno days): the same judgement live as in replay
+        entry.randomized = p.randomized
+        self.estimator.sighting(p.ts, p.device, rssi_dbm=p.rssi_dbm, sniffer=sniffer, zone=entry.zone, kind=kind,
+                                randomized=entry.randomized)
 
     def placed(self, device: str, zone: str | None) -> None:
         """Ingest fused ``device`` into ``zone`` (None: between zones)."""
@@ -105,13 +142,18 @@ class LiveOccupancy:
     # ------------------------------------------------------------------ estimate out
 
     def estimate(self, now: float) -> Occupancy:
-        """The estimate at ``now`` (the stream's clock), every device still reported counted as heard."""
+        """The estimate at ``now`` (the stream's clock): devices still reported and not silent for longer
+        than their hold count as heard now; the others leave the estimator until they report again."""
         stale = [d for d, e in self.present.items() if now - e.last_ts > STALE_S]
         for device in stale:
             del self.present[device]
             self.estimator.gone(now, device)
         for device, entry in self.present.items():
-            self.estimator.sighting(now, device, zone=entry.zone, kind=entry.kind)
+            if now - entry.last_ts <= entry.hold_s():
+                self.estimator.sighting(now, device, zone=entry.zone, kind=entry.kind, randomized=entry.randomized)
+            elif entry.counted:
+                entry.counted = False
+                self.estimator.gone(now, device)
         return self.estimator.estimate(now)
 
     def document(self, occ: Occupancy) -> dict[str, Any]:
