@@ -44,6 +44,11 @@ STAFF_PROBE_INTERVAL_S = (30.0, 90.0)
 FIXTURE_PROBE_INTERVAL_S = (45.0, 75.0)  # a printer or PC rescanning for its network about once a minute
 SCENARIO_PROBE_INTERVAL_S = 2.0  # a scripted walk should be followed closely on the map
 SEGMENT_S = 600.0  # staff, fixtures and neighbours are generated this much at a time
+# A staff member works 8 h, then is away 1 h (a break, home), staggered per member: a phone that never
+# leaves would be a fixture to the agents (agent.device_kinds: heard 12 h without a 1 h gap), and staff
+# are people.
+SHIFT_SEGMENTS = 48
+BREAK_SEGMENTS = 6
 # Attenuation of one interior wall at 2.4 GHz: ~10-15 dB for brick or concrete block (Wilson,
 # "Propagation losses through common building materials 2.4 GHz vs 5 GHz", Magis Networks 2002).
 WALL_LOSS_DB = 12.0
@@ -243,7 +248,8 @@ class World:
     def _background_between(self, t0: float, t1: float) -> list[Shopper]:
         out = [self.segment(who, i, n)
                for n in range(math.floor(t0 / SEGMENT_S), math.floor(t1 / SEGMENT_S) + 1)
-               for who, count in (("staff", self.staff), ("fixture", self.fixtures)) for i in range(count)]
+               for who, count in (("staff", self.staff), ("fixture", self.fixtures)) for i in range(count)
+               if who == "fixture" or self.on_shift(i, n)]
         if self.neighbour_slot_s < math.inf:
             first = math.floor((t0 - NEIGHBOUR_VISIT_S[1]) / self.neighbour_slot_s)
             out.extend(self.neighbour(k) for k in range(first, math.floor(t1 / self.neighbour_slot_s) + 1))
@@ -286,10 +292,15 @@ class World:
         out.extend(s for s in self.scripted if s.start_ts <= ts <= s.end_ts)
         return out
 
+    def on_shift(self, member: int, segment: int) -> bool:
+        """Staff member ``member`` works during ``segment`` (8 h on, 1 h off, staggered by member)."""
+        period = SHIFT_SEGMENTS + BREAK_SEGMENTS
+        return (segment + member * (period // max(self.staff, 1))) % period < SHIFT_SEGMENTS
+
     def staff_at(self, ts: float) -> list[Shopper]:
-        """Staff members on the floor at ``ts`` (all day)."""
+        """Staff members on the floor at ``ts``."""
         n = math.floor(ts / SEGMENT_S)
-        return [self.segment("staff", i, n) for i in range(self.staff)]
+        return [self.segment("staff", i, n) for i in range(self.staff) if self.on_shift(i, n)]
 
     def occupancy(self, ts: float) -> Truth:
         """The truth an occupancy estimate is scored against: people in the store, per zone."""
