@@ -320,9 +320,11 @@ class Ingest:
 
     def _presence(self, p: Presence, batch: Batch, touched: dict[str, float]) -> None:
         self.occupancy.presence(p)
-        # A fixture or a device next door is evidence for the occupancy estimate, not a visitor: it opens
-        # no visit, and one the agent has just reclassified ends as if the device had left.
-        if p.kind == "exit" or p.device_kind != "person":
+        # A fixture or a device next door is evidence for the occupancy estimate, not a visitor: it opens no
+        # visit, and a fixture's report ends its visit as if the device had left. "Neighbour" is one agent's
+        # view (weak at its sniffers): for a device another agent has in a visit, its range still helps fusion.
+        kind = p.device_kind
+        if p.kind == "exit" or kind == "fixture" or (kind == "neighbour" and p.device not in self.visits.open):
             if p.device in touched:
                 self._fuse(p.device, touched.pop(p.device), batch)
             self.fusion.drop_agent(p.device, p.agent)
