@@ -74,10 +74,19 @@ def aggregator_status_topic(store_id: str) -> str:
     return f"{ROOT}/{_check_segment(store_id, 'store id')}/aggregator/status"
 
 
-def zone_slug(name: str) -> str:
-    """A zone name as one topic level and HA object id: ``Women's`` -> ``women-s``."""
-    slug = "".join(c if c.isascii() and c.isalnum() else "-" for c in name.lower()).strip("-")
-    return "-".join(part for part in slug.split("-") if part) or "zone"
+def zone_slug(zone_name: str) -> str:
+    """A zone name as a topic segment: lower case, apostrophes dropped, other runs of non-alphanumerics
+    one ``-`` ("Women's" -> ``womens``, "Home & Garden" -> ``home-garden``)."""
+    out: list[str] = []
+    for c in zone_name.lower().replace("'", "").replace("’", ""):
+        if c.isascii() and c.isalnum():
+            out.append(c)
+        elif out and out[-1] != "-":
+            out.append("-")
+    slug = "".join(out).strip("-")
+    if not slug:
+        raise ValueError(f"zone name {zone_name!r} has no letters or digits to make a topic of")
+    return slug
 
 
 def occupancy_topic(store_id: str, zone: str | None = None) -> str:
@@ -604,6 +613,30 @@ def encode_scenario(scenario: Scenario) -> bytes:
             item["timestamp"] = s.timestamp_ms
         path.append(item)
     return _dump({"customer": {"customer_id": scenario.customer_id}, "path": path, "step_s": scenario.step_s})
+
+
+# ----------------------------------------------------------------------------- occupancy (aggregator -> anyone)
+
+
+def _people(estimate: float, sigma: float) -> dict[str, Any]:
+    return {"people": max(0, round(estimate)), "estimate": round(max(0.0, estimate), 2), "sigma": round(sigma, 2)}
+
+
+def occupancy_payload(ts: float, estimate: float, sigma: float,
+                      zones: Mapping[str, tuple[float, float]]) -> dict[str, Any]:
+    """The store topic's document: ``people`` the rounded estimate, ``zones`` by name, each the same shape."""
+    return {"ts": round(ts, 3), **_people(estimate, sigma),
+            "zones": {name: _people(e, s) for name, (e, s) in zones.items()}}
+
+
+def encode_occupancy(ts: float, estimate: float, sigma: float, zones: Mapping[str, tuple[float, float]]) -> bytes:
+    """``floorwalker/<store>/occupancy``: ``{"ts", "people", "estimate", "sigma", "zones": {...}}``."""
+    return _dump(occupancy_payload(ts, estimate, sigma, zones))
+
+
+def encode_zone_occupancy(ts: float, estimate: float, sigma: float) -> bytes:
+    """``floorwalker/<store>/occupancy/<zone-slug>``: ``{"ts", "people", "estimate", "sigma"}``."""
+    return _dump({"ts": round(ts, 3), **_people(estimate, sigma)})
 
 
 # ----------------------------------------------------------------------------- customer tier

@@ -33,6 +33,7 @@ from aggregator.dwell import DwellTracker
 from aggregator.events import ShopperEvent
 from aggregator.fusion import Fix, Fusion
 from aggregator.mqtt_link import Incoming, Publisher
+from aggregator.occupancy_live import LiveOccupancy
 from aggregator.recent_ids import RecentIds
 from aggregator.settings import Settings
 from aggregator.store import Batch, Store, connect
@@ -129,6 +130,7 @@ class Ingest:
                                  min_px=settings.move_min_px)
         self.counters = Counters()
         self.on_committed: list[Callable[[float], None]] = []  # each batch's receipt-to-commit seconds (metrics)
+        self.occupancy = LiveOccupancy(store_config, publisher)  # people now: /api/occupancy, MQTT
         self.links: dict[str, str] = {}
         # device -> when its link was last made or its device last started a visit: links not seen for
         # the retention period expire (with daily id rotation a device id is never seen again)
@@ -293,10 +295,12 @@ class Ingest:
             self._presence(msg, batch, touched)
         elif isinstance(msg, Door):
             batch.door_events.append((msg.msg_id, msg.ts, msg.agent, msg.sensor, msg.direction))
+            self.occupancy.door(msg)
             self.bus.publish(ShopperEvent("door", msg.ts, extra={"agent": msg.agent, "sensor": msg.sensor,
                                                                   "direction": msg.direction}))
         elif isinstance(msg, Motion):
             batch.motion_events.append((msg.msg_id, msg.ts, msg.agent, msg.sensor, msg.zone, int(msg.active)))
+            self.occupancy.motion(msg)
             self.bus.publish(ShopperEvent("motion", msg.ts, zone=msg.zone,
                                           extra={"agent": msg.agent, "sensor": msg.sensor, "active": msg.active}))
         elif isinstance(msg, Link):
@@ -320,7 +324,12 @@ class Ingest:
         return (cid, cid) if cid else (device, None)
 
     def _presence(self, p: Presence, batch: Batch, touched: dict[str, float]) -> None:
-        if p.kind == "exit":
+        self.occupancy.presence(p)
+        # A fixture or a device next door is evidence for the occupancy estimate, not a visitor: it opens no
+        # visit, and a fixture's report ends its visit as if the device had left. "Neighbour" is one agent's
+        # view (weak at its sniffers): for a device another agent has in a visit, its range still helps fusion.
+        kind = p.device_kind
+        if p.kind == "exit" or kind == "fixture" or (kind == "neighbour" and p.device not in self.visits.open):
             if p.device in touched:
                 self._fuse(p.device, touched.pop(p.device), batch)
             self.fusion.drop_agent(p.device, p.agent)
@@ -366,6 +375,7 @@ class Ingest:
 
     def _place(self, shopper: Shopper, visit: Visit, fix: Fix, batch: Batch) -> None:
         zone = fix.zone
+        self.occupancy.placed(shopper.device, zone.name if zone else None)
         shopper.ts, shopper.x, shopper.y, shopper.accuracy_m = fix.ts, fix.x, fix.y, fix.accuracy_m
         self._set_zone(shopper, zone)
         batch.sightings.append((fix.ts, shopper.visitor, shopper.device, visit.visit_id, fix.x, fix.y,
@@ -457,6 +467,7 @@ class Ingest:
                 self._browsing(shopper, zone, now, batch)
         if batch.rows():
             self.store.submit(batch)
+        self.occupancy.tick(now)
         if time.monotonic() >= self._next_link_expiry:
             self._next_link_expiry = time.monotonic() + LINK_EXPIRY_EVERY_S
             self.expire_links(self._now())

@@ -22,6 +22,8 @@ from agent.config import default_config_dir, default_state_dir, load_deployment
 from agent.errors import EXIT_CONFIG, ConfigError
 from aggregator.embedded_broker import Broker, start_broker
 
+OPENS_AFTER_S = 10.0  # the broker, the aggregator and four agents are up and subscribed well within this
+
 
 def _has_command(cli_module: str, name: str) -> bool:
     modules = importlib.import_module(cli_module).COMMAND_MODULES
@@ -83,10 +85,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print("floorwalker: the aggregator is not built yet; no map on port", args.port, flush=True)
     if _has_command("agent.cli", "mock"):
+        # The simulated store opens empty a few seconds from now (staff inside), once everything is
+        # connected, so the door counter and the occupancy estimate start from a true zero, as in a real store.
+        opens_ts = time.time() + OPENS_AFTER_S
         for device in devices:
             children.append((device.agent_id, subprocess.Popen(
                 [py, "-m", "agent.cli", "mock", "--config", str(device.path), "--seed", str(args.seed),
-                 "--shoppers", str(args.shoppers)], env=env)))
+                 "--shoppers", str(args.shoppers), "--opens-at", f"{opens_ts:.3f}"], env=env)))
+        print(f"floorwalker: the simulated store opens in {OPENS_AFTER_S:.0f} s; 'in store now' on the map is the "
+              "people estimate (docs/OCCUPANCY.md)", flush=True)
     else:
         print("floorwalker: mock agents are not built yet", flush=True)
     if any(name == "aggregator" for name, _ in children):

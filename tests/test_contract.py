@@ -229,3 +229,28 @@ def test_the_compiled_presence_checks_refuse_what_is_not_a_presence_report() -> 
     assert c.presence_fields(TOPIC, b"{" * 5000 + b"}" * 5000) is None
     assert c.presence_fields(TOPIC, b"[1]") is None
     assert c.presence_fields(TOPIC, good + b" " * c.MAX_PAYLOAD_BYTES) is None
+
+
+@pytest.mark.parametrize(("name", "slug"), [("Women's", "womens"), ("Boy\u2019s", "boys"),
+                                            ("Home & Garden", "home-garden"), ("  Sport  ", "sport"),
+                                            ("Caf\u00e9 2", "caf-2")])
+def test_zone_slug(name: str, slug: str) -> None:
+    assert c.zone_slug(name) == slug
+    assert c.occupancy_topic("demo", name) == f"floorwalker/demo/occupancy/{slug}"
+
+
+def test_occupancy_topics_refuse_what_cannot_be_a_topic() -> None:
+    assert c.occupancy_topic("demo") == "floorwalker/demo/occupancy"
+    with pytest.raises(ValueError):
+        c.occupancy_topic("de/mo")
+    with pytest.raises(ValueError):
+        c.zone_slug("???")
+
+
+def test_occupancy_payload_rounds_people_and_never_goes_negative() -> None:
+    doc = json.loads(c.encode_occupancy(1795435593.1234, 2.6, 0.81, {"Sport": (-0.2, 0.5), "Men's": (1.49, 1)}))
+    assert doc == {"ts": 1795435593.123, "people": 3, "estimate": 2.6, "sigma": 0.81,
+                   "zones": {"Sport": {"people": 0, "estimate": 0.0, "sigma": 0.5},
+                             "Men's": {"people": 1, "estimate": 1.49, "sigma": 1}}}
+    assert json.loads(c.encode_zone_occupancy(5.0, 0.5, 0.25)) == {"ts": 5.0, "people": 0, "estimate": 0.5,
+                                                                         "sigma": 0.25}

@@ -13,7 +13,7 @@ from pathlib import Path
 from agent import contract
 from agent.config import load_device
 from agent.mock.simulator import PtySniffer, Simulator
-from agent.mock.world import World
+from agent.mock.world import DEFAULT_RANDOMIZED_SHARE, World
 from agent.publisher import Publisher
 from agent.runtime import AgentRuntime
 
@@ -34,11 +34,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=1, help="simulation seed; same seed, same shoppers (default 1)")
     p.add_argument("--shoppers", type=int, default=20, help="shoppers in the store at a time, on average (default 20)")
     p.add_argument("--truth", type=Path, metavar="FILE",
-                   help="write true positions (JSON lines: ts, shopper, device id, x, y, zone) every second")
-    p.add_argument("--randomized-share", type=float, default=0.3, metavar="F",
-                   help="share of phones using randomised MACs (default 0.3)")
+                   help="write the truth every second (JSON lines): each shopper's and staff member's position "
+                        "(ts, kind, shopper, device id, x, y, zone) and one kind=occupancy line with the people "
+                        "in the store, per zone")
+    p.add_argument("--randomized-share", type=float, default=DEFAULT_RANDOMIZED_SHARE, metavar="F",
+                   help="share of phones that randomise their MAC per scan or every few minutes, as modern phones "
+                        f"do (default {DEFAULT_RANDOMIZED_SHARE})")
+    p.add_argument("--staff", type=int, default=2, metavar="N",
+                   help="staff members on the floor all day, each with a phone (default 2)")
+    p.add_argument("--fixtures", type=int, default=2, metavar="N",
+                   help="fixed devices that probe all the time, e.g. a printer, a till PC (default 2)")
+    p.add_argument("--neighbours", type=float, default=4.0, metavar="N",
+                   help="people in the shop next door at a time, on average, heard weakly through the wall "
+                        "(default 4)")
     p.add_argument("--loyalty-share", type=float, default=0.4, metavar="F",
                    help="share of shoppers who are loyalty customers from the customers file (default 0.4)")
+    p.add_argument("--opens-at", type=float, default=None, metavar="EPOCH_S",
+                   help="the simulated store opens at this time (epoch seconds): empty before, shoppers arrive from "
+                        "then on, as in a real store, so a door count started then is right. Give every agent the "
+                        "same value. Default: always open, busy from the first second")
     p.add_argument("--duration", type=float, default=0.0, metavar="S",
                    help="stop after S seconds (default: run until stopped)")
     p.set_defaults(func=run)
@@ -58,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
 
     device = load_device(args.config)
     world = World(device.store, seed=args.seed, shoppers=args.shoppers, randomized_share=args.randomized_share,
-                  loyalty_share=args.loyalty_share, customers=_customer_ids(device.store.customers_file))
+                  loyalty_share=args.loyalty_share, customers=_customer_ids(device.store.customers_file),
+                  staff=args.staff, fixtures=args.fixtures, neighbours=args.neighbours, opens_ts=args.opens_at)
     factory = MockFactory()
     ptys = {s.id: PtySniffer() for s in device.sniffers}
     publisher = Publisher.for_device(device)

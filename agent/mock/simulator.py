@@ -2,13 +2,17 @@
 
 * Probe bursts become sniffer lines (both protocol forms, mixed) written into the master side of a
   pseudo-terminal; the agent's real :class:`SerialLineReader` reads the slave side, as it would a
-  USB sniffer. RSSI is the sniffer's own calibration run forwards (:meth:`LogDistanceModel.rssi_at`)
-  at the true slant distance, plus Gaussian shadowing (``sigma_db``); frames weaker than the
-  sniffer's sensitivity are not heard.
+  USB sniffer. Each frame carries the MAC and 802.11 sequence number its radio gives it
+  (:mod:`agent.mock.devices`) and the probe's information elements. RSSI is the sniffer's own
+  calibration run forwards
+  (:meth:`LogDistanceModel.rssi_at`) at the true slant distance, less a wall's loss for the shop next
+  door, plus Gaussian shadowing (``sigma_db``); frames weaker than the sniffer's sensitivity are not
+  heard.
 * PIR pins go high while someone is in the sensor's zone; door beams are broken A-then-B when a
   shopper comes in and B-then-A when they leave, through gpiozero's MockFactory pins.
 * Loyalty shoppers are announced to the agent (which hashes the MAC and publishes ``link``).
-* ``truth`` gets each shopper's true position once a second (hashed device id, never the MAC).
+* ``truth`` gets, once a second, each shopper's and staff member's true position (hashed id of its
+  first MAC, never a MAC) and one ``{"kind": "occupancy"}`` line: people in the store, per zone.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from typing import IO, Any
 
 from agent.config import DeviceConfig
 from agent.contract import Scenario
-from agent.mock.world import FRAMES_PER_BURST, Shopper, World
+from agent.mock.devices import FRAMES_PER_BURST, burst_index
+from agent.mock.world import Shopper, World
 from agent.positioning.calibration import LogDistanceModel
 from agent.presence import PHONE_HEIGHT_M
 from agent.privacy import DeviceHasher
@@ -39,6 +44,7 @@ log = logging.getLogger(__name__)
 STEP_S = 0.1
 SENSITIVITY_DBM = -95.0  # ESP32 receive sensitivity for 1 Mb/s management frames is about -97 dBm
 CHANNELS = (1, 6, 11)
+TEXT_FORM_SHARE = 0.3  # frames printed in the text form (with Seq: and IE:), the rest as JSON lines
 BEAM_STEP_S = 0.15  # a walking person's body crosses two beams 5 cm apart in ~0.1-0.2 s
 
 
@@ -162,7 +168,8 @@ class Simulator:
     def _pirs(self, now: float) -> None:
         if self.pin_factory is None or not self.device.pirs:
             return
-        positions = [p for s in self.world.active(now) if (p := s.position_at(now)) is not None]
+        people = (*self.world.active(now), *self.world.staff_at(now))
+        positions = [p for s in people if (p := s.position_at(now)) is not None]
         plan = self.device.store.plan
         for pir in self.device.pirs:
             zone = plan.zone_named(pir.zone)
@@ -173,40 +180,55 @@ class Simulator:
                 p.drive_high() if occupied else p.drive_low()
 
     def _burst(self, shopper: Shopper, ts: float) -> None:
-        pos = shopper.position_at(ts)
-        if pos is None:
-            return
-        mpp = self.device.store.plan.metres_per_px
-        for sniffer_id, (model, config) in self.models.items():
+        for sniffer_id, out in self.burst_lines(shopper, ts).items():
             pty = self.sniffers.get(sniffer_id)
-            if pty is None:
-                continue
+            if pty is not None:
+                pty.write(out)
+
+    def burst_lines(self, shopper: Shopper, ts: float) -> dict[str, bytes]:
+        """The lines each of this agent's sniffers prints for one probe burst (none for a sniffer that
+        hears no frame of it). Also what tests/benchmarks/occupancy_mock.py feeds the agent offline."""
+        pos = shopper.position_at(ts)
+        burst = burst_index(shopper.bursts, ts)
+        if pos is None or burst is None:
+            return {}
+        mpp = self.device.store.plan.metres_per_px
+        lines: dict[str, bytes] = {}
+        for sniffer_id, (model, config) in self.models.items():
             floor_m = math.hypot(pos[0] - config.position_px[0], pos[1] - config.position_px[1]) * mpp
             slant_m = math.hypot(floor_m, config.height_m - PHONE_HEIGHT_M)
             out = b""
             for frame in range(FRAMES_PER_BURST):
-                rssi = model.rssi_at(slant_m) + self.rng.gauss(0.0, model.sigma_db)
+                rssi = model.rssi_at(slant_m) - shopper.wall_loss_db + self.rng.gauss(0.0, model.sigma_db)
                 if rssi < SENSITIVITY_DBM:
                     continue
-                probe = Probe(shopper.mac, max(-120, min(0, round(rssi))), CHANNELS[frame % len(CHANNELS)])
-                if self.rng.random() < 0.5:
-                    out += format_json(probe, ts_ms=int(ts * 1000) % 2**31)
+                mac, seq = shopper.radio.frame(burst, frame)
+                probe = Probe(mac, max(-120, min(0, round(rssi))), CHANNELS[frame % len(CHANNELS)], seq)
+                ie = shopper.radio.model.ie
+                if self.rng.random() < TEXT_FORM_SHARE:
+                    out += format_text(probe, ie=ie)
                 else:
-                    out += format_text(probe)
+                    out += format_json(probe, ts_ms=int(ts * 1000) % 2**31, ie=ie)
                 self.frames_written += 1
             if out:
-                pty.write(out)
+                lines[sniffer_id] = out
+        return lines
 
     def _write_truth(self, now: float) -> None:
         assert self.truth is not None
         plan = self.device.store.plan
-        for shopper in self.world.active(now):
-            pos = shopper.position_at(now)
+        for person in (*self.world.active(now), *self.world.staff_at(now)):
+            pos = person.position_at(now)
             if pos is None:
                 continue
             zone = plan.zone_at(pos)
             self.truth.write(json.dumps({
-                "ts": round(now, 2), "shopper": shopper.key, "device": self.hasher.device_id(shopper.mac, now),
-                "customer_id": shopper.customer_id, "x": round(pos[0], 1), "y": round(pos[1], 1),
+                "ts": round(now, 2), "kind": person.kind, "shopper": person.key,
+                "device": self.hasher.device_id(person.mac, now), "randomized": person.randomized,
+                "customer_id": person.customer_id, "x": round(pos[0], 1), "y": round(pos[1], 1),
                 "zone": zone.name if zone else None}) + "\n")
+        truth = self.world.occupancy(now)
+        self.truth.write(json.dumps({"ts": round(now, 2), "kind": "occupancy", "people": truth.people,
+                                     "shoppers": truth.shoppers, "staff": truth.staff, "zones": truth.zones}) + "\n")
         self.truth.flush()
+

@@ -5,15 +5,18 @@ Rows are plain dicts with the API's field names, so the JSON and the CSV export 
 
 from __future__ import annotations
 
+import bisect
 import json
 import sqlite3
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aggregator.analytics.definitions import DWELL_BUCKETS, LOYALTY_CLASSES
 
 Row = dict[str, Any]
 MAX_RANGE_DAYS = 366
+MAX_VISIT_S = 86_400.0  # visits that started this long before a day are not looked for in it
 
 DAILY_FIELDS = ("date", "visitors", "new_visitors", "returning_visitors", "occasional_visitors", "busiest_hour",
                 "busiest_hour_visitors", "passersby", "capture_rate", "visits", "door_in", "door_out")
@@ -48,8 +51,10 @@ def zones(conn: sqlite3.Connection, day: date) -> list[Row]:
                                            (day.isoformat(),))]
 
 
-def hourly(conn: sqlite3.Connection, day: date) -> list[Row]:
-    """24 local hours: unique visitors, door in/out, and occupancy (running in - out, never below 0)."""
+def hourly(conn: sqlite3.Connection, day: date, *, timezone: str = "UTC") -> list[Row]:
+    """24 local hours: unique visitors, door in/out, occupancy (running in - out, never below 0) and
+    ``people``, the estimate of people in the store on average over the hour (:func:`people_by_hour`)."""
+    people = people_by_hour(conn, day, timezone)
     d = day.isoformat()
     visitors = dict(conn.execute("SELECT hour, visitors FROM an_hourly WHERE day = ?", (d,)).fetchall())
     doors = {h: (i, o) for h, i, o in conn.execute("SELECT hour, door_in, door_out FROM an_door_hour WHERE day = ?",
@@ -60,8 +65,40 @@ def hourly(conn: sqlite3.Connection, day: date) -> list[Row]:
         door_in, door_out = doors.get(hour, (0, 0))
         occupancy = max(0, occupancy + door_in - door_out)
         out.append({"hour": hour, "visitors": visitors.get(hour, 0), "door_in": door_in, "door_out": door_out,
-                    "occupancy": occupancy})
+                    "occupancy": occupancy, "people": people[hour]})
     return out
+
+
+def _hour_starts(day: date, timezone: str) -> list[float]:
+    """Epoch seconds of each local hour's start, and of the next day's (25 values; on a DST day one hour
+    is empty or two hours long)."""
+    tz = ZoneInfo(timezone)
+    nxt = day + timedelta(days=1)
+    return [*(datetime(day.year, day.month, day.day, h, tzinfo=tz).timestamp() for h in range(24)),
+            datetime(nxt.year, nxt.month, nxt.day, tzinfo=tz).timestamp()]
+
+
+def people_by_hour(conn: sqlite3.Connection, day: date, timezone: str) -> list[float | None]:
+    """Mean number of people in the store during each local hour of ``day``, from the visits.
+
+    A visit is one linked identity (the agents link a phone's random MACs into one pseudo-device, and
+    fixtures and devices next door open no visit), so the time-weighted count of open visits is the
+    people estimate from linked identities; passers-by are left out as in every other figure. None for
+    hours before the oldest stored visit (retention deleted them, or nothing was recorded yet)."""
+    bounds = _hour_starts(day, timezone)
+    oldest = conn.execute("SELECT MIN(start_ts) FROM visits").fetchone()[0]
+    present_s = [0.0] * 24
+    rows = conn.execute("SELECT start_ts, COALESCE(end_ts, last_seen_ts, start_ts) FROM visits "
+                        "WHERE passerby = 0 AND start_ts >= ? AND start_ts < ?",
+                        (bounds[0] - MAX_VISIT_S, bounds[-1]))
+    for start, end in rows:
+        first = max(0, bisect.bisect_right(bounds, start) - 1)
+        for h in range(first, 24):
+            if bounds[h] >= end:
+                break
+            present_s[h] += max(0.0, min(end, bounds[h + 1]) - max(start, bounds[h]))
+    return [None if oldest is None or bounds[h + 1] <= oldest else
+            round(present_s[h] / max(bounds[h + 1] - bounds[h], 1.0), 2) for h in range(24)]
 
 
 def visitors(conn: sqlite3.Connection, day: date, *, limit: int, offset: int) -> tuple[int, list[Row]]:

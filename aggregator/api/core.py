@@ -1,5 +1,8 @@
 """The core HTTP API: health, metrics, customers, positions, tracks, occupancy, agents, events, OpenAPI.
 
+``/api/occupancy`` is the people estimate (:mod:`aggregator.occupancy_live`); ``/api/zones/occupancy``
+counts the open visits (hashed devices) per zone, as before.
+
 Live state (who is in the store now, agents) comes from the ingest pipeline's memory; history
 (tracks, events) from SQLite through read-only connections in executor threads, never on the
 loop. Every list takes ``limit`` (max 1000) and ``offset``; bad parameters are a 400 naming them.
@@ -214,6 +217,16 @@ async def occupancy(request: web.Request) -> web.Response:
              for z in request.app[STORE_CONFIG].plan.zones]
     return web.json_response({"ts": time.time(), "zones": zones, "outside_zones": outside,
                               "total": sum(counts.values()) + outside})
+
+
+@routes.get("/api/occupancy")
+async def occupancy_estimate(request: web.Request) -> web.Response:
+    """People in the store now, and per zone, with a 1-sigma uncertainty and the evidence behind them
+    (linked devices, fixtures and neighbours left out, door counts, PIRs: docs/OCCUPANCY.md). The same
+    document as the retained MQTT topic ``floorwalker/<store>/occupancy``, plus ``evidence``."""
+    ingest = request.app[INGEST]
+    live = ingest.occupancy
+    return web.json_response(live.document(live.estimate(ingest.stream_now())))
 
 
 @routes.get("/api/agents")

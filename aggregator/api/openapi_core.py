@@ -75,6 +75,22 @@ SCHEMAS: dict[str, Any] = {
                              "status_ts": {"type": ["number", "null"]},
                              "messages": {"type": "integer"},
                              "health": {"type": ["object", "null"], "additionalProperties": True}}},
+    "PeopleEstimate": {"type": "object", "required": ["people", "estimate", "sigma"],
+                       "properties": {"people": {"type": "integer", "minimum": 0,
+                                                 "description": "the estimate rounded to whole people"},
+                                      "estimate": {"type": "number", "minimum": 0},
+                                      "sigma": {"type": "number", "minimum": 0,
+                                                "description": "1-sigma uncertainty, persons"}}},
+    "Occupancy": {"type": "object", "required": ["ts", "people", "estimate", "sigma", "zones", "evidence"],
+                  "properties": {"ts": {"type": "number"}, "people": {"type": "integer", "minimum": 0},
+                                 "estimate": {"type": "number", "minimum": 0},
+                                 "sigma": {"type": "number", "minimum": 0},
+                                 "zones": {"type": "object", "description": "every zone of the plan, by name",
+                                           "additionalProperties": _ref("PeopleEstimate")},
+                                 "evidence": {"type": "object", "description": "what the estimate rests on "
+                                              "(devices, linked, fixtures, neighbours, factor, door_in, door_out, "
+                                              "pir_active, ...): docs/OCCUPANCY.md",
+                                              "additionalProperties": {"type": "number"}}}},
     "CustomerEvent": {"type": "object", "required": ["id", "ts", "kind", "visitor"],
                       "properties": {"id": {"type": "integer"}, "ts": {"type": "number"},
                                      "kind": {"type": "string", "enum": ["enter", "move", "exit", "browsing"]},
@@ -136,6 +152,9 @@ OPENAPI_PATHS: dict[str, Any] = {
                                                            "count": {"type": "integer"}}}},
                                         "outside_zones": {"type": "integer"}, "total": {"type": "integer"}}}),
                       "401": _401}}},
+    "/api/occupancy": {"get": {
+        "summary": "People in the store now and per zone: estimate, uncertainty and the evidence",
+        "responses": {"200": _json(_ref("Occupancy")), "401": _401}}},
     "/api/agents": {"get": {
         "summary": "Availability and last health report of each agent",
         "parameters": [LIMIT, OFFSET],

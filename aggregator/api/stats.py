@@ -8,6 +8,7 @@ Bad parameters are 400 with a JSON body naming the parameter.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import re
@@ -112,7 +113,8 @@ async def stats_zones(request: web.Request) -> web.Response:
 
 @routes.get("/api/stats/hourly")
 async def stats_hourly(request: web.Request) -> web.Response:
-    return await _one_day(request, "hourly", queries.hourly)
+    tz = request.app[ANALYTICS].params.timezone
+    return await _one_day(request, "hourly", functools.partial(queries.hourly, timezone=tz))
 
 
 @routes.get("/api/stats/dwell")
@@ -206,7 +208,8 @@ OPENAPI_PATHS: dict[str, Any] = {
         _param("to", "last day YYYY-MM-DD (default today); at most 366 days", {"type": "string", "format": "date"}),
         _FORMAT_P]),
     "/api/stats/zones": _op("zones by unique visitors that day, ranked (top5 = rank <= 5)", [_DATE_P, _FORMAT_P]),
-    "/api/stats/hourly": _op("per local hour: visitors, door in/out, occupancy", [_DATE_P, _FORMAT_P]),
+    "/api/stats/hourly": _op("per local hour: visitors, door in/out, occupancy (door count), people (estimate: "
+                             "mean linked identities present)", [_DATE_P, _FORMAT_P]),
     "/api/stats/visitors": _op("that day's visitors: favourite zone, zones entered more than once (paged)", [
         _DATE_P, _param("limit", "page size 1-1000 (default 100)", {"type": "integer", "minimum": 1, "maximum": 1000}),
         _param("offset", "rows to skip (default 0)", {"type": "integer", "minimum": 0}), _FORMAT_P]),

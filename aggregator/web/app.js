@@ -36,6 +36,7 @@ let oldestRecvMs = 0;      // performance.now() of the oldest pending frame
 let view, live, heat, log, scenario, shopperList, mainTabs;
 let endpoints = {};        // which optional APIs the server has (from /api/store)
 let visitorsToday = null;  // from /api/stats/daily; null: count enters seen instead
+let peopleNow = null;      // from /api/occupancy: the people estimate (issue 17); null: count dots instead
 const offerKeys = new Set();
 let offerCount = 0;
 
@@ -149,9 +150,20 @@ function frame(nowMs) {
 }
 
 function updateCounters() {
-  setText("count-now", shoppers.size);
+  setText("count-now", peopleNow !== null ? peopleNow : shoppers.size);
   setText("shopper-count", shoppers.size);
   setText("count-today", visitorsToday !== null ? visitorsToday : shoppers.entersSeen.size);
+}
+
+/** "In store now" is the occupancy estimate (random MACs linked, fixtures and next door out), not the dots. */
+async function refreshOccupancy() {
+  try {
+    const occ = await getJSON("/api/occupancy");
+    peopleNow = occ && Number.isFinite(occ.people) ? occ.people : null;
+  } catch (err) {
+    peopleNow = null;
+  }
+  updateCounters();
 }
 
 async function refreshStats() {
@@ -418,6 +430,8 @@ async function main() {
 
   refreshStats();
   setInterval(refreshStats, 30000);
+  refreshOccupancy();
+  setInterval(refreshOccupancy, 5000);
   setInterval(() => { if ($("heat-toggle").checked) refreshHeat(); }, 15000);
   setInterval(() => { if ($("panel-offerlog").classList.contains("active")) refreshOfferLog(); }, 4000);
 

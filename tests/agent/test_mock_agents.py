@@ -22,7 +22,9 @@ def test_same_seed_agents_hear_the_same_shoppers_and_play_scenarios(tmp_path: Pa
     collector = DurableCollector(mqtt_broker.host, mqtt_broker.port, "floorwalker/demo/agents/#")
     env = agent_env(mqtt_broker.port, FLOORWALKER_STATE_DIR=str(tmp_path / "var"), LOG_LEVEL="INFO")
     env.pop("FLOORWALKER_STORE_SECRET")  # mock accepts the demo's CHANGE-ME secret
+    # fixed addresses only, nothing next door: so every device reported can be found in the truth
     procs = [start_agent("mock", "--config", str(DEVICES / f"{agent}.toml"), "--seed", "5", "--shoppers", "30",
+                         "--randomized-share", "0", "--fixtures", "0", "--neighbours", "0",
                          "--truth", str(tmp_path / f"{agent}.truth"), env=env, stderr_path=tmp_path / f"{agent}.log")
              for agent in ("agent-1", "agent-2")]
     try:
@@ -46,7 +48,9 @@ def test_same_seed_agents_hear_the_same_shoppers_and_play_scenarios(tmp_path: Pa
         assert contract.decode_agent(f"floorwalker/demo/agents/{p['agent']}/enter", json.dumps(p))
         assert p["ranges"] and p["ranges"][0]["sniffer"] == "s1"
     links = {(p["device"], p["customer_id"]) for p in collector.payloads("/link")}
-    truth = [json.loads(line) for line in (tmp_path / "agent-1.truth").read_text().splitlines()]
+    lines = [json.loads(line) for line in (tmp_path / "agent-1.truth").read_text().splitlines()]
+    truth = [t for t in lines if t["kind"] in ("shopper", "staff")]
+    assert any(t["kind"] == "occupancy" and t["people"] >= 1 for t in lines)
     truth_devices = {t["device"] for t in truth}
     assert enters["agent-1"] <= truth_devices  # every device the agent reported is a simulated phone
     scripted = {t["device"] for t in truth if t["shopper"].startswith("scenario-2-")}

@@ -55,7 +55,9 @@ def test_one_command_start_shows_shoppers_and_stops_on_ctrl_c(tmp_path: Path) ->
         _, agents = get(port, "/api/agents")
         assert {a["agent"] for a in agents["items"]} == {"agent-1", "agent-2", "agent-3", "agent-4"}
         text = out.read_text()
-        assert f"http://localhost:{port}/" in text
+        assert f"http://localhost:{port}/" in text and "the simulated store opens in" in text
+        _, occupancy = get(port, "/api/occupancy")
+        assert occupancy["people"] >= 0 and occupancy["evidence"]["devices"] >= 1  # the estimate is live
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
         assert proc.wait(40) == 0, out.read_text()[-3000:]
     finally:

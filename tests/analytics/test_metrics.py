@@ -102,3 +102,17 @@ def test_daily_range_fills_empty_days(day_db: sqlite3.Connection) -> None:
     rows = queries.daily(day_db, date(2026, 3, 7), date(2026, 3, 9))
     assert [(r["date"], r["visitors"], r["capture_rate"]) for r in rows] == [
         ("2026-03-07", 0, None), ("2026-03-08", 1, 1.0), ("2026-03-09", 0, None)]
+
+
+def test_hourly_people_is_the_mean_of_linked_identities_present(day_db: sqlite3.Connection) -> None:
+    people = {r["hour"]: r["people"] for r in queries.hourly(day_db, DAY, timezone=TZ)}
+    # v1 10:00-10:40 and v3 from 10:30: 70 person-minutes in hour 10; v2 11:00-11:04 and v3: 64; the passer-by
+    # p1 is left out; v3 alone until 18:00
+    assert [people[h] for h in (9, 10, 11, 12, 17, 18)] == [0.0, round(70 / 60, 2), round(64 / 60, 2), 1.0, 1.0, 0.0]
+    assert people[0] == 0.0 and len(people) == 24
+
+
+def test_hourly_people_is_unknown_before_the_oldest_stored_visit(day_db: sqlite3.Connection) -> None:
+    assert {r["people"] for r in queries.hourly(day_db, date(2026, 2, 20), timezone=TZ)} == {None}
+    oldest_day = {r["hour"]: r["people"] for r in queries.hourly(day_db, date(2026, 3, 2), timezone=TZ)}
+    assert oldest_day[8] is None and oldest_day[9] == 0.5  # the stored data starts at 09:00 that day

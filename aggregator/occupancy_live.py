@@ -1,0 +1,210 @@
+"""The aggregator's live occupancy: the people in the store now, from what the agents report.
+
+Runs :class:`agent.occupancy.OccupancyEstimator` (the one estimator, also used by ``replay``) on the
+event loop, fed by ingest with the agent tier's messages:
+
+* presence (``enter``/``move``/``exit`` of linked pseudo-devices, with the agent's ``kind``: person,
+  fixture or neighbour, judged across agents: :attr:`_Present.kind`). An agent reports a device when
+  it enters, when its estimate moves and after ``absence_s`` (180 s) of silence; with visits of a few
+  minutes, counting every device until that exit counts most shoppers for minutes after they left.
+  So a device counts while it keeps reporting: until silent for a few of its own usual gaps
+  (:meth:`_Present.hold_s`), until every agent that reported it sent its ``exit``, and it is
+  forgotten after :data:`STALE_S` without any report (an agent went offline, its exits never came);
+* the zone each device was last fused into (ingest's positions, not one agent's, which with a single
+  sniffer is the sniffer's own spot);
+* door crossings and PIR states.
+
+``tick`` (once a second, from ingest's sweep) publishes the retained store and zone topics
+(docs/MQTT.md, Occupancy) when a rounded number changes, and at least every :data:`PUBLISH_EVERY_S`
+so a subscriber sees the estimate is alive. ``GET /api/occupancy`` reads :meth:`LiveOccupancy.estimate`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.config import StoreConfig
+from agent.contract import (
+    Door,
+    Motion,
+    Presence,
+    encode_occupancy,
+    encode_zone_occupancy,
+    occupancy_payload,
+    occupancy_topic,
+)
+from agent.occupancy import Occupancy, OccupancyEstimator
+from aggregator.mqtt_link import Publisher
+
+PUBLISH_EVERY_S = 60.0
+# A device counts while silent for less than HOLD_GAPS of its mean gap between reports, at least MIN_HOLD_S,
+# until its exits come (the agents' absence_s, 180 s by default, is a store-wide bound: with visits of a
+# few minutes, counting every device until then counts most shoppers for minutes after they left).
+HOLD_GAPS = 3.0  # three missed reports in a row: phones in use probe every 8-30 s (Freudiger, WiSec 2015)
+MIN_HOLD_S = 45.0
+FIRST_GAP_S = 30.0  # before a device's second report: the slow end of a phone in use
+GAP_WEIGHT = 0.3
+SAME_BURST_S = 0.5  # several agents reporting one probe burst: one report (ingest's COALESCE_S)
+# Agents send an exit after absence_s of silence (180 s by default): a device with no report for five
+# times that lost its exits (agent offline, broker outage); it no longer counts.
+STALE_S = 900.0
+
+
+@dataclass(slots=True)
+class _Present:
+    """A device some agent has reported and not yet said goodbye to, with what each agent makes of it."""
+
+    last_ts: float
+    randomized: bool = False
+    kinds: dict[str, str] = field(default_factory=dict)  # agent -> person, fixture or neighbour
+    zone: str | None = None
+    gap_s: float = FIRST_GAP_S  # running mean of the time between its reports (several agents' count as one)
+    counted: bool = True  # in the estimator now
+
+    def heard(self, ts: float) -> None:
+        gap = ts - self.last_ts
+        if gap > SAME_BURST_S:
+            self.gap_s += GAP_WEIGHT * (min(gap, STALE_S) - self.gap_s)
+        self.last_ts = max(self.last_ts, ts)
+
+    def hold_s(self) -> float:
+        """How long a silence still means "here": a few of its usual gaps, as a phone that reported every
+        10 s and went quiet for a minute has most likely left, while one that reports every two minutes
+        has not."""
+        return max(MIN_HOLD_S, HOLD_GAPS * self.gap_s)
+
+    @property
+    def kind(self) -> str:
+        """Across agents: a fixture if any agent learned so (it needs hours of evidence); else a person if
+        any agent hears one; else a neighbour. Each agent judges "only heard through the wall" from its
+        own sniffers, and a shopper at the far end of the store is weak at every one of them too."""
+        kinds = self.kinds.values()
+        if "fixture" in kinds:
+            return "fixture"
+        return "person" if "person" in kinds else "neighbour"
+
+
+class LiveOccupancy:
+    """The store's running estimate: evidence in from ingest, retained MQTT topics and the API out."""
+
+    def __init__(self, store: StoreConfig, publisher: Publisher, *, factor: float | None = None,
+                 tuning: Mapping[str, float] | None = None) -> None:
+        self.publisher = publisher
+        self.zone_names = tuple(z.name for z in store.plan.zones)
+        self.topic = occupancy_topic(store.id)
+        self.zone_topics = _zone_topics(store.id, self.zone_names)
+        self.estimator = OccupancyEstimator(zones=self.zone_names, factor=factor, **dict(tuning or {}))
+        self.present: dict[str, _Present] = {}
+        self.published = 0
+        self._sent: dict[str, tuple[Any, float]] = {}  # topic -> (what was rounded, when)
+
+    # ------------------------------------------------------------------ evidence (ingest, event loop)
+
+    def presence(self, p: Presence) -> None:
+        if p.kind == "exit":
+            entry = self.present.get(p.device)
+            if entry is not None:
+                entry.kinds.pop(p.agent, None)
+                if not entry.kinds:
+                    del self.present[p.device]
+                    self.estimator.gone(p.ts, p.device)
+            return
+        entry = self.present.get(p.device)
+        if entry is None:
+            entry = self.present[p.device] = _Present(p.ts)
+        entry.kinds[p.agent] = p.device_kind
+        entry.heard(p.ts)
+        entry.counted = True
+        kind = entry.kind
+        # ranges are Range tuples, or plain tuples in Range's order from the MQTT process: index, not name
+        sniffer = f"{p.agent}/{p.ranges[0][0]}" if p.ranges else p.agent
+        # the estimator weighs a randomised pseudo-device as the part of a phone linking leaves it (its
+        # random_weight, fitted on the Brno days): the same judgement live as in replay
+        entry.randomized = p.randomized
+        self.estimator.sighting(p.ts, p.device, rssi_dbm=p.rssi_dbm, sniffer=sniffer, zone=entry.zone, kind=kind,
+                                randomized=entry.randomized)
+
+    def placed(self, device: str, zone: str | None) -> None:
+        """Ingest fused ``device`` into ``zone`` (None: between zones)."""
+        entry = self.present.get(device)
+        if entry is not None:
+            entry.zone = zone
+
+    def door(self, d: Door) -> None:
+        self.estimator.door(d.ts, entered=int(d.direction == "in"), left=int(d.direction == "out"))
+
+    def motion(self, m: Motion) -> None:
+        self.estimator.motion(m.ts, m.zone, m.active)
+
+    # ------------------------------------------------------------------ estimate out
+
+    def estimate(self, now: float) -> Occupancy:
+        """The estimate at ``now`` (the stream's clock): devices still reported and not silent for longer
+        than their hold count as heard now; the others leave the estimator until they report again."""
+        stale = [d for d, e in self.present.items() if now - e.last_ts > STALE_S]
+        for device in stale:
+            del self.present[device]
+            self.estimator.gone(now, device)
+        for device, entry in self.present.items():
+            if now - entry.last_ts <= entry.hold_s():
+                self.estimator.sighting(now, device, zone=entry.zone, kind=entry.kind, randomized=entry.randomized)
+            elif entry.counted:
+                entry.counted = False
+                self.estimator.gone(now, device)
+        return self.estimator.estimate(now)
+
+    def document(self, occ: Occupancy) -> dict[str, Any]:
+        """The store topic's payload (plan zones only, in plan order), plus the evidence: ``/api/occupancy``."""
+        doc = occupancy_payload(occ.ts, occ.people, occ.sigma, self._zones(occ))
+        doc["evidence"] = dict(occ.evidence)
+        return doc
+
+    def tick(self, now: float) -> Occupancy:
+        """Estimate, and publish what changed (or everything, once a minute)."""
+        occ = self.estimate(now)
+        zones = self._zones(occ)
+        store_key = (round(occ.people), tuple(round(p) for p, _ in zones.values()))
+        if self._due(self.topic, store_key, now):
+            self._publish(self.topic, encode_occupancy(now, occ.people, occ.sigma, zones), store_key, now)
+        for name, (people, sigma) in zones.items():
+            topic = self.zone_topics[name]
+            if self._due(topic, round(people), now):
+                self._publish(topic, encode_zone_occupancy(now, people, sigma), round(people), now)
+        return occ
+
+    def _zones(self, occ: Occupancy) -> dict[str, tuple[float, float]]:
+        out = {}
+        for name in self.zone_names:
+            z = occ.zones.get(name)
+            out[name] = (z.people, z.sigma) if z is not None else (0.0, 0.0)
+        return out
+
+    def _due(self, topic: str, key: Any, now: float) -> bool:
+        sent = self._sent.get(topic)
+        return sent is None or sent[0] != key or now - sent[1] >= PUBLISH_EVERY_S
+
+    def _publish(self, topic: str, payload: bytes, key: Any, now: float) -> None:
+        self.publisher.publish(topic, payload, qos=1, retain=True)
+        self._sent[topic] = (key, now)
+        self.published += 1
+
+
+def _zone_topics(store_id: str, zone_names: tuple[str, ...]) -> dict[str, str]:
+    """Each zone's topic; two names with one slug ("Men's", "Mens") get ``-2``, ``-3`` in plan order, a
+    name with no letter or digit ``zone-<n>`` (its place in the plan)."""
+    topics: dict[str, str] = {}
+    used: set[str] = set()
+    for i, name in enumerate(zone_names, 1):
+        try:
+            base = occupancy_topic(store_id, name)
+        except ValueError:
+            base = f"{occupancy_topic(store_id)}/zone-{i}"
+        topic, n = base, 1
+        while topic in used:
+            n += 1
+            topic = f"{base}-{n}"
+        used.add(topic)
+        topics[name] = topic
+    return topics

@@ -1,0 +1,219 @@
+"""The aggregator's live occupancy: evidence from the agent tier, the estimate, the retained topics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from agent.config import load_store
+from agent.contract import Door, Motion, Presence, Range, agent_topic, encode_agent
+from aggregator.app import create_app
+from aggregator.appkeys import INGEST, LINK
+from aggregator.embedded_broker import Broker
+from aggregator.occupancy_live import HOLD_GAPS, MIN_HOLD_S, PUBLISH_EVERY_S, STALE_S, LiveOccupancy
+from aggregator.settings import Settings
+from tests.aggregator.conftest import wait_until
+from tests.conftest import CONFIG_DIR
+from tests.mqtt_helpers import Collector, publish
+
+STORE = load_store(CONFIG_DIR / "store.toml")
+T0 = 1_795_435_593.0
+
+
+@dataclass
+class Published:
+    """The outside world at the publisher seam: what went to the broker, in order."""
+
+    items: list[tuple[str, dict, int, bool]] = field(default_factory=list)
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        self.items.append((topic, json.loads(payload), qos, retain))
+
+    def on(self, topic: str) -> list[dict]:
+        return [p for t, p, _, _ in self.items if t == topic]
+
+
+def report(kind: str, agent: str, ts: float, device: str, *, device_kind: str = "person", seq: int = 0) -> Presence:
+    ranges = (Range("s1", 600.0, 330.0, -60.0, 3.0),)
+    return Presence(kind, f"{agent}:{seq}", agent, ts, device, 600.0, 330.0, 3.0, -60.0, 3.0, False, ranges,
+                    device_kind)
+
+
+def live() -> tuple[LiveOccupancy, Published]:
+    out = Published()
+    return LiveOccupancy(STORE, out, factor=1.0), out
+
+
+def test_a_device_counts_while_it_reports_and_until_every_agent_said_goodbye() -> None:
+    occ, _ = live()
+    for i in range(10):  # d1 reports every 10 s, through agent-1 and agent-2
+        occ.presence(report("move" if i else "enter", "agent-1", T0 + 10 * i, "d1"))
+        occ.presence(report("move" if i else "enter", "agent-2", T0 + 10 * i + 0.1, "d1"))
+    occ.presence(report("enter", "agent-1", T0 + 85, "d2"))
+    assert occ.estimate(T0 + 95).evidence["devices"] == 2
+    occ.presence(report("exit", "agent-1", T0 + 96, "d1"))
+    assert occ.estimate(T0 + 97).evidence["devices"] == 2  # agent-2 still hears d1
+    occ.presence(report("exit", "agent-2", T0 + 98, "d1"))
+    assert occ.estimate(T0 + 99).evidence["devices"] == 1
+
+
+def test_a_silent_device_stops_counting_after_a_few_of_its_gaps_and_counts_again_when_heard() -> None:
+    occ, _ = live()
+    for i in range(10):
+        occ.presence(report("move" if i else "enter", "agent-1", T0 + 10 * i, "d1"))
+    last = T0 + 90
+    hold_s = occ.present["d1"].hold_s()
+    assert MIN_HOLD_S <= hold_s <= HOLD_GAPS * 30  # a few of its ~10 s gaps, at least the floor
+    assert occ.estimate(last + hold_s - 1).evidence["devices"] == 1
+    assert occ.estimate(last + hold_s + 1).evidence["devices"] == 0  # no exit yet: gone from the count
+    occ.presence(report("move", "agent-1", last + hold_s + 5, "d1"))
+    assert occ.estimate(last + hold_s + 6).evidence["devices"] == 1
+
+
+def test_a_device_that_reports_rarely_is_held_longer() -> None:
+    occ, _ = live()
+    for i in range(6):  # a staff phone in a pocket: a report every two minutes
+        occ.presence(report("move" if i else "enter", "agent-1", T0 + 120 * i, "d1"))
+    assert occ.present["d1"].hold_s() > 200
+    assert occ.estimate(T0 + 600 + 200).evidence["devices"] == 1
+
+
+def test_a_device_whose_exits_never_came_is_forgotten() -> None:
+    occ, _ = live()
+    occ.presence(report("enter", "agent-1", T0, "d1"))
+    assert occ.estimate(T0 + STALE_S - 1).evidence["devices"] == 0 and "d1" in occ.present
+    occ.estimate(T0 + STALE_S + 1)
+    assert not occ.present  # memory follows the devices reported, not the day's traffic
+
+
+@pytest.mark.parametrize("kind", ["fixture", "neighbour"])
+def test_fixtures_and_neighbours_are_evidence_not_people(kind: str) -> None:
+    occ, _ = live()
+    occ.presence(report("enter", "agent-1", T0, "person-1"))
+    occ.presence(report("enter", "agent-3", T0, "other", device_kind=kind))
+    est = occ.estimate(T0 + 1)
+    assert est.evidence["devices"] == 1 and est.evidence[f"{kind}s"] == 1
+    assert est.people == pytest.approx(1.0)
+
+
+def test_zones_come_from_where_ingest_placed_the_device() -> None:
+    occ, _ = live()
+    for i in range(3):
+        occ.presence(report("enter", "agent-1", T0, f"d{i}"))
+    occ.placed("d0", "Women's")
+    occ.placed("d1", "Women's")
+    occ.placed("d2", None)
+    occ.placed("never-reported", "Sport")  # ignored, not invented
+    doc = occ.document(occ.estimate(T0 + 1))
+    assert list(doc["zones"]) == [z.name for z in STORE.plan.zones]
+    assert doc["zones"]["Women's"]["people"] == 2 and doc["zones"]["Sport"]["people"] == 0
+    assert doc["people"] == 3 and doc["estimate"] == pytest.approx(3.0) and doc["sigma"] > 0
+    assert doc["evidence"]["devices"] == 3
+
+
+def test_door_and_motion_reach_the_estimate() -> None:
+    occ, _ = live()
+    occ.door(Door("agent-1:1", "agent-1", T0, "door-main", "in"))
+    occ.door(Door("agent-1:2", "agent-1", T0 + 1, "door-main", "in"))
+    occ.door(Door("agent-1:3", "agent-1", T0 + 2, "door-main", "out"))
+    occ.motion(Motion("agent-1:4", "agent-1", T0 + 3, "pir-womens", "Women's", True))
+    est = occ.estimate(T0 + 4)
+    assert (est.evidence["door_in"], est.evidence["door_out"], est.evidence["pir_active"]) == (2, 1, 1)
+    assert est.zones["Women's"].people >= 1.0  # motion: someone is there
+
+
+def test_publishes_retained_on_change_and_once_a_minute() -> None:
+    occ, out = live()
+    occ.tick(T0)
+    first = out.on("floorwalker/demo/occupancy")
+    assert len(first) == 1 and first[0]["people"] == 0
+    assert {t for t, _, _, _ in out.items} == {"floorwalker/demo/occupancy", *(
+        f"floorwalker/demo/occupancy/{slug}" for slug in ("womens", "boys", "girls", "mens", "sport"))}
+    assert all(qos == 1 and retain for _, _, qos, retain in out.items)
+    occ.tick(T0 + 1)
+    assert len(out.items) == 6  # nothing changed: nothing sent
+    occ.presence(report("enter", "agent-1", T0 + 2, "d1"))
+    occ.placed("d1", "Sport")
+    occ.tick(T0 + 2)
+    sent = out.items[6:]
+    assert {t for t, _, _, _ in sent} == {"floorwalker/demo/occupancy", "floorwalker/demo/occupancy/sport"}
+    store = out.on("floorwalker/demo/occupancy")[-1]
+    assert store["people"] == 1 and store["zones"]["Sport"]["people"] == 1 and store["ts"] == T0 + 2
+    assert set(store) == {"ts", "people", "estimate", "sigma", "zones"}
+    assert set(out.on("floorwalker/demo/occupancy/sport")[-1]) == {"ts", "people", "estimate", "sigma"}
+    occ.tick(T0 + PUBLISH_EVERY_S - 1)
+    assert len(out.items) == 8
+    occ.tick(T0 + PUBLISH_EVERY_S)  # a minute without change: sent again, so a subscriber sees it is alive
+    assert len(out.items) == 12  # the four zones unchanged since T0
+    occ.tick(T0 + 2 + PUBLISH_EVERY_S)
+    assert {t for t, _, _, _ in out.items[12:]} == {"floorwalker/demo/occupancy", "floorwalker/demo/occupancy/sport"}
+
+
+def test_zone_names_that_share_a_slug_get_topics_of_their_own() -> None:
+    from dataclasses import replace
+
+    from agent.geometry import Zone
+
+    zones = (Zone("Men's", "clothing", ((0, 0), (10, 0), (10, 10))),
+             Zone("Mens", "clothing", ((20, 0), (30, 0), (30, 10))),
+             Zone("???", "other", ((40, 0), (50, 0), (50, 10))))
+    store = replace(STORE, plan=replace(STORE.plan, zones=zones))
+    occ = LiveOccupancy(store, Published())
+    assert occ.zone_topics == {"Men's": "floorwalker/demo/occupancy/mens", "Mens": "floorwalker/demo/occupancy/mens-2",
+                               "???": "floorwalker/demo/occupancy/zone-3"}
+
+
+# ----------------------------------------------------------------------------- through the real broker and app
+
+
+def _msg(p: Presence | Door) -> tuple[str, bytes]:
+    kind = p.kind if isinstance(p, Presence) else "door"
+    return agent_topic("demo", p.agent, kind), encode_agent(p)
+
+
+@pytest.mark.broker
+async def test_api_and_retained_topic_from_agent_traffic(aiohttp_client, settings: Settings, mqtt_broker: Broker,
+                                                         tmp_path: Path) -> None:
+    client = await aiohttp_client(create_app(settings))
+    app = client.app
+    await wait_until(lambda: app[LINK].subscribed)
+    t = time.time() - 5
+    traffic = [_msg(report("enter", "agent-1", t, "d-shopper-1", seq=1)),
+               _msg(report("enter", "agent-2", t + 0.5, "d-shopper-2", seq=2)),
+               _msg(report("move", "agent-1", t + 1, "d-shopper-1", seq=3)),
+               _msg(report("enter", "agent-1", t + 1.5, "d-printer", device_kind="fixture", seq=4)),
+               _msg(report("enter", "agent-3", t + 2, "d-next-door", device_kind="neighbour", seq=5)),
+               _msg(Door("agent-1:6", "agent-1", t - 2, "door-main", "in")),
+               _msg(Door("agent-1:7", "agent-1", t - 1, "door-main", "in"))]
+    await asyncio.to_thread(publish, mqtt_broker.host, mqtt_broker.port, traffic)
+    await wait_until(lambda: app[INGEST].counters.acked >= len(traffic))
+    body = await (await client.get("/api/occupancy")).json()
+    assert body["people"] == 2, body
+    ev = body["evidence"]
+    assert (ev["devices"], ev["fixtures"], ev["neighbours"], ev["door_in"]) == (2, 1, 1, 2)
+    assert set(body["zones"]) == {z.name for z in STORE.plan.zones}
+    # fixtures and neighbours open no visit: the map and the day's visitors count people only
+    assert set(app[INGEST].visits.open) == {"d-shopper-1", "d-shopper-2"}
+    await wait_until(lambda: app[INGEST].occupancy.published >= 6)
+    with Collector(mqtt_broker.host, mqtt_broker.port, "floorwalker/demo/occupancy") as sub:
+        got = await asyncio.to_thread(sub.wait_for, 1)
+    assert got[0].retain and json.loads(got[0].payload)["people"] == 2
+
+
+@pytest.mark.parametrize(("kinds", "counted"), [
+    (("neighbour", "person"), "person"),  # weak at agent-1's sniffer, clearly inside for agent-2
+    (("neighbour", "neighbour"), "neighbour"),
+    (("person", "fixture"), "fixture"),
+])
+def test_what_a_device_is_is_judged_across_agents(kinds: tuple[str, str], counted: str) -> None:
+    occ, _ = live()
+    for agent, kind in zip(("agent-1", "agent-2"), kinds, strict=True):
+        occ.presence(report("enter", agent, T0, "d1", device_kind=kind))
+    ev = occ.estimate(T0 + 1).evidence
+    assert (ev["devices"], ev["fixtures"], ev["neighbours"]) == (
+        int(counted == "person"), int(counted == "fixture"), int(counted == "neighbour"))
