@@ -8,8 +8,8 @@ exponential back-off until the receiver answers 2xx, and are kept in a small JSO
 the database (with which alerts are firing and the recent history), so a restart neither loses
 a post nor forgets to send a recovery.
 
-The occupancy source is a callable giving ``(store people, {zone: people})``; :func:`zone_occupancy`
-counts the shoppers the ingest pipeline holds, as ``/api/zones/occupancy`` does.
+The occupancy source is a callable giving ``(store people, {zone: people})``; :func:`people_occupancy`
+reads the live people estimator, as ``/api/occupancy`` does.
 """
 
 from __future__ import annotations
@@ -44,14 +44,15 @@ PENDING_MAX = 1000  # a receiver gone for days must not grow the file without bo
 Occupancy = Callable[[], tuple[int, Mapping[str, int]]]
 
 
-def zone_occupancy(app: web.Application) -> Occupancy:
-    """Store and zone head counts from the shoppers ingest holds now. The estimator (issue 20's
-    occupancy work) replaces this by another callable of the same shape."""
+def people_occupancy(app: web.Application) -> Occupancy:
+    """Store and zone people from the live estimator (aggregator.occupancy_live, docs/OCCUPANCY.md): the
+    same rounded figures as ``/api/occupancy`` and the retained occupancy topics, so an alert never
+    disagrees with what the map and Home Assistant show."""
     ingest = app[INGEST]
 
     def read() -> tuple[int, dict[str, int]]:
-        zones: dict[str, int] = collections.Counter(s.zone for s in ingest.shoppers.values() if s.zone)
-        return len(ingest.shoppers), dict(zones)
+        occ = ingest.occupancy.estimate(ingest.stream_now())
+        return round(occ.people), {name: round(z.people) for name, z in occ.zones.items()}
 
     return read
 
@@ -310,7 +311,7 @@ def setup(app: web.Application) -> None:
     db_path = app[DB_PATH]
     ingest = app[INGEST]
     app[ALERTS] = Alerts(store.alerts, store.id, db_path.with_name(db_path.name + "-alerts.json"),
-                         occupancy=zone_occupancy(app),
+                         occupancy=people_occupancy(app),
                          agents=lambda: {name: a.state for name, a in ingest.agents.items()},
                          dead_letters=lambda: sum(ingest.counters.rejected.values()))
     app.cleanup_ctx.append(_lifecycle)
