@@ -18,6 +18,23 @@ pytestmark = pytest.mark.broker
 DEVICES = REPO / "firmware-config" / "devices"
 
 
+def _enters(collector: DurableCollector) -> dict[str, set[str]]:
+    return {a: {p["device"] for p in collector.payloads("/enter") if p["agent"] == a} for a in ("agent-1", "agent-2")}
+
+
+def _heard_enough(collector: DurableCollector, truth: Path) -> bool:
+    """What the assertions below need: three shoppers each, one heard by both, the scenario's link,
+    and the ground truth (written once a second) caught up: every device agent-1 reported, the
+    scenario's shopper."""
+    enters = _enters(collector)
+    if not (len(enters["agent-1"]) >= 3 and len(enters["agent-2"]) >= 3 and enters["agent-1"] & enters["agent-2"]
+            and any(p["customer_id"] == "2" for p in collector.payloads("/link"))):
+        return False
+    rows = [json.loads(line) for line in (truth.read_text().splitlines() if truth.exists() else [])[:-1]]
+    known = {row["device"] for row in rows}  # (the last line may be half written)
+    return enters["agent-1"] <= known and any(row["shopper"].startswith("scenario-2-") for row in rows)
+
+
 def test_same_seed_agents_hear_the_same_shoppers_and_play_scenarios(tmp_path: Path, mqtt_broker: Broker) -> None:
     collector = DurableCollector(mqtt_broker.host, mqtt_broker.port, "floorwalker/demo/agents/#")
     env = agent_env(mqtt_broker.port, FLOORWALKER_STATE_DIR=str(tmp_path / "var"), LOG_LEVEL="INFO")
@@ -36,12 +53,14 @@ def test_same_seed_agents_hear_the_same_shoppers_and_play_scenarios(tmp_path: Pa
                                            contract.ScenarioStep("EXIT", 1071, 50)), step_s=2.0)
         publish(mqtt_broker.host, mqtt_broker.port,
                 [(contract.scenario_topic("demo"), contract.encode_scenario(scenario))])
-        time.sleep(8)
+        deadline = time.monotonic() + 60
+        while not _heard_enough(collector, tmp_path / "agent-1.truth") and time.monotonic() < deadline:
+            time.sleep(0.1)
     finally:
         codes = [stop_agent(p) for p in procs]
         collector.close()
     assert codes == [0, 0], [(tmp_path / f"{a}.log").read_text()[-2000:] for a in ("agent-1", "agent-2")]
-    enters = {a: {p["device"] for p in collector.payloads("/enter") if p["agent"] == a} for a in ("agent-1", "agent-2")}
+    enters = _enters(collector)
     assert len(enters["agent-1"]) >= 3 and len(enters["agent-2"]) >= 3
     assert enters["agent-1"] & enters["agent-2"], "no shopper was heard by both agents"
     for p in collector.payloads("/enter"):
