@@ -208,9 +208,10 @@ class _ParquetWriter:
         self._writer = pq.ParquetWriter(out, self._schema, compression="zstd")
 
     def write(self, batch: list[tuple[Any, ...]]) -> None:
-        arrays = [self._pa.array([row[i] if row[i] is None or not is_bool else bool(row[i]) for row in batch],
+        columns = list(zip(*batch, strict=True))  # rows -> columns in C, one tuple per column
+        arrays = [self._pa.array([None if v is None else bool(v) for v in values] if is_bool else values,
                                  type=field.type)
-                  for i, (field, is_bool) in enumerate(zip(self._schema, self._bools, strict=True))]
+                  for values, field, is_bool in zip(columns, self._schema, self._bools, strict=True)]
         self._writer.write_table(self._pa.Table.from_arrays(arrays, schema=self._schema), row_group_size=len(batch))
 
     def close(self) -> None:
