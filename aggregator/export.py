@@ -79,8 +79,8 @@ DATASETS: dict[str, Dataset] = {
         Column("ts", "real", "time of the event, epoch seconds UTC"),
         Column("kind", "text", "enter, move, exit or browsing"),
         Column("visitor", "text", "the shopper id published on the customer tier"),
-        Column("x", "integer", "plan x in pixels (enter/move), else empty"),
-        Column("y", "integer", "plan y in pixels (enter/move), else empty"),
+        Column("x", "integer", "plan x in pixels (move, browsing; enter when known), empty on exit"),
+        Column("y", "integer", "plan y in pixels, as x"),
         Column("dep", "text", "department of the zone browsed (browsing), else empty"),
     ), "ts", "id", "customer-tier events as published on MQTT (customer/enter, move, exit, browsing), by id"),
 }
