@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from agent.config import default_config_dir
+from agent.cliutil import resolve_config_dir
 from aggregator.offers.coupons import CouponBook
 from aggregator.offers.inputs import BadRow, click_from_row
 from aggregator.offers.rules import EngineLimits, load_rules
@@ -21,7 +21,8 @@ MAX_REPORTED_BAD_LINES = 10
 
 
 def default_rules_file() -> Path:
-    return Path(os.environ.get("OFFERS_FILE") or default_config_dir() / "offers.toml")
+    """$OFFERS_FILE, else offers.toml of the configuration directory (never the packaged demo's unasked)."""
+    return Path(os.environ.get("OFFERS_FILE") or resolve_config_dir(None) / "offers.toml")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
