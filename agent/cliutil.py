@@ -1,4 +1,4 @@
-"""What every Floorwalker command line shares: subcommand registry, errors as one line, exit codes."""
+"""What every Floorwalker command line shares: subcommand registry, global options, errors as one line, exit codes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from agent.errors import (
     EXIT_CONFIG,
@@ -20,22 +22,94 @@ from agent.errors import (
     FloorwalkerError,
 )
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+CONFIG_DIR_ENV = "FLOORWALKER_CONFIG_DIR"
+CONFIG_DIR_NAME = "firmware-config"
+
+
+def package_version() -> str:
+    """The installed distribution's version (pyproject.toml), so --version never disagrees with pip."""
+    try:
+        return version("floorwalker")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+def log_level(raw: str) -> str:
+    """argparse type of --log-level: a level name in any case, refused with the list otherwise."""
+    level = raw.strip().upper()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"one of {', '.join(LOG_LEVELS)}, got {raw!r}")
+    return level
+
+
+def add_global_options(parser: argparse.ArgumentParser, prog: str, *, in_subcommand: bool = False) -> None:
+    """--version and --log-level, on the main parser and again on each subcommand's.
+
+    On a subcommand the default is SUPPRESS: argparse then leaves the main parser's value alone
+    unless the option is given after the subcommand, so both placements work.
+    """
+    parser.add_argument("--version", action="version", version=f"{prog} {package_version()}",
+                        help="print the version and exit")
+    parser.add_argument("--log-level", type=log_level, metavar="LEVEL",
+                        default=argparse.SUPPRESS if in_subcommand else None,
+                        help=f"{', '.join(LOG_LEVELS)} (env LOG_LEVEL; default INFO); before or after the command")
+
 
 def build_parser(prog: str, description: str, modules: Sequence[str], epilog: str = "") -> argparse.ArgumentParser:
     """A parser whose subcommands come from ``modules``, each with ``register(subparsers)``."""
     parser = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"),
-                        help="DEBUG, INFO, WARNING or ERROR (env LOG_LEVEL; default INFO)")
+    add_global_options(parser, prog)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in modules:
         importlib.import_module(name).register(sub)
+    # An alias maps to the same parser object: give each parser the options once.
+    for subparser in {id(p): p for p in sub.choices.values()}.values():
+        add_global_options(subparser, prog, in_subcommand=True)
     return parser
 
 
+def resolve_log_level(given: str | None, environ: Mapping[str, str] | None = None) -> str:
+    """--log-level, else LOG_LEVEL, else INFO; a bad LOG_LEVEL is blamed on the environment."""
+    if given:
+        return given
+    raw = (os.environ if environ is None else environ).get("LOG_LEVEL", "")
+    if not raw:
+        return "INFO"
+    try:
+        return log_level(raw)
+    except argparse.ArgumentTypeError as exc:
+        raise ConfigError("environment", "LOG_LEVEL", str(exc)) from None
+
+
+def resolve_config_dir(given: str | os.PathLike[str] | None, environ: Mapping[str, str] | None = None) -> Path:
+    """The configuration directory a command uses: --config-dir, else $FLOORWALKER_CONFIG_DIR, else ./firmware-config.
+
+    Never the demo configuration shipped beside the packages: a store technician who runs a command
+    in the wrong directory must hear so, not get the demo store's zones and secret.
+    """
+    env = os.environ if environ is None else environ
+    if given:
+        source, path = "--config-dir", Path(given)
+    elif env.get(CONFIG_DIR_ENV):
+        source, path = CONFIG_DIR_ENV, Path(env[CONFIG_DIR_ENV])
+    else:
+        path = Path.cwd() / CONFIG_DIR_NAME
+        if not path.is_dir():
+            raise ConfigError("command line", "--config-dir",
+                              f"a configuration directory; there is no ./{CONFIG_DIR_NAME} in {Path.cwd()} "
+                              f"(give --config-dir DIR or set {CONFIG_DIR_ENV})")
+        return path
+    if not path.is_dir():
+        blamed = "environment" if source == CONFIG_DIR_ENV else "command line"
+        raise ConfigError(blamed, source, f"an existing directory, {path} is not")
+    return path
+
+
 def setup_logging(level: str, filename: str | None = None) -> None:
-    """Log lines are events with fields; ``LOG_FILENAME`` adds a file, as in seed 000."""
+    """Log lines are events with fields; ``LOG_FILENAME`` adds a file, as the retail demo's services do."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     filename = filename if filename is not None else os.environ.get("LOG_FILENAME", "")
     if filename:
@@ -47,9 +121,10 @@ def setup_logging(level: str, filename: str | None = None) -> None:
 def run_main(prog: str, parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     """Parse, run the chosen command, and turn expected errors into one line and an exit code."""
     args = parser.parse_args(argv)
-    setup_logging(args.log_level)
     func: Callable[[argparse.Namespace], int | None] = args.func
     try:
+        args.log_level = resolve_log_level(args.log_level)
+        setup_logging(args.log_level)
         return int(func(args) or 0)
     except ConfigError as exc:
         print(f"{prog}: configuration error: {exc}", file=sys.stderr)

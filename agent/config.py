@@ -200,6 +200,9 @@ def load_store(path: str | os.PathLike[str]) -> StoreConfig:
     # Read the key even when the environment overrides it, so it is not refused as an unknown key.
     file_secret = store.text("secret", "" if env_secret else _MISSING, non_empty=not env_secret)
     secret = env_secret or file_secret
+    if env_secret and len(env_secret) < 16:
+        raise ConfigError("environment", "FLOORWALKER_STORE_SECRET", "at least 16 characters (it keys the device-id "
+                          f"hash and overrides {path.name}'s secret), got {len(env_secret)}")
     if len(secret) < 16:
         raise store.error("secret", "at least 16 characters (it keys the device-id hash)")
     plan_base = Plan(

@@ -14,11 +14,12 @@ COMMAND_MODULES: tuple[str, ...] = (
     "aggregator.commands.import_events",
     "aggregator.commands.generate",
     "aggregator.commands.offers",
+    "aggregator.commands.export",
 )
 
 DESCRIPTION = """\
 Floorwalker aggregator: subscribes to the agents' reports, fuses and stores them in SQLite,
-detects offers, publishes seed-000 customer events, and serves the live map and HTTP API.
+detects offers, publishes customer events the retail demo understands, and serves the live map and HTTP API.
 
 Commands that touch the database take --db (env FLOORWALKER_DB, default ./floorwalker.db)."""
 

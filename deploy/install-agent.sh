@@ -13,6 +13,9 @@
 #   --root DIR     install into DIR instead of /: no useradd, no systemctl, files only
 #   --no-venv      skip the virtual environment (/opt/floorwalker/venv) step
 #   --python PY    the Python (3.11+) to build the virtual environment with (default python3)
+#   --system-site-packages
+#                  let the virtual environment see Debian's Python packages (apt-get install python3-lgpio:
+#                  the GPIO library for Python versions and 32-bit systems PyPI has no lgpio wheel for)
 #   --no-enable    install the units without enabling them
 #   --start        (re)start the enabled agents now
 #   --uninstall    remove units and, if the aggregator is not installed here, /opt/floorwalker;
@@ -26,7 +29,24 @@ PROG_ROLE=agent
 
 AGENTS=()
 CA_FILE=""
+SYSTEM_SITE=0
 UNIT=floorwalker-agent@.service
+
+# gpiozero drives a Pi 4 and a Pi 5 through lgpio. Without it gpiozero falls back to its experimental
+# native pins on a Pi 4 and finds no GPIO at all on a Pi 5, so say so at install time, with the fixes.
+check_gpio_library() {
+    local py="$ROOT$VENV/bin/python" shown="$VENV/bin/python"
+    if [ ! -x "$py" ]; then py="$PYTHON"; shown="$PYTHON"; fi
+    if "$py" -c 'import lgpio' >/dev/null 2>&1; then
+        say "lgpio: importable by $shown (gpiozero's pin library on a Pi 4 and 5)"
+        return
+    fi
+    say "warning: lgpio is not importable by $shown: on a Pi 4 gpiozero would fall back to its experimental" \
+        "native pins, on a Pi 5 it finds no GPIO (ignore this on a machine without GPIO). Either:"
+    say "  apt-get install python3-lgpio, then run this script again with --system-site-packages; or"
+    say "  $VENV/bin/pip install 'lgpio>=0.2.2' (a wheel for 64-bit Pi OS with Python 3.10-3.12;" \
+        "elsewhere apt-get install swig liblgpio-dev first, it builds from source)"
+}
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 
@@ -34,6 +54,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --agent) [ -n "${2:-}" ] || die "--agent needs an agent id"; AGENTS+=("$2"); shift 2; continue ;;
         --ca) [ -n "${2:-}" ] || die "--ca needs a file"; CA_FILE="$2"; shift 2; continue ;;
+        --system-site-packages) SYSTEM_SITE=1; shift; continue ;;
         -h|--help) usage; exit 0 ;;
     esac
     common_option "$@"
@@ -69,6 +90,12 @@ say "step 2/6: directories"
 ensure_state_dir
 say "step 3/6: virtual environment"
 install_venv "[agent]"
+if [ "$SYSTEM_SITE" = 1 ]; then
+    [ -f "$ROOT$VENV/pyvenv.cfg" ] || die "--system-site-packages: no virtual environment at $VENV (drop --no-venv)"
+    sed -i 's/^include-system-site-packages = .*/include-system-site-packages = true/' "$ROOT$VENV/pyvenv.cfg"
+    say "$VENV: sees Debian's Python packages (--system-site-packages)"
+fi
+check_gpio_library
 say "step 4/6: configuration in $ETC"
 install_store_config
 install_config "$DEPLOY/env/agent.env" "$ETC/agent.env" 640

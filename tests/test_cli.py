@@ -1,10 +1,15 @@
-"""The command lines: --help helps, every command is documented, bad files give one line and 78."""
+"""The command lines: --help helps, every command is documented (docs/CLI.md), --version and global options
+everywhere, bad files and a missing configuration directory give one line and 78."""
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+import json
+import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -23,13 +28,13 @@ def _run(module: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize(("prog", "module"), sorted(CLIS.items()))
-def test_every_subcommand_has_help_and_is_in_the_readme(prog: str, module: str) -> None:
-    readme = (REPO / "README.md").read_text()
+def test_every_subcommand_has_help_and_is_in_the_command_reference(prog: str, module: str) -> None:
+    reference = (REPO / "docs/CLI.md").read_text()
     for name in _commands(module):
         result = _run(module, name, "--help")
         assert result.returncode == 0, result.stderr
         assert len(result.stdout) > 200, f"{prog} {name} --help says too little"
-        assert f"{prog} {name}" in readme, f"`{prog} {name}` is not documented in README.md"
+        assert f"`{prog} {name}" in reference, f"`{prog} {name}` is not documented in docs/CLI.md"
 
 
 def test_launcher_help() -> None:
@@ -50,3 +55,120 @@ def test_check_prints_summary() -> None:
     result = _run("aggregator.cli", "check")
     assert result.returncode == 0, result.stderr
     assert '"agents": ["agent-1", "agent-2", "agent-3", "agent-4"]' in result.stdout
+
+
+# ----------------------------------------------------------------------------- global options
+
+
+ALL_PROGS = {**CLIS, "floorwalker": "aggregator.launcher"}
+
+
+@pytest.mark.parametrize(("prog", "module"), sorted(ALL_PROGS.items()))
+def test_version_on_every_command(prog: str, module: str) -> None:
+    expected = f"{prog} {importlib.metadata.version('floorwalker')}"
+    assert _run(module, "--version").stdout.strip() == expected
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert expected.endswith(" " + pyproject["project"]["version"])
+
+
+@pytest.mark.parametrize(("prog", "module"), sorted(CLIS.items()))
+def test_global_options_before_or_after_every_subcommand(prog: str, module: str) -> None:
+    parser = importlib.import_module(module).build_parser(prog, "", importlib.import_module(module).COMMAND_MODULES)
+    required = {"floorwalker-aggregator offers": ["--replay", "x"], "floorwalker-aggregator import": ["f"],
+                "floorwalker-aggregator export": ["--what", "visits", "--out", "x.csv"],
+                "floorwalker-agent locate": ["--receivers", "r", "--readings", "s"],
+                "floorwalker-agent replay": ["--config", "x", "f"],
+                "floorwalker-agent calibrate": ["--config", "x", "--mac", "m"]}
+    for name in _commands(module):
+        command = "import" if name == "import_events" else name
+        rest = required.get(f"{prog} {command}", ["--config", "x"] if prog == "floorwalker-agent" else [])
+        before = parser.parse_args(["--log-level", "debug", command, *rest])
+        after = parser.parse_args([command, *rest, "--log-level", "Warning"])
+        neither = parser.parse_args([command, *rest])
+        assert (before.log_level, after.log_level, neither.log_level) == ("DEBUG", "WARNING", None), name
+        with pytest.raises(SystemExit) as version:
+            parser.parse_args([command, *rest, "--version"])
+        assert version.value.code == 0
+
+
+def test_log_level_after_the_subcommand_takes_effect(tmp_path: Path) -> None:
+    """The level reaches logging: recompute logs the configuration directory it used at INFO, not at WARNING."""
+    db = tmp_path / "f.db"
+    quiet = _run("aggregator.cli", "recompute", "--db", str(db), "--log-level", "WARNING")
+    loud = _run("aggregator.cli", "recompute", "--db", str(db), "--log-level", "INFO")
+    assert quiet.returncode == 0 and loud.returncode == 0, quiet.stderr + loud.stderr
+    assert "event=config" not in quiet.stderr
+    assert f"event=config config_dir={REPO / 'firmware-config'}" in loud.stderr
+
+
+@pytest.mark.parametrize("module", ["aggregator.cli", "agent.cli"])
+def test_bad_log_level_is_refused_in_either_place(module: str) -> None:
+    for args in (["--log-level", "LOUD", "check"], ["check", "--log-level", "LOUD"]):
+        result = _run(module, *args)
+        assert result.returncode == 2
+        assert "--log-level: one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got 'LOUD'" in result.stderr
+
+
+def test_bad_log_level_in_the_environment_is_blamed_on_it() -> None:
+    result = subprocess.run([sys.executable, "-m", "aggregator.cli", "check"], capture_output=True, text=True,
+                            timeout=60, cwd=REPO, env={**os.environ, "LOG_LEVEL": "LOUD"})
+    assert result.returncode == 78
+    assert "configuration error: environment: LOG_LEVEL: one of DEBUG" in result.stderr
+
+
+def test_launcher_refuses_a_bad_log_level() -> None:
+    result = _run("aggregator.launcher", "--log-level", "LOUD")
+    assert result.returncode == 2 and "--log-level: one of DEBUG" in result.stderr
+    assert "--host" in _run("aggregator.launcher", "--help").stdout
+
+
+# ----------------------------------------------------------------------------- the configuration directory
+
+
+def _in(cwd: Path, module: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in ("FLOORWALKER_CONFIG_DIR", "FLOORWALKER_STORE_SECRET")}
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=60,
+                          cwd=cwd, env={**clean, "PYTHONPATH": str(REPO), **env})
+
+
+def test_check_in_an_empty_directory_fails_instead_of_checking_the_demo(tmp_path: Path) -> None:
+    result = _in(tmp_path, "aggregator.cli", "check")
+    assert result.returncode == 78
+    assert result.stderr.count("\n") == 1
+    assert f"--config-dir: a configuration directory; there is no ./firmware-config in {tmp_path}" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["generate", "recompute", "import"])
+def test_data_commands_in_an_empty_directory_fail_too(tmp_path: Path, command: str) -> None:
+    args = ["-"] if command == "import" else []
+    result = _in(tmp_path, "aggregator.cli", command, "--db", str(tmp_path / "f.db"), *args)
+    assert result.returncode == 78 and "there is no ./firmware-config" in result.stderr
+    assert not (tmp_path / "f.db").exists()
+
+
+def test_config_dir_is_named_and_a_missing_one_is_blamed_on_its_source(tmp_path: Path, config_dir: Path) -> None:
+    result = _in(tmp_path, "aggregator.cli", "check", "--config-dir", str(config_dir))
+    assert result.returncode == 0 and json.loads(result.stdout)["config_dir"] == str(config_dir.resolve())
+    result = _in(tmp_path, "aggregator.cli", "check", FLOORWALKER_CONFIG_DIR=str(config_dir))
+    assert json.loads(result.stdout)["config_dir"] == str(config_dir.resolve())
+    result = _in(tmp_path, "aggregator.cli", "check", "--config-dir", str(tmp_path / "nope"))
+    assert result.returncode == 78 and f"command line: --config-dir: an existing directory, {tmp_path / 'nope'}" \
+        in result.stderr
+    result = _in(tmp_path, "aggregator.cli", "check", FLOORWALKER_CONFIG_DIR=str(tmp_path / "nope"))
+    assert result.returncode == 78 and "environment: FLOORWALKER_CONFIG_DIR: an existing directory" in result.stderr
+
+
+def test_short_store_secret_in_the_environment_is_blamed_on_the_environment(tmp_path: Path) -> None:
+    result = _in(tmp_path, "aggregator.cli", "check", "--config-dir", str(REPO / "firmware-config"),
+                 FLOORWALKER_STORE_SECRET="short")
+    assert result.returncode == 78
+    assert "environment: FLOORWALKER_STORE_SECRET: at least 16 characters" in result.stderr
+    assert "store.toml" not in result.stderr.split("(")[0]
+
+
+def test_import_needs_no_format_option(tmp_path: Path) -> None:
+    sightings = tmp_path / "s.csv"
+    sightings.write_text("ts,device,zone\n1796284806,phone-1,Sport\n1796284866,phone-1,Sport\n")
+    result = _run("aggregator.cli", "import", "--db", str(tmp_path / "f.db"), str(sightings))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["bad"] == 0

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sqlite3
 from pathlib import Path
 
-from agent.config import StoreConfig, default_config_dir, load_store
+from agent.cliutil import resolve_config_dir
+from agent.config import StoreConfig, load_store
 from agent.errors import FloorwalkerError
 from aggregator.analytics.definitions import AnalyticsParams, zone_gap_from_env
 from aggregator.analytics.progress import Progress
 from aggregator.analytics.rollup import Rollup
 from aggregator.analytics.schema import connect, ensure_core_tables
+
+log = logging.getLogger(__name__)
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
@@ -27,7 +31,9 @@ def add_common(p: argparse.ArgumentParser) -> None:
 
 
 def load(args: argparse.Namespace) -> tuple[StoreConfig, AnalyticsParams]:
-    store = load_store(Path(args.config_dir or default_config_dir()) / "store.toml")
+    args.config_dir = resolve_config_dir(args.config_dir)
+    log.info("event=config config_dir=%s", Path(args.config_dir).resolve())
+    store = load_store(Path(args.config_dir) / "store.toml")
     gap_s = args.zone_gap_min * 60 if args.zone_gap_min else zone_gap_from_env()
     return store, AnalyticsParams(timezone=store.timezone, zone_gap_s=gap_s)
 

@@ -13,4 +13,5 @@ ROUTE_MODULES: tuple[str, ...] = (
     "aggregator.api.stats",
     "aggregator.api.offers",
     "aggregator.api.pages",
+    "aggregator.api.rows",
 )

@@ -37,6 +37,7 @@ MAX_OFFSET = 10_000_000
 HEALTHY_LAG_S = 5.0
 _ID_MAX = 128
 EVENT_KINDS = ("enter", "move", "exit", "browsing")
+ORDERS = ("asc", "desc")
 
 
 def bad_request(param: str, message: str) -> web.HTTPBadRequest:
@@ -72,6 +73,30 @@ def float_param(request: web.Request, name: str) -> float | None:
     if not math.isfinite(value) or abs(value) > 1e11:
         raise bad_request(name, f"{name} must be a finite number of epoch seconds")
     return value
+
+
+def order_param(request: web.Request, default: str) -> str:
+    """``order=asc`` (oldest first) or ``desc`` (newest first)."""
+    order = request.query.get("order", default)
+    if order not in ORDERS:
+        raise bad_request("order", f"order must be asc (oldest first) or desc (newest first), got {order[:20]!r}")
+    return order
+
+
+def time_window(request: web.Request, column: str) -> tuple[list[str], list[Any]]:
+    """``since`` (inclusive) and ``until`` (exclusive), epoch seconds, as SQL conditions on ``column``."""
+    since, until = float_param(request, "since"), float_param(request, "until")
+    if since is not None and until is not None and since >= until:
+        raise bad_request("until", f"until ({until:g}) must be after since ({since:g})")
+    where: list[str] = []
+    params: list[Any] = []
+    if since is not None:
+        where.append(f"{column} >= ?")
+        params.append(since)
+    if until is not None:
+        where.append(f"{column} < ?")
+        params.append(until)
+    return where, params
 
 
 def page(request: web.Request) -> tuple[int, int]:
@@ -238,7 +263,8 @@ async def agents(request: web.Request) -> web.Response:
 
 @routes.get("/api/events")
 async def events(request: web.Request) -> web.Response:
-    """Customer-tier events published, newest first; ``after_id`` gives everything newer (cursor)."""
+    """Customer-tier events published, newest first (``order=asc``: oldest first), with the total for the
+    filter; ``after_id`` gives everything newer, oldest first (a cursor); ``since``/``until`` a time window."""
     limit, offset = page(request)
     kind = request.query.get("kind", "")
     if kind and kind not in EVENT_KINDS:
@@ -247,22 +273,22 @@ async def events(request: web.Request) -> web.Response:
     if len(visitor) > _ID_MAX:
         raise bad_request("visitor", f"visitor must be at most {_ID_MAX} characters")
     after_id = int_param(request, "after_id", 0, 0, 2**62)
-    since = float_param(request, "since")
-    where, params = ["id > ?"], [after_id]
+    order = order_param(request, "asc" if after_id else "desc")
+    where, params = time_window(request, "ts")
+    where.insert(0, "id > ?")
+    params.insert(0, after_id)
     if kind:
         where.append("kind = ?")
         params.append(kind)
     if visitor:
         where.append("visitor = ?")
         params.append(visitor)
-    if since is not None:
-        where.append("ts >= ?")
-        params.append(since)
-    order = "ASC" if after_id else "DESC"
+    clause = " AND ".join(where)
     rows = await query(request, f"SELECT id, ts, kind, visitor, x, y, dep FROM customer_events WHERE "
-                                f"{' AND '.join(where)} ORDER BY id {order} LIMIT ? OFFSET ?",
+                                f"{clause} ORDER BY id {order.upper()} LIMIT ? OFFSET ?",
                        (*params, limit, offset))
-    return web.json_response({"items": rows, "limit": limit, "offset": offset,
+    total = (await query(request, f"SELECT COUNT(*) AS n FROM customer_events WHERE {clause}", tuple(params)))[0]["n"]
+    return web.json_response({"items": rows, "total": total, "limit": limit, "offset": offset,
                               "next_after_id": max((r["id"] for r in rows), default=after_id)})
 
 

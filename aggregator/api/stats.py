@@ -30,6 +30,7 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 DASHBOARD_FILES = {"dashboard.js": "application/javascript", "dashboard.css": "text/css"}
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MAX_PAGE = 1000
+CSV_PAGE = 5000  # visitors per read when streaming the whole day as CSV
 
 routes = web.RouteTableDef()
 
@@ -70,15 +71,37 @@ def _today(request: web.Request) -> date:
     return datetime.now(ZoneInfo(request.app[ANALYTICS].params.timezone)).date()
 
 
-def _csv(rows: list[dict[str, Any]], name: str) -> web.Response:
+def _csv_text(rows: list[dict[str, Any]], *, header: bool = True) -> str:
     out = io.StringIO()
     if rows:
         writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
+        if header:
+            writer.writeheader()
         for row in rows:
             writer.writerow({k: ";".join(v) if isinstance(v, list) else ("" if v is None else v)
                              for k, v in row.items()})
-    return web.Response(text=out.getvalue(), content_type="text/csv",
+    return out.getvalue()
+
+
+async def _visitors_csv_stream(request: web.Request, day: date) -> web.StreamResponse:
+    """Every visitor of the day as CSV, no row limit, written a page at a time (memory bounded by a page)."""
+    resp = web.StreamResponse(headers={"Content-Type": "text/csv; charset=utf-8",
+                                       "Content-Disposition": f'attachment; filename="visitors-{day}.csv"'})
+    await resp.prepare(request)
+    offset = 0
+    while True:
+        total, rows = await request.app[ANALYTICS].read(
+            lambda conn, d, o=offset: queries.visitors(conn, d, limit=CSV_PAGE, offset=o), day)
+        await resp.write(_csv_text(rows, header=offset == 0).encode("utf-8"))
+        offset += len(rows)
+        if not rows or offset >= total:
+            break
+    await resp.write_eof()
+    return resp
+
+
+def _csv(rows: list[dict[str, Any]], name: str) -> web.Response:
+    return web.Response(text=_csv_text(rows), content_type="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
 
 
@@ -131,6 +154,8 @@ async def stats_loyalty(request: web.Request) -> web.Response:
 async def stats_visitors(request: web.Request) -> web.Response:
     fmt = _format(request)
     day = _date(request, "date", _today(request))
+    if fmt == "csv" and "limit" not in request.query and "offset" not in request.query:
+        return await _visitors_csv_stream(request, day)  # the dashboard's download: every visitor
     limit = int_param(request, "limit", 100, 1, MAX_PAGE)
     offset = int_param(request, "offset", 0, 0, 10**9)
     total, rows = await request.app[ANALYTICS].read(
@@ -211,7 +236,8 @@ OPENAPI_PATHS: dict[str, Any] = {
     "/api/stats/hourly": _op("per local hour: visitors, door in/out, occupancy (door count), people (estimate: "
                              "mean linked identities present)", [_DATE_P, _FORMAT_P]),
     "/api/stats/visitors": _op("that day's visitors: favourite zone, zones entered more than once (paged)", [
-        _DATE_P, _param("limit", "page size 1-1000 (default 100)", {"type": "integer", "minimum": 1, "maximum": 1000}),
+        _DATE_P, _param("limit", "page size 1-1000 (default 100; CSV without limit and offset: every visitor)",
+                        {"type": "integer", "minimum": 1, "maximum": 1000}),
         _param("offset", "rows to skip (default 0)", {"type": "integer", "minimum": 0}), _FORMAT_P]),
     "/api/stats/dwell": _op("visits by duration bucket", [_DATE_P, _FORMAT_P]),
     "/api/stats/loyalty": _op("first-time, returning within 7 days, occasional visitors, passers-by",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from agent.config import default_config_dir, load_deployment
+from agent.cliutil import resolve_config_dir
+from agent.config import load_deployment
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,13 +14,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Load firmware-config/store.toml and every devices/*.toml, checking "
                                    "each field and that agent ids are unique. Exits 78 on the first error.")
     p.add_argument("--config-dir", default=None, metavar="DIR",
-                   help="configuration directory (env FLOORWALKER_CONFIG_DIR, default ./firmware-config)")
+                   help="configuration directory (env FLOORWALKER_CONFIG_DIR, default ./firmware-config; "
+                        "an error if none of these exists)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    devices = load_deployment(args.config_dir or default_config_dir())
+    config_dir = resolve_config_dir(args.config_dir)
+    devices = load_deployment(config_dir)
     store = devices[0].store
-    print(json.dumps({"store": store.id, "zones": [z.name for z in store.plan.zones],
-                      "agents": [d.agent_id for d in devices]}))
+    print(json.dumps({"config_dir": str(config_dir.resolve()), "store": store.id,
+                      "zones": [z.name for z in store.plan.zones], "agents": [d.agent_id for d in devices]}))
     return 0

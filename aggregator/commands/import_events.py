@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "the good ones are still imported. A device's rows form one visit until it is unseen for "
                     "--visit-gap-min. The statistics are brought up to date afterwards.")
     add_common(p)
-    p.add_argument("--format", choices=["csv"], required=True, help="file format (only csv for now)")
+    p.add_argument("--format", choices=["csv"], default="csv", help="file format (csv, the default and only one)")
     p.add_argument("--visit-gap-min", type=float, default=DEFAULT_VISIT_GAP_S / 60, metavar="MIN",
                    help=f"unseen this long ends a visit (default {DEFAULT_VISIT_GAP_S / 60:g})")
     p.add_argument("file", metavar="FILE", help="the CSV file ('-' reads standard input)")

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from agent.config import default_config_dir
+from agent.cliutil import resolve_config_dir
 from aggregator.offers.coupons import CouponBook
 from aggregator.offers.inputs import BadRow, click_from_row
 from aggregator.offers.rules import EngineLimits, load_rules
@@ -21,31 +21,36 @@ MAX_REPORTED_BAD_LINES = 10
 
 
 def default_rules_file() -> Path:
-    return Path(os.environ.get("OFFERS_FILE") or default_config_dir() / "offers.toml")
+    """$OFFERS_FILE, else offers.toml of the configuration directory (never the packaged demo's unasked)."""
+    return Path(os.environ.get("OFFERS_FILE") or resolve_config_dir(None) / "offers.toml")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "offers", help="replay a click stream (seed 001's enriched-click-data rows) through the offer rules",
+        "offers", help="replay a click stream (the retail demo's enriched-click-data rows) through the offer rules",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Read one JSON row per line (timestamp in nanoseconds, userId, productId, category, gender, "
-                    "age — the rows of seed 001's enriched-click-data stream), run them through the offer rules "
-                    "and print one JSON line per offer fired: {\"user\", \"offer\", \"ts\", \"rule\"} (ts as in "
-                    "the row, nanoseconds). With --log, also the state transitions in seed 001's log format.\n\n"
-                    "By default the replay follows seed 001 exactly: rows in file order, nobody forgotten for "
-                    "idleness, no late rows rejected. --idle-s and --late-s apply the live server's policy.\n"
+                    "age — the rows of the retail demo's enriched-click-data stream), run them through the offer "
+                    "rules and print one JSON line per offer fired: {\"user\", \"offer\", \"ts\", \"rule\"} (ts "
+                    "as in the row, nanoseconds). With --log, also the state transitions in the log format of the "
+                    "retail demo's event detection.\n\n"
+                    "By default the replay follows the retail demo's event detection exactly: rows in file order, "
+                    "nobody forgotten for idleness, no late rows rejected. --idle-s and --late-s apply the live "
+                    "server's policy.\n"
                     "Example: floorwalker-aggregator offers --replay clicks.jsonl --log")
     p.add_argument("--rules", type=Path, default=None, metavar="FILE",
                    help="offer rules file (default: env OFFERS_FILE or firmware-config/offers.toml)")
     p.add_argument("--replay", required=True, metavar="EVENTS.jsonl",
                    help="the click rows, one JSON object per line ('-' reads standard input)")
-    p.add_argument("--log", action="store_true", help="also print every state transition, as seed 001 logs them")
+    p.add_argument("--log", action="store_true",
+                   help="also print every state transition, as the retail demo's event detection logs them")
     p.add_argument("--idle-s", type=float, default=0.0,
-                   help="forget shoppers idle this long in event time (default 0: never, as seed 001)")
+                   help="forget shoppers idle this long in event time (default 0: never, as the retail demo)")
     p.add_argument("--late-s", type=float, default=None,
                    help="reject rows older than the shopper's last row by more than this (default: none rejected)")
     p.add_argument("--coupons", type=Path, default=None, metavar="FILE",
-                   help="seed-000 coupons file; when given each offer line also names the coupon id")
+                   help="coupons file in the retail demo's format; when given each offer line also names the "
+                        "coupon id")
     p.set_defaults(func=run)
 
 

@@ -9,7 +9,7 @@ import sys
 
 from aiohttp import web
 
-from agent.cliutil import setup_logging
+from agent.cliutil import resolve_config_dir, setup_logging
 from aggregator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 HELP = """\
 Start the aggregator: subscribe to every agent of the store on the MQTT broker, validate and
 deduplicate their reports, fuse them into one position per shopper, store everything in SQLite,
-publish seed-000 customer events, and serve the live map, HTTP API and WebSockets.
+publish the retail demo's customer events, and serve the live map, HTTP API and WebSockets.
 
 Broker: MQTT_HOST / MQTT_PORT (default localhost:1883), MQTT_USERNAME / MQTT_PASSWORD,
 MQTT_BROKER_CERT_FILE (a CA file turns on TLS), MQTT_CLIENT_ID (default floorwalker-aggregator;
@@ -38,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--db", default=None, metavar="PATH",
                    help="SQLite database file (env FLOORWALKER_DB; default ./floorwalker.db)")
     p.add_argument("--config-dir", default=None, metavar="DIR",
-                   help="configuration directory (env FLOORWALKER_CONFIG_DIR, default ./firmware-config)")
+                   help="configuration directory (env FLOORWALKER_CONFIG_DIR, default ./firmware-config; "
+                        "an error if none of these exists)")
     p.set_defaults(func=run)
 
 
@@ -48,15 +49,15 @@ def run(args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else (int(os.environ["PORT"]) if os.environ.get("PORT", "").isdigit()
                                                      else 8000)
     settings = Settings.from_env(http_port=port, http_host=args.host or os.environ.get("FLOORWALKER_HOST") or None,
-                                 db_path=args.db, config_dir=args.config_dir)
+                                 db_path=args.db, config_dir=resolve_config_dir(args.config_dir))
     setup_logging(args.log_level or settings.log_level, settings.log_filename or None)
     app = create_app(settings)
     # Three threads share the GIL (event loop, paho, SQLite writer). A 1 ms switch interval instead
     # of 5 ms keeps a commit or a burst of MQTT reads from holding the loop back for long: it cuts
     # the publish -> WebSocket tail latency at a small cost in throughput.
     sys.setswitchinterval(0.001)
-    log.info("event=serve host=%s port=%d db=%s broker=%s:%d", settings.http_host, settings.http_port,
-             settings.db_path, settings.mqtt.host, settings.mqtt.port)
+    log.info("event=serve host=%s port=%d db=%s config_dir=%s broker=%s:%d", settings.http_host, settings.http_port,
+             settings.db_path, settings.config_dir.resolve(), settings.mqtt.host, settings.mqtt.port)
     web.run_app(app, host=settings.http_host, port=settings.http_port, print=None, access_log=None,
                 shutdown_timeout=5.0)
     return 0

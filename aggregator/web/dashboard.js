@@ -242,7 +242,6 @@ async function loadAll() {
 
 async function downloadCsv(endpoint) {
   const params = endpoint === "daily" ? rangeParams() : { date: state.day };
-  if (endpoint === "visitors") Object.assign(params, { limit: 1000, offset: 0 });
   try {
     const blob = await api(endpoint, params, "csv");
     const link = el("a", { href: URL.createObjectURL(blob), download: `${endpoint}-${state.day}.csv` });

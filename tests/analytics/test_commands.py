@@ -68,9 +68,10 @@ def test_import_lists_bad_lines_and_keeps_good_ones(tmp_path: Path) -> None:
     assert _daily(db)[0][:2] == ("2026-03-11", 2)
 
 
-def test_import_needs_a_format(tmp_path: Path) -> None:
-    result = _run("import", str(tmp_path / "x.csv"))
-    assert result.returncode == 2 and "--format" in result.stderr
+def test_import_refuses_a_format_it_cannot_read(tmp_path: Path) -> None:
+    # csv is the default and only format (tests/test_cli.py imports without --format)
+    result = _run("import", "--format", "xlsx", str(tmp_path / "x.csv"))
+    assert result.returncode == 2 and "--format: invalid choice: 'xlsx'" in result.stderr
 
 
 def test_recompute_refuses_to_drop_days_whose_raw_rows_were_trimmed(tmp_path: Path) -> None:
