@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up and run Floorwalker's whole test suite on a fresh machine (the README's second command).
 #   bash tests/run.sh [pytest args...]
-# Installs what the tests need: Debian's mosquitto, chromium and openssl when missing (as root, or
+# Installs what the tests need: Debian's mosquitto, chromium, openssl and a Java runtime when missing (as root, or
 # with sudo), a virtual environment .venv with the project and its test extras; then runs pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +12,7 @@ command -v mosquitto_sub >/dev/null 2>&1 || missing+=(mosquitto-clients)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)  # PyFlink (the chain extra) runs on it
 if [ ${#missing[@]} -gt 0 ]; then
     echo "tests/run.sh: installing Debian packages: ${missing[*]}"
     SUDO=""
@@ -30,6 +31,6 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]'
+.venv/bin/python -m pip install -q -e '.[test,chain]'
 
 exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,73 @@
+"""Run the chain SQL with PyFlink: the local mini-cluster by default, or submitted with ``flink run``.
+
+PyFlink is imported only here and only when a job runs: the ``chain`` extra is big (about 850 MB
+with its jars, and a Java runtime), and nothing else in Floorwalker needs it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.errors import FloorwalkerError
+from aggregator.chain import sqlfiles
+
+log = logging.getLogger(__name__)
+
+
+class FlinkUnavailable(FloorwalkerError, RuntimeError):
+    """PyFlink (the ``chain`` extra) or Java is missing."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    seconds: float
+    statements: int
+
+
+def _table_environment(streaming: bool, parallelism: int, timezone: str):  # -> pyflink TableEnvironment
+    try:
+        from pyflink.table import EnvironmentSettings, TableEnvironment
+    except ImportError:
+        raise FlinkUnavailable("PyFlink is not installed: pip install 'floorwalker[chain]' (and a Java 17 "
+                               "runtime, e.g. Debian's openjdk-17-jre-headless)") from None
+    settings = EnvironmentSettings.in_streaming_mode() if streaming else EnvironmentSettings.in_batch_mode()
+    env = TableEnvironment.create(settings)
+    config = env.get_config()
+    config.set("parallelism.default", str(parallelism))
+    # Local days and hours of the stores: streaming windows cut days at this zone's midnight.
+    config.set("table.local-time-zone", timezone)
+    return env
+
+
+def run_sql(statements: list[str], *, streaming: bool = False, parallelism: int = 1,
+            timezone: str = "UTC", wait: bool = True) -> JobResult:
+    """Run DDL at once and every INSERT together as one job (a statement set); wait for a batch job."""
+    started = time.perf_counter()
+    env = _table_environment(streaming, parallelism, timezone)
+    inserts = env.create_statement_set()
+    n_inserts = 0
+    for stmt in statements:
+        if stmt.lstrip().upper().startswith("INSERT"):
+            inserts.add_insert_sql(stmt)
+            n_inserts += 1
+        else:
+            env.execute_sql(stmt)
+    if n_inserts:
+        result = inserts.execute()
+        if wait:
+            result.wait()
+    seconds = time.perf_counter() - started
+    log.info("event=chain-job mode=%s statements=%d seconds=%.1f", "stream" if streaming else "batch",
+             len(statements), seconds)
+    return JobResult(seconds, len(statements))
+
+
+def batch(chain_dir: Path, out_dir: Path, first_date: str, last_date: str, *, sql_dir: Path = sqlfiles.SQL_DIR,
+          parallelism: int = 1, timezone: str = "UTC") -> JobResult:
+    """Recompute ``first_date..last_date`` (local days) from every shipped file into ``out_dir``."""
+    values = {"CHAIN_DIR": str(chain_dir.resolve()), "OUT_DIR": str(out_dir.resolve()),
+              "FIRST_DATE": first_date, "LAST_DATE": last_date}
+    return run_sql(sqlfiles.load(sql_dir, values), parallelism=parallelism, timezone=timezone)

@@ -1,0 +1,80 @@
+-- The chain directory's two tables and the report range. The only file with placeholders:
+-- floorwalker-chain fills ${CHAIN_DIR}, ${OUT_DIR}, ${FIRST_DATE} and ${LAST_DATE}; for the Flink SQL
+-- client, fill them with envsubst (docs/CHAIN.md). Every other file runs unchanged.
+
+CREATE TABLE visits (
+    visit STRING,
+    person STRING,
+    customer BOOLEAN,
+    start_ms BIGINT,
+    end_ms BIGINT,
+    duration_s DOUBLE,
+    passerby BOOLEAN,
+    seq BIGINT,
+    `store` STRING,
+    `date` STRING,
+    `hour` INT,
+    end_time AS TO_TIMESTAMP_LTZ(end_ms, 3),
+    -- Stores ship every minute but may be offline for hours: 7 h lets a store 6 h late still count.
+    WATERMARK FOR end_time AS end_time - INTERVAL '7' HOUR
+) PARTITIONED BY (`store`, `date`, `hour`) WITH (
+    'connector' = 'filesystem',
+    'path' = '${CHAIN_DIR}/visits',
+    'format' = 'json'
+);
+
+CREATE TABLE zone_visits (
+    visit STRING,
+    person STRING,
+    zone STRING,
+    first_ms BIGINT,
+    last_ms BIGINT,
+    sightings INT,
+    `store` STRING,
+    `date` STRING,
+    `hour` INT,
+    last_time AS TO_TIMESTAMP_LTZ(last_ms, 3),
+    WATERMARK FOR last_time AS last_time - INTERVAL '7' HOUR
+) PARTITIONED BY (`store`, `date`, `hour`) WITH (
+    'connector' = 'filesystem',
+    'path' = '${CHAIN_DIR}/zone_visits',
+    'format' = 'json'
+);
+
+-- Figures are reported for FIRST_DATE..LAST_DATE; history before FIRST_DATE is read too, because
+-- "new" and "returning" depend on earlier visits.
+CREATE TEMPORARY VIEW report_range AS SELECT '${FIRST_DATE}' AS first_date, '${LAST_DATE}' AS last_date;
+
+CREATE TABLE chain_daily (
+    `store` STRING,
+    `date` STRING,
+    visitors BIGINT,
+    new_visitors BIGINT,
+    returning_visitors BIGINT,
+    occasional_visitors BIGINT,
+    busiest_hour INT,
+    busiest_hour_visitors BIGINT,
+    passersby BIGINT,
+    visits BIGINT,
+    dwell_lt_5m BIGINT,
+    dwell_5_20m BIGINT,
+    dwell_20_60m BIGINT,
+    dwell_1_6h BIGINT,
+    dwell_6h_plus BIGINT
+) WITH (
+    'connector' = 'filesystem',
+    'path' = '${OUT_DIR}/daily',
+    'format' = 'json'
+);
+
+CREATE TABLE chain_zones (
+    `store` STRING,
+    `date` STRING,
+    zone STRING,
+    visitors BIGINT,
+    `rank` BIGINT
+) WITH (
+    'connector' = 'filesystem',
+    'path' = '${OUT_DIR}/zones',
+    'format' = 'json'
+);
