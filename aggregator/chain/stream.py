@@ -1,6 +1,6 @@
-"""placeholder"""
+"""placeholder: replaced below"""
 import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    pass
+    """Streaming mode is registered by aggregator.chain.streaming once it lands."""
