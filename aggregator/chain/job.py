@@ -43,10 +43,13 @@ def _table_environment(streaming: bool, parallelism: int, timezone: str):  # -> 
 
 
 def run_sql(statements: list[str], *, streaming: bool = False, parallelism: int = 1,
-            timezone: str = "UTC", wait: bool = True) -> JobResult:
-    """Run DDL at once and every INSERT together as one job (a statement set); wait for a batch job."""
+            timezone: str = "UTC", wait: bool = True, checkpoint_s: float = 10.0) -> JobResult:
+    """Run DDL at once and every INSERT together as one job (a statement set); wait for it to end
+    (a streaming job ends only when stopped)."""
     started = time.perf_counter()
     env = _table_environment(streaming, parallelism, timezone)
+    if streaming:  # the file sink commits its files at checkpoints: without them nothing is ever written
+        env.get_config().set("execution.checkpointing.interval", f"{round(checkpoint_s * 1000)}ms")
     inserts = env.create_statement_set()
     n_inserts = 0
     for stmt in statements:
@@ -71,3 +74,13 @@ def batch(chain_dir: Path, out_dir: Path, first_date: str, last_date: str, *, sq
     values = {"CHAIN_DIR": str(chain_dir.resolve()), "OUT_DIR": str(out_dir.resolve()),
               "FIRST_DATE": first_date, "LAST_DATE": last_date}
     return run_sql(sqlfiles.load(sql_dir, values), parallelism=parallelism, timezone=timezone)
+
+
+def stream(chain_dir: Path, out_dir: Path, *, timezone: str, parallelism: int = 1,
+           checkpoint_s: float = 10.0) -> JobResult:
+    """Watch the chain directory and update the daily windows as files land; runs until stopped."""
+    values = {"CHAIN_DIR": str(chain_dir.resolve()), "OUT_DIR": str(out_dir.resolve()),
+              "FIRST_DATE": "0000-01-01", "LAST_DATE": "9999-12-31"}
+    paths = [sqlfiles.SQL_DIR / sqlfiles.TABLES, *sorted(sqlfiles.STREAM_DIR.glob("*.sql"))]
+    return run_sql(sqlfiles.load_files(paths, values), streaming=True, parallelism=parallelism, timezone=timezone,
+                   checkpoint_s=checkpoint_s)

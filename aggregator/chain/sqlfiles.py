@@ -47,9 +47,17 @@ def statements(text: str) -> list[str]:
     return out
 
 
+TABLES = "00_tables.sql"
+STREAM_DIR = SQL_DIR / "stream"
+
+
 def load(directory: Path, values: Mapping[str, str]) -> list[str]:
-    """Every ``*.sql`` of ``directory`` in name order, filled, as statements."""
+    """Every ``*.sql`` of ``directory`` in name order, filled, as statements (batch mode)."""
+    return load_files(sorted(directory.glob("*.sql")), values)
+
+
+def load_files(paths: list[Path], values: Mapping[str, str]) -> list[str]:
     result: list[str] = []
-    for path in sorted(directory.glob("*.sql")):
+    for path in paths:
         result.extend(statements(fill(path.read_text(encoding="utf-8"), values, where=str(path))))
     return result

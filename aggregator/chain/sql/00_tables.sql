@@ -78,3 +78,38 @@ CREATE TABLE chain_zones (
     'path' = '${OUT_DIR}/zones',
     'format' = 'json'
 );
+
+-- Streaming mode's results (floorwalker-chain stream): per store and chain-wide ('*') per local day,
+-- by the day a visit ended, written when the day's window closes (watermark past midnight + 7 h).
+CREATE TABLE chain_stream_daily (
+    `store` STRING,
+    `date` STRING,
+    visitors BIGINT,
+    visits BIGINT,
+    passerby_visits BIGINT
+) WITH (
+    'connector' = 'filesystem',
+    'path' = '${OUT_DIR}/stream_daily',
+    'format' = 'json',
+    -- JSON is a row format: a part file is finished by time, then committed at the next checkpoint.
+    'sink.rolling-policy.rollover-interval' = '5 s',
+    'sink.rolling-policy.check-interval' = '1 s'
+);
+
+-- Rows that arrived behind the watermark: Flink's windows drop them silently, so they are written
+-- here instead, to be counted and recomputed in batch mode.
+CREATE TABLE chain_late (
+    `store` STRING,
+    `date` STRING,
+    `hour` INT,
+    visit STRING,
+    end_ms BIGINT,
+    `watermark` STRING
+) WITH (
+    'connector' = 'filesystem',
+    'path' = '${OUT_DIR}/late',
+    'format' = 'json',
+    -- JSON is a row format: a part file is finished by time, then committed at the next checkpoint.
+    'sink.rolling-policy.rollover-interval' = '5 s',
+    'sink.rolling-policy.check-interval' = '1 s'
+);
