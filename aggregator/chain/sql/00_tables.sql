@@ -79,6 +79,26 @@ CREATE TABLE chain_zones (
     'format' = 'json'
 );
 
+-- Streaming mode's source: the visits again, not partitioned and watched for new files every 10 s.
+-- A partitioned table lists its partitions once, when the job starts, so it would never see the
+-- directories of hours and days that come later; every row carries store, date and hour itself.
+CREATE TABLE visits_live (
+    `store` STRING,
+    visit STRING,
+    person STRING,
+    passerby BOOLEAN,
+    end_ms BIGINT,
+    `date` STRING,
+    `hour` INT,
+    end_time AS TO_TIMESTAMP_LTZ(end_ms, 3),
+    WATERMARK FOR end_time AS end_time - INTERVAL '7' HOUR
+) WITH (
+    'connector' = 'filesystem',
+    'path' = '${CHAIN_DIR}/visits',
+    'format' = 'json',
+    'source.monitor-interval' = '10 s'
+);
+
 -- Streaming mode's results (floorwalker-chain stream): per store and chain-wide ('*') per local day,
 -- by the day a visit ended, written when the day's window closes (watermark past midnight + 7 h).
 CREATE TABLE chain_stream_daily (

@@ -1,6 +1,6 @@
--- Streaming mode: new part files are picked up as they land (every 10 s).
-CREATE TEMPORARY VIEW live_visits AS
-SELECT * FROM visits /*+ OPTIONS('source.monitor-interval' = '10 s') */;
+-- Streaming mode: new part files, in new hour and day directories too, are picked up as they land
+-- (visits_live in 00_tables.sql, every 10 s).
+CREATE TEMPORARY VIEW live_visits AS SELECT * FROM visits_live;
 
 -- Per store, per local day (the session time zone's midnight), once the watermark passes it.
 INSERT INTO chain_stream_daily
