@@ -75,6 +75,7 @@ class ChainShipper:
         self.stats = ShippingStats()
         self._conn: sqlite3.Connection | None = None
         self._busy = threading.Lock()  # one pass at a time; close() waits for the pass in flight
+        self._stopping = threading.Event()  # set at shutdown: the pass in flight ends after its batch
 
     # ------------------------------------------------------------------ state
     def _load_state(self) -> tuple[int, int | None]:
@@ -104,6 +105,11 @@ class ChainShipper:
             self._conn = conn
         return self._conn
 
+    def stop(self) -> None:
+        """Ask a pass in flight to end after the batch it is writing (a big backlog must not hold up
+        shutdown); the next start resumes from the mark."""
+        self._stopping.set()
+
     def close(self) -> None:
         with self._busy:
             if self._conn is not None:
@@ -119,7 +125,7 @@ class ChainShipper:
         shipped, pending = self._load_state()
         self.stats.high_water_seq = shipped
         total = 0
-        while True:
+        while not self._stopping.is_set():
             conn = self._connection()
             if pending is None:
                 pending = self.rows.batch_end(conn, shipped, self.config.batch_rows)
@@ -130,6 +136,7 @@ class ChainShipper:
             shipped, pending = pending, None
             self._save_state(shipped, None)
             self.stats.high_water_seq = shipped
+        return total
 
     def _write_batch(self, conn: sqlite3.Connection, after_seq: int, last_seq: int) -> int:
         batch = self.rows.read(conn, after_seq, last_seq)
@@ -193,6 +200,7 @@ async def shipping_lifecycle(shipper: ChainShipper) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        shipper.stop()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
