@@ -32,7 +32,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
-from agent.config import MqttSettings, load_store  # noqa: E402
+from agent.config import ChainShipping, MqttSettings, load_store  # noqa: E402
 from aggregator.chain.generate import generate_chain, store_ids  # noqa: E402
 from aggregator.chain.layout import chain_id  # noqa: E402
 from aggregator.embedded_broker import start_mosquitto  # noqa: E402
@@ -190,6 +190,30 @@ def _ingest_rate(n: int, ship: bool, workdir: Path) -> float:
         broker.stop()
 
 
+def _ship_cost_figures(workdir: Path) -> Iterator[Figure]:
+    """The shipper's own CPU per visit on a generated week (a figure the machine's load does not move)."""
+    from aggregator.analytics.generator import generate
+    from aggregator.analytics.schema import connect, ensure_core_tables
+    from aggregator.shipping import ChainShipper
+
+    store = load_store(CONFIG_DIR / "store.toml")
+    db = workdir / "ship-cost.db"
+    conn = connect(db)
+    ensure_core_tables(conn)
+    generate(conn, plan=store.plan, entrance=store.entrance, timezone=store.timezone, days=7, visits_per_day=1000,
+             seed=4, end_day=date(2026, 3, 10))
+    conn.close()
+    shipper = ChainShipper(db, "cost", store.timezone, ChainShipping(workdir / "ship-cost", KEY))
+    cpu, wall = time.process_time(), time.perf_counter()
+    shipper.ship_once()
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    shipper.close()
+    n = shipper.stats.visits
+    yield Figure("chain.ship_cpu_us_per_visit", round(cpu / n * 1e6, 1), "µs",
+                 note=f"{n} visits, {shipper.stats.zone_visits} zone visits, {shipper.stats.bytes / 1e6:.1f} MB "
+                      f"in {shipper.stats.batches} batches; {wall:.1f} s wall (fsyncs included)")
+
+
 def _shipping_figures(workdir: Path, quick: bool) -> Iterator[Figure]:
     n = int(os.environ.get("INGEST_MESSAGES", 20_000 if quick else 200_000))
     rounds = int(os.environ.get("CHAIN_INGEST_ROUNDS", 2))
@@ -212,7 +236,9 @@ def run(args) -> Iterator[Figure]:  # type: ignore[no-untyped-def]
     quick = getattr(args, "quick", False)
     workdir = Path(tempfile.mkdtemp(prefix="fw-bench-chain-"))
     try:
-        parts = os.environ.get("CHAIN_BENCH", "shipping,flink").split(",")
+        parts = os.environ.get("CHAIN_BENCH", "shipcost,shipping,flink").split(",")
+        if "shipcost" in parts:
+            yield from _ship_cost_figures(workdir)
         if "shipping" in parts:
             yield from _shipping_figures(workdir, quick)
         if "flink" in parts:
