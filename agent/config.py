@@ -160,6 +160,16 @@ def _load_toml(path: Path) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
+class ChainShipping:
+    """The store file's ``[chain]`` table: where closed visits are shipped for chain analytics (docs/DATA.md)."""
+
+    directory: Path
+    key: str  # keys the HMAC that re-keys visitor ids per chain (FLOORWALKER_CHAIN_KEY overrides)
+    interval_s: float = 60.0
+    batch_rows: int = 20_000
+
+
+@dataclass(frozen=True, slots=True)
 class StoreConfig:
     """One store: its plan, zones, doors, time zone, hashing secret and data files."""
 
@@ -180,6 +190,7 @@ class StoreConfig:
     home_assistant: HomeAssistantConfig = field(default_factory=lambda: HomeAssistantConfig())
     customer_tier: CustomerTierConfig = field(default_factory=lambda: CustomerTierConfig())
     alerts: AlertsConfig = field(default_factory=lambda: AlertsConfig())
+    chain: ChainShipping | None = None  # None: this store ships nothing to a chain (the default)
 
     @property
     def secret_is_placeholder(self) -> bool:
@@ -234,6 +245,7 @@ def load_store(path: str | os.PathLike[str]) -> StoreConfig:
         coupons_file=_data_file(path, store, "coupons_file", "COUPONS_LIST_FILE", "coupons.json"),
         offers_file=_data_file(path, store, "offers_file", "OFFERS_FILE", "offers.toml"),
         **_integrations(root, zones=names),
+        chain=_chain(root.section("chain"), path),
     )
     store.finish()
     root.finish()
@@ -358,6 +370,25 @@ def _alert_rule(sec: _Section, index: int, zones: list[str]) -> AlertRule:
                          min_value=0), window_s=sec.number("window_s", 300.0, min_value=1.0))
     sec.finish()
     return rule
+def _chain(sec: _Section | None, path: Path) -> ChainShipping | None:
+    """``[chain]``: off unless ``ship = true``; the directory may not exist yet (a mount that comes later)."""
+    if sec is None:
+        return None
+    ship = sec.get("ship", bool, False)
+    raw_dir = sec.text("directory", "" if not ship else _MISSING, non_empty=ship)
+    env_key = os.environ.get("FLOORWALKER_CHAIN_KEY")
+    key = env_key or sec.text("key", "" if (env_key or not ship) else _MISSING)
+    interval_s = sec.number("interval_s", 60.0, min_value=0.1, max_value=86400.0)
+    batch_rows = sec.integer("batch_rows", 20_000, min_value=1)
+    sec.finish()
+    if not ship:
+        return None
+    if len(key) < 16:
+        raise sec.error("key", "at least 16 characters (it keys the chain's visitor-id hash)")
+    directory = Path(raw_dir)
+    if not directory.is_absolute():
+        directory = Path(os.path.normpath(path.parent / directory))
+    return ChainShipping(directory=directory, key=key, interval_s=interval_s, batch_rows=batch_rows)
 
 
 def _check_timezone(name: str, sec: _Section) -> None:

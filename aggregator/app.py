@@ -48,6 +48,7 @@ from aggregator.ingest import Ingest
 from aggregator.mqtt_link import NullPublisher, Publisher
 from aggregator.mqtt_process import ProcessMqttLink
 from aggregator.settings import Settings
+from aggregator.shipping import CHAIN_SHIPPER, ChainShipper, shipping_lifecycle
 from aggregator.store import Store
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,10 @@ def create_app(settings: Settings) -> web.Application:
     app[STARTED_AT] = time.time()
     app[DEVICES] = tuple(devices)
     app.cleanup_ctx.append(_core_lifecycle)
+    if store_config.chain is not None:  # after the core: stops before the store closes
+        shipper = ChainShipper(settings.db_path, store_config.id, store_config.timezone, store_config.chain)
+        app[CHAIN_SHIPPER] = shipper
+        app.cleanup_ctx.append(lambda _app: shipping_lifecycle(shipper))
 
     for name in ROUTE_MODULES:
         module = importlib.import_module(name)

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Set up and run Floorwalker's whole test suite on a fresh machine (the README's second command).
 #   bash tests/run.sh [pytest args...]
-# Installs what the tests need: Debian's mosquitto, chromium, openssl and npm when missing (as root,
-# or with sudo), a virtual environment .venv with the project and its test extras, axe-core from the
-# npm registry for the browser tests (tests/browser/package-lock.json); then runs pytest.
+# Installs what the tests need: Debian's mosquitto, chromium, openssl, npm and a Java runtime when
+# missing (as root, or with sudo), a virtual environment .venv with the project, its test extras and the
+# chain extra (PyFlink), axe-core from the npm registry for the browser tests
+# (tests/browser/package-lock.json); then runs pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,7 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)  # PyFlink (the chain extra) runs on it
 if [ ${#missing[@]} -gt 0 ]; then
     echo "tests/run.sh: installing Debian packages: ${missing[*]}"
     SUDO=""
@@ -32,7 +34,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]'
+.venv/bin/python -m pip install -q -e '.[test,chain]'
 
 # axe-core, injected by the browser tests into each page (tests/browser/package.json, locked).
 if [ ! -f tests/browser/node_modules/axe-core/axe.min.js ]; then

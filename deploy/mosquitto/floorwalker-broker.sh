@@ -7,6 +7,13 @@
 #   floorwalker-broker.sh remove-account NAME [--dir DIR] [--reload]
 #   floorwalker-broker.sh acl [--dir DIR]          (rewrite the ACL from the accounts list)
 #   floorwalker-broker.sh list [--dir DIR]
+#   floorwalker-broker.sh add-bridge --store ID --remote HOST[:PORT] --remote-ca FILE --username NAME
+#                                    --password PW [--dir DIR] [--conf FILE] [--reload]
+#       (on a store broker: forward the store's retained occupancy and availability to a chain broker
+#        over TLS; on the chain broker, the store's account is 'add-account ID --role store')
+#
+# Roles: agent, aggregator, reader (a store broker); store, chain-reader (a chain broker: a store's
+# bridge may write only its own occupancy and availability topics; a chain reader may only read them).
 #
 # DIR (default /etc/mosquitto/floorwalker) holds: ca.key ca.crt (the store CA), server.key server.crt,
 # passwd (mosquitto_passwd hashes), accounts (one "name role" per line), acl (generated from accounts),
@@ -20,6 +27,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 DIR=/etc/mosquitto/floorwalker
 DAYS_CA=3650
 DAYS_CERT=825
+BRIDGE_BEGIN="# >>> floorwalker chain bridge (written by $PROG add-bridge; do not edit by hand)"
+BRIDGE_END="# <<< floorwalker chain bridge"
 
 say() { printf '%s: %s\n' "$PROG" "$*"; }
 die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
@@ -141,7 +150,19 @@ write_acl() {
                     echo "topic read floorwalker/+/shopper/#"
                     echo "topic read floorwalker/+/agents/+/status"
                     echo "topic read homeassistant/#" ;;
-                *) die "$DIR/accounts: unknown role '$role' for '$name' (agent, aggregator or reader)" ;;
+                store)
+                    echo "# store (chain broker): a store's bridge; only its own occupancy and availability"
+                    echo "user $name"
+                    echo "topic write floorwalker/$name/occupancy"
+                    echo "topic write floorwalker/$name/occupancy/+"
+                    echo "topic write floorwalker/$name/agents/+/status" ;;
+                chain-reader)
+                    echo "# chain reader (chain broker): every store's occupancy and availability, read only"
+                    echo "user $name"
+                    echo "topic read floorwalker/+/occupancy"
+                    echo "topic read floorwalker/+/occupancy/+"
+                    echo "topic read floorwalker/+/agents/+/status" ;;
+                *) die "$DIR/accounts: unknown role '$role' for '$name' (agent, aggregator, reader, store or chain-reader)" ;;
             esac
         done < "$DIR/accounts"
     } > "$tmp"
@@ -182,8 +203,14 @@ cmd_init() {
     [ -f "$DIR/accounts" ] || printf '# name role   (agent | aggregator | reader), managed by %s\n' "$PROG" > "$DIR/accounts"
     write_acl
     say "ACL: wrote $DIR/acl"
+    local bridge=""  # a chain bridge written by add-bridge survives a new init
+    [ ! -f "$DIR/mosquitto.conf" ] || bridge="$(awk -v b="$BRIDGE_BEGIN" '$0 == b { on = 1 } on { print }' "$DIR/mosquitto.conf")"
     sed -e "s|@DIR@|$DIR|g" -e "s|@PORT@|$port|g" -e "s|@BIND@|$bind|g" -e 's| *$||' \
         "$HERE/mosquitto.conf.in" > "$DIR/mosquitto.conf"
+    if [ -n "$bridge" ]; then
+        printf '%s\n' "$bridge" >> "$DIR/mosquitto.conf"
+        restrict "$DIR/mosquitto.conf" 640
+    fi
     say "broker configuration: wrote $DIR/mosquitto.conf (TLS on port $port, no anonymous access)"
     if [ -z "$conf" ] && [ "$DIR" = /etc/mosquitto/floorwalker ] && [ -d /etc/mosquitto/conf.d ]; then
         conf=/etc/mosquitto/conf.d/floorwalker.conf
@@ -209,7 +236,10 @@ cmd_add_account() {
         esac
     done
     valid_name "$name" || die "account name '$name': letters, digits, '-' or '_' only (it is part of MQTT topics)"
-    case "$role" in agent|aggregator|reader) ;; *) die "--role: agent, aggregator or reader, got '$role'" ;; esac
+    case "$role" in
+        agent|aggregator|reader|store|chain-reader) ;;
+        *) die "--role: agent, aggregator, reader, store or chain-reader, got '$role'" ;;
+    esac
     [ -f "$DIR/accounts" ] && [ -f "$DIR/passwd" ] || die "no broker set up in $DIR: run '$PROG init' first"
     need mosquitto_passwd mosquitto
     local existing; existing="$(awk -v n="$name" '$1 == n { print $2 }' "$DIR/accounts")"
@@ -237,7 +267,8 @@ cmd_add_account() {
         case "$role" in
             agent) say "put it in the Pi's /etc/floorwalker/devices/$name.env as MQTT_PASSWORD=... (not shown again)" ;;
             aggregator) say "put it in /etc/floorwalker/aggregator.env as MQTT_PASSWORD=... (not shown again)" ;;
-            reader) say "give it to the consumer with the CA certificate $DIR/ca.crt (not shown again)" ;;
+            reader|chain-reader) say "give it to the consumer with the CA certificate $DIR/ca.crt (not shown again)" ;;
+            store) say "give it to store '$name' for its add-bridge, with $DIR/ca.crt (not shown again)" ;;
         esac
     fi
     [ "$reload" = 0 ] || reload_broker
@@ -267,6 +298,69 @@ cmd_remove_account() {
     [ "$reload" = 0 ] || reload_broker
 }
 
+cmd_add_bridge() {
+    local store="" remote="" remote_ca="" username="" password="" conf="" reload=0
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --store) store="$2"; shift 2 ;;
+            --remote) remote="$2"; shift 2 ;;
+            --remote-ca) remote_ca="$2"; shift 2 ;;
+            --username) username="$2"; shift 2 ;;
+            --password) password="$2"; shift 2 ;;
+            --dir) DIR="$2"; shift 2 ;;
+            --conf) conf="$2"; shift 2 ;;
+            --reload) reload=1; shift ;;
+            *) die "add-bridge: unknown option $1" ;;
+        esac
+    done
+    valid_name "$store" || die "--store: the store id (letters, digits, '-' or '_'), got '$store'"
+    [ -n "$remote" ] || die "--remote: the chain broker as HOST or HOST:PORT"
+    [ -f "$remote_ca" ] || die "--remote-ca: the chain broker's CA certificate file, '$remote_ca' does not exist"
+    valid_name "$username" || die "--username: the store's account on the chain broker, got '$username'"
+    [ -n "$password" ] || die "--password: the store's password on the chain broker"
+    [ -f "$DIR/mosquitto.conf" ] || die "no broker set up in $DIR: run '$PROG init' first"
+    local host="${remote%:*}" port="${remote##*:}"
+    [ "$host" != "$remote" ] || port=8883
+    [[ "$port" =~ ^[0-9]+$ ]] && [ "$port" -ge 1 ] && [ "$port" -le 65535 ] || die "--remote: a TCP port, got $port"
+    cp "$remote_ca" "$DIR/chain-ca.crt.tmp" && chmod 644 "$DIR/chain-ca.crt.tmp" && mv -f "$DIR/chain-ca.crt.tmp" "$DIR/chain-ca.crt"
+    local prefix="floorwalker/$store/" tmp="$DIR/mosquitto.conf.tmp"
+    # Everything before the old block (if any), then the new one: mosquitto attaches every bridge
+    # option to the last 'connection', so the block stays at the end of the file.
+    awk -v b="$BRIDGE_BEGIN" '$0 == b { exit } { print }' "$DIR/mosquitto.conf" > "$tmp"
+    {
+        echo "$BRIDGE_BEGIN"
+        echo "# Only the retained occupancy and availability topics cross, out only, under floorwalker/$store/."
+        echo "connection floorwalker-chain"
+        echo "address $host:$port"
+        echo "bridge_cafile $DIR/chain-ca.crt"
+        echo "bridge_insecure false"
+        echo "bridge_protocol_version mqttv311"
+        echo "remote_clientid floorwalker-bridge-$store"
+        echo "remote_username $username"
+        echo "remote_password $password"
+        echo "try_private false"
+        echo "notifications false"
+        echo "cleansession false"
+        echo "restart_timeout 5 60"
+        echo "topic occupancy out 1 $prefix $prefix"
+        echo "topic occupancy/+ out 1 $prefix $prefix"
+        echo "topic agents/+/status out 1 $prefix $prefix"
+        echo "$BRIDGE_END"
+    } >> "$tmp"
+    restrict "$tmp" 640  # it holds the bridge's password
+    mv -f "$tmp" "$DIR/mosquitto.conf"
+    say "bridge: store '$store' -> $host:$port (TLS, account '$username') in $DIR/mosquitto.conf"
+    if [ -z "$conf" ] && [ "$DIR" = /etc/mosquitto/floorwalker ] && [ -d /etc/mosquitto/conf.d ]; then
+        conf=/etc/mosquitto/conf.d/floorwalker.conf
+    fi
+    if [ -n "$conf" ]; then
+        cp "$DIR/mosquitto.conf" "$conf"
+        restrict "$conf" 640
+        say "broker configuration: installed $conf (restart mosquitto to apply: systemctl restart mosquitto)"
+    fi
+    [ "$reload" = 0 ] || reload_broker
+}
+
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 
 main() {
@@ -276,6 +370,7 @@ main() {
         init) cmd_init "$@" ;;
         add-account) cmd_add_account "$@" ;;
         remove-account) cmd_remove_account "$@" ;;
+        add-bridge) cmd_add_bridge "$@" ;;
         acl)
             [ "${1:-}" != --dir ] || DIR="$2"
             [ -f "$DIR/accounts" ] || die "no broker set up in $DIR: run '$PROG init' first"

@@ -74,7 +74,8 @@ def test_client_certificate_is_issued_by_the_store_ca(broker_dir) -> None:
 
 @pytest.mark.parametrize("args, message", [
     (["add-account", "agent/1"], "account name 'agent/1': letters, digits"),
-    (["add-account", "agent-1", "--role", "admin"], "--role: agent, aggregator or reader, got 'admin'"),
+    (["add-account", "agent-1", "--role", "admin"],
+     "--role: agent, aggregator, reader, store or chain-reader, got 'admin'"),
     (["init", "--port", "99999"], "--port: a TCP port, got 99999"),
     (["frobnicate"], "unknown command 'frobnicate'"),
 ])

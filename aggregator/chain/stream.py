@@ -1,0 +1,35 @@
+"""``floorwalker-chain stream``: the chain's daily figures kept current as stores ship, late rows counted."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from aggregator.chain import job
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("stream", help="keep daily figures current as stores ship (Flink SQL, streaming mode)",
+                       description="Watch the chain directory (new part files every 10 s) and write per-store and "
+                                   "chain-wide daily visits and visitors when each local day's window closes: "
+                                   "7 hours after midnight by the shipped rows' clock, so a store shipping up to "
+                                   "6 hours late still counts. Rows arriving later than that are written to "
+                                   "OUT/late instead of being dropped; recompute their days with `batch`. "
+                                   "Runs until stopped (Ctrl-C).")
+    p.add_argument("--chain-dir", default=os.environ.get("FLOORWALKER_CHAIN_DIR", "./chain"), metavar="DIR",
+                   help="the chain directory the stores ship into (env FLOORWALKER_CHAIN_DIR, default ./chain)")
+    p.add_argument("--out", default=os.environ.get("FLOORWALKER_CHAIN_OUT", "./chain-results"), metavar="DIR",
+                   help="results directory (env FLOORWALKER_CHAIN_OUT, default ./chain-results)")
+    p.add_argument("--timezone", default="UTC", metavar="ZONE",
+                   help="where a day starts and ends for the windows, e.g. Europe/Warsaw (default UTC)")
+    p.add_argument("--checkpoint-s", type=float, default=10.0,
+                   help="how often results are committed to files (default 10 s)")
+    p.add_argument("--parallelism", type=int, default=1, help="Flink parallelism (default 1)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    job.stream(Path(args.chain_dir), Path(args.out), timezone=args.timezone, parallelism=args.parallelism,
+               checkpoint_s=args.checkpoint_s)
+    return 0
