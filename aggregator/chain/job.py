@@ -27,19 +27,19 @@ class JobResult:
     statements: int
 
 
-def _table_environment(streaming: bool, parallelism: int, timezone: str):  # -> pyflink TableEnvironment
+def _new_table_env(streaming: bool, parallelism: int, timezone: str):  # -> pyflink TableEnvironment
     try:
         from pyflink.table import EnvironmentSettings, TableEnvironment
     except ImportError:
         raise FlinkUnavailable("PyFlink is not installed: pip install 'floorwalker[chain]' (and a Java 17 "
                                "runtime, e.g. Debian's openjdk-17-jre-headless)") from None
     settings = EnvironmentSettings.in_streaming_mode() if streaming else EnvironmentSettings.in_batch_mode()
-    env = TableEnvironment.create(settings)
-    config = env.get_config()
+    t_env = TableEnvironment.create(settings)
+    config = t_env.get_config()
     config.set("parallelism.default", str(parallelism))
     # Local days and hours of the stores: streaming windows cut days at this zone's midnight.
     config.set("table.local-time-zone", timezone)
-    return env
+    return t_env
 
 
 def run_sql(statements: list[str], *, streaming: bool = False, parallelism: int = 1,
@@ -47,17 +47,17 @@ def run_sql(statements: list[str], *, streaming: bool = False, parallelism: int 
     """Run DDL at once and every INSERT together as one job (a statement set); wait for it to end
     (a streaming job ends only when stopped)."""
     started = time.perf_counter()
-    env = _table_environment(streaming, parallelism, timezone)
+    t_env = _new_table_env(streaming, parallelism, timezone)
     if streaming:  # the file sink commits its files at checkpoints: without them nothing is ever written
-        env.get_config().set("execution.checkpointing.interval", f"{round(checkpoint_s * 1000)}ms")
-    inserts = env.create_statement_set()
+        t_env.get_config().set("execution.checkpointing.interval", f"{round(checkpoint_s * 1000)}ms")
+    inserts = t_env.create_statement_set()
     n_inserts = 0
     for stmt in statements:
         if stmt.lstrip().upper().startswith("INSERT"):
             inserts.add_insert_sql(stmt)
             n_inserts += 1
         else:
-            env.execute_sql(stmt)
+            t_env.execute_sql(stmt)
     if n_inserts:
         result = inserts.execute()
         if wait:
