@@ -108,11 +108,19 @@ class PirBoard:
         pir.seen = True
         return True
 
-    def likelihoods(self) -> list[tuple[int, float, float]]:
-        """(zone index, P(evidence | shopper in it), P(evidence | shopper elsewhere)) per reporting zone."""
-        out = []
+    def likelihoods(self, *, moving: bool) -> list[tuple[int, float, float]]:
+        """(zone index, P(evidence | shopper in it), P(evidence | shopper elsewhere)) per reporting zone.
+
+        A quiet PIR speaks only of shoppers who move (one standing at a rack may not trigger it),
+        and only while some PIR of the store is active: every PIR silent at once is more likely
+        PIRs that see nothing (a dead bus, a cold-start) than a store of statues, so then the
+        decision falls back to the RSSI position alone.
+        """
+        out: list[tuple[int, float, float]] = []
+        if not any(pir.active for pir in self.zones.values()):
+            return out
         for i, pir in self.zones.items():
-            if not pir.seen:
+            if not pir.seen or (not pir.active and not moving):
                 continue
             busy = min(max(pir.busy, BUSY_MIN), BUSY_MAX)
             # quiet: the shopper was missed *and* nobody else moved there; active: either
@@ -256,7 +264,8 @@ class ZoneFilter:
         model = self.model
         evidence = model.position_evidence(motion)
         if model.pirs is not None:
-            for i, in_zone, elsewhere in model.pirs.likelihoods():
+            moving = motion.vx_mps * motion.vx_mps + motion.vy_mps * motion.vy_mps >= STILL_MPS * STILL_MPS
+            for i, in_zone, elsewhere in model.pirs.likelihoods(moving=moving):
                 for j in range(len(evidence)):
                     evidence[j] *= in_zone if j == i else elsewhere
         probs = self.probs
@@ -279,8 +288,12 @@ class ZoneFilter:
         assert probs is not None
         best = max(range(len(probs)), key=probs.__getitem__)
         state = self.state
-        if state is None or probs[best] > probs[state] * self.model.switch_ratio:
+        if state is None:
             self.state = best
+        elif probs[best] > probs[state] * self.model.switch_ratio:
+            # zones that do not touch: the shopper crossed the aisle between two updates; show it
+            # first, so the zone sequence never goes through a wall (dwell and offers read it)
+            self.state = best if best in self.model.neighbours[state] else self.model.aisle
 
     def reset(self) -> None:
         self.probs = None
