@@ -6,6 +6,7 @@ import argparse
 import json
 
 from agent.config import default_config_dir, load_deployment
+from aggregator.coverage import MIN_SNIFFERS, coverage
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,12 +15,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "each field and that agent ids are unique. Exits 78 on the first error.")
     p.add_argument("--config-dir", default=None, metavar="DIR",
                    help="configuration directory (env FLOORWALKER_CONFIG_DIR, default ./firmware-config)")
+    p.add_argument("--coverage", action="store_true",
+                   help=f"also report which parts of the plan fewer than {MIN_SNIFFERS} sniffers hear (1 m grid); "
+                        "exits 1 when part of a zone is among them")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     devices = load_deployment(args.config_dir or default_config_dir())
     store = devices[0].store
-    print(json.dumps({"store": store.id, "zones": [z.name for z in store.plan.zones],
-                      "agents": [d.agent_id for d in devices]}))
-    return 0
+    summary: dict[str, object] = {"store": store.id, "zones": [z.name for z in store.plan.zones],
+                                  "agents": [d.agent_id for d in devices]}
+    if not getattr(args, "coverage", False):
+        print(json.dumps(summary))
+        return 0
+    report = coverage(devices)
+    summary["coverage"] = report.as_json()
+    print(json.dumps(summary))
+    return 0 if report.zones_ok else 1
