@@ -260,7 +260,8 @@ def _pir_reports(plan: Plan, people: list[Shopper]) -> list[tuple[float, str, bo
     return reports
 
 
-def _play(plan: Plan, probes: list, pirs: list, mode: str, **params: float) -> _StoreRun:
+def _play(plan: Plan, probes: list, pirs: list, mode: str, accel_mps2: float | None = None,
+          **params: float) -> _StoreRun:
     """Every probe in time order through one decision method, the PIR reports interleaved by time."""
     bounds = (0.0, 0.0, plan.width_px * plan.metres_per_px, plan.height_px * plan.metres_per_px)
     board = PirBoard(plan)
@@ -278,7 +279,7 @@ def _play(plan: Plan, probes: list, pirs: list, mode: str, **params: float) -> _
             est = locate(anchors, bounds)
             zone = plan.zone_at(plan.m_to_px((est.x_m, est.y_m)))
         else:
-            locator = locators.setdefault(k, Locator(bounds))
+            locator = locators.setdefault(k, Locator(bounds, accel_mps2=accel_mps2))
             est = locator.update(ts, anchors)
             if mode == "tracker":
                 tracker = deciders.setdefault(k, ZoneTracker(plan, confidence=ROOM_CONFIDENCE))
