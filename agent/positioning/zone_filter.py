@@ -31,6 +31,7 @@ another (docs/POSITIONING.md, "Zone decisions").
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -90,6 +91,9 @@ class PirBoard:
         self.plan = plan
         self._index = {z.name: i for i, z in enumerate(plan.zones)}
         self.zones: dict[int, _Pir] = {}
+        # per state, the product of every PIR's likelihood, for moving and for standing shoppers:
+        # recomputed only when a report arrives (reports are rare next to fixes)
+        self._factors: dict[bool, list[float] | None] = {}
 
     def motion(self, zone: str, sensor: str, active: bool, ts: float) -> bool:
         """Record a PIR report; False (ignored) when ``zone`` is not on the plan."""
@@ -110,7 +114,20 @@ class PirBoard:
         if bool(pir.active) != was or not pir.seen:
             pir.since_ts = max(ts, pir.since_ts)
         pir.seen = True
+        self._factors.clear()
         return True
+
+    def factors(self, *, moving: bool) -> list[float] | None:
+        """Per state (zones, then the aisle): the PIRs' joint likelihood, or None when they say nothing."""
+        if moving not in self._factors:
+            states = len(self.plan.zones) + 1
+            out = [1.0] * states
+            found = self.likelihoods(moving=moving)
+            for i, in_zone, elsewhere in found:
+                for j in range(states):
+                    out[j] *= in_zone if j == i else elsewhere
+            self._factors[moving] = out if found else None
+        return self._factors[moving]
 
     def likelihoods(self, *, moving: bool) -> list[tuple[int, float, float]]:
         """(zone index, P(evidence | shopper in it), P(evidence | shopper elsewhere)) per reporting zone.
@@ -153,6 +170,10 @@ class ZoneModel:
         self.switch_ratio = float(switch_ratio)
         self.evidence_power = float(evidence_power)
         self.lead_s = float(lead_s)
+        # shares are raised to evidence_power: sqrt for the default 0.5 (cheaper than ** in the hot path)
+        power = self.evidence_power
+        self._lift = math.sqrt if power == 0.5 else (lambda m: m ** power)
+        self._floor_lifted = self._lift(EMISSION_FLOOR)
         self.aisle = len(self.zones)  # the state index of "no zone"
         self.neighbours = _neighbours(self.zones, plan.length_m_to_px(touch_m))
         mpp = plan.metres_per_px
@@ -160,6 +181,7 @@ class ZoneModel:
         self.aisle_still = float(aisle_still)
         self._stay = [math.exp(-HOP_S / stay_tau_s)] * len(self.zones) + [math.exp(-HOP_S / aisle_tau_s)]
         self._powers: list[list[list[float]]] = [_identity(self.aisle + 1), self._one_hop()]
+        self._columns: dict[int, tuple[tuple[float, ...], ...]] = {}
 
     def touching(self, a: str | None, b: str | None) -> bool:
         """May a shopper go from zone ``a`` to zone ``b`` directly (None is the aisle)?"""
@@ -185,6 +207,14 @@ class ZoneModel:
             self._powers.append(_matmul(self._powers[-1], self._powers[1]))
         return self._powers[hops]
 
+    def prior(self, probs: list[float], dt_s: float) -> list[float]:
+        """The state probabilities ``dt_s`` later: ``probs`` times :meth:`transition`."""
+        hops = 0 if dt_s <= 0 else min(MAX_HOPS, math.ceil(dt_s / HOP_S - 1e-9))
+        columns = self._columns.get(hops)
+        if columns is None:
+            columns = self._columns[hops] = tuple(zip(*self.transition(dt_s), strict=True))
+        return [sum(map(operator.mul, probs, column)) for column in columns]
+
     def position_evidence(self, motion: Motion) -> list[float]:
         """Share of the filter's Gaussian in each zone, the rest in the aisle, each floored."""
         moving = motion.vx_mps * motion.vx_mps + motion.vy_mps * motion.vy_mps >= STILL_MPS * STILL_MPS
@@ -193,14 +223,33 @@ class ZoneModel:
         y_m = motion.y_m + motion.vy_mps * lead
         sx = math.sqrt(max(motion.var_x + lead * lead * motion.var_vx, MIN_SD_M * MIN_SD_M))
         sy = math.sqrt(max(motion.var_y + lead * lead * motion.var_vy, MIN_SD_M * MIN_SD_M))
+        kx, ky = _INV_SQRT2 / sx, _INV_SQRT2 / sy
+        erf = math.erf
+        lift = self._lift
+        floor_lifted = self._floor_lifted
+        reach_x, reach_y = 8.5 * sx, 8.5 * sy
         out = []
+        inside = 0.0
         for zone, rect in zip(self.zones, self._rects, strict=True):
-            mass = (_interval(x_m, sx, rect[0], rect[2]) * _interval(y_m, sy, rect[1], rect[3])
-                    if rect is not None else self._polygon_mass(zone, x_m, y_m, sx, sy))
-            out.append(mass)
-        out.append(max(0.0, 1.0 - sum(out)))
-        power = self.evidence_power
-        out = [(m + EMISSION_FLOOR) ** power for m in out]
+            if rect is None:
+                mass = self._polygon_mass(zone, x_m, y_m, sx, sy)
+                inside += mass
+                out.append(lift(mass + EMISSION_FLOOR))
+                continue
+            x0, y0, x1, y1 = rect
+            # A zone more than 8.5 sigmas away holds less than 1e-17 of the Gaussian, nothing next to
+            # EMISSION_FLOOR: skipped (most zones, for most fixes).
+            if x_m + reach_x < x0 or x_m - reach_x > x1 or y_m + reach_y < y0 or y_m - reach_y > y1:
+                out.append(floor_lifted)
+                continue
+            # P(x0 <= X <= x1) * P(y0 <= Y <= y1), as _interval, inlined: this runs for every fix
+            px = 0.5 * (erf((x1 - x_m) * kx) - erf((x0 - x_m) * kx))
+            py = 0.5 * (erf((y1 - y_m) * ky) - erf((y0 - y_m) * ky))
+            mass = px * py if px > 0.0 and py > 0.0 else 0.0
+            inside += mass
+            out.append(lift(mass + EMISSION_FLOOR))
+        rest = 1.0 - inside
+        out.append(lift((rest if rest > 0.0 else 0.0) + EMISSION_FLOOR))
         if not moving:
             out[-1] *= self.aisle_still
         return out
@@ -219,6 +268,9 @@ class ZoneModel:
 # The 5-point Gauss-Hermite rule for a standard normal (nodes in sigmas, weights summing to 1).
 _NODES = ((-2.856970, 0.011257), (-1.355626, 0.222076), (0.0, 0.533333), (1.355626, 0.222076),
           (2.856970, 0.011257))
+
+
+_INV_SQRT2 = 1.0 / math.sqrt(2.0)
 
 
 def _interval(mean: float, sd: float, lo: float, hi: float) -> float:
@@ -274,16 +326,11 @@ class ZoneFilter:
         evidence = model.position_evidence(motion)
         if model.pirs is not None:
             moving = motion.vx_mps * motion.vx_mps + motion.vy_mps * motion.vy_mps >= STILL_MPS * STILL_MPS
-            for i, in_zone, elsewhere in model.pirs.likelihoods(moving=moving):
-                for j in range(len(evidence)):
-                    evidence[j] *= in_zone if j == i else elsewhere
+            factors = model.pirs.factors(moving=moving)
+            if factors is not None:
+                evidence = list(map(operator.mul, evidence, factors))
         probs = self.probs
-        if probs is None:
-            prior = [1.0] * len(evidence)
-        else:
-            matrix = model.transition(ts - self._ts)
-            prior = [sum(probs[i] * matrix[i][j] for i in range(len(probs)) if probs[i]) for j in range(len(probs))]
-        post = [p * e for p, e in zip(prior, evidence, strict=True)]
+        post = evidence if probs is None else list(map(operator.mul, model.prior(probs, ts - self._ts), evidence))
         total = sum(post)
         if not total > 0.0 or not math.isfinite(total):
             post, total = evidence, sum(evidence)  # evidence contradicting every state: start afresh
@@ -295,7 +342,10 @@ class ZoneFilter:
     def _decide(self) -> None:
         probs = self.probs
         assert probs is not None
-        best = max(range(len(probs)), key=probs.__getitem__)
+        best = 0
+        for i in range(1, len(probs)):  # the first most likely state, as max(range, key=...)
+            if probs[i] > probs[best]:
+                best = i
         state = self.state
         if state is None:
             self.state = best
