@@ -34,7 +34,7 @@ from pathlib import Path
 
 from agent.config import DeviceConfig, load_deployment
 from agent.contract import Presence, Scenario
-from agent.geometry import Plan
+from agent.geometry import Plan, Zone
 from agent.mock.world import FRAMES_PER_BURST, Shopper, World
 from agent.positioning.calibration import LogDistanceModel
 from agent.presence import PHONE_HEIGHT_M, PresenceTracker, Sighting
@@ -43,7 +43,7 @@ from aggregator.events import ShopperEvent
 from aggregator.fusion import Fusion
 from aggregator.offers.engine import OfferEngine
 from aggregator.offers.inputs import click_from_browsing
-from aggregator.offers.rules import load_rules
+from aggregator.offers.rules import StoreMapping, load_rules
 from aggregator.scenario_builder import Pin, build, parse_request
 from tests.benchmarks.figures import Figure
 
@@ -116,14 +116,14 @@ def scenarios(plan: Plan, devices: list[DeviceConfig], count: int) -> list[tuple
 class _Referee:
     """Dwell and offers, shared by both ways of playing (what ingest and the offer service do)."""
 
-    def __init__(self, customers: dict[str, dict], mapping) -> None:
+    def __init__(self, customers: dict[str, dict], mapping: StoreMapping) -> None:
         self.customers = customers
         self.mapping = mapping
         self.dwell = DwellTracker(DWELL_S)
         self.engine = OfferEngine(load_rules(REPO / "firmware-config/offers.toml"))
         self.outcome = Outcome()
 
-    def zone(self, customer: str, zone, ts: float) -> None:
+    def zone(self, customer: str, zone: Zone | None, ts: float) -> None:
         started = self.dwell.update(customer, zone, ts)
         if started is not None:
             self._browsing(customer, started, ts)
@@ -132,7 +132,7 @@ class _Referee:
         for customer, zone in self.dwell.due(now):
             self._browsing(customer, zone, now)
 
-    def _browsing(self, customer: str, zone, ts: float) -> None:
+    def _browsing(self, customer: str, zone: Zone, ts: float) -> None:
         self.outcome.browsing.append(zone.name)
         event = ShopperEvent("browsing", ts, visitor=customer, customer_id=customer, zone=zone.name,
                              dep=zone.department, category=zone.category)
