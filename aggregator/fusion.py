@@ -5,9 +5,11 @@ see the same phone at slightly different moments (a probe burst is heard by all 
 milliseconds, but phones probe only every few seconds to a minute), so per device we keep the
 latest range of every (agent, sniffer) and, when the device is reported again, multilaterate all
 ranges younger than ``window_s`` with the positioning engine (:class:`~agent.positioning.locator.Locator`:
-robust multilateration bounded to the plan, then the walking-speed motion filter), and pick the
-zone with hysteresis (:class:`~agent.positioning.zones.ZoneTracker`). Ingest calls :meth:`locate`
-once per device per slice of messages, so a burst from four agents costs one solve, not four.
+robust multilateration bounded to the plan, then the walking-speed motion filter), and decide the
+zone with the store's zone HMM (:class:`~agent.positioning.zone_filter.ZoneFilter`: the filter's
+position and doubt, the PIRs' reports fed to :meth:`motion`, which zones touch). Ingest calls
+:meth:`locate` once per device per slice of messages, so a burst from four agents costs one solve,
+not four.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from agent.geometry import Zone
 from agent.positioning.calibration import LogDistanceModel, sigma_from_relative
 from agent.positioning.locator import Locator
 from agent.positioning.multilateration import MAX_ABS_M, MIN_DISTANCE_M
-from agent.positioning.zones import ROOM_CONFIDENCE, ZoneTracker
+from agent.positioning.zone_filter import PirBoard, ZoneFilter, ZoneModel
 
 DEFAULT_REL_SIGMA = 0.3  # a sniffer we have no calibration for: ~30 % of the distance
 MIN_SIGMA_M = 0.3
@@ -32,7 +34,7 @@ OWN_ESTIMATE = "_estimate"  # pseudo-sniffer for reports that carry only the age
 
 @dataclass(frozen=True, slots=True)
 class Fix:
-    """A fused position: plan pixels, radius in metres, the zone (with hysteresis) or None."""
+    """A fused position: plan pixels, radius in metres, the zone (the HMM's decision) or None (aisle)."""
 
     ts: float
     x: float
@@ -45,7 +47,7 @@ class Fix:
 @dataclass(slots=True)
 class _Track:
     locator: Locator
-    zones: ZoneTracker
+    zones: ZoneFilter
     ranges: dict[tuple[str, str], tuple[float, float, float, float, float]] = field(default_factory=dict)
     last_ts: float = 0.0
 
@@ -54,13 +56,14 @@ class Fusion:
     """Per-device range tables and tracks; not thread-safe (the event loop owns it)."""
 
     def __init__(self, store: StoreConfig, devices: list[DeviceConfig] | tuple[DeviceConfig, ...] = (), *,
-                 window_s: float = 20.0, hysteresis_px: float = 25.0, max_speed_mps: float = 1.6) -> None:
+                 window_s: float = 20.0, max_speed_mps: float = 1.6) -> None:
         self.store = store
         self.plan = store.plan
         self.mpp = store.plan.metres_per_px
         self.bounds_m = (0.0, 0.0, self.plan.width_px * self.mpp, self.plan.height_px * self.mpp)
         self.window_s = window_s
-        self.hysteresis_px = hysteresis_px
+        self.pirs = PirBoard(self.plan)
+        self.zone_model = ZoneModel(self.plan, pirs=self.pirs)
         self.max_speed_mps = max_speed_mps
         self.models: dict[tuple[str, str], LogDistanceModel] = {}
         # each model's relative sigma, computed once (Fusion.add: sigma_from_relative per range)
@@ -80,11 +83,7 @@ class Fusion:
         """Remember this report's ranges (or the agent's own estimate when it sent none)."""
         track = self.tracks.get(p.device)
         if track is None:
-            # the room decision widens its dead band to the filter's doubt (confidence 0.8): the seed-000
-            # store's simulated shoppers spend 65.8 % of probes in the right zone with it, 59.9 % with
-            # the fixed band alone (positioning.store.confident.zone_pct, docs/POSITIONING.md)
-            track = _Track(Locator(self.bounds_m, max_speed_mps=self.max_speed_mps),
-                           ZoneTracker(self.plan, hysteresis_px=self.hysteresis_px, confidence=ROOM_CONFIDENCE))
+            track = _Track(Locator(self.bounds_m, max_speed_mps=self.max_speed_mps), ZoneFilter(self.zone_model))
             self.tracks[p.device] = track
         mpp = self.mpp
         if p.ranges:
@@ -97,6 +96,10 @@ class Fusion:
                 track.ranges[key] = (ts, rx * mpp, ry * mpp, d, sigma)
         else:
             track.ranges[(p.agent, OWN_ESTIMATE)] = (p.ts, p.x * mpp, p.y * mpp, 0.1, max(MIN_SIGMA_M, p.accuracy_m))
+
+    def motion(self, zone: str, sensor: str, active: bool, ts: float) -> None:
+        """A PIR report: evidence for the zone decisions of every shopper from now on."""
+        self.pirs.motion(zone, sensor, active, ts)
 
     def drop_agent(self, device: str, agent: str) -> None:
         """The agent reported the device gone: its ranges no longer count."""
@@ -148,7 +151,10 @@ class Fusion:
         try:
             est = track.locator.update_checked(fix_ts, (xs, ys, ds, ss))
             x_px, y_px = self.plan.clamp((est.x_m / self.mpp, est.y_m / self.mpp))
-            zone = track.zones.update(x_px, y_px, motion=track.locator.motion)
+            motion = track.locator.motion
+            if motion is None:
+                raise BadReading("the motion filter has no state after an update")
+            zone = track.zones.update(fix_ts, motion)
         except BadReading:
             self.failures += 1
             return None

@@ -301,6 +301,7 @@ class Ingest:
         elif isinstance(msg, Motion):
             batch.motion_events.append((msg.msg_id, msg.ts, msg.agent, msg.sensor, msg.zone, int(msg.active)))
             self.occupancy.motion(msg)
+            self.fusion.motion(msg.zone, f"{msg.agent}/{msg.sensor}", msg.active, msg.ts)
             self.bus.publish(ShopperEvent("motion", msg.ts, zone=msg.zone,
                                           extra={"agent": msg.agent, "sensor": msg.sensor, "active": msg.active}))
         elif isinstance(msg, Link):

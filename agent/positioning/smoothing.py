@@ -18,6 +18,13 @@ from agent.errors import BadReading
 
 # A reading alone, after a silence this many half-lives long, is the whole story.
 _BURST_WEIGHT = 1.0
+# The frames of one burst (~100 ms) average; the burst before, 2 s earlier, keeps 6 % of its say.
+# Smoothing across bursts is the motion filter's job (the agent's multilateration and the
+# aggregator's fusion both run one): a second smoother in front of it made the fused track trail a
+# walker, and a 2 s-step scenario's Sport stop was never seen. scenarios.offer_match (seed 000's
+# example + 20 tab-made 2 s-step scenarios, tests/benchmarks/bench_scenarios.py) with a half-life of
+# 8 s (the old default): 7 of 21; 4 s: 9; 2 s: 16; 1 s: 18; 0.5 s: 20; 0.25 s: 20.
+HALF_LIFE_S = 0.5
 
 
 def check_rssi(rssi_dbm: float) -> float:
@@ -36,7 +43,7 @@ class RssiSmoother:
 
     __slots__ = ("_last_ts", "_sum", "_weight", "half_life_s", "outlier_db", "value")
 
-    def __init__(self, *, half_life_s: float = 8.0, outlier_db: float = 8.0) -> None:
+    def __init__(self, *, half_life_s: float = HALF_LIFE_S, outlier_db: float = 8.0) -> None:
         if not (half_life_s > 0 and math.isfinite(half_life_s)):
             raise ValueError(f"half_life_s must be a positive number, got {half_life_s!r}")
         if not (outlier_db > 0 and math.isfinite(outlier_db)):

@@ -7,6 +7,7 @@ import json
 
 from agent.cliutil import resolve_config_dir
 from agent.config import load_deployment
+from aggregator.coverage import MIN_SNIFFERS, coverage
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,6 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config-dir", default=None, metavar="DIR",
                    help="configuration directory (env FLOORWALKER_CONFIG_DIR, default ./firmware-config; "
                         "an error if none of these exists)")
+    p.add_argument("--coverage", action="store_true",
+                   help=f"also report which parts of the plan fewer than {MIN_SNIFFERS} sniffers hear (1 m grid); "
+                        "exits 1 when part of a zone is among them")
     p.set_defaults(func=run)
 
 
@@ -23,6 +27,12 @@ def run(args: argparse.Namespace) -> int:
     config_dir = resolve_config_dir(args.config_dir)
     devices = load_deployment(config_dir)
     store = devices[0].store
-    print(json.dumps({"config_dir": str(config_dir.resolve()), "store": store.id,
-                      "zones": [z.name for z in store.plan.zones], "agents": [d.agent_id for d in devices]}))
-    return 0
+    summary: dict[str, object] = {"config_dir": str(config_dir.resolve()), "store": store.id,
+                                  "zones": [z.name for z in store.plan.zones], "agents": [d.agent_id for d in devices]}
+    if not getattr(args, "coverage", False):
+        print(json.dumps(summary))
+        return 0
+    report = coverage(devices)
+    summary["coverage"] = report.as_json()
+    print(json.dumps(summary))
+    return 0 if report.zones_ok else 1

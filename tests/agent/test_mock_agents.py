@@ -65,7 +65,7 @@ def test_same_seed_agents_hear_the_same_shoppers_and_play_scenarios(tmp_path: Pa
     assert enters["agent-1"] & enters["agent-2"], "no shopper was heard by both agents"
     for p in collector.payloads("/enter"):
         assert contract.decode_agent(f"floorwalker/demo/agents/{p['agent']}/enter", json.dumps(p))
-        assert p["ranges"] and p["ranges"][0]["sniffer"] == "s1"
+        assert p["ranges"] and {r["sniffer"] for r in p["ranges"]} <= {"s1", "s2", "s3"}  # the demo layout
     links = {(p["device"], p["customer_id"]) for p in collector.payloads("/link")}
     lines = [json.loads(line) for line in (tmp_path / "agent-1.truth").read_text().splitlines()]
     truth = [t for t in lines if t["kind"] in ("shopper", "staff")]

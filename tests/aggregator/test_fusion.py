@@ -79,3 +79,25 @@ def test_a_range_beyond_the_solvers_limit_fails_the_fix_until_it_goes_stale(bad:
     fusion.add(report(0, T0 + 25.0, 600.0, 500.0))  # the bad range is older than the window now
     assert fusion.locate("d1", T0 + 25.0) is not None
     assert fusion.failures == 1
+
+
+def _walk_the_boys_mens_edge(fusion: Fusion) -> list[str | None]:
+    """d1 walks east along the Boy's / Men's edge (y 661), every agent reporting each 2 s; zones shown."""
+    shown = []
+    for k in range(10):
+        ts = T0 + 2.0 * k
+        for a in range(len(DEVICES)):
+            fusion.add(report(a, ts + 0.01 * a, 700.0 + 25.0 * k, 661.0))
+        fix = fusion.locate("d1", ts + 0.05)
+        assert fix is not None
+        shown.append(fix.zone.name if fix.zone else None)
+    return shown
+
+
+@pytest.mark.parametrize(("active", "quiet"), [("Men's", "Boy's"), ("Boy's", "Men's")])
+def test_pir_reports_decide_a_shopper_walking_on_the_edge_of_two_zones(active: str, quiet: str) -> None:
+    # Ingest hands every PIR report to Fusion.motion; the zone HMM weighs the two sides by them.
+    fusion = Fusion(STORE, list(DEVICES))
+    fusion.motion(active, "agent-3/pir", True, T0 - 10.0)
+    fusion.motion(quiet, "agent-2/pir", False, T0 - 10.0)
+    assert _walk_the_boys_mens_edge(fusion)[-1] == active

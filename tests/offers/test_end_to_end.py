@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.app import create_app
-from aggregator.appkeys import CUSTOMERS, LINK
+from aggregator.appkeys import CUSTOMERS, INGEST, LINK
 from aggregator.embedded_broker import Broker
 from aggregator.settings import Settings
 from tests.agent.agentproc import agent_env, start_agent, stop_agent
@@ -45,7 +45,12 @@ async def test_mock_loyalty_shopper_on_the_qualifying_path_gets_the_coupon(
     ws = None
     frame = None
     try:
-        await asyncio.sleep(3)  # the agents connect and subscribe to the scenario topic
+        # the agents connect (retained status online) and subscribe to the scenario topic; on a loaded
+        # machine starting four agents takes over a minute, and a scenario published before then is lost
+        ingest = app[INGEST]
+        await wait_until(lambda: all(a in ingest.agents and ingest.agents[a].state == "online" for a in AGENTS),
+                         timeout_s=120.0)
+        await asyncio.sleep(1)  # status first, then the subscription, in the same connect callback
         ws = await client.ws_connect("/ws/coupons")
         pins = [{"type": "focus", "x": 555, "y": 660}, {"type": "focus", "x": 900, "y": 1140},
                 {"type": "focus", "x": 1000, "y": 770}]
