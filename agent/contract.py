@@ -66,7 +66,7 @@ def scenario_topic(store_id: str) -> str:
 
 
 # The aggregator's own retained topics (docs/MQTT.md): what dashboards and Home Assistant read.
-SHOPPER_KINDS: Final = ("enter", "move", "exit", "browsing")
+SHOPPER_KINDS: Final = ("enter", "move", "exit", "browsing", "prediction")
 
 
 def aggregator_status_topic(store_id: str) -> str:
@@ -660,7 +660,7 @@ class CustomerEvent:
 class Prediction:
     """``{"customer": {"id"}, "coupon": {...seed-000 coupon...}, "ts"}``."""
 
-    customer_id: str
+    customer_id: str | int  # an int for the retail demo's own consumers (customer_tier)
     coupon: dict[str, Any]
     ts: float
 

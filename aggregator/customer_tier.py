@@ -26,7 +26,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from agent.config import CustomerTierConfig
-from agent.contract import CustomerEvent, CustomerTopics, encode_customer, shopper_topic
+from agent.contract import (
+    SHOPPER_KINDS,
+    CustomerEvent,
+    CustomerTopics,
+    Prediction,
+    encode_customer,
+    encode_prediction,
+    shopper_topic,
+)
 from agent.errors import ConfigError
 from aggregator.mqtt_link import Publisher
 
@@ -42,12 +50,12 @@ class CustomerTier:
         self.publisher = publisher
         self.topics = topics.prefixed(config.prefix) if config else topics
         self.config = config or CustomerTierConfig()
-        self.shopper_topics = {kind: shopper_topic(store_id, kind) for kind in ("enter", "move", "exit", "browsing")}
+        self.shopper_topics = {kind: shopper_topic(store_id, kind) for kind in SHOPPER_KINDS}
         self.known: dict[str, int] = {}  # customer id (as ingest names visitors) -> the integer the demo wants
-        self.anonymous: dict[str, int] = {"enter": 0, "move": 0, "exit": 0, "browsing": 0}
+        self.anonymous: dict[str, int] = dict.fromkeys(SHOPPER_KINDS, 0)
         self.min_interval_s = min_interval_s
         self.min_px = min_px
-        self.published: dict[str, int] = {"enter": 0, "move": 0, "exit": 0, "browsing": 0}
+        self.published: dict[str, int] = dict.fromkeys(SHOPPER_KINDS, 0)
         self.suppressed_moves = 0
         self._last_move: dict[str, tuple[float, float, float]] = {}
 
@@ -85,6 +93,21 @@ class CustomerTier:
 
     def browsing(self, visitor: str, ts: float, x: float, y: float, dep: str) -> tuple[Any, ...]:
         return self._send("browsing", CustomerEvent("browsing", visitor, ts, x, y, dep))
+
+    def prediction(self, prediction: Prediction, **extra: Any) -> None:
+        """Publish a fired offer as the retail demo's prediction, on the same rule as the other kinds: its
+        ``customer.id`` an integer the demo can look up, else on the store's shopper topic."""
+        target = str(prediction.customer_id)
+        number = self.known.get(target)
+        if number is None and self.config.anonymous == "integer-ids":
+            number = self.anonymous_id(target)
+        if number is not None:
+            typed = Prediction(number, prediction.coupon, prediction.ts)
+            self.publisher.publish(self.topics.prediction, encode_prediction(typed, **extra), qos=1)
+        else:
+            self.publisher.publish(self.shopper_topics["prediction"], encode_prediction(prediction, **extra), qos=1)
+            self.anonymous["prediction"] += 1
+        self.published["prediction"] += 1
 
     def _send(self, kind: str, event: CustomerEvent) -> tuple[Any, ...]:
         visitor = str(event.id)

@@ -23,8 +23,9 @@ from typing import Any
 
 from aiohttp import web
 
+from agent.contract import Prediction
 from aggregator.api.core import bad_request, int_param
-from aggregator.appkeys import BUS, CUSTOMERS, DB_PATH, MQTT, SETTINGS, STORE_CONFIG, TOPICS
+from aggregator.appkeys import BUS, CUSTOMERS, DB_PATH, INGEST, SETTINGS, STORE_CONFIG
 from aggregator.bus import Subscription
 from aggregator.events import ShopperEvent
 from aggregator.mqtt_link import Incoming, MqttLink
@@ -64,8 +65,10 @@ class OfferRuntime:
         """Publish what fired, then store it with the engine's changes in one transaction."""
         for offer in fired:
             self.fired += 1
-            if offer.payload is not None:
-                app[MQTT].publish(app[TOPICS].prediction, offer.payload)
+            if offer.coupon is not None:  # customer/prediction for a known customer, else the store's shopper topic
+                target = offer.customer_id if offer.customer_id is not None else offer.shopper
+                app[INGEST].tier.prediction(Prediction(target, offer.coupon, offer.ts), offer=offer.offer,
+                                            rule=offer.rule)
             extra: dict[str, Any] = {"offer": offer.offer, "rule": offer.rule}
             if offer.prediction is not None:
                 extra["prediction"] = offer.prediction
