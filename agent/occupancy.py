@@ -38,11 +38,17 @@ DEFAULT_TUNING: Mapping[str, float] = {
     # People per present device. Fitted on the shared Brno days (docs/OCCUPANCY.md; grid 0.8-1.2,
     # chosen by 7 of 8 leave-one-day-out folds): some people carry two devices.
     "factor": 0.9,
-    # What one randomised pseudo-device is worth against a device with its own MAC: phones that
-    # change MAC every scan break into several pseudo-devices even after linking (Brno days: ~10-20
-    # per phone in 10 min). Fitted on the shared Brno days (docs/OCCUPANCY.md; grid 0/0.05/0.1, chosen
-    # by every leave-one-day-out fold).
+    # What a randomised pseudo-device WITHOUT evidence that it continues is worth against a device with
+    # its own MAC: a one-shot random MAC (one burst, one MAC) is most often a fragment of a phone
+    # counted elsewhere (Brno days: 42-62 % of random MACs send a single burst). A randomised device
+    # with that evidence (``continuing_macs`` MACs linked, or heard across ``continuing_s``) counts as
+    # one device. Fitted on the shared Brno days (docs/OCCUPANCY.md, leave-one-day-out).
     "random_weight": 0.05,
+    # Evidence that a randomised pseudo-device is a continuing device, not a fragment. Chosen, not
+    # fitted: two MACs linked into one chain (agent.linking), or heard over two bursts at the slow end
+    # of a phone in use (probes every 8-30 s, Freudiger, WiSec 2015), 30 s apart.
+    "continuing_macs": 2.0,
+    "continuing_s": 30.0,
     # Relative 1-sigma error of the factor (the spread of the per-day fitted factors).
     "factor_rel_sigma": 0.3,
     # A door counter's drift: sigma grows by this many persons per crossing since the last reset.
@@ -61,6 +67,7 @@ class _SightingLike(Protocol):  # agent.presence.Sighting
     rssi_dbm: float
     randomized: bool
     kind: str
+    macs: int
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,9 @@ class _Device:
     kind: str
     zone: str | None
     randomized: bool
+    first_ts: float
+    macs: int = 1  # MACs linked into it (the most any report said)
+    span_s: float = 0.0  # heard over this long (first to last real sighting)
     sightings: int = 1
 
 
@@ -113,18 +123,23 @@ class OccupancyEstimator:
     # -- evidence in
 
     def sighting(self, ts: float, device: str, *, rssi_dbm: float | None = None, sniffer: str | None = None,
-                 zone: str | None = None, kind: str = "person", randomized: bool = False) -> None:
-        """``device`` (a linked pseudo-device id) was heard at ``ts``; ``randomized``: its MACs are random."""
+                 zone: str | None = None, kind: str = "person", randomized: bool = False, macs: int = 1,
+                 span_s: float | None = None) -> None:
+        """``device`` (a linked pseudo-device id) was heard at ``ts``; ``randomized``: its MACs are random;
+        ``macs``: MACs linked into it. ``span_s``: how long it has been heard, when the caller knows better
+        than the estimator (the aggregator refreshes held devices at ``now``); else first to last sighting."""
         entry = self._devices.get(device)
         if entry is None:
-            self._devices[device] = _Device(ts, kind, zone, randomized)
+            entry = self._devices[device] = _Device(ts, kind, zone, randomized, ts, macs)
         else:
             self._devices.move_to_end(device)
             entry.last_ts = max(entry.last_ts, ts)
             entry.kind = kind
             entry.sightings += 1
+            entry.macs = max(entry.macs, macs)
             if zone is not None:
                 entry.zone = zone
+        entry.span_s = max(entry.span_s, entry.last_ts - entry.first_ts if span_s is None else span_s)
         if kind == "person":
             self._last_activity_ts = max(self._last_activity_ts, ts)
 
@@ -165,15 +180,15 @@ class OccupancyEstimator:
             self._door_net, self._door_crossings = 0, 0  # empty for long: the door count's drift goes
         counts = {"person": 0, "fixture": 0, "neighbour": 0}
         per_zone: dict[str, float] = dict.fromkeys(self.zones, 0.0)
-        weight = t["random_weight"]
-        devices, random_devices = 0.0, 0
+        devices, random_devices, continuing = 0.0, 0, 0
         for entry in self._devices.values():
             counts[entry.kind] = counts.get(entry.kind, 0) + 1
             if entry.kind != "person":
                 continue
-            w = weight if entry.randomized else 1.0
+            w = self._weight(entry)
             devices += w
             random_devices += entry.randomized
+            continuing += entry.randomized and w == 1.0
             if entry.zone is not None:
                 per_zone[entry.zone] = per_zone.get(entry.zone, 0.0) + w
         factor = t["factor"]
@@ -182,13 +197,22 @@ class OccupancyEstimator:
             people, var = self._fuse_door(people, var)
         zones = self._zones(now, per_zone, factor)
         evidence: dict[str, float | int] = {
-            "devices": counts["person"], "random_devices": random_devices, "weighted_devices": round(devices, 3),
+            "devices": counts["person"], "random_devices": random_devices, "continuing_random": continuing,
+            "weighted_devices": round(devices, 3),
             "linked": len(self._devices), "fixtures": counts["fixture"],
             "neighbours": counts["neighbour"], "factor": factor,
             "door_in": self._door_in, "door_out": self._door_out,
             "pir_active": sum(1 for active, _ in self._motion.values() if active),
         }
         return Occupancy(now, round(people, 3), round(math.sqrt(var), 3), zones, evidence)
+
+    def _weight(self, entry: _Device) -> float:
+        """1 for a device with its own MAC or a randomised one with evidence that it continues (linked
+        across MACs, or heard for a while); ``random_weight`` for a one-shot random MAC."""
+        t = self.tuning
+        if not entry.randomized or entry.macs >= t["continuing_macs"] or entry.span_s >= t["continuing_s"]:
+            return 1.0
+        return t["random_weight"]
 
     def _from_devices(self, devices: float, factor: float) -> tuple[float, float]:
         """People and variance from the device count: a Poisson count times an uncertain factor."""
@@ -236,7 +260,7 @@ class MinuteOccupancy:
         while s.ts > self._start + 60.0:
             self._emit()
         self.estimator.sighting(s.ts, s.device, rssi_dbm=s.rssi_dbm, sniffer=s.sniffer, kind=s.kind,
-                                randomized=s.randomized)
+                                randomized=s.randomized, macs=s.macs)
 
     def _emit(self) -> None:
         assert self._start is not None

@@ -101,3 +101,25 @@ def test_randomised_pseudo_devices_count_with_their_weight() -> None:
     occ = est.estimate(T0 + 10)
     assert occ.people == pytest.approx(3.0)
     assert occ.evidence["devices"] == 9 and occ.evidence["random_devices"] == 8
+
+
+def test_a_one_shot_random_mac_counts_little_and_a_continuing_one_as_a_device() -> None:
+    """The weight of a randomised pseudo-device comes from the evidence that it continues."""
+    est = OccupancyEstimator(factor=1.0, random_weight=0.05)
+    est.sighting(T0, "one-shot", randomized=True)  # one burst from one MAC
+    est.sighting(T0 + 0.2, "one-shot", randomized=True)
+    assert est.estimate(T0 + 1).evidence["weighted_devices"] == pytest.approx(0.05)
+    est.sighting(T0 + 2, "chain", randomized=True, macs=2)  # linked across two MACs
+    assert est.estimate(T0 + 3).evidence["weighted_devices"] == pytest.approx(1.05)
+    est.sighting(T0 + 40, "one-shot", randomized=True)  # the same MAC heard again a burst later
+    occ = est.estimate(T0 + 41)
+    assert occ.evidence["weighted_devices"] == pytest.approx(2.0)
+    assert occ.evidence["continuing_random"] == 2 and occ.people == pytest.approx(2.0)
+
+
+def test_the_caller_can_say_how_long_a_device_has_been_heard() -> None:
+    """Live occupancy refreshes held devices at ``now``: their span is the reports', not the refreshes'."""
+    est = OccupancyEstimator(factor=1.0, random_weight=0.05)
+    for dt in (0.0, 50.0, 100.0):
+        est.sighting(T0 + dt, "held", randomized=True, span_s=0.5)
+    assert est.estimate(T0 + 101).evidence["weighted_devices"] == pytest.approx(0.05)
