@@ -12,6 +12,7 @@ import pytest
 
 from agent.config import load_deployment, load_store
 from agent.contract import Door, Motion, Presence, Range, Rejection, agent_topic, decode_agent, encode_agent
+from agent.occupancy import DEFAULT_TUNING
 from agent.runtime import Pipeline
 from agent.sources.parser import Probe, format_json
 from aggregator.app import create_app
@@ -276,4 +277,5 @@ def test_a_one_shot_random_mac_heard_by_two_agents_counts_little() -> None:
     occ = _two_agents_hear([(T0, "d6:00:00:00:00:09", 3000, True)])
     est = occ.estimate(T0 + 1.0)
     assert est.evidence["devices"] == 1 and est.evidence["continuing_random"] == 0
-    assert est.people == pytest.approx(0.05)  # random_weight, the Brno fit (docs/OCCUPANCY.md)
+    assert est.evidence["weighted_devices"] == pytest.approx(DEFAULT_TUNING["random_weight"], abs=0.01)
+    assert est.people < 0.1

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import pickle
 import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
@@ -29,7 +30,7 @@ from agent.sources.replay import detect_format, read_file
 from tests.benchmarks.bench_occupancy import DAYS, DEVICE, Capture, blank_labels, mae
 
 RANDOM_WEIGHTS = (0.0, 0.05, 0.1, 0.2)
-FACTORS = (0.8, 0.9, 1.0, 1.1, 1.2)
+FACTORS = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2)
 Point = tuple[float, float]  # (random_weight, factor)
 
 
@@ -61,13 +62,31 @@ def day_sightings(files: Sequence[Path]) -> list[Sighting]:
     return recorder.sightings
 
 
+TUNING: dict[str, float] = {}  # --tuning NAME=VALUE: the other parameters, held fixed (ablations)
+
+
 def score(sightings: list[Sighting], caps: Sequence[Capture], point: Point) -> list[tuple[float, float | None]]:
-    minutes = MinuteOccupancy(OccupancyEstimator(random_weight=point[0], factor=point[1]))
+    minutes = MinuteOccupancy(OccupancyEstimator(random_weight=point[0], factor=point[1], **TUNING))
     for s in sightings:
         minutes.add(s)
     minutes.close()
     estimate = {start: round(people, 2) for start, people in minutes.rows}
     return [mae(estimate, cap.minute_labels()) for cap in caps]
+
+
+def _cached(cache: Path | None, day: str, files: Sequence[Path]) -> list[Sighting]:
+    """The day's sightings, from ``cache`` (a directory) when replayed before with this code."""
+    if cache is None:
+        return day_sightings(files)
+    path = cache / f"{day}.pickle"
+    if path.is_file():
+        with open(path, "rb") as fh:
+            return pickle.load(fh)  # type: ignore[no-any-return]  # our own file, written just below
+    sightings = day_sightings(files)
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:
+        pickle.dump(sightings, fh)
+    return sightings
 
 
 def objective(scores: list[tuple[float, float | None]]) -> float:
@@ -81,7 +100,7 @@ def average(scores: list[tuple[float, float | None]]) -> tuple[float, float]:
     return sum(a for a, _ in scores) / len(scores), sum(occ) / len(occ)
 
 
-def run() -> Iterator[str]:
+def run(cache: Path | None = None) -> Iterator[str]:
     by_day: dict[str, list[Path]] = defaultdict(list)
     for p in sorted(DAYS.glob("*.csv")):
         by_day[p.stem.split("_", 1)[1]].append(p)
@@ -92,7 +111,7 @@ def run() -> Iterator[str]:
             blanked = [Path(tmp) / f.name for f in files]
             for src, dst in zip(files, blanked, strict=True):
                 blank_labels(src, dst)
-            sightings = day_sightings(blanked)
+            sightings = _cached(cache, day, blanked)
             caps = [Capture(f) for f in files]
             table[day] = {point: score(sightings, caps, point) for point in grid}
     days = sorted(table)
@@ -116,6 +135,12 @@ def run() -> Iterator[str]:
 
 
 if __name__ == "__main__":
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
-    for line in run():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache", type=Path, help="keep each day's replayed sightings here (same code only)")
+    parser.add_argument("--tuning", action="append", default=[], metavar="NAME=VALUE")
+    args = parser.parse_args()
+    for item in args.tuning:
+        name, value = item.split("=", 1)
+        TUNING[name] = float(value)
+    for line in run(args.cache):
         print(line, flush=True)
