@@ -99,6 +99,7 @@ class _Device:
     first_ts: float
     macs: int = 1  # MACs linked into it (the most any report said)
     span_s: float = 0.0  # heard over this long (first to last real sighting)
+    counted_for_s: float | None = None  # counted this long after its last sighting (None: window_s)
     sightings: int = 1
 
 
@@ -129,10 +130,12 @@ class OccupancyEstimator:
 
     def sighting(self, ts: float, device: str, *, rssi_dbm: float | None = None, sniffer: str | None = None,
                  zone: str | None = None, kind: str = "person", randomized: bool = False, macs: int = 1,
-                 span_s: float | None = None) -> None:
+                 span_s: float | None = None, counted_for_s: float | None = None) -> None:
         """``device`` (a linked pseudo-device id) was heard at ``ts``; ``randomized``: its MACs are random;
         ``macs``: MACs linked into it. ``span_s``: how long it has been heard, when the caller knows better
-        than the estimator (the aggregator refreshes held devices at ``now``); else first to last sighting."""
+        than the estimator (the aggregator refreshes held devices at ``now``); else first to last sighting.
+        ``counted_for_s``: how long the caller keeps counting it after it was last heard (the aggregator's
+        hold, shorter than ``window_s``), so a fragment weighs its part of the time it is counted."""
         entry = self._devices.get(device)
         if entry is None:
             entry = self._devices[device] = _Device(ts, kind, zone, randomized, ts, macs)
@@ -145,6 +148,7 @@ class OccupancyEstimator:
             if zone is not None:
                 entry.zone = zone
         entry.span_s = max(entry.span_s, entry.last_ts - entry.first_ts if span_s is None else span_s)
+        entry.counted_for_s = counted_for_s
         if kind == "person":
             self._last_activity_ts = max(self._last_activity_ts, ts)
 
@@ -219,7 +223,11 @@ class OccupancyEstimator:
         t = self.tuning
         if not entry.randomized or entry.macs >= t["continuing_macs"]:
             return 1.0
-        return min(1.0, max(t["random_weight"], entry.span_s / t["continuing_s"]))
+        # the part of the time it is counted (heard, then held) that it was heard: with a phone's fragments
+        # each counted that long, about one of them is counted at any moment, so their weights add up to ~1
+        counted_s = t["continuing_s"] if entry.counted_for_s is None else \
+            min(t["continuing_s"], entry.span_s + entry.counted_for_s)
+        return min(1.0, max(t["random_weight"], entry.span_s / counted_s))
 
     def _from_devices(self, devices: float, factor: float) -> tuple[float, float]:
         """People and variance from the device count: a Poisson count times an uncertain factor."""

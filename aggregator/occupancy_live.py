@@ -161,7 +161,8 @@ class LiveOccupancy:
     def _count(self, entry: _Present, device: str, ts: float, *, sniffer: str | None = None,
                rssi_dbm: float | None = None) -> None:
         self.estimator.sighting(ts, device, rssi_dbm=rssi_dbm, sniffer=sniffer, zone=entry.zone, kind=entry.kind,
-                                randomized=entry.randomized, macs=entry.macs, span_s=entry.last_ts - entry.first_ts)
+                                randomized=entry.randomized, macs=entry.macs, span_s=entry.last_ts - entry.first_ts,
+                                counted_for_s=entry.hold_s())
 
     def placed(self, device: str, zone: str | None) -> None:
         """Ingest fused ``device`` into ``zone`` (None: between zones)."""

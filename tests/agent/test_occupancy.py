@@ -133,3 +133,12 @@ def test_the_caller_can_say_how_long_a_device_has_been_heard() -> None:
     for dt in (0.0, 50.0, 100.0):
         est.sighting(T0 + dt, "held", randomized=True, span_s=0.5)
     assert est.estimate(T0 + 101).evidence["weighted_devices"] == pytest.approx(0.05)
+
+
+def test_a_fragment_weighs_its_part_of_the_time_the_caller_counts_it() -> None:
+    """Live occupancy holds a device for less than the window: fragments weigh their share of that."""
+    est = OccupancyEstimator(factor=1.0, random_weight=0.0, continuing_s=600.0)
+    est.sighting(T0 + 60, "fragment", randomized=True, span_s=60.0, counted_for_s=60.0)
+    assert est.estimate(T0 + 61).evidence["weighted_devices"] == pytest.approx(0.5)
+    est.sighting(T0 + 61, "fragment", randomized=True, span_s=60.0)  # None: counted for window_s
+    assert est.estimate(T0 + 62).evidence["weighted_devices"] == pytest.approx(0.1)
