@@ -309,10 +309,14 @@ class Presence(NamedTuple):
     # here ``device_kind``, as ``kind`` already names the message (enter/move/exit).
     device_kind: str = "person"  # one of DEVICE_KINDS
     macs: int = 1  # how many MACs were linked into this pseudo-device
+    # A linked chain's latest MAC ids (keyed hashes like ``device``, never MACs; at most MAX_MAC_IDS): two
+    # agents that named one rotating phone after different first MACs share one of these (docs/MQTT.md).
+    mac_ids: tuple[str, ...] = ()
 
 
 DEVICE_KINDS: Final = ("person", "fixture", "neighbour")
 MAX_LINKED_MACS: Final = 1_000_000
+MAX_MAC_IDS: Final = 8  # agents send agent.linking.RECENT_MACS (4); room for a later agent to send more
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,6 +400,8 @@ def encode_agent(message: AgentMessage) -> bytes:
             data["kind"] = m.device_kind
         if m.macs != 1:
             data["macs"] = m.macs
+        if m.mac_ids:
+            data["mac_ids"] = list(m.mac_ids)
         return _dump(data)
     return _dump(asdict(message))
 
@@ -436,8 +442,8 @@ def _device(d: Mapping[str, Any]) -> str:
     return device
 
 
-def _device_kind_macs(d: Mapping[str, Any]) -> tuple[str, int]:
-    """The optional ``kind`` and ``macs`` of a presence report, defaults when absent."""
+def _device_kind_macs(d: Mapping[str, Any]) -> tuple[str, int, tuple[str, ...]]:
+    """The optional ``kind``, ``macs`` and ``mac_ids`` of a presence report, defaults when absent."""
     device_kind = d.get("kind", "person")
     if device_kind is None:
         device_kind = "person"
@@ -452,7 +458,22 @@ def _device_kind_macs(d: Mapping[str, Any]) -> tuple[str, int]:
         raise _Invalid("wrong-type", "macs must be an integer")
     if not 1 <= macs <= MAX_LINKED_MACS:
         raise _Invalid("bad-value", f"macs must be 1..{MAX_LINKED_MACS}")
-    return device_kind, macs
+    return device_kind, macs, _mac_ids(d)
+
+
+def _mac_ids(d: Mapping[str, Any]) -> tuple[str, ...]:
+    """``mac_ids``: a short list of keyed-hash ids; a raw MAC among them is a leak and is refused."""
+    raw = d.get("mac_ids")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) > MAX_MAC_IDS:
+        raise _Invalid("wrong-type", f"mac_ids must be a list of at most {MAX_MAC_IDS} strings")
+    for item in raw:
+        if not isinstance(item, str) or not 0 < len(item) <= 128:
+            raise _Invalid("wrong-type", "mac_ids must hold non-empty strings of at most 128 characters")
+        if contains_mac(item):
+            raise _Invalid("raw-mac", "mac_ids must be the agent's keyed hashes, not MACs")
+    return tuple(raw)
 
 
 def _decode_agent(kind: str, d: dict[str, Any], agent: str | None) -> AgentMessage:
@@ -518,9 +539,9 @@ def presence_fields(topic: str, payload: bytes | str) -> tuple[Any, ...] | None:
     fields = _native_presence.fields(parsed[2], data, parsed[1], contains_mac)
     if fields is None:
         return None
-    # kind and macs (optional, newer agents): checked here, two lookups; a bad one is decode_agent's to reject
-    if "kind" not in data and "macs" not in data:
-        return (*fields, "person", 1)  # type: ignore[no-any-return]
+    # kind, macs, mac_ids (optional, newer agents): checked here, three lookups; a bad one is decode_agent's to reject
+    if "kind" not in data and "macs" not in data and "mac_ids" not in data:
+        return (*fields, "person", 1, ())  # type: ignore[no-any-return]
     try:
         return (*fields, *_device_kind_macs(data))  # type: ignore[no-any-return]
     except _Invalid:

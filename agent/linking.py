@@ -23,6 +23,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
+# How many of a chain's latest MAC ids a presence report carries (``mac_ids``, docs/MQTT.md): enough that
+# two agents that report the same phone a few bursts apart share one, few enough to keep reports short.
+RECENT_MACS = 4
+
 
 @dataclass(slots=True)
 class _Chain:
@@ -33,6 +37,7 @@ class _Chain:
     rssi_dbm: float
     mac: str  # the MAC id heard last
     macs: int = 1
+    recent: tuple[str, ...] = ()  # the latest RECENT_MACS MAC ids linked into it, oldest first
 
 
 class MacLinker:
@@ -66,13 +71,23 @@ class MacLinker:
         self._expire(ts)
         chain = self._best(ts, seq, fingerprint, rssi_dbm)
         if chain is None:
-            chain = _Chain(mac, fingerprint, ts, seq, rssi_dbm, mac)
+            chain = _Chain(mac, fingerprint, ts, seq, rssi_dbm, mac, recent=(mac,))
         else:
             chain.macs += 1
+            chain.recent = (*chain.recent[1 - RECENT_MACS:], mac)
             self.stats["linked"] += 1
         self._remember(mac, chain)
         self._heard(chain, ts, seq, rssi_dbm, mac)
         return chain.device, chain.macs
+
+    def mac_ids(self, mac: str) -> tuple[str, ...]:
+        """The latest MAC ids of the chain ``mac`` belongs to (oldest first), or () when it is in none.
+
+        Agents link on their own and name a chain after the first MAC each heard, so two agents that
+        heard one rotating phone from different first MACs name it differently; these ids (keyed hashes,
+        like the device id) let the aggregator see that the two chains share a MAC and are one phone."""
+        chain = self._by_mac.get(mac)
+        return () if chain is None else chain.recent
 
     def _best(self, ts: float, seq: int, fingerprint: str, rssi_dbm: float) -> _Chain | None:
         best: _Chain | None = None

@@ -46,6 +46,7 @@ class Sighting:
     randomized: bool = False
     kind: str = "person"  # person, fixture or neighbour (agent.device_kinds)
     macs: int = 1  # MACs linked into the pseudo-device so far
+    mac_ids: tuple[str, ...] = ()  # a linked chain's latest MAC ids (agent.linking.MacLinker.mac_ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,7 @@ class PresenceUpdate:
     ranges: tuple[Range, ...]
     device_kind: str = "person"  # person, fixture or neighbour
     macs: int = 1
+    mac_ids: tuple[str, ...] = ()
 
 
 class _Sniffer:
@@ -90,6 +92,7 @@ class _Track:
     entered: bool = False
     kind: str = "person"
     macs: int = 1
+    mac_ids: tuple[str, ...] = ()
     last_update_ts: float = -math.inf
     smoothers: dict[str, RssiSmoother] = field(default_factory=dict)
     heard_ts: dict[str, float] = field(default_factory=dict)
@@ -138,7 +141,7 @@ class PresenceTracker:
                 return self._learn_fixture(s.device, track, s.ts)
         track.last_ts = max(track.last_ts, s.ts)
         track.sightings += 1
-        track.kind, track.macs = s.kind, s.macs
+        track.kind, track.macs, track.mac_ids = s.kind, s.macs, s.mac_ids
         smoother = track.smoothers.get(s.sniffer)
         if smoother is None:
             smoother = track.smoothers[s.sniffer] = RssiSmoother()
@@ -156,7 +159,9 @@ class PresenceTracker:
         if s.ts - track.last_update_ts < MIN_UPDATE_INTERVAL_S:
             return None
         update = self._estimate(track, "move", s.device, s.ts)
-        if update is None or not self._changed(track.last, update):
+        # a new MAC joined the chain: reported even when the device did not move, so the aggregator
+        # learns the MAC ids other agents may name this phone by (agent.linking.MacLinker.mac_ids)
+        if update is None or not (self._changed(track.last, update) or update.macs != track.last.macs):  # type: ignore[union-attr]
             return None
         track.last, track.last_update_ts = update, s.ts
         return update
@@ -201,7 +206,8 @@ class PresenceTracker:
             x, y = self.plan.m_to_px((est.x_m, est.y_m))
             accuracy = est.accuracy_m
         return PresenceUpdate(kind, ts, device, round(x, 1), round(y, 1), round(accuracy, 2), best.rssi_dbm,
-                              best.distance_m, track.randomized, tuple(ranges), track.kind, track.macs)
+                              best.distance_m, track.randomized, tuple(ranges), track.kind, track.macs,
+                              track.mac_ids)
 
     def _learn_fixture(self, device: str, track: _Track, ts: float) -> PresenceUpdate | None:
         """Heard without a break for ``static_after_s``: a printer or a till PC, not a shopper."""
@@ -216,7 +222,7 @@ class PresenceTracker:
         if last is None:
             return None
         return PresenceUpdate("exit", ts, device, last.x, last.y, last.accuracy_m, last.rssi_dbm, last.distance_m,
-                              track.randomized, (), track.kind, track.macs)
+                              track.randomized, (), track.kind, track.macs, track.mac_ids)
 
     def tick(self, now: float) -> list[PresenceUpdate]:
         """Exits of devices silent for ``absence_s`` (oldest first; stops at the first one still heard)."""

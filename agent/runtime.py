@@ -107,7 +107,9 @@ class Pipeline:
         fingerprint = None if probe.fingerprint is None else self.fingerprints.hash(probe.fingerprint)
         device, macs = self.linker.link(ts, mac_id, randomized=randomized, seq=probe.seq, fingerprint=fingerprint,
                                         rssi_dbm=rssi)
-        sighting = Sighting(ts, sniffer, device, rssi, randomized, self.kinds.observe(ts, device, sniffer, rssi), macs)
+        mac_ids = self.linker.mac_ids(mac_id) if macs > 1 else ()
+        sighting = Sighting(ts, sniffer, device, rssi, randomized, self.kinds.observe(ts, device, sniffer, rssi), macs,
+                            mac_ids)
         self.sighting(sighting)
         return sighting
 
@@ -149,7 +151,8 @@ class Pipeline:
         log.debug("event=presence kind=%s device=%s x=%.0f y=%.0f distance_m=%.1f msg_id=%s",
                   u.kind, u.device, u.x, u.y, u.distance_m, msg_id)
         self._send(contract.Presence(u.kind, msg_id, self.agent_id, u.ts, u.device, u.x, u.y, u.accuracy_m,
-                                     u.rssi_dbm, u.distance_m, u.randomized, u.ranges, u.device_kind, u.macs), seq)
+                                     u.rssi_dbm, u.distance_m, u.randomized, u.ranges, u.device_kind, u.macs,
+                                     u.mac_ids), seq)
 
     def _sensor(self, event: SensorEvent) -> None:
         msg_id, seq = self.sink.new_id()

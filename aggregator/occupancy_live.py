@@ -10,6 +10,9 @@ event loop, fed by ingest with the agent tier's messages:
   So a device counts while it keeps reporting: until silent for a few of its own usual gaps
   (:meth:`_Present.hold_s`), until every agent that reported it sent its ``exit``, and it is
   forgotten after :data:`STALE_S` without any report (an agent went offline, its exits never came);
+* which agents' devices are one phone: reports that share a MAC id (``device`` or ``mac_ids``) are
+  joined under one id (:class:`aggregator.device_aliases.DeviceAliases`), so a rotating phone that
+  agents named after different first MACs counts once;
 * the zone each device was last fused into (ingest's positions, not one agent's, which with a single
   sniffer is the sniffer's own spot);
 * door crossings and PIR states.
@@ -36,6 +39,7 @@ from agent.contract import (
     occupancy_topic,
 )
 from agent.occupancy import Occupancy, OccupancyEstimator
+from aggregator.device_aliases import DeviceAliases
 from aggregator.mqtt_link import Publisher
 
 PUBLISH_EVERY_S = 60.0
@@ -58,10 +62,24 @@ class _Present:
 
     last_ts: float
     randomized: bool = False
-    kinds: dict[str, str] = field(default_factory=dict)  # agent -> person, fixture or neighbour
+    # (agent, the agent's device id) -> person, fixture or neighbour: one phone may be several agents'
+    # devices, and after a join even two of one agent's (a chain it lost and started again)
+    kinds: dict[tuple[str, str], str] = field(default_factory=dict)
+    first_ts: float = 0.0  # first report: how long it has been heard is evidence it is a device
+    macs: int = 1  # the most MACs any agent linked into it
     zone: str | None = None
     gap_s: float = FIRST_GAP_S  # running mean of the time between its reports (several agents' count as one)
     counted: bool = True  # in the estimator now
+
+    def merge(self, other: _Present) -> None:
+        """``other`` turned out to be this phone (they share a MAC id)."""
+        self.kinds.update(other.kinds)
+        self.first_ts = min(self.first_ts, other.first_ts)
+        self.last_ts = max(self.last_ts, other.last_ts)
+        self.macs = max(self.macs, other.macs)
+        self.randomized = self.randomized or other.randomized
+        if self.zone is None:
+            self.zone = other.zone
 
     def heard(self, ts: float) -> None:
         gap = ts - self.last_ts
@@ -96,7 +114,8 @@ class LiveOccupancy:
         self.topic = occupancy_topic(store.id)
         self.zone_topics = _zone_topics(store.id, self.zone_names)
         self.estimator = OccupancyEstimator(zones=self.zone_names, factor=factor, **dict(tuning or {}))
-        self.present: dict[str, _Present] = {}
+        self.present: dict[str, _Present] = {}  # by the phone's canonical id (self.aliases)
+        self.aliases = DeviceAliases()
         self.published = 0
         self._sent: dict[str, tuple[Any, float]] = {}  # topic -> (what was rounded, when)
 
@@ -104,31 +123,50 @@ class LiveOccupancy:
 
     def presence(self, p: Presence) -> None:
         if p.kind == "exit":
-            entry = self.present.get(p.device)
-            if entry is not None:
-                entry.kinds.pop(p.agent, None)
-                if not entry.kinds:
-                    del self.present[p.device]
-                    self.estimator.gone(p.ts, p.device)
+            self._exit(p)
             return
-        entry = self.present.get(p.device)
+        device, absorbed = self.aliases.join(p.device, p.mac_ids)
+        entry = self.present.get(device)
         if entry is None:
-            entry = self.present[p.device] = _Present(p.ts)
-        entry.kinds[p.agent] = p.device_kind
+            entry = self.present[device] = _Present(p.ts, first_ts=p.ts)
+        for other in absorbed:  # reports of one phone under ids that only now share a MAC: one device
+            gone = self.present.pop(other, None)
+            if gone is not None:
+                entry.merge(gone)
+                self.estimator.gone(p.ts, other)
+        entry.kinds[(p.agent, p.device)] = p.device_kind
         entry.heard(p.ts)
         entry.counted = True
-        kind = entry.kind
+        entry.macs = max(entry.macs, p.macs, self.aliases.size(device))
         # ranges are Range tuples, or plain tuples in Range's order from the MQTT process: index, not name
         sniffer = f"{p.agent}/{p.ranges[0][0]}" if p.ranges else p.agent
-        # the estimator weighs a randomised pseudo-device as the part of a phone linking leaves it (its
-        # random_weight, fitted on the Brno days): the same judgement live as in replay
-        entry.randomized = p.randomized
-        self.estimator.sighting(p.ts, p.device, rssi_dbm=p.rssi_dbm, sniffer=sniffer, zone=entry.zone, kind=kind,
-                                randomized=entry.randomized)
+        # the estimator weighs a randomised pseudo-device by the evidence that it is a continuing device
+        # (MACs linked, time heard): the same judgement live as in replay
+        entry.randomized = entry.randomized or p.randomized
+        self._count(entry, device, p.ts, sniffer=sniffer, rssi_dbm=p.rssi_dbm)
+
+    def _exit(self, p: Presence) -> None:
+        device = self.aliases.find(p.device)
+        entry = self.present.get(device)
+        if entry is not None:
+            entry.kinds.pop((p.agent, p.device), None)
+            if not entry.kinds:
+                self._forget(p.ts, device)
+
+    def _forget(self, ts: float, device: str) -> None:
+        del self.present[device]
+        self.aliases.forget(device)
+        self.estimator.gone(ts, device)
+
+    def _count(self, entry: _Present, device: str, ts: float, *, sniffer: str | None = None,
+               rssi_dbm: float | None = None) -> None:
+        self.estimator.sighting(ts, device, rssi_dbm=rssi_dbm, sniffer=sniffer, zone=entry.zone, kind=entry.kind,
+                                randomized=entry.randomized, macs=entry.macs, span_s=entry.last_ts - entry.first_ts,
+                                counted_for_s=entry.hold_s())
 
     def placed(self, device: str, zone: str | None) -> None:
         """Ingest fused ``device`` into ``zone`` (None: between zones)."""
-        entry = self.present.get(device)
+        entry = self.present.get(self.aliases.find(device))
         if entry is not None:
             entry.zone = zone
 
@@ -145,11 +183,10 @@ class LiveOccupancy:
         than their hold count as heard now; the others leave the estimator until they report again."""
         stale = [d for d, e in self.present.items() if now - e.last_ts > STALE_S]
         for device in stale:
-            del self.present[device]
-            self.estimator.gone(now, device)
+            self._forget(now, device)
         for device, entry in self.present.items():
             if now - entry.last_ts <= entry.hold_s():
-                self.estimator.sighting(now, device, zone=entry.zone, kind=entry.kind, randomized=entry.randomized)
+                self._count(entry, device, now)
             elif entry.counted:
                 entry.counted = False
                 self.estimator.gone(now, device)

@@ -98,7 +98,38 @@ def test_kind_and_macs_are_optional_with_defaults_and_left_out_when_default() ->
     assert linked.device_kind == "fixture" and linked.macs == 4
     fields = c.presence_fields(TOPIC, json.dumps({**GOOD, "kind": "neighbour", "macs": 2}).encode())
     if c._native_presence is not None:
-        assert fields is not None and fields[12:] == ("neighbour", 2)
+        assert fields is not None and fields[12:] == ("neighbour", 2, ())
+
+
+MAC_IDS = ["d-1a2b3c4d5e6f7081", "d-2b3c4d5e6f708192"]  # as agent.privacy.DeviceHasher makes them
+
+
+def test_mac_ids_are_optional_left_out_when_empty_and_round_trip() -> None:
+    """A linked chain's latest MAC ids (keyed hashes) let the aggregator join agents' chains of one phone."""
+    assert b'"mac_ids"' not in c.encode_agent(presence())  # an older aggregator reads it as before
+    assert c.decode_agent(TOPIC, c.encode_agent(presence())).mac_ids == ()
+    linked = presence()._replace(macs=2, mac_ids=tuple(MAC_IDS))
+    payload = c.encode_agent(linked)
+    assert json.loads(payload)["mac_ids"] == MAC_IDS
+    assert c.decode_agent(TOPIC, payload) == linked
+    fields = c.presence_fields(TOPIC, payload)
+    if c._native_presence is not None:  # the aggregator's fast path agrees with decode_agent
+        assert fields is not None and c.Presence(*fields[:11], tuple(c.Range(*r) for r in fields[11]),
+                                                 *fields[12:]) == linked
+
+
+@pytest.mark.parametrize(("mac_ids", "reason"), [
+    ("d-1a2b3c4d5e6f7081", "wrong-type"),  # not a list
+    ([f"d-{i:016x}" for i in range(c.MAX_MAC_IDS + 1)], "wrong-type"),  # too many
+    ([7], "wrong-type"),
+    ([""], "wrong-type"),
+    (["aa:bb:cc:dd:ee:ff"], "raw-mac"),  # a leak: refused, never stored
+])
+def test_bad_mac_ids_are_typed_rejections_on_both_paths(mac_ids: object, reason: str) -> None:
+    payload = json.dumps({**GOOD, "mac_ids": mac_ids}).encode()
+    result = c.decode_agent(TOPIC, payload)
+    assert isinstance(result, c.Rejection) and result.reason == reason, result
+    assert c.presence_fields(TOPIC, payload) is None  # the fast path leaves it to decode_agent
 
 
 def test_bad_topic_is_a_rejection() -> None:

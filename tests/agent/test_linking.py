@@ -54,6 +54,16 @@ def test_two_phones_of_one_model_interleaved_stay_two() -> None:
     assert devices["one"] != devices["two"]
 
 
+def test_a_chain_names_its_latest_macs_and_a_lone_mac_names_none() -> None:
+    linker = MacLinker()
+    for i in range(6):  # a MAC per burst, the sequence number running on
+        device, macs = link(linker, 20.0 * i, f"d-mac{i}", 100 + 14 * i)
+    assert device == "d-mac0" and macs == 6
+    assert linker.mac_ids("d-mac5") == ("d-mac2", "d-mac3", "d-mac4", "d-mac5")  # RECENT_MACS, oldest first
+    link(linker, 500.0, "d-other", 9, fp=IPHONE)
+    assert linker.mac_ids("d-other") == ("d-other",) and linker.mac_ids("d-never") == ()
+
+
 def test_no_link_after_a_long_gap_a_backwards_step_or_a_far_rssi() -> None:
     linker = MacLinker(gap_s=60.0, rssi_tolerance_db=15.0)
     a, _ = link(linker, 0.0, "d-mac1", 100)

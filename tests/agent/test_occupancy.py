@@ -101,3 +101,44 @@ def test_randomised_pseudo_devices_count_with_their_weight() -> None:
     occ = est.estimate(T0 + 10)
     assert occ.people == pytest.approx(3.0)
     assert occ.evidence["devices"] == 9 and occ.evidence["random_devices"] == 8
+
+
+def test_a_one_shot_random_mac_counts_little_and_a_continuing_one_as_a_device() -> None:
+    """The weight of a randomised pseudo-device comes from the evidence that it continues."""
+    est = OccupancyEstimator(factor=1.0, random_weight=0.05, continuing_s=600.0, continuing_macs=4)
+    est.sighting(T0, "one-shot", randomized=True)  # one burst from one MAC
+    est.sighting(T0 + 0.2, "one-shot", randomized=True)
+    assert est.estimate(T0 + 1).evidence["weighted_devices"] == pytest.approx(0.05)
+    est.sighting(T0 + 2, "chain", randomized=True, macs=4)  # linked across four MACs: linking works for it
+    assert est.estimate(T0 + 3).evidence["weighted_devices"] == pytest.approx(1.05)
+    est.sighting(T0 + 300, "one-shot", randomized=True)  # the same MAC heard for half of continuing_s
+    assert est.estimate(T0 + 301).evidence["weighted_devices"] == pytest.approx(1.5)
+    est.sighting(T0 + 600, "one-shot", randomized=True)
+    occ = est.estimate(T0 + 601)
+    assert occ.evidence["weighted_devices"] == pytest.approx(2.0)
+    assert occ.evidence["continuing_random"] == 2 and occ.people == pytest.approx(2.0)
+
+
+def test_fragments_of_a_phone_whose_macs_do_not_link_add_up_to_about_one() -> None:
+    est = OccupancyEstimator(factor=1.0, random_weight=0.0, continuing_s=600.0)
+    for i in range(5):  # a new unlinked MAC every 2 min, each heard for 2 min
+        est.sighting(T0 + 120 * i, f"fragment-{i}", randomized=True)
+        est.sighting(T0 + 120 * i + 119, f"fragment-{i}", randomized=True)
+    assert est.estimate(T0 + 600).people == pytest.approx(1.0, abs=0.01)
+
+
+def test_the_caller_can_say_how_long_a_device_has_been_heard() -> None:
+    """Live occupancy refreshes held devices at ``now``: their span is the reports', not the refreshes'."""
+    est = OccupancyEstimator(factor=1.0, random_weight=0.05)
+    for dt in (0.0, 50.0, 100.0):
+        est.sighting(T0 + dt, "held", randomized=True, span_s=0.5)
+    assert est.estimate(T0 + 101).evidence["weighted_devices"] == pytest.approx(0.05)
+
+
+def test_a_fragment_weighs_its_part_of_the_time_the_caller_counts_it() -> None:
+    """Live occupancy holds a device for less than the window: fragments weigh their share of that."""
+    est = OccupancyEstimator(factor=1.0, random_weight=0.0, continuing_s=600.0)
+    est.sighting(T0 + 60, "fragment", randomized=True, span_s=60.0, counted_for_s=60.0)
+    assert est.estimate(T0 + 61).evidence["weighted_devices"] == pytest.approx(0.5)
+    est.sighting(T0 + 61, "fragment", randomized=True, span_s=60.0)  # None: counted for window_s
+    assert est.estimate(T0 + 62).evidence["weighted_devices"] == pytest.approx(0.1)

@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import load_store
-from agent.contract import Door, Motion, Presence, Range, agent_topic, encode_agent
+from agent.config import load_deployment, load_store
+from agent.contract import Door, Motion, Presence, Range, Rejection, agent_topic, decode_agent, encode_agent
+from agent.occupancy import DEFAULT_TUNING
+from agent.runtime import Pipeline
+from agent.sources.parser import Probe, format_json
 from aggregator.app import create_app
 from aggregator.appkeys import INGEST, LINK
 from aggregator.embedded_broker import Broker
@@ -217,3 +220,62 @@ def test_what_a_device_is_is_judged_across_agents(kinds: tuple[str, str], counte
     ev = occ.estimate(T0 + 1).evidence
     assert (ev["devices"], ev["fixtures"], ev["neighbours"]) == (
         int(counted == "person"), int(counted == "fixture"), int(counted == "neighbour"))
+
+
+# -- a rotating phone heard by two real agents: the agents' pipelines, the wire format, live occupancy
+
+IES = bytes.fromhex("0000" "010402040b16" "32080c1218243048606c" "2d1aef011bffff000000000000000000000000000000000000"
+                    "dd070050f2080010ff")  # a phone's probe IEs: its fingerprint (tests/agent/test_linking.py)
+
+
+class _Wire:
+    """An agent's sink: every message through encode and decode, as the aggregator receives it."""
+
+    def __init__(self, agent_id: str) -> None:
+        self.agent_id, self.seq, self.messages = agent_id, 0, []
+
+    def new_id(self) -> tuple[str, int]:
+        self.seq += 1
+        return f"{self.agent_id}:{self.seq}", self.seq
+
+    def publish(self, message: object, seq: int) -> None:
+        topic = agent_topic("demo", self.agent_id, message.kind)  # type: ignore[attr-defined]
+        decoded = decode_agent(topic, encode_agent(message))  # type: ignore[arg-type]
+        assert not isinstance(decoded, Rejection), decoded
+        self.messages.append(decoded)
+
+
+def _two_agents_hear(bursts: list[tuple[float, str, int, bool]]) -> LiveOccupancy:
+    """``(ts, MAC, first seq, heard by agent-2 too)`` bursts of three probes through agent-1 and agent-2."""
+    occ, _ = live()
+    agents = [(Pipeline(d, wire := _Wire(d.agent_id)), wire) for d in load_deployment(CONFIG_DIR)[:2]]
+    for ts, mac, seq, both in bursts:
+        for i, (pipeline, wire) in enumerate(agents):
+            if i and not both:
+                continue
+            for k in range(3):
+                line = format_json(Probe(mac, -58 - 4 * i, 6, (seq + k) % 4096), ie=IES).rstrip(b"\n")
+                pipeline.line("s1", line, ts + 0.05 * k)
+            pipeline.tick(ts + 0.2)
+            for m in wire.messages:
+                occ.presence(m)
+            wire.messages = []
+    return occ
+
+
+def test_a_phone_changing_mac_every_burst_heard_by_two_agents_counts_once() -> None:
+    # agent-2 misses the first two bursts, so it names the phone after the third MAC, agent-1 after the first
+    bursts = [(T0 + 20.0 * b, f"da:a1:19:00:00:{b:02x}", 100 + 40 * b, b >= 2) for b in range(10)]
+    occ = _two_agents_hear(bursts)
+    assert len({d for entry in occ.present.values() for _, d in entry.kinds}) == 2  # two agents' names ...
+    est = occ.estimate(T0 + 185.0)
+    assert est.evidence["devices"] == 1 and est.evidence["continuing_random"] == 1  # ... one phone
+    assert est.people == pytest.approx(1.0)
+
+
+def test_a_one_shot_random_mac_heard_by_two_agents_counts_little() -> None:
+    occ = _two_agents_hear([(T0, "d6:00:00:00:00:09", 3000, True)])
+    est = occ.estimate(T0 + 1.0)
+    assert est.evidence["devices"] == 1 and est.evidence["continuing_random"] == 0
+    assert est.evidence["weighted_devices"] == pytest.approx(DEFAULT_TUNING["random_weight"], abs=0.01)
+    assert est.people < 0.1
