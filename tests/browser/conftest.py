@@ -55,6 +55,11 @@ class System:
         with urllib.request.urlopen(req, timeout=5) as resp:
             return json.loads(resp.read())
 
+    def running_agents(self) -> set[str]:
+        """The mock agents still running: test_map.py stops agent-4 to see it crossed out, and this
+        system is shared by every browser test of the package."""
+        return {agent for agent, proc in zip(AGENTS, self.procs[1:], strict=False) if proc.poll() is None}
+
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
                          for p in sorted(self.workdir.glob("*.log")))
