@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -67,8 +68,8 @@ def _rssi(value: object) -> int | None:
     return value
 
 
-def _channel(value: object) -> int | bool | None:
-    """The channel, None when absent, False when present but invalid."""
+def _small_int(value: object, ok: Callable[[int], bool]) -> int | bool | None:
+    """An integer field: None when absent, False when present but not an integer ``ok`` accepts."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -76,25 +77,19 @@ def _channel(value: object) -> int | bool | None:
             value = int(value)
         except ValueError:
             return False
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, int) or not ok(value):
         return False
-    if 1 <= value <= 14 or 32 <= value <= 177:
-        return value
-    return False
+    return value
+
+
+def _channel(value: object) -> int | bool | None:
+    """The channel: 1-14 (2.4 GHz) or 32-177 (5 GHz)."""
+    return _small_int(value, lambda ch: 1 <= ch <= 14 or 32 <= ch <= 177)
 
 
 def _seq(value: object) -> int | bool | None:
-    """The sequence number, None when absent, False when present but invalid."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            value = int(value)
-        except ValueError:
-            return False
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 4095:
-        return False
-    return value
+    """The 802.11 sequence number: 12 bits."""
+    return _small_int(value, lambda seq: 0 <= seq <= 4095)
 
 
 def _json_fingerprint(data: dict[str, object]) -> bytes | bool | None:
