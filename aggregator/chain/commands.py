@@ -19,7 +19,8 @@ def _date(raw: str) -> str:
         raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {raw!r}") from None
 
 
-def _dirs(p: argparse.ArgumentParser) -> None:
+def add_dirs(p: argparse.ArgumentParser) -> None:
+    """--chain-dir and --out, as every chain job takes them."""
     p.add_argument("--chain-dir", default=os.environ.get("FLOORWALKER_CHAIN_DIR", "./chain"), metavar="DIR",
                    help="the chain directory the stores ship into (env FLOORWALKER_CHAIN_DIR, default ./chain)")
     p.add_argument("--out", default=os.environ.get("FLOORWALKER_CHAIN_OUT", "./chain-results"), metavar="DIR",
@@ -31,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("batch", help="recompute the chain figures for a date range (Flink SQL, batch mode)",
                        description="Run the chain SQL files over every shipped file and write per-store and "
                                    "chain-wide daily figures and zone rankings for the days asked for.")
-    _dirs(p)
+    add_dirs(p)
     p.add_argument("--from", dest="first", type=_date, default=None, metavar="YYYY-MM-DD",
                    help="first day to report (default: the first day shipped)")
     p.add_argument("--to", dest="last", type=_date, default=None, metavar="YYYY-MM-DD",

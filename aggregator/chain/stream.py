@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from aggregator.chain import job
+from aggregator.chain.commands import add_dirs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,10 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "6 hours late still counts. Rows arriving later than that are written to "
                                    "OUT/late instead of being dropped; recompute their days with `batch`. "
                                    "Runs until stopped (Ctrl-C).")
-    p.add_argument("--chain-dir", default=os.environ.get("FLOORWALKER_CHAIN_DIR", "./chain"), metavar="DIR",
-                   help="the chain directory the stores ship into (env FLOORWALKER_CHAIN_DIR, default ./chain)")
-    p.add_argument("--out", default=os.environ.get("FLOORWALKER_CHAIN_OUT", "./chain-results"), metavar="DIR",
-                   help="results directory (env FLOORWALKER_CHAIN_OUT, default ./chain-results)")
+    add_dirs(p)
     p.add_argument("--timezone", default="UTC", metavar="ZONE",
                    help="where a day starts and ends for the windows, e.g. Europe/Warsaw (default UTC)")
     p.add_argument("--checkpoint-s", type=float, default=10.0,
