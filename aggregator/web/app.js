@@ -412,9 +412,14 @@ async function main() {
     }).catch((err) => setText("map-status", `plan picture unavailable (${err.message}); showing zones`));
   }
 
-  // Where everyone is now, then live updates.
-  const now = endpoints.positions ? await getAll("/api/positions") : [];
-  for (const p of now) if (p.x !== null && p.y !== null) pending.push(Object.assign({}, p, {type: "move", ts: Date.now() / 1000}));
+  // Where everyone is now, then live updates. The snapshot is taken again each time the socket
+  // opens (first connect and every reconnect): whatever moved before the socket was open, and so
+  // never reached it, is in the snapshot taken after it opened.
+  const resync = async () => {
+    const now = endpoints.positions ? await getAll("/api/positions") : [];
+    for (const p of now) if (p.x !== null && p.y !== null) pending.push(Object.assign({}, p, {type: "move", ts: Date.now() / 1000}));
+  };
+  await resync();
   const offers = endpoints.offers ? offersFrom(await getJSON("/api/offers?limit=50")) : [];
   for (const item of offers) addOffer(item, false);
 
@@ -422,6 +427,7 @@ async function main() {
   new LiveSocket("/ws/movement", onMovement, (state) => {
     conn.textContent = state === "open" ? "live" : "reconnecting…";
     conn.className = `conn conn-${state}`;
+    if (state === "open") resync().catch((err) => console.warn(`positions after reconnect: ${err.message}`));
   });
   new LiveSocket("/ws/coupons", (data) => {
     const list = Array.isArray(data) ? data : [data];
