@@ -24,10 +24,11 @@ from typing import Any
 from aiohttp import web
 
 from agent.contract import Prediction
-from aggregator.api.core import bad_request, int_param
+from aggregator.api.core import int_param
 from aggregator.appkeys import BUS, CUSTOMERS, DB_PATH, INGEST, SETTINGS, STORE_CONFIG
 from aggregator.bus import Subscription
 from aggregator.events import ShopperEvent
+from aggregator.http_errors import ERROR_SCHEMA, bad_request, http_error
 from aggregator.mqtt_link import Incoming, MqttLink
 from aggregator.offers.coupons import CouponBook
 from aggregator.offers.engine import Click
@@ -183,7 +184,7 @@ async def offers(request: web.Request) -> web.Response:
     if customer_id is not None and not customer_id.strip():
         raise bad_request("customer_id", "a customer id")
     if rt.store is None:
-        raise web.HTTPServiceUnavailable(text="offers are starting")
+        raise http_error(503, "offers are starting")
     loop = asyncio.get_running_loop()
     items = await loop.run_in_executor(rt.executor, lambda: rt.store.offers(  # type: ignore[union-attr]
         limit=limit, customer_id=customer_id))
@@ -196,7 +197,7 @@ async def offer_log(request: web.Request) -> web.Response:
     rt = request.app[OFFERS]
     limit = int_param(request, "limit", 200, 1, MAX_LIMIT)
     if rt.store is None:
-        raise web.HTTPServiceUnavailable(text="offers are starting")
+        raise http_error(503, "offers are starting")
     loop = asyncio.get_running_loop()
     rows = await loop.run_in_executor(rt.executor, lambda: rt.store.log(limit=limit))  # type: ignore[union-attr]
     return web.json_response({"items": list(reversed(rows))})
@@ -214,8 +215,8 @@ async def offer_stats(request: web.Request) -> web.Response:
 def _get(summary: str, params: list[dict[str, Any]]) -> dict[str, Any]:
     return {"get": {"summary": summary, "tags": ["offers"], "parameters": params, "responses": {
         "200": {"description": "docs/OFFERS.md", "content": {"application/json": {"schema": {"type": "object"}}}},
-        "400": {"description": "a bad parameter: {error, param}",
-                "content": {"application/json": {"schema": {"type": "object"}}}}}}}
+        "400": {"description": "a bad parameter: {error, status, param}",
+                "content": {"application/json": {"schema": ERROR_SCHEMA}}}}}}
 
 
 def _limit(default: int) -> dict[str, Any]:
