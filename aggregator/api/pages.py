@@ -53,8 +53,6 @@ SENSORS: Final = web.AppKey("pages_sensors", dict)  # the device files' sensors,
 routes = web.RouteTableDef()
 
 
-
-
 def _file_response(path: Path) -> web.FileResponse:
     resp = web.FileResponse(path, headers={"Cache-Control": "no-cache"})
     resp.content_type = CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
