@@ -1,11 +1,11 @@
-/* A well-formed presence report's fields, checked in C: contract._presence's checks for the usual shape.
+/* A well-formed presence report's fields, checked in C: the checks of contract._decode_agent for the usual shape.
  *
  * Why: the aggregator's MQTT process validates every agent report (tens of thousands a second),
- * and contract._presence's field-by-field checks in Python were ~7 µs of its ~10 µs per report
+ * and contract._decode_agent's field-by-field checks in Python were ~7 µs of its ~10 µs per report
  * (orjson's parse is ~2). This module only says yes to a report in exactly the shape agents write
  * (every number a finite float, every string within its length, the device not MAC-shaped, at most
  * 32 ranges) and then returns the fields as plain values; for anything else, including every
- * report that contract._presence would reject, it returns None and the Python decoder decides
+ * report that contract._decode_agent would reject, it returns None and the Python decoder decides
  * with its precise reason. tests/test_contract.py holds the two to the same result on mutated
  * reports. Built optionally (pyproject.toml); without it contract.presence_fields returns None
  * and everything goes through Python.

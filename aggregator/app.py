@@ -15,7 +15,7 @@ import importlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from aggregator.appkeys import (
 from aggregator.auth import auth_middleware
 from aggregator.bus import EventBus
 from aggregator.child_process import tune_gc
+from aggregator.http_errors import error_middleware
 from aggregator.ingest import Ingest
 from aggregator.mqtt_link import NullPublisher, Publisher
 from aggregator.mqtt_process import ProcessMqttLink
@@ -55,7 +56,6 @@ log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_S = 1.0
 GC_GEN0_THRESHOLD = 50_000  # see _tune_gc
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def load_customers(path: Path) -> dict[str, dict[str, Any]]:
@@ -82,31 +82,6 @@ def _load_config(settings: Settings) -> tuple[StoreConfig, list[DeviceConfig]]:
         devices = load_deployment(settings.config_dir)
         return devices[0].store, devices
     return load_store(store_file), []
-
-
-def _json_error(status: int, message: str, **extra: Any) -> web.Response:
-    return web.Response(status=status, text=json.dumps({"error": message, "status": status, **extra}),
-                        content_type="application/json")
-
-
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every error is JSON with a proper status code; a bug is a 500, never a crash."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400 or exc.content_type == "application/json":
-            raise
-        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "www-authenticate")}
-        response = _json_error(exc.status, exc.reason if not exc.text or exc.text.startswith(f"{exc.status}:")
-                               else exc.text)
-        response.headers.update(headers)
-        return response
-    except (asyncio.CancelledError, ConnectionResetError):
-        raise
-    except Exception:
-        log.exception("event=handler-error method=%s path=%s", request.method, request.path)
-        return _json_error(500, "internal server error")
 
 
 def create_app(settings: Settings) -> web.Application:

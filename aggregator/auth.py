@@ -18,13 +18,13 @@ refused unless the server listens on the loopback interface only.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
+from aggregator.http_errors import error_response
 from aggregator.sessions import COOKIE_NAME, SESSIONS, Sessions
 
 log = logging.getLogger(__name__)
@@ -39,8 +39,7 @@ Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 def _deny(status: int, message: str) -> web.Response:
     headers = {"WWW-Authenticate": 'Bearer realm="floorwalker"'} if status == 401 else None
-    return web.Response(status=status, text=json.dumps({"error": message, "status": status}),
-                        content_type="application/json", headers=headers)
+    return error_response(status, message, headers=headers)
 
 
 def bearer_token(request: web.Request) -> str:

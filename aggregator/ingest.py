@@ -148,7 +148,7 @@ class Ingest:
 
     def load_state(self) -> None:
         """Prime links, the visit sequence, open visits and recent message ids from the database."""
-        conn = connect(self.store.path)
+        conn = connect(self.store.path, readonly=True)  # reads only: every write goes through the writer
         try:
             for device, customer_id, ts in conn.execute("SELECT device, customer_id, ts FROM links"):
                 self.links[device] = customer_id

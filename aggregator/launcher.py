@@ -103,10 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print(f"floorwalker: using MQTT broker {env['MQTT_HOST']}:{env.get('MQTT_PORT', '1883')}", flush=True)
     children = _start_children(args, devices, env, db)
-    if any(name == "aggregator" for name, _ in children):
-        host = args.host or os.environ.get("FLOORWALKER_HOST") or "localhost"
-        shown = "localhost" if host in ("0.0.0.0", "::", "127.0.0.1") else host
-        print(f"floorwalker: open http://{shown}:{args.port}/ for the live map (Ctrl-C stops everything)", flush=True)
+    host = args.host or os.environ.get("FLOORWALKER_HOST") or "localhost"
+    shown = "localhost" if host in ("0.0.0.0", "::", "127.0.0.1") else host
+    print(f"floorwalker: open http://{shown}:{args.port}/ for the live map (Ctrl-C stops everything)", flush=True)
     return _supervise(children, broker)
 
 

@@ -7,6 +7,9 @@ whole pipeline slowed down (ingest benchmark: 8,600-8,800 msg/s with writes stub
 4,100-7,700 with the writer thread, same run). A child process has its own interpreter and,
 on a 2-core machine, its own core.
 
+Every write to the database goes through here: the core's rows from ingest and the offers' rows
+(:mod:`aggregator.offers.persist`), so every write holds the checkpointer's lock.
+
 Protocol, over the child's stdin/stdout, in :mod:`aggregator.child_process` frames. Parent -> child:
 ``("batch", seq, tables)``,
 ``("retention", req_id, now)``, ``("close",)``. Child -> parent: ``("committed", seqs, stats)``
@@ -57,8 +60,17 @@ SQL = (
                "passerby, seq) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(visit_id) DO UPDATE SET "
                "visitor = excluded.visitor, customer_id = excluded.customer_id, end_ts = excluded.end_ts, "
                "last_seen_ts = excluded.last_seen_ts, passerby = excluded.passerby, seq = excluded.seq"),
+    # The offers' tables (aggregator.offers.persist). offer_state rows arrive as (shopper, snapshot or
+    # None, ts); commit() splits them into the two statements below, None meaning nothing in progress.
+    ("offer_state_gone", "DELETE FROM offer_state WHERE shopper = ?"),
+    ("offer_state", "INSERT OR REPLACE INTO offer_state(shopper, snapshot, updated_ts) VALUES (?,?,?)"),
+    ("offers", "INSERT INTO offers(ts, shopper, customer_id, rule, offer, department, coupon_id, prediction) "
+               "VALUES (?,?,?,?,?,?,?,?)"),
+    ("offer_log", "INSERT INTO offer_log(ts, line) VALUES (?,?)"),
+    ("offer_log_keep", "DELETE FROM offer_log WHERE id <= (SELECT MAX(id) FROM offer_log) - ?"),  # rows (n,)
 )
-TABLES = tuple(name for name, _ in SQL)
+# What a batch carries, by name (offer_state_gone is made here, from offer_state).
+TABLES = tuple(name for name, _ in SQL if name != "offer_state_gone")
 
 # Raw, high-volume tables trimmed by retention, and links not seen for as long (Ingest.expire_links
 # forgets the same ones). Visits and door counts are kept: the analytics roll-ups need them.
@@ -107,6 +119,11 @@ class _Writer:
         if messages:  # payloads arrive as the bytes received; the column is TEXT (JSON, UTF-8)
             tables["messages"] = [r if not isinstance(r[5], bytes) else (*r[:5], r[5].decode("utf-8", "replace"))
                                   for r in messages]
+        states = tables.get("offer_state")
+        if states:  # merged batches may change one shopper twice: the last change wins
+            latest = {row[0]: row for row in states}.values()
+            tables["offer_state_gone"] = [(row[0],) for row in latest if row[1] is None]
+            tables["offer_state"] = [row for row in latest if row[1] is not None]
         rows = sum(len(v) for v in tables.values())
         started = time.perf_counter()
         errors = duplicates = 0

@@ -65,6 +65,14 @@ CREATE TABLE IF NOT EXISTS customer_events (
     id INTEGER PRIMARY KEY, ts REAL, kind TEXT, visitor TEXT, x INTEGER, y INTEGER, dep TEXT);
 CREATE INDEX IF NOT EXISTS customer_events_ts ON customer_events(ts);
 CREATE INDEX IF NOT EXISTS customer_events_visitor ON customer_events(visitor, id);
+-- The offers' tables (aggregator.offers.persist reads them; the writer writes them like the rest).
+CREATE TABLE IF NOT EXISTS offer_state (shopper TEXT PRIMARY KEY, snapshot TEXT NOT NULL, updated_ts REAL);
+CREATE TABLE IF NOT EXISTS offers (id INTEGER PRIMARY KEY, ts REAL NOT NULL, shopper TEXT NOT NULL,
+    customer_id TEXT, rule TEXT NOT NULL, offer TEXT NOT NULL, department TEXT, coupon_id INTEGER,
+    prediction TEXT);
+CREATE INDEX IF NOT EXISTS offers_ts ON offers (ts);
+CREATE INDEX IF NOT EXISTS offers_customer ON offers (customer_id, ts);
+CREATE TABLE IF NOT EXISTS offer_log (id INTEGER PRIMARY KEY, ts REAL NOT NULL, line TEXT NOT NULL);
 """
 
 def create_schema(path: Path | str) -> None:
@@ -89,11 +97,14 @@ class Batch:
     motion_events: list[tuple[Any, ...]] = field(default_factory=list)
     links: list[tuple[Any, ...]] = field(default_factory=list)
     customer_events: list[tuple[Any, ...]] = field(default_factory=list)
+    offer_state: list[tuple[Any, ...]] = field(default_factory=list)  # (shopper, snapshot JSON or None, ts)
+    offers: list[tuple[Any, ...]] = field(default_factory=list)
+    offer_log: list[tuple[Any, ...]] = field(default_factory=list)
+    offer_log_keep: list[tuple[Any, ...]] = field(default_factory=list)  # (rows to keep,): trims offer_log
     on_commit: list[Callable[[], None]] = field(default_factory=list)
 
     def rows(self) -> int:
-        return (len(self.messages) + len(self.dead_letters) + len(self.visits) + len(self.sightings)
-                + len(self.door_events) + len(self.motion_events) + len(self.links) + len(self.customer_events))
+        return sum(len(getattr(self, name)) for name in TABLES)
 
     def tables(self) -> dict[str, list[tuple[Any, ...]]]:
         """The rows by table, as the writer process takes them (visits: the latest row of each)."""

@@ -165,7 +165,7 @@ async def test_bad_scenarios_are_400_json_and_nothing_is_published(aiohttp_clien
         resp = await client.post("/api/new_scenario", data=body, headers={"Content-Type": "application/json"})
         assert resp.status == 400, body[:60]
         answer = await resp.json()
-        assert answer["field"] == field and answer["error"] and answer["status"] == 400, (body[:60], answer)
+        assert answer["param"] == field and answer["error"] and answer["status"] == 400, (body[:60], answer)
     with pytest.raises(TimeoutError):
         scenarios.wait_for(1, timeout_s=0.3)
 

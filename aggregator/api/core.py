@@ -11,7 +11,6 @@ loop. Every list takes ``limit`` (max 1000) and ``offset``; bad parameters are a
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +22,7 @@ from aggregator.alerts import ALERTS
 from aggregator.api.openapi_core import OPENAPI_PATHS as OPENAPI_PATHS
 from aggregator.api.openapi_core import SCHEMAS
 from aggregator.appkeys import CUSTOMERS, DB_PATH, INGEST, LINK, SETTINGS, STARTED_AT, STORE, STORE_CONFIG
+from aggregator.http_errors import bad_request, not_found
 from aggregator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from aggregator.metrics import METRICS
 from aggregator.store import read_query
@@ -38,15 +38,6 @@ HEALTHY_LAG_S = 5.0
 _ID_MAX = 128
 EVENT_KINDS = ("enter", "move", "exit", "browsing")
 ORDERS = ("asc", "desc")
-
-
-def bad_request(param: str, message: str) -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(text=json.dumps({"error": message, "param": param, "status": 400}),
-                              content_type="application/json")
-
-
-def not_found(message: str) -> web.HTTPNotFound:
-    return web.HTTPNotFound(text=json.dumps({"error": message, "status": 404}), content_type="application/json")
 
 
 def int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:

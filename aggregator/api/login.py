@@ -17,6 +17,7 @@ from aiohttp import web
 
 from aggregator.appkeys import SETTINGS
 from aggregator.auth import authenticate, safe_next, same_origin, see_other, set_session_cookie
+from aggregator.http_errors import http_error
 from aggregator.sessions import COOKIE_NAME, SESSIONS, Sessions
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ async def login(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     """Ends this browser's session (also on the server) and returns to the login page."""
     if not same_origin(request):
-        raise web.HTTPForbidden(text="a cross-site request may not log you out")
+        raise http_error(403, "a cross-site request may not log you out")
     sessions = _sessions(request)
     sessions.revoke(request.cookies.get(COOKIE_NAME, ""))
     response = see_other("/login?signed_out=1")

@@ -4,8 +4,9 @@
 adds a ``cleanup_ctx`` that restores sequences in progress from SQLite, then runs two consumers:
 store browsing events from the bus, and seed 001's click stream on MQTT (env ``CLICK_TOPIC``,
 default ``enriched-click-data``; empty disables). The engine runs synchronously on the loop (a
-few microseconds per event); SQLite writes go to one worker thread. When a rule fires: MQTT
-prediction first (the shopper is waiting), then the bus (``/ws/coupons``, the map), then SQLite.
+few microseconds per event); its rows go to the aggregator's single SQLite writer, waited for on one
+worker thread. When a rule fires: MQTT prediction first (the shopper is waiting), then the bus
+(``/ws/coupons``, the map), then SQLite.
 Routes: GET /api/offers, /api/offers/log, /api/offers/stats (docs/OFFERS.md).
 """
 
@@ -24,10 +25,11 @@ from typing import Any
 from aiohttp import web
 
 from agent.contract import Prediction
-from aggregator.api.core import bad_request, int_param
-from aggregator.appkeys import BUS, CUSTOMERS, DB_PATH, INGEST, SETTINGS, STORE_CONFIG
+from aggregator.api.core import int_param
+from aggregator.appkeys import BUS, CUSTOMERS, DB_PATH, INGEST, SETTINGS, STORE, STORE_CONFIG
 from aggregator.bus import Subscription
 from aggregator.events import ShopperEvent
+from aggregator.http_errors import ERROR_SCHEMA, bad_request, http_error
 from aggregator.mqtt_link import Incoming, MqttLink
 from aggregator.offers.coupons import CouponBook
 from aggregator.offers.engine import Click
@@ -44,7 +46,7 @@ MAX_LIMIT = 1000
 
 
 class OfferRuntime:
-    """The service, its SQLite store and its writer thread, for one application."""
+    """The service, its SQLite tables and the thread that waits for their commits, for one application."""
 
     def __init__(self, service: OfferService, click_topic: str) -> None:
         self.service = service
@@ -105,7 +107,7 @@ def setup(app: web.Application) -> None:
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     rt = app[OFFERS]
     loop = asyncio.get_running_loop()
-    rt.store = await loop.run_in_executor(rt.executor, OfferStore, app[DB_PATH])
+    rt.store = await loop.run_in_executor(rt.executor, lambda: OfferStore(app[DB_PATH], writer=app[STORE]))
     states = await loop.run_in_executor(rt.executor, rt.store.load_states)
     restored = rt.service.engine.restore(states)
     sub = app[BUS].subscribe(("browsing",))
@@ -183,7 +185,7 @@ async def offers(request: web.Request) -> web.Response:
     if customer_id is not None and not customer_id.strip():
         raise bad_request("customer_id", "a customer id")
     if rt.store is None:
-        raise web.HTTPServiceUnavailable(text="offers are starting")
+        raise http_error(503, "offers are starting")
     loop = asyncio.get_running_loop()
     items = await loop.run_in_executor(rt.executor, lambda: rt.store.offers(  # type: ignore[union-attr]
         limit=limit, customer_id=customer_id))
@@ -196,7 +198,7 @@ async def offer_log(request: web.Request) -> web.Response:
     rt = request.app[OFFERS]
     limit = int_param(request, "limit", 200, 1, MAX_LIMIT)
     if rt.store is None:
-        raise web.HTTPServiceUnavailable(text="offers are starting")
+        raise http_error(503, "offers are starting")
     loop = asyncio.get_running_loop()
     rows = await loop.run_in_executor(rt.executor, lambda: rt.store.log(limit=limit))  # type: ignore[union-attr]
     return web.json_response({"items": list(reversed(rows))})
@@ -214,8 +216,8 @@ async def offer_stats(request: web.Request) -> web.Response:
 def _get(summary: str, params: list[dict[str, Any]]) -> dict[str, Any]:
     return {"get": {"summary": summary, "tags": ["offers"], "parameters": params, "responses": {
         "200": {"description": "docs/OFFERS.md", "content": {"application/json": {"schema": {"type": "object"}}}},
-        "400": {"description": "a bad parameter: {error, param}",
-                "content": {"application/json": {"schema": {"type": "object"}}}}}}}
+        "400": {"description": "a bad parameter: {error, status, param}",
+                "content": {"application/json": {"schema": ERROR_SCHEMA}}}}}}
 
 
 def _limit(default: int) -> dict[str, Any]:

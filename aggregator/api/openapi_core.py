@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from aggregator.http_errors import ERROR_SCHEMA
+
 _ERR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 _401 = {"description": "an API token is configured and was not presented",
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -40,9 +42,7 @@ SCHEMAS: dict[str, Any] = {
                              "state": {"type": "string", "enum": ["firing", "recovered"]},
                              "store": {"type": "string"}, "subject": {"type": "string"}, "value": {"type": "number"},
                              "limit": {"type": "number"}, "since": {"type": "number"}, "ts": {"type": "number"}}},
-    "Error": {"type": "object", "required": ["error", "status"],
-              "properties": {"error": {"type": "string"}, "status": {"type": "integer"},
-                             "param": {"type": "string"}}},
+    "Error": ERROR_SCHEMA,
     "Health": {"type": "object", "required": ["status", "db_writable", "ingest_lag_s", "queue_depth"],
                "properties": {"status": {"type": "string", "enum": ["ok", "degraded"]},
                               "broker_connected": {"type": ["boolean", "null"]},

@@ -30,6 +30,7 @@ from agent.contract import encode_scenario, scenario_topic
 from aggregator.api import login
 from aggregator.api.core import int_param
 from aggregator.appkeys import CUSTOMERS, DB_PATH, DEVICES, MQTT, STORE_CONFIG
+from aggregator.http_errors import ERROR_SCHEMA, bad_request, not_found
 from aggregator.scenario_builder import ScenarioError, build, duration_s, parse_request
 from aggregator.store import read_query
 
@@ -50,12 +51,6 @@ MAX_SCENARIO_BODY_BYTES: Final = 256 * 1024
 SENSORS: Final = web.AppKey("pages_sensors", dict)  # the device files' sensors, parsed once by setup()
 
 routes = web.RouteTableDef()
-
-
-def _bad(field: str, message: str, *, key: str = "field") -> web.HTTPBadRequest:
-    """400 with the API's error shape; ``key`` is "param" for query parameters, "field" for body fields."""
-    return web.HTTPBadRequest(text=json.dumps({"error": message, "status": 400, key: field}),
-                              content_type="application/json")
 
 
 def _file_response(path: Path) -> web.FileResponse:
@@ -82,10 +77,8 @@ async def phone(request: web.Request) -> web.FileResponse:
 async def static(request: web.Request) -> web.FileResponse:
     name = request.match_info["name"]
     path = WEB_DIR / name
-    if not _STATIC_NAME.match(name) or ".." in name or path.suffix.lower() not in CONTENT_TYPES:
-        raise web.HTTPNotFound()
-    if not path.is_file():
-        raise web.HTTPNotFound()
+    if not _STATIC_NAME.match(name) or ".." in name or path.suffix.lower() not in CONTENT_TYPES or not path.is_file():
+        raise not_found(f"no static file {name[:40]!r}")
     return _file_response(path)
 
 
@@ -162,8 +155,7 @@ async def get_store(request: web.Request) -> web.Response:
 async def store_background(request: web.Request) -> web.FileResponse:
     image = request.app[STORE_CONFIG].background_image
     if image is None or not image.is_file():
-        raise web.HTTPNotFound(text=json.dumps({"error": "no background image configured"}),
-                               content_type="application/json")
+        raise not_found("no background image configured")
     return _file_response(image)
 
 
@@ -218,14 +210,14 @@ async def heatmap(request: web.Request) -> web.Response:
 async def new_scenario(request: web.Request) -> web.Response:
     """Seed 000's scenario JSON or the tab's ``{customer_id, step_s, pins}``; 202 when published."""
     if request.content_length is not None and request.content_length > MAX_SCENARIO_BODY_BYTES:
-        raise _bad("body", f"at most {MAX_SCENARIO_BODY_BYTES} bytes")
+        raise bad_request("body", f"at most {MAX_SCENARIO_BODY_BYTES} bytes")
     raw = await request.read()
     if len(raw) > MAX_SCENARIO_BODY_BYTES:
-        raise _bad("body", f"at most {MAX_SCENARIO_BODY_BYTES} bytes")
+        raise bad_request("body", f"at most {MAX_SCENARIO_BODY_BYTES} bytes")
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError):
-        raise _bad("body", "the body must be JSON") from None
+        raise bad_request("body", "the body must be JSON") from None
     store = request.app[STORE_CONFIG]
     try:
         customer_id, pins, step_s, has_enter, has_exit = parse_request(body, store.plan)
@@ -234,7 +226,7 @@ async def new_scenario(request: web.Request) -> web.Response:
         scenario = build(customer_id, pins, step_s, store.plan, store.entrance, store.exit,
                          has_enter=has_enter, has_exit=has_exit)
     except ScenarioError as exc:
-        return web.json_response({**exc.as_json(), "status": 400}, status=400)
+        raise bad_request(exc.field, exc.message) from None
     topic = scenario_topic(store.id)
     request.app[MQTT].publish(topic, encode_scenario(scenario), qos=1)
     log.info("event=scenario_published customer=%s points=%d step_s=%g", customer_id, len(scenario.path), step_s)
@@ -251,11 +243,8 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-_ERROR_400 = _json({"type": "object", "required": ["error"],
-                    "properties": {"error": {"type": "string"}, "status": {"type": "integer"},
-                                   "param": {"type": "string"}, "field": {"type": "string"}}},
-                   "invalid: {error, status, param|field}")
-_ERROR_401 = _json({"$ref": "#/components/schemas/Error"}, "an API token is configured and was not presented")
+_ERROR_400 = _json(ERROR_SCHEMA, "invalid: {error, status, param}")
+_ERROR_401 = _json(ERROR_SCHEMA, "an API token is configured and was not presented")
 _POINT = {"type": "object", "required": ["x", "y"], "properties": {"x": {"type": "number"}, "y": {"type": "number"}}}
 _STORE = {
     "type": "object",
@@ -340,7 +329,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "schema": {"oneOf": [_SCENARIO_FORM, _SCENARIO_SEED]}}}},
         "responses": {"202": _json(_SCENARIO_ACCEPTED, "published on the store's scenario topic"),
                       "400": _ERROR_400, "401": _ERROR_401,
-                      "403": _json({"$ref": "#/components/schemas/Error"},
+                      "403": _json(ERROR_SCHEMA,
                                    "no API token configured and the server listens beyond localhost")}}},
     **login.OPENAPI_PATHS,
 }

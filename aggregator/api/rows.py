@@ -10,9 +10,10 @@ from typing import Any
 
 from aiohttp import web
 
-from aggregator.api.core import ORDERS, bad_request, order_param, page, query, time_window
+from aggregator.api.core import ORDERS, order_param, page, query, time_window
 from aggregator.api.openapi_core import LIMIT, OFFSET
 from aggregator.export import DATASETS
+from aggregator.http_errors import bad_request
 
 routes = web.RouteTableDef()
 

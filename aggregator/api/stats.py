@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import functools
 import io
-import json
 import re
 from collections.abc import AsyncIterator, Callable
 from datetime import date, datetime, timedelta
@@ -24,6 +23,7 @@ from aggregator.analytics import queries
 from aggregator.analytics.definitions import AnalyticsParams, zone_gap_from_env
 from aggregator.analytics.service import AnalyticsService
 from aggregator.api.core import int_param
+from aggregator.http_errors import ERROR_SCHEMA, bad_request, not_found
 
 ANALYTICS = web.AppKey("analytics", AnalyticsService)
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -34,12 +34,6 @@ CSV_PAGE = 5000  # visitors per read when streaming the whole day as CSV
 
 routes = web.RouteTableDef()
 
-
-def _bad(param: str, message: str) -> web.HTTPBadRequest:
-    body = json.dumps({"error": message, "param": param})
-    return web.HTTPBadRequest(text=body, content_type="application/json")
-
-
 _DATE_MIN, _DATE_MAX = date(1970, 1, 1), date(9000, 12, 31)
 
 
@@ -47,23 +41,23 @@ def _date(request: web.Request, name: str, default: date | None = None) -> date:
     raw = request.query.get(name)
     if raw is None or raw == "":
         if default is None:
-            raise _bad(name, f"{name} is required (YYYY-MM-DD)")
+            raise bad_request(name, f"{name} is required (YYYY-MM-DD)")
         return default
     if not _DATE.match(raw):
-        raise _bad(name, f"{name} must be a date YYYY-MM-DD, got {raw[:40]!r}")
+        raise bad_request(name, f"{name} must be a date YYYY-MM-DD, got {raw[:40]!r}")
     try:
         value = date.fromisoformat(raw)
     except ValueError:
-        raise _bad(name, f"{name} is not a real date: {raw!r}") from None
+        raise bad_request(name, f"{name} is not a real date: {raw!r}") from None
     if not _DATE_MIN <= value <= _DATE_MAX:  # date arithmetic near year 1 or 9999 would overflow (a 500)
-        raise _bad(name, f"{name} must be between {_DATE_MIN} and {_DATE_MAX}, got {raw!r}")
+        raise bad_request(name, f"{name} must be between {_DATE_MIN} and {_DATE_MAX}, got {raw!r}")
     return value
 
 
 def _format(request: web.Request) -> str:
     fmt = request.query.get("format", "json")
     if fmt not in ("json", "csv"):
-        raise _bad("format", f"format must be json or csv, got {fmt[:20]!r}")
+        raise bad_request("format", f"format must be json or csv, got {fmt[:20]!r}")
     return fmt
 
 
@@ -120,9 +114,9 @@ async def stats_daily(request: web.Request) -> web.Response:
     last = _date(request, "to", _today(request))
     first = _date(request, "from", last - timedelta(days=29))
     if first > last:
-        raise _bad("from", f"from ({first}) is after to ({last})")
+        raise bad_request("from", f"from ({first}) is after to ({last})")
     if (last - first).days >= queries.MAX_RANGE_DAYS:
-        raise _bad("from", f"at most {queries.MAX_RANGE_DAYS} days per request")
+        raise bad_request("from", f"at most {queries.MAX_RANGE_DAYS} days per request")
     rows = await request.app[ANALYTICS].read(queries.daily, first, last)
     if fmt == "csv":
         return _csv(rows, f"daily-{first}-{last}")
@@ -184,7 +178,7 @@ async def dashboard(request: web.Request) -> web.FileResponse:
 async def dashboard_asset(request: web.Request) -> web.FileResponse:
     name = request.match_info["name"]
     if name not in DASHBOARD_FILES:
-        raise web.HTTPNotFound()
+        raise not_found(f"no dashboard file {name[:40]!r}")
     return web.FileResponse(WEB_DIR / name, headers={"Content-Type": DASHBOARD_FILES[name]})
 
 
@@ -216,8 +210,8 @@ def _op(summary: str, params: list[dict[str, Any]], csv_too: bool = True) -> dic
     return {"get": {
         "summary": summary, "tags": ["analytics"], "parameters": params,
         "responses": {"200": {"description": "the rows (docs/ANALYTICS.md defines every field)", "content": content},
-                      "400": {"description": "a bad parameter: {error, param}",
-                              "content": {"application/json": {"schema": {"type": "object"}}}}}}}
+                      "400": {"description": "a bad parameter: {error, status, param}",
+                              "content": {"application/json": {"schema": ERROR_SCHEMA}}}}}}
 
 
 def _param(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:

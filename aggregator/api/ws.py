@@ -30,8 +30,10 @@ MOVEMENT_KINDS = ("enter", "move", "exit", "browsing", "offer", "agent", "door",
 
 async def _serve(request: web.Request, sub: Subscription, frame: callable) -> web.WebSocketResponse:  # type: ignore[valid-type]
     ws = web.WebSocketResponse(heartbeat=30.0)
-    await ws.prepare(request)
+    # Known to the shutdown (and subscribed, by the caller) before the handshake is answered, so a
+    # client that has connected misses no event and is closed with GOING_AWAY.
     request.app[SOCKETS].add(ws)
+    await ws.prepare(request)
     sender = asyncio.create_task(_pump(ws, sub, frame))
     try:
         async for msg in ws:  # clients only ever close; anything else is ignored

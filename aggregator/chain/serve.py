@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 from collections.abc import AsyncIterator
 from datetime import date
@@ -20,6 +19,7 @@ from aiohttp import web
 from agent.config import MqttSettings
 from aggregator.chain import results
 from aggregator.chain.live import LiveChain, LiveSubscriber
+from aggregator.http_errors import bad_request, error_middleware
 
 WEB = Path(__file__).with_name("web")
 OUT_DIR = web.AppKey("chain_out_dir", Path)
@@ -35,8 +35,7 @@ def _date_param(request: web.Request, name: str) -> str | None:
     try:
         return date.fromisoformat(raw).isoformat()
     except ValueError:
-        raise web.HTTPBadRequest(text=json.dumps({"error": f"{name}: expected a date YYYY-MM-DD, got {raw[:40]!r}"}),
-                                 content_type="application/json") from None
+        raise bad_request(name, f"{name}: expected a date YYYY-MM-DD, got {raw[:40]!r}") from None
 
 
 async def _results(request: web.Request) -> results.Results:
@@ -95,7 +94,7 @@ async def _live_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_chain_app(out_dir: Path, mqtt: MqttSettings | None = None) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[error_middleware])  # errors in the aggregator's JSON shape
     app[OUT_DIR] = out_dir
     app[LIVE] = LiveChain()
     app[MQTT_SETTINGS] = mqtt

@@ -52,9 +52,11 @@ def run(args: argparse.Namespace) -> int:
                                  db_path=args.db, config_dir=resolve_config_dir(args.config_dir))
     setup_logging(args.log_level or settings.log_level, settings.log_filename or None)
     app = create_app(settings)
-    # Three threads share the GIL (event loop, paho, SQLite writer). A 1 ms switch interval instead
-    # of 5 ms keeps a commit or a burst of MQTT reads from holding the loop back for long: it cuts
-    # the publish -> WebSocket tail latency at a small cost in throughput.
+    # paho and the SQLite writer run in processes of their own (docs/ARCHITECTURE.md); in this one the
+    # event loop shares the GIL with the store's sender and receiver threads and the executor threads
+    # that answer HTTP reads. A 1 ms switch interval instead of 5 ms keeps one of them from holding
+    # the loop back for long. (Measured when paho and the writer were still threads here: it cut the
+    # publish -> WebSocket tail latency at a small cost in throughput; not measured again since.)
     sys.setswitchinterval(0.001)
     log.info("event=serve host=%s port=%d db=%s config_dir=%s broker=%s:%d", settings.http_host, settings.http_port,
              settings.db_path, settings.config_dir.resolve(), settings.mqtt.host, settings.mqtt.port)

@@ -1,11 +1,14 @@
 """SQLite persistence for offers: sequences in progress, fired offers, the transition log.
 
-Three tables of our own in the aggregator's database (WAL, shared with the core):
+Three tables in the aggregator's database (their schema is the core's, aggregator/store.py):
 - ``offer_state(shopper, snapshot, updated_ts)``: one JSON snapshot per shopper with something in
   progress, so a restart resumes sequences (written from :meth:`OfferEngine.take_changes`);
 - ``offers(id, ts, shopper, customer_id, rule, offer, department, coupon_id, prediction)``;
 - ``offer_log(id, ts, line)``: seed-001-style lines, trimmed to the newest ``max_log_rows``.
-Synchronous: the aiohttp layer calls it from one worker thread, never on the event loop.
+
+Writes go through the aggregator's single writer (:class:`aggregator.store.Store`) as one batch,
+so they take the checkpointer's lock like every other write; reads use a read-only connection of
+our own. Synchronous: the aiohttp layer calls it from one worker thread, never on the event loop.
 """
 
 from __future__ import annotations
@@ -16,32 +19,55 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from aggregator.store import connect
+from aggregator.sqlite_writer import connect
+from aggregator.store import Batch, Store
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS offer_state (shopper TEXT PRIMARY KEY, snapshot TEXT NOT NULL, updated_ts REAL);
-CREATE TABLE IF NOT EXISTS offers (id INTEGER PRIMARY KEY, ts REAL NOT NULL, shopper TEXT NOT NULL,
-    customer_id TEXT, rule TEXT NOT NULL, offer TEXT NOT NULL, department TEXT, coupon_id INTEGER,
-    prediction TEXT);
-CREATE INDEX IF NOT EXISTS offers_ts ON offers (ts);
-CREATE INDEX IF NOT EXISTS offers_customer ON offers (customer_id, ts);
-CREATE TABLE IF NOT EXISTS offer_log (id INTEGER PRIMARY KEY, ts REAL NOT NULL, line TEXT NOT NULL);
-"""
+COMMIT_TIMEOUT_S = 60.0  # the writer retries a failing commit every second; past this the caller hears of it
+
+
+def offer_batch(*, states: list[tuple[str, dict[str, Any] | None]], offers: list[dict[str, Any]],
+                log_lines: list[tuple[float, str]], now_ts: float, max_log_rows: int) -> Batch:
+    """The rows one batch of events produced, for the writer to commit in one transaction: each
+    changed shopper's snapshot (None: nothing left in progress), the offers fired, the log lines
+    and how many of them to keep."""
+    batch = Batch()
+    batch.offer_state = [(u, None if s is None else json.dumps(s, separators=(",", ":")), now_ts) for u, s in states]
+    batch.offers = [(o["ts"], o["shopper"], o["customer_id"], o["rule"], o["offer"], o["department"],
+                     o["coupon_id"], json.dumps(o["prediction"]) if o.get("prediction") else None) for o in offers]
+    if log_lines:
+        batch.offer_log = [(float(ts), line) for ts, line in log_lines]
+        batch.offer_log_keep = [(max_log_rows,)]
+    return batch
 
 
 class OfferStore:
-    def __init__(self, path: Path | str, *, max_log_rows: int = 10_000) -> None:
+    """The offers' tables: ``write`` through ``writer`` (a store of its own, opened here, when none is
+    given), reads on a read-only connection."""
+
+    def __init__(self, path: Path | str, *, writer: Store | None = None, max_log_rows: int = 10_000) -> None:
         self.path = Path(path)
         self.max_log_rows = max_log_rows
+        self._own_writer = writer is None
+        if writer is None:
+            writer = Store(self.path, retention_days=0)
+            writer.open()  # creates the schema, ours included
+        self.writer = writer
         self._lock = threading.Lock()
-        self._conn: sqlite3.Connection = connect(self.path)
+        try:
+            self._conn: sqlite3.Connection = connect(str(self.path), readonly=True)
+        except BaseException:
+            self._close_writer()
+            raise
         self._conn.row_factory = sqlite3.Row
-        with self._conn:
-            self._conn.executescript(SCHEMA)
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+        self._close_writer()
+
+    def _close_writer(self) -> None:
+        if self._own_writer:
+            self.writer.close()
 
     def load_states(self) -> list[tuple[str, dict[str, Any]]]:
         with self._lock:
@@ -50,21 +76,16 @@ class OfferStore:
 
     def write(self, *, states: list[tuple[str, dict[str, Any] | None]], offers: list[dict[str, Any]],
               log_lines: list[tuple[float, str]], now_ts: float) -> None:
-        """One transaction for everything one batch of events produced."""
-        with self._lock, self._conn:
-            c = self._conn
-            c.executemany("DELETE FROM offer_state WHERE shopper = ?", [(u,) for u, s in states if s is None])
-            c.executemany("INSERT OR REPLACE INTO offer_state VALUES (?, ?, ?)",
-                          [(u, json.dumps(s, separators=(",", ":")), now_ts) for u, s in states if s is not None])
-            c.executemany("INSERT INTO offers (ts, shopper, customer_id, rule, offer, department, coupon_id,"
-                          " prediction) VALUES (:ts, :shopper, :customer_id, :rule, :offer, :department,"
-                          " :coupon_id, :prediction)",
-                          [{**o, "prediction": json.dumps(o["prediction"]) if o.get("prediction") else None}
-                           for o in offers])
-            if log_lines:
-                c.executemany("INSERT INTO offer_log (ts, line) VALUES (?, ?)", log_lines)
-                c.execute("DELETE FROM offer_log WHERE id <= (SELECT MAX(id) FROM offer_log) - ?",
-                          (self.max_log_rows,))
+        """Hand everything one batch of events produced to the writer; return once it is committed."""
+        batch = offer_batch(states=states, offers=offers, log_lines=log_lines, now_ts=now_ts,
+                            max_log_rows=self.max_log_rows)
+        if not batch.rows():
+            return
+        committed = threading.Event()
+        batch.on_commit.append(committed.set)
+        self.writer.submit(batch)
+        if not committed.wait(COMMIT_TIMEOUT_S):
+            raise TimeoutError(f"the writer did not commit the offers' rows in {COMMIT_TIMEOUT_S:g} s")
 
     def offers(self, *, limit: int = 100, customer_id: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT * FROM offers"

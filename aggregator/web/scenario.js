@@ -138,7 +138,7 @@ export class ScenarioTab {
           onclick: () => this.onStarted(res.customer_id)}));
     } catch (err) {
       out.className = "result error";
-      const field = err instanceof HttpError && err.body && err.body.field ? `${err.body.field}: ` : "";
+      const field = err instanceof HttpError && err.body && err.body.param ? `${err.body.param}: ` : "";
       out.textContent = `Not started: ${field}${err.message}`;
     } finally {
       $("scn-start").disabled = this.pins.length === 0;

@@ -137,15 +137,30 @@ def test_an_agent_can_also_present_its_client_certificate(store_broker) -> None:
         assert [m.topic for m in agg.wait_for(1)] == ["floorwalker/store-1/agents/agent-1/health"]
 
 
+def lets_in(store_broker, username: str, password: str) -> bool:
+    try:
+        Session(store_broker.port, username=username, password=password, ca_file=store_broker.ca_file).connect().close()
+    except Refused:
+        return False
+    return True
+
+
+def wait_for_reload(check, timeout_s: float = 15.0) -> None:  # type: ignore[no-untyped-def]
+    """mosquitto rereads its files on SIGHUP in its own time: poll ``check`` until it holds."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "the broker did not apply the reload"
+        time.sleep(0.05)
+
+
 def test_removing_an_account_locks_it_out_after_a_reload(store_broker) -> None:
     run(BROKER_SCRIPT, "add-account", "agent-9", "--password", "pw-9", "--dir", store_broker.dir)
     os.kill(store_broker.broker.process.pid, signal.SIGHUP)
-    time.sleep(0.3)
-    Session(store_broker.port, username="agent-9", password="pw-9", ca_file=store_broker.ca_file).connect().close()
+    wait_for_reload(lambda: lets_in(store_broker, "agent-9", "pw-9"))
     out = run(BROKER_SCRIPT, "remove-account", "agent-9", "--dir", store_broker.dir).stdout
     assert "removed" in out
     assert "agent-9" not in (store_broker.dir / "acl").read_text()
     os.kill(store_broker.broker.process.pid, signal.SIGHUP)
-    time.sleep(0.3)
+    wait_for_reload(lambda: not lets_in(store_broker, "agent-9", "pw-9"))
     with pytest.raises(Refused, match="refused"):
         Session(store_broker.port, username="agent-9", password="pw-9", ca_file=store_broker.ca_file).connect()

@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import os
 import pwd
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from agent.config import load_device, load_store
-from tests.deploy.conftest import DEPLOY, run
+from tests.deploy.conftest import DEPLOY, REPO, run
 
 pytestmark = pytest.mark.deploy
 
@@ -170,15 +172,35 @@ def test_bad_options_fail_with_one_clear_line(tmp_path, args, message) -> None:
     assert not (tmp_path / "root" / "etc").exists()
 
 
-def test_installing_onto_the_machine_needs_root(tmp_path) -> None:
+def readable_copy_of_the_agent_installer(base: Path) -> Path:
+    """The agent installer with what it reads before its root check (lib/, pyproject.toml), in a
+    world-readable directory: the checkout itself may lie in a private one (a clone in ``mktemp -d``,
+    mode 700), which ``nobody`` cannot enter, and the test must not depend on where the clone lies."""
+    base.chmod(0o755)
+    (base / "deploy").mkdir(mode=0o755)
+    shutil.copy2(REPO / "pyproject.toml", base / "pyproject.toml")
+    shutil.copytree(DEPLOY / "lib", base / "deploy" / "lib")
+    shutil.copy2(AGENT, base / "deploy" / AGENT.name)
+    for path in [base / "pyproject.toml", *(base / "deploy").rglob("*")]:
+        path.chmod(0o755 if path.is_dir() or os.access(path, os.X_OK) else 0o644)
+    return base / "deploy" / AGENT.name
+
+
+def test_installing_onto_the_machine_needs_root() -> None:
     if os.geteuid() == 0:
         # As root it would really install: prove the guard with an unprivileged user instead.
         try:
             nobody = pwd.getpwnam("nobody")
         except KeyError:
             pytest.skip("no 'nobody' user to run the installer unprivileged")
-        proc = run("setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups",
-                   AGENT, "--no-venv", check=False)
+        # Not pytest's tmp_path: its directories are private (0700) too. /tmp itself is world-traversable.
+        base = Path(tempfile.mkdtemp(prefix="fw-install-", dir="/tmp"))
+        try:
+            script = readable_copy_of_the_agent_installer(base)
+            proc = run("setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups",
+                       script, "--no-venv", check=False)
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
     else:
         proc = run(AGENT, "--no-venv", check=False)
     assert proc.returncode == 1

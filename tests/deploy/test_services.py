@@ -132,7 +132,11 @@ def test_agent_unit_environment_notify_and_watchdog(root, store_broker, tmp_path
             code = stop(proc, log)
             notify.wait_for("STOPPING=1", timeout_s=5)
             notify.close()
-        time.sleep(0.3)
+        # the agent's last word is its retained offline status: wait for it rather than for a while
+        deadline = time.monotonic() + 10
+        while not any(m.topic.endswith("/status") and json.loads(m.payload)["state"] == "offline"
+                      for m in list(watcher.messages)) and time.monotonic() < deadline:
+            time.sleep(0.05)
         topics = [m.topic for m in watcher.messages]
     assert code == 0, log.read_text()[-2000:]
     status = [json.loads(m.payload)["state"] for m in watcher.messages if m.topic.endswith("/status")]

@@ -48,9 +48,8 @@ async def test_a_qualifying_path_fires_a_coupon_everywhere(aiohttp_client, setti
     await wait_until(lambda: app[LINK].connected)
     cid = qualifying_customer(app)
     with Collector(mqtt_broker.host, mqtt_broker.port, settings.topics.prediction) as predictions:
-        ws = await client.ws_connect("/ws/coupons")
+        ws = await client.ws_connect("/ws/coupons")  # the handler subscribes before it answers the handshake
         try:
-            await asyncio.sleep(0.05)  # the socket's subscription is in place
             t = time.time()
             for i, zone in enumerate(["Women's", "Sport", "Men's"]):
                 app[BUS].publish(browsing(cid, zone, t + i * 60))
@@ -119,8 +118,8 @@ async def test_seed_001_click_stream_on_mqtt_fires_offers(aiohttp_client, settin
     from aggregator.api.offers import OFFERS
 
     rt = app[OFFERS]
-    await wait_until(lambda: rt.link is not None and rt.link.connected and app[LINK].connected)
-    await asyncio.sleep(0.2)  # the click subscription is acknowledged
+    # the click subscription acknowledged by the broker (not retained: a row published before is lost)
+    await wait_until(lambda: rt.link is not None and rt.link.subscribed and app[LINK].connected)
     ns = 1_000_000_000
     t0 = int(time.time()) * ns
     rows = [{"timestamp": t0 + i * ns, "userId": "web-user", "productId": p, "category": c, "gender": "M",
