@@ -292,9 +292,11 @@ class Publisher:
         self.refused = None
         log.info("event=mqtt-connected agent=%s host=%s port=%d session_present=%s",
                  self.agent_id, self.settings.host, self.settings.port, flags.session_present)
-        self._publish_status("online")
+        # Subscribe before announcing "online": the broker handles one connection's packets in order,
+        # so whoever sees the status knows the agent already receives its commands (scenarios).
         for topic in self._subscriptions:
             client.subscribe(topic, qos=1)
+        self._publish_status("online")
         self._resend_deadline = time.monotonic() + RESEND_WAIT_S
         with self._lock:
             self._draining = True  # until the spool has been checked

@@ -27,7 +27,8 @@ def test_a_2s_step_scenario_from_the_tab_gets_its_offer(map_tab: Tab, system: Sy
     cid = next(str(c["customer_id"]) for c in customers if c.get("gender") == "F" and 25 <= int(c["age"]) <= 35
                and str(c["customer_id"]) not in {EVIL_ID, *offered})
     # the running mock agents (test_map.py stops agent-4) must be subscribed to the scenario topic before
-    # it is published
+    # it is published: an agent subscribes before it announces "online" (agent/publisher.py), so online
+    # in the aggregator means subscribed
     running = system.running_agents()
     assert len(running) >= 3, system.logs()
     deadline = time.monotonic() + 120.0
