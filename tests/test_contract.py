@@ -88,6 +88,22 @@ def test_bad_agent_payloads_are_typed_rejections(payload: bytes, reason: str) ->
     assert not result
 
 
+@pytest.mark.parametrize(("changes", "reason"), [
+    ({"agent": "agent-2", "x": "700", "device": None}, "agent-mismatch"),  # the agent match comes before the rest
+    ({"x": "700", "msg_id": None}, "missing-field"),  # msg_id first, wherever its key is
+    ({"y": None, "ts": -5}, "bad-value"),  # ts before the position
+    ({"mac_ids": [7], "device": "aa:bb:cc:dd:ee:ff"}, "raw-mac"),  # device before mac_ids
+    ({"x": "700", "extra": float("nan")}, "not-json"),  # what is not JSON is said first
+])
+def test_a_payload_with_several_faults_is_counted_under_the_first_in_the_contracts_order(
+        changes: dict[str, object], reason: str) -> None:
+    doc = {**GOOD, **changes}
+    ordered = dict(sorted(doc.items(), key=lambda kv: kv[0] not in ("x", "y", "extra", "mac_ids")))  # faults first
+    for data in (doc, ordered):
+        result = c.decode_agent(TOPIC, json.dumps(data, allow_nan=True).encode())
+        assert isinstance(result, c.Rejection) and result.reason == reason, (data, result)
+
+
 def test_kind_and_macs_are_optional_with_defaults_and_left_out_when_default() -> None:
     payload = c.encode_agent(presence())
     assert b'"kind"' not in payload and b'"macs"' not in payload  # an older aggregator reads it as before
