@@ -494,8 +494,10 @@ def _decode(kind: str, agent: str, payload: bytes | str) -> Any:
 # The order in which a refused payload's fields are looked at, so that one with several faults is
 # counted under its first in this order, as before msgspec (whatever the order of its keys); "=agent"
 # is where the payload's agent must be the topic's.
-_PRESENCE_ORDER: Final = ("msg_id", "agent", "=agent", "ts", "accuracy_m", "distance_m", "randomized", "device", "x",
-                          "y", "rssi_dbm", "ranges", "kind", "macs", "mac_ids")
+_PRESENCE_ORDER: Final = ("msg_id", "agent", "=agent", "ts", ("accuracy_m", float), ("distance_m", float),
+                          "accuracy_m", "distance_m", "randomized", "device", "x", "y", "rssi_dbm", "ranges", "kind",
+                          "macs", "mac_ids")  # accuracy_m and distance_m: both numbers, then both >= 0
+_RANGE_ORDER: Final = ("distance_m", "sniffer", "x", "y", "rssi_dbm")
 _CHECK_ORDER: Final = {
     **dict.fromkeys(PRESENCE_KINDS, _PRESENCE_ORDER),
     "motion": ("msg_id", "agent", "=agent", "ts", "active", "sensor", "zone"),
@@ -519,27 +521,42 @@ def _decode_refused(kind: str, agent: str, payload: bytes | str) -> Any:
     if not isinstance(data, dict):
         raise _Invalid("not-object", f"a JSON object was expected, got {type(data).__name__}")
     wire = _DECODERS[kind].type
-    declared = {f.name: f for f in msgspec.structs.fields(wire)}
-    for name in _CHECK_ORDER[kind]:
+    _check_fields(wire, data, _CHECK_ORDER[kind], agent)
+    try:
+        return msgspec.convert(data, wire)
+    except msgspec.ValidationError as exc:
+        rejection = _rejection(exc)
+        raise _Invalid(rejection.reason, rejection.detail) from None
+
+
+def _check_fields(wire: type[Struct], data: dict[str, Any], order: tuple[Any, ...], agent: str, at: str = "") -> None:
+    """:func:`_decode_refused`'s look at each field of ``data`` in ``order``; raises _Invalid at the first fault.
+
+    An entry ``(name, type)`` checks the field against a looser type than its own, ahead of the rest."""
+    declared = {f.name: f.type for f in msgspec.structs.fields(wire)}
+    required = {f.name for f in msgspec.structs.fields(wire) if f.required}
+    for entry in order:
+        name, expected = entry if isinstance(entry, tuple) else (entry, declared.get(entry))
         if name == "=agent":
             if data["agent"] != agent:
                 raise _Invalid("agent-mismatch", f"payload agent {data['agent']!r} published under agent {agent!r}")
             continue
         value = data.get(name)
         if value is None and (name not in data or name not in _NULL_IS_WRONG_TYPE):
-            if declared[name].required:
-                raise _Invalid("missing-field", name)
+            if name in required:
+                raise _Invalid("missing-field", f"{at}.{name}".lstrip("."))
             continue
         try:
-            _FIELD_CHECKS.get(name, _no_check)(msgspec.convert(value, declared[name].type))
+            if name == "ranges" and type(value) is list and len(value) <= MAX_RANGES:
+                for i, item in enumerate(value):  # one range after the other, each in _RANGE_ORDER
+                    if type(item) is dict:
+                        _check_fields(_RangeReport, item, _RANGE_ORDER, agent, f"{at}.ranges[{i}]")
+                    else:
+                        raise _Invalid("wrong-type", f"{at}ranges[{i}] must be an object".lstrip("."))
+            _FIELD_CHECKS.get(name, _no_check)(msgspec.convert(value, expected))
         except msgspec.ValidationError as exc:
-            rejection = _rejection(exc, f".{name}")
+            rejection = _rejection(exc, f"{at}.{name}")
             raise _Invalid(rejection.reason, rejection.detail) from None
-    try:
-        return msgspec.convert(data, wire)
-    except msgspec.ValidationError as exc:
-        rejection = _rejection(exc)
-        raise _Invalid(rejection.reason, rejection.detail) from None
 
 
 def _no_check(value: object) -> None:

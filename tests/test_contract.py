@@ -94,6 +94,9 @@ def test_bad_agent_payloads_are_typed_rejections(payload: bytes, reason: str) ->
     ({"y": None, "ts": -5}, "bad-value"),  # ts before the position
     ({"mac_ids": [7], "device": "aa:bb:cc:dd:ee:ff"}, "raw-mac"),  # device before mac_ids
     ({"x": "700", "extra": float("nan")}, "not-json"),  # what is not JSON is said first
+    ({"accuracy_m": -1, "distance_m": "x"}, "wrong-type"),  # both numbers before both >= 0
+    # in a range, distance_m is looked at first
+    ({"ranges": [{"sniffer": 1, "x": 1.0, "y": 1.0, "rssi_dbm": 1.0, "distance_m": -1}]}, "bad-value"),
 ])
 def test_a_payload_with_several_faults_is_counted_under_the_first_in_the_contracts_order(
         changes: dict[str, object], reason: str) -> None:
