@@ -20,18 +20,17 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Final, NamedTuple
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Final, Literal, NamedTuple, get_args
 
+import msgspec
 import orjson
+from msgspec import Meta, Struct
+from msgspec.structs import asdict, astuple, force_setattr
 
 from agent.privacy import contains_mac
-
-try:  # the usual report's checks compiled (agent/_presence.c); optional, see presence_fields
-    from agent import _presence as _native_presence
-except ImportError:
-    _native_presence = None
 
 MAX_PAYLOAD_BYTES: Final = 16 * 1024
 ROOT: Final = "floorwalker"
@@ -170,57 +169,21 @@ class Rejection:
         return False
 
 
-class _Invalid(Exception):
+class _Invalid(ValueError):  # a ValueError, so that msgspec reports one raised in a __post_init__
     def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
         self.reason = reason
         self.detail = detail
-
-
-def _num(d: Mapping[str, Any], key: str, *, optional: bool = False, default: float | None = None) -> Any:
-    v = d.get(key)
-    if type(v) is float and v - v == 0.0:  # the common case, first: a finite float (inf - inf is nan)
-        return v
-    return _num_checked(d, key, optional, default)
-
-
-def _num_checked(d: Mapping[str, Any], key: str, optional: bool, default: float | None) -> Any:
-    if key not in d or d[key] is None:
-        if optional:
-            return default
-        raise _Invalid("missing-field", key)
-    v = d[key]
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise _Invalid("wrong-type", f"{key} must be a number")
-    if not math.isfinite(v):
-        raise _Invalid("wrong-type", f"{key} must be finite")
-    return float(v)
-
-
-def _text(d: Mapping[str, Any], key: str, *, optional: bool = False, max_len: int = 128) -> Any:
-    v = d.get(key)
-    if type(v) is str and 0 < len(v) <= max_len:  # the common case, first
-        return v
-    return _text_checked(d, key, optional, max_len)
-
-
-def _text_checked(d: Mapping[str, Any], key: str, optional: bool, max_len: int) -> Any:
-    if key not in d or d[key] is None:
-        if optional:
-            return None
-        raise _Invalid("missing-field", key)
-    v = d[key]
-    if not isinstance(v, str):
-        raise _Invalid("wrong-type", f"{key} must be a string")
-    if not v or len(v) > max_len:
-        raise _Invalid("bad-value", f"{key} must be 1..{max_len} characters")
-    return v
 
 
 def _loose_id(d: Mapping[str, Any], key: str) -> str:
     """Seed 000's services sent ids as strings, integers or floats; its UI accepted all three."""
     if key not in d or d[key] is None:
         raise _Invalid("missing-field", key)
-    v = d[key]
+    return _loose_id_value(d[key], key)
+
+
+def _loose_id_value(v: object, key: str) -> str:
     if isinstance(v, bool):
         raise _Invalid("wrong-type", f"{key} must be a string or a number")
     if isinstance(v, int):
@@ -290,8 +253,9 @@ class Range(NamedTuple):
 class Presence(NamedTuple):
     """``enter`` / ``move`` / ``exit`` of one (hashed) device as one agent sees it.
 
-    A named tuple rather than a frozen dataclass like the other kinds: as immutable, and the
-    aggregator builds one per message at ingest rates (0.6 µs here against 4 µs)."""
+    A named tuple rather than a Struct like the other kinds: as immutable, and the aggregator's
+    processes hand it over as a plain tuple (aggregator.mqtt_process). Its wire form is
+    :class:`_PresenceReport`."""
 
     kind: str
     msg_id: str
@@ -314,71 +278,141 @@ class Presence(NamedTuple):
     mac_ids: tuple[str, ...] = ()
 
 
-DEVICE_KINDS: Final = ("person", "fixture", "neighbour")
+DeviceKind = Literal["person", "fixture", "neighbour"]
+DEVICE_KINDS: Final = get_args(DeviceKind)
 MAX_LINKED_MACS: Final = 1_000_000
 MAX_MAC_IDS: Final = 8  # agents send agent.linking.RECENT_MACS (4); room for a later agent to send more
+MAX_RANGES: Final = 32
+
+# The agent tier's payloads, declared: msgspec decodes the JSON straight into these types and checks
+# each field as it goes (types, lengths, bounds); _rejection() names the stable reason of what it
+# refused. JSON has no NaN or infinity, and a number beyond a double is refused as not-json, so every
+# float here is finite. What a type cannot say (a MAC where a keyed hash belongs, seed 000's loose
+# customer ids) is in the type's __post_init__, which msgspec runs as part of decoding.
+Text = Annotated[str, Meta(min_length=1, max_length=128)]
+MsgId = Annotated[str, Meta(min_length=1, max_length=160)]
+EpochS = Annotated[float, Meta(gt=0)]
+NonNegative = Annotated[float, Meta(ge=0)]
 
 
-@dataclass(frozen=True, slots=True)
-class Motion:
+def _device_hash(device: str) -> None:
+    """A raw MAC here means an agent (or an impostor) leaked one."""
+    if contains_mac(device):
+        raise _Invalid("raw-mac", "device must be the agent's keyed hash, not a MAC")
+
+
+def _mac_id_hashes(mac_ids: list[str] | None) -> None:
+    if mac_ids and any(map(contains_mac, mac_ids)):
+        raise _Invalid("raw-mac", "mac_ids must be the agent's keyed hashes, not MACs")
+
+
+def _customer_id(value: str | int | float) -> str:
+    return _loose_id_value(value, "customer_id")
+
+
+# what a field's type cannot say, checked after it (in __post_init__, and by _decode_refused)
+_FIELD_CHECKS: Final = {"device": _device_hash, "mac_ids": _mac_id_hashes, "customer_id": _customer_id}
+
+
+class _RangeReport(Struct, gc=False):
+    """One of a presence report's ``ranges``: :class:`Range` on the wire."""
+
+    sniffer: Text
+    x: float
+    y: float
+    rssi_dbm: float
+    distance_m: NonNegative
+
+
+class _PresenceReport(Struct, gc=False):
+    """``enter`` / ``move`` / ``exit`` as agents write it; decoded into :class:`Presence`."""
+
+    msg_id: MsgId
+    agent: Text
+    ts: EpochS
+    device: Text
+    x: float
+    y: float
+    accuracy_m: NonNegative
+    rssi_dbm: float
+    distance_m: NonNegative
+    randomized: bool = False
+    ranges: Annotated[list[_RangeReport], Meta(max_length=MAX_RANGES)] | None = None
+    # optional, left out at their defaults by agents (person, 1, none); null reads as absent
+    kind: DeviceKind | None = None
+    macs: Annotated[int, Meta(ge=1, le=MAX_LINKED_MACS)] | None = None
+    mac_ids: Annotated[list[Text], Meta(max_length=MAX_MAC_IDS)] | None = None
+
+    def __post_init__(self) -> None:
+        _device_hash(self.device)
+        _mac_id_hashes(self.mac_ids)
+
+
+class Motion(Struct, frozen=True):
     """A PIR sensor bound to a zone changed state (``active`` true: motion seen)."""
 
     kind: ClassVar[str] = "motion"
-    msg_id: str
-    agent: str
-    ts: float
-    sensor: str
-    zone: str
+    msg_id: MsgId
+    agent: Text
+    ts: EpochS
+    sensor: Text
+    zone: Text
     active: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Door:
+class Door(Struct, frozen=True):
     """One person crossed the doorway beams: ``direction`` is ``in`` or ``out``."""
 
     kind: ClassVar[str] = "door"
-    msg_id: str
-    agent: str
-    ts: float
-    sensor: str
-    direction: str
+    msg_id: MsgId
+    agent: Text
+    ts: EpochS
+    sensor: Text
+    direction: Literal["in", "out"]
 
 
-@dataclass(frozen=True, slots=True)
-class Link:
+class Link(Struct, frozen=True):
     """A hashed device belongs to a loyalty customer (from a loyalty app, or a mock shopper)."""
 
     kind: ClassVar[str] = "link"
-    msg_id: str
-    agent: str
-    ts: float
-    device: str
-    customer_id: str
+    msg_id: MsgId
+    agent: Text
+    ts: EpochS
+    device: Text
+    # On the wire a string or a number, as seed 000's services sent ids; always a string once built.
+    customer_id: str | int | float
+
+    def __post_init__(self) -> None:
+        _device_hash(self.device)
+        force_setattr(self, "customer_id", _customer_id(self.customer_id))
 
 
-@dataclass(frozen=True, slots=True)
-class Health:
+class Health(Struct, frozen=True):
     """Periodic health of an agent: enough to tell from the map whether a sensor is sick."""
 
     kind: ClassVar[str] = "health"
-    msg_id: str
-    agent: str
-    ts: float
+    msg_id: MsgId
+    agent: Text
+    ts: EpochS
     uptime_s: float
     readings_per_s: float
-    spool_depth: int
-    spool_dropped: int = 0
-    serial_reconnects: int = 0
-    rejected: dict[str, int] = field(default_factory=dict)
+    # Counts: integers once built; on the wire a float is truncated and a null optional one is 0.
+    spool_depth: int | float
+    spool_dropped: int | float | None = 0
+    serial_reconnects: int | float | None = 0
+    rejected: Annotated[dict[str, int], Meta(max_length=64)] = {}
+
+    def __post_init__(self) -> None:
+        for name in ("spool_depth", "spool_dropped", "serial_reconnects"):
+            force_setattr(self, name, int(getattr(self, name) or 0))
 
 
-@dataclass(frozen=True, slots=True)
-class Status:
+class Status(Struct, frozen=True):
     """Retained availability; the broker publishes the ``offline`` one as the agent's last will."""
 
     kind: ClassVar[str] = "status"
-    agent: str
-    state: str
+    agent: Text
+    state: Literal["online", "offline"]
     ts: float | None = None
 
 
@@ -406,146 +440,149 @@ def encode_agent(message: AgentMessage) -> bytes:
     return _dump(asdict(message))
 
 
-def _common(d: Mapping[str, Any], agent_from_topic: str | None) -> tuple[str, str, float]:
-    msg_id = _text(d, "msg_id", max_len=160)
-    agent = _text(d, "agent")
-    if agent_from_topic is not None and agent != agent_from_topic:
-        raise _Invalid("agent-mismatch", f"payload agent {agent!r} published under agent {agent_from_topic!r}")
-    ts = _num(d, "ts")
-    if ts <= 0:
-        raise _Invalid("bad-value", "ts must be epoch seconds")
-    return msg_id, agent, ts
+_DECODERS: Final = {kind: msgspec.json.Decoder(wire) for kind, wire in [
+    *((k, _PresenceReport) for k in PRESENCE_KINDS), ("motion", Motion), ("door", Door),
+    ("link", Link), ("health", Health), ("status", Status)]}
+# null stands for an absent field (missing-field when required), except where the field is a flag or a map
+_NULL_IS_WRONG_TYPE: Final = frozenset({"randomized", "active", "rejected"})
+# whatever is wrong in these is wrong-type, as agents never write them otherwise
+_ALWAYS_WRONG_TYPE: Final = frozenset({"mac_ids"})
+_TOO_MANY: Final = re.compile(r"Expected `(array|object)` of length")  # a list or a map too long is wrong-type
 
 
-def _ranges(d: Mapping[str, Any]) -> tuple[Range, ...]:
-    raw = d.get("ranges")
-    if raw is None:
-        return ()
-    if not isinstance(raw, list) or len(raw) > 32:
-        raise _Invalid("wrong-type", "ranges must be a list of at most 32 objects")
-    out = []
-    for item in raw:
-        if not isinstance(item, dict):
-            raise _Invalid("wrong-type", "ranges must hold objects")
-        dist = _num(item, "distance_m")
-        if dist < 0:
-            raise _Invalid("bad-value", "ranges.distance_m must be >= 0")
-        out.append(Range(_text(item, "sniffer"), _num(item, "x"), _num(item, "y"), _num(item, "rssi_dbm"), dist))
-    return tuple(out)
+def _rejection(exc: msgspec.ValidationError, field_path: str = "") -> Rejection:
+    """msgspec's refusal as one of the contract's stable reasons (docs/MQTT.md); its text the detail.
+
+    ``field_path`` (``.name``) when ``exc`` came from converting that one field's value."""
+    if isinstance(exc.__cause__, _Invalid):  # raised by a __post_init__ or a field check
+        return Rejection(exc.__cause__.reason, exc.__cause__.detail)
+    message, at, path = str(exc).partition(" - at `$")
+    if field_path:
+        at, path = " - at `$", field_path + (path or "`")
+    detail = f"{message}{at}{path}"
+    field = path.lstrip(".").partition("`")[0].partition("[")[0].partition(".")[0]
+    if message.startswith("Object missing required field"):
+        reason = "missing-field"
+    elif message == "Number out of range":
+        reason = "not-json"  # not a double (RFC 8259), as orjson said before
+    elif not at and message.startswith("Expected `object`, got"):
+        reason = "not-object"
+    elif field in _ALWAYS_WRONG_TYPE:
+        reason = "wrong-type"
+    elif message.endswith(", got `null`") and not path.endswith("]`") and field not in _NULL_IS_WRONG_TYPE:
+        reason = "missing-field"  # a field's null reads as its absence (not so an item's in a list or map)
+    elif ", got `" in message or _TOO_MANY.match(message):
+        reason = "wrong-type"
+    else:
+        reason = "bad-value"  # a bound: a string's length, a number's range, one of a set
+    return Rejection(reason, detail)
 
 
-def _device(d: Mapping[str, Any]) -> str:
-    """The hashed device id; a raw MAC here means an agent (or an impostor) leaked one."""
-    device = _text(d, "device")
-    if contains_mac(device):
-        raise _Invalid("raw-mac", "device must be the agent's keyed hash, not a MAC")
-    return device
+def _decode(kind: str, agent: str, payload: bytes | str) -> Any:
+    """The payload as ``kind``'s declared type, whose agent is ``agent``; raises _Invalid."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise _Invalid("too-large", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+    try:
+        message = _DECODERS[kind].decode(payload)
+    except (msgspec.DecodeError, RecursionError, UnicodeError):  # ValidationError is a DecodeError
+        message = _decode_refused(kind, agent, payload)
+    if message.agent != agent:
+        raise _Invalid("agent-mismatch", f"payload agent {message.agent!r} published under agent {agent!r}")
+    return message
 
 
-def _device_kind_macs(d: Mapping[str, Any]) -> tuple[str, int, tuple[str, ...]]:
-    """The optional ``kind``, ``macs`` and ``mac_ids`` of a presence report, defaults when absent."""
-    device_kind = d.get("kind", "person")
-    if device_kind is None:
-        device_kind = "person"
-    if not isinstance(device_kind, str):
-        raise _Invalid("wrong-type", "kind must be a string")
-    if device_kind not in DEVICE_KINDS:
-        raise _Invalid("bad-value", f"kind must be one of {', '.join(DEVICE_KINDS)}")
-    macs = d.get("macs", 1)
-    if macs is None:
-        macs = 1
-    if isinstance(macs, bool) or not isinstance(macs, int):
-        raise _Invalid("wrong-type", "macs must be an integer")
-    if not 1 <= macs <= MAX_LINKED_MACS:
-        raise _Invalid("bad-value", f"macs must be 1..{MAX_LINKED_MACS}")
-    return device_kind, macs, _mac_ids(d)
+# The order in which a refused payload's fields are looked at, so that one with several faults is
+# counted under its first in this order, as before msgspec (whatever the order of its keys); "=agent"
+# is where the payload's agent must be the topic's.
+_PRESENCE_ORDER: Final = ("msg_id", "agent", "=agent", "ts", ("accuracy_m", float), ("distance_m", float),
+                          "accuracy_m", "distance_m", "randomized", "device", "x", "y", "rssi_dbm", "ranges", "kind",
+                          "macs", "mac_ids")  # accuracy_m and distance_m: both numbers, then both >= 0
+_RANGE_ORDER: Final = ("distance_m", "sniffer", "x", "y", "rssi_dbm")
+_CHECK_ORDER: Final = {
+    **dict.fromkeys(PRESENCE_KINDS, _PRESENCE_ORDER),
+    "motion": ("msg_id", "agent", "=agent", "ts", "active", "sensor", "zone"),
+    "door": ("msg_id", "agent", "=agent", "ts", "direction", "sensor"),
+    "link": ("msg_id", "agent", "=agent", "ts", "device", "customer_id"),
+    "health": ("msg_id", "agent", "=agent", "ts", "rejected", "uptime_s", "readings_per_s", "spool_depth",
+               "spool_dropped", "serial_reconnects"),
+    "status": ("agent", "=agent", "state", "ts"),
+}
 
 
-def _mac_ids(d: Mapping[str, Any]) -> tuple[str, ...]:
-    """``mac_ids``: a short list of keyed-hash ids; a raw MAC among them is a leak and is refused."""
-    raw = d.get("mac_ids")
-    if raw is None:
-        return ()
-    if not isinstance(raw, list) or len(raw) > MAX_MAC_IDS:
-        raise _Invalid("wrong-type", f"mac_ids must be a list of at most {MAX_MAC_IDS} strings")
-    for item in raw:
-        if not isinstance(item, str) or not 0 < len(item) <= 128:
-            raise _Invalid("wrong-type", "mac_ids must hold non-empty strings of at most 128 characters")
-        if contains_mac(item):
-            raise _Invalid("raw-mac", "mac_ids must be the agent's keyed hashes, not MACs")
-    return tuple(raw)
+def _decode_refused(kind: str, agent: str, payload: bytes | str) -> Any:
+    """Why msgspec refused ``payload``: its first fault in :data:`_CHECK_ORDER`, each field checked on
+    its own against its declared type; raises _Invalid. (Refusals are rare: what is accepted is decoded
+    once.) Should every field pass, msgspec was stricter than the contract (an unknown field nested
+    deeper than its stack): the message is built from the parsed JSON instead."""
+    try:
+        data = orjson.loads(payload)  # JSON as read before msgspec: what is not JSON is said first
+    except (ValueError, RecursionError) as exc:  # orjson.JSONDecodeError is a ValueError
+        raise _Invalid("not-json", str(exc)[:120]) from None
+    if not isinstance(data, dict):
+        raise _Invalid("not-object", f"a JSON object was expected, got {type(data).__name__}")
+    wire = _DECODERS[kind].type
+    _check_fields(wire, data, _CHECK_ORDER[kind], agent)
+    try:
+        return msgspec.convert(data, wire)
+    except msgspec.ValidationError as exc:
+        rejection = _rejection(exc)
+        raise _Invalid(rejection.reason, rejection.detail) from None
 
 
-def _decode_agent(kind: str, d: dict[str, Any], agent: str | None) -> AgentMessage:
-    if kind == "status":
-        a = _text(d, "agent")
-        if agent is not None and a != agent:
-            raise _Invalid("agent-mismatch", f"payload agent {a!r} published under agent {agent!r}")
-        state = _text(d, "state")
-        if state not in ("online", "offline"):
-            raise _Invalid("bad-value", "state must be online or offline")
-        return Status(agent=a, state=state, ts=_num(d, "ts", optional=True))
-    msg_id, a, ts = _common(d, agent)
-    if kind in PRESENCE_KINDS:
-        accuracy = _num(d, "accuracy_m")
-        distance = _num(d, "distance_m")
-        if accuracy < 0 or distance < 0:
-            raise _Invalid("bad-value", "accuracy_m and distance_m must be >= 0")
-        randomized = d.get("randomized", False)
-        if not isinstance(randomized, bool):
-            raise _Invalid("wrong-type", "randomized must be true or false")
-        return Presence(kind, msg_id, a, ts, _device(d), _num(d, "x"), _num(d, "y"), accuracy,
-                        _num(d, "rssi_dbm"), distance, randomized, _ranges(d), *_device_kind_macs(d))
-    if kind == "motion":
-        active = d.get("active")
-        if not isinstance(active, bool):
-            raise _Invalid("wrong-type" if "active" in d else "missing-field", "active must be true or false")
-        return Motion(msg_id, a, ts, _text(d, "sensor"), _text(d, "zone"), active)
-    if kind == "door":
-        direction = _text(d, "direction")
-        if direction not in ("in", "out"):
-            raise _Invalid("bad-value", "direction must be in or out")
-        return Door(msg_id, a, ts, _text(d, "sensor"), direction)
-    if kind == "link":
-        return Link(msg_id, a, ts, _device(d), _loose_id(d, "customer_id"))
-    if kind == "health":
-        rejected = d.get("rejected", {})
-        if not isinstance(rejected, dict) or len(rejected) > 64 or not all(
-                isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in rejected.items()):
-            raise _Invalid("wrong-type", "rejected must map reasons to integers")
-        return Health(msg_id, a, ts, _num(d, "uptime_s"), _num(d, "readings_per_s"),
-                      int(_num(d, "spool_depth")), int(_num(d, "spool_dropped", optional=True, default=0)),
-                      int(_num(d, "serial_reconnects", optional=True, default=0)), dict(rejected))
-    raise _Invalid("unknown-kind", kind)
+def _check_fields(wire: type[Struct], data: dict[str, Any], order: tuple[Any, ...], agent: str, at: str = "") -> None:
+    """:func:`_decode_refused`'s look at each field of ``data`` in ``order``; raises _Invalid at the first fault.
+
+    An entry ``(name, type)`` checks the field against a looser type than its own, ahead of the rest."""
+    declared = {f.name: f.type for f in msgspec.structs.fields(wire)}
+    required = {f.name for f in msgspec.structs.fields(wire) if f.required}
+    for entry in order:
+        name, expected = entry if isinstance(entry, tuple) else (entry, declared.get(entry))
+        if name == "=agent":
+            if data["agent"] != agent:
+                raise _Invalid("agent-mismatch", f"payload agent {data['agent']!r} published under agent {agent!r}")
+            continue
+        value = data.get(name)
+        if value is None and (name not in data or name not in _NULL_IS_WRONG_TYPE):
+            if name in required:
+                raise _Invalid("missing-field", f"{at}.{name}".lstrip("."))
+            continue
+        try:
+            if name == "ranges" and type(value) is list and len(value) <= MAX_RANGES:
+                for i, item in enumerate(value):  # one range after the other, each in _RANGE_ORDER
+                    if type(item) is dict:
+                        _check_fields(_RangeReport, item, _RANGE_ORDER, agent, f"{at}.ranges[{i}]")
+                    else:
+                        raise _Invalid("wrong-type", f"{at}ranges[{i}] must be an object".lstrip("."))
+            _FIELD_CHECKS.get(name, _no_check)(msgspec.convert(value, expected))
+        except msgspec.ValidationError as exc:
+            rejection = _rejection(exc, f"{at}.{name}")
+            raise _Invalid(rejection.reason, rejection.detail) from None
+
+
+def _no_check(value: object) -> None:
+    pass
+
+
+def _presence_fields(kind: str, r: _PresenceReport, ranges: tuple[Any, ...]) -> tuple[Any, ...]:
+    return (kind, r.msg_id, r.agent, r.ts, r.device, r.x, r.y, r.accuracy_m, r.rssi_dbm, r.distance_m, r.randomized,
+            ranges, r.kind or "person", r.macs or 1, tuple(r.mac_ids) if r.mac_ids else ())
 
 
 def presence_fields(topic: str, payload: bytes | str) -> tuple[Any, ...] | None:
-    """A presence report's fields as plain values when it is well formed as agents write it, else None.
+    """A presence report's fields as plain values when it is well formed, else None.
 
     :class:`Presence`'s fields in order, its ranges as plain tuples in :class:`Range`'s order (what
-    the aggregator's MQTT process hands over). None means "ask :func:`decode_agent`", which gives
-    the message or the precise rejection: this only ever accepts what ``decode_agent`` accepts,
-    with the same values (tests/test_contract.py). The checks are in C (``agent/_presence.c``);
-    where that was not built, every report goes to ``decode_agent``."""
-    if _native_presence is None or len(payload) > MAX_PAYLOAD_BYTES:
-        return None
+    the aggregator's MQTT process hands over, without building a named tuple to take apart). None
+    means "ask :func:`decode_agent`", which gives the precise rejection: this accepts exactly what
+    ``decode_agent`` accepts, with the same values (tests/test_contract.py)."""
     parsed = parse_agent_topic(topic)
     if parsed is None or parsed[2] not in PRESENCE_KINDS:
         return None
     try:
-        data = orjson.loads(payload)
-    except (ValueError, RecursionError):
-        return None
-    fields = _native_presence.fields(parsed[2], data, parsed[1], contains_mac)
-    if fields is None:
-        return None
-    # kind, macs, mac_ids (optional, newer agents): checked here, three lookups; a bad one is decode_agent's to reject
-    if "kind" not in data and "macs" not in data and "mac_ids" not in data:
-        return (*fields, "person", 1, ())  # type: ignore[no-any-return]
-    try:
-        return (*fields, *_device_kind_macs(data))  # type: ignore[no-any-return]
+        r = _decode(parsed[2], parsed[1], payload)
     except _Invalid:
         return None
+    return _presence_fields(parsed[2], r, tuple([astuple(q) for q in r.ranges]) if r.ranges else ())
 
 
 def decode_agent(topic: str, payload: bytes | str) -> AgentMessage | Rejection:
@@ -555,9 +592,16 @@ def decode_agent(topic: str, payload: bytes | str) -> AgentMessage | Rejection:
         return Rejection("bad-topic", topic[:200])
     _, agent, kind = parsed
     try:
-        return _decode_agent(kind, _load(payload), agent)
+        message = _decode(kind, agent, payload)
     except _Invalid as exc:
         return Rejection(exc.reason, exc.detail)
+    if kind in PRESENCE_KINDS:
+        ranges = tuple([_new(Range, astuple(q)) for q in message.ranges]) if message.ranges else ()
+        return _new(Presence, _presence_fields(kind, message, ranges))  # type: ignore[no-any-return]
+    return message  # type: ignore[no-any-return]
+
+
+_new = tuple.__new__
 
 
 def online(agent: str, ts: float | None = None) -> Status:
