@@ -24,10 +24,10 @@ from pathlib import Path
 from agent.config import ChainShipping, StoreConfig
 from aggregator.analytics.definitions import AnalyticsParams
 from aggregator.analytics.generator import generate, generate_days
-from aggregator.chain.layout import PartWriter, part_name, partition_dir
-from aggregator.chain.rows import ChainRows
 from aggregator.analytics.rollup import Rollup
 from aggregator.analytics.schema import connect, ensure_core_tables
+from aggregator.chain.layout import PartWriter, part_name, partition_dir
+from aggregator.chain.rows import ChainRows
 from aggregator.shipping import ChainShipper
 
 # Store sizes relative to --visits-per-day: a chain has small and large stores.
