@@ -14,7 +14,9 @@ generator was fast.
 Method (shipping cost): bench_ingest's drain, run alternately with shipping off and on (the store
 file's [chain] table, interval 1 s so batches are written during the drain), same backlog size,
 CHAIN_INGEST_ROUNDS pairs (default 3: off, on, off, on, off, on; INGEST_MESSAGES per run);
-``chain.shipping_ingest_drop_pct`` compares the medians.
+``chain.shipping_ingest_drop_pct`` compares the medians. The rates swing 2-3x on a shared machine, so
+the CPU per ingested message (on vs off) and the shipper's CPU per visit against ingest's
+(``chain.shipping_cpu_share_pct``) are printed beside them: those the machine's load moves far less.
 """
 
 from __future__ import annotations
@@ -170,7 +172,9 @@ def _chain_figures(stores: int, days: int, visits: int, workdir: Path, base: tup
                  note=f"{len(flink)} (store, day) rows from Flink, {len(duck)} from DuckDB")
 
 
-def _ingest_rate(n: int, ship: bool, workdir: Path) -> float:
+def _ingest_rate(n: int, ship: bool, workdir: Path) -> tuple[float, float]:
+    """(messages/s, CPU µs per message of the aggregator's processes: main with the shipper's thread,
+    the SQLite writer and the MQTT link) for one drain of ``n`` queued messages."""
     from aggregator.settings import Settings
 
     config = workdir / f"config-{time.monotonic_ns()}"
@@ -188,10 +192,15 @@ def _ingest_rate(n: int, ship: bool, workdir: Path) -> float:
                            retention_days=0)
         bench_ingest._session(broker.host, broker.port, settings.client_id)
         bench_ingest._queue(broker.host, broker.port, traffic)
-        elapsed, _measured = asyncio.run(bench_ingest._ingest(settings, len(traffic)))
-        return len(traffic) / elapsed
+        elapsed, measured = asyncio.run(bench_ingest._ingest(settings, len(traffic)))
+        cpu_s = sum(c or 0.0 for c in measured[2:5])
+        return len(traffic) / elapsed, cpu_s / len(traffic) * 1e6
     finally:
         broker.stop()
+
+
+_SHIP_CPU_US_PER_VISIT = 0.0
+MSGS_PER_VISIT = 4 * 12  # bench_ingest's traffic: 4 agents x (enter + 10 moves + exit) per shopper
 
 
 def _ship_cost_figures(workdir: Path) -> Iterator[Figure]:
@@ -213,6 +222,8 @@ def _ship_cost_figures(workdir: Path) -> Iterator[Figure]:
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     shipper.close()
     n = shipper.stats.visits
+    global _SHIP_CPU_US_PER_VISIT
+    _SHIP_CPU_US_PER_VISIT = cpu / n * 1e6
     yield Figure("chain.ship_cpu_us_per_visit", round(cpu / n * 1e6, 1), "µs",
                  note=f"{n} visits, {shipper.stats.zone_visits} zone visits, {shipper.stats.bytes / 1e6:.1f} MB "
                       f"in {shipper.stats.batches} batches; {wall:.1f} s wall (fsyncs included)")
@@ -223,9 +234,13 @@ def _shipping_figures(workdir: Path, quick: bool) -> Iterator[Figure]:
     rounds = int(os.environ.get("CHAIN_INGEST_ROUNDS", 3))
     off: list[float] = []
     on: list[float] = []
+    cpu_off: list[float] = []
+    cpu_on: list[float] = []
     for _ in range(rounds):  # interleaved: the machine's other load hits both alike
-        off.append(_ingest_rate(n, False, workdir))
-        on.append(_ingest_rate(n, True, workdir))
+        for ship, rates, cpus in ((False, off, cpu_off), (True, on, cpu_on)):
+            rate, cpu = _ingest_rate(n, ship, workdir)
+            rates.append(rate)
+            cpus.append(cpu)
     m_off, m_on = statistics.median(off), statistics.median(on)
     shipped = sum(1 for _ in (workdir / "shipped").rglob("part-*.jsonl"))
     yield Figure("chain.ingest_msgs_per_s_off", round(m_off), "msg/s", note=f"median of {[round(r) for r in off]}")
@@ -233,6 +248,19 @@ def _shipping_figures(workdir: Path, quick: bool) -> Iterator[Figure]:
                  note=f"median of {[round(r) for r in on]}; {shipped} part files shipped")
     yield Figure("chain.shipping_ingest_drop_pct", round((m_off - m_on) / m_off * 100, 1), "%", "<= 5",
                  note=f"{n} messages per run, {rounds} interleaved off/on pairs; medians")
+    # CPU per message moves far less with the machine's load than the rate does: ingest is CPU-bound,
+    # so on an idle machine the rate drops by about what the CPU per message grows.
+    c_off, c_on = statistics.median(cpu_off), statistics.median(cpu_on)
+    yield Figure("chain.ingest_cpu_us_per_msg_off", round(c_off, 1), "µs",
+                 note=f"median of {[round(c) for c in cpu_off]} (main process with the shipper, writer, MQTT link)")
+    yield Figure("chain.ingest_cpu_us_per_msg_on", round(c_on, 1), "µs", note=f"median of {[round(c) for c in cpu_on]}")
+    yield Figure("chain.shipping_ingest_cpu_pct", round((c_on - c_off) / c_off * 100, 1), "%", "<= 5",
+                 note="extra CPU per ingested message with shipping on (medians)")
+    if _SHIP_CPU_US_PER_VISIT:  # with CHAIN_BENCH=shipcost,shipping: the shipper's CPU against ingest's, per visit
+        yield Figure("chain.shipping_cpu_share_pct", round(_SHIP_CPU_US_PER_VISIT / (c_off * MSGS_PER_VISIT) * 100, 1),
+                     "%", "<= 5", note=f"shipping a visit ({_SHIP_CPU_US_PER_VISIT:.0f} µs) / ingesting its "
+                                       f"{MSGS_PER_VISIT} messages ({c_off:.0f} µs each): the rate drop on a machine "
+                                       "with cores to spare is at most this (ingest is CPU-bound)")
     # Each "on" run against the "off" run just before it: the machine's load drifts less within a pair.
     pairs = [(a - b) / a * 100 for a, b in zip(off, on, strict=True)]
     yield Figure("chain.shipping_ingest_drop_pct_paired", round(statistics.median(pairs), 1), "%", "<= 5",
