@@ -24,7 +24,7 @@ from aggregator.chain.layout import chain_id
 Row = dict[str, Any]
 Partitions = dict[tuple[str, int], list[Row]]  # (local date, local hour) -> rows in shipping order
 _IDS_PER_QUERY = 500  # below SQLite's default 999 bound variables
-_ID_CACHE = 200_000
+_ID_CACHE = 50_000  # re-keyed ids kept (a few MB); cleared when full
 
 
 @dataclass
