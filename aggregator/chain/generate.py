@@ -4,8 +4,9 @@ Each store's traffic comes from the single-store generator (aggregator.analytics
 shaped into chain rows by the shipper's own code (:meth:`aggregator.chain.rows.ChainRows.shape`),
 batched and named as :class:`~aggregator.shipping.ChainShipper` does, so the files are byte for byte
 what the store would ship from its database (tests/chain/test_generate_stores.py checks it), without
-writing every sighting to SQLite first and without fsyncs: about 1.5 s of CPU a store instead of
-3.5 s (200 stores x 7 days x 1,000 visits: 135 s on 2 cores, 8 min when they are busy; ~100 min before).
+writing every sighting to SQLite first and without fsyncs: ~0.6 s of CPU a store of 7 days x 1,000
+visits instead of ~1.8 s plus ~400 fsyncs (200 such stores: 135 s on 2 cores, 8 min when they are
+busy; ~100 min before).
 ``keep_dbs`` goes the long way, through a real database and the real shipper, since it keeps the
 databases. Stores are generated side by side, one process each (``jobs``). Stores differ in size
 (0.4x to 1.6x the requested visits per day, drawn from the seed); the loyalty customers of
