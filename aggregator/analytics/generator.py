@@ -9,10 +9,11 @@ transaction per day, so 30 days x 5,000 visits take seconds, not minutes.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -30,6 +31,7 @@ PASSERBY_SHARE = 0.25
 SIGHTING_EVERY_S = 90.0  # a fused position about every 1.5 min of a visit (phones probe in bursts)
 DOOR_DETECTION = 0.95    # beam counters miss a few crossings (people walking side by side)
 Progress = Callable[[int], None]
+DayRows = tuple[list[tuple], list[tuple], list[tuple], list[tuple]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +75,17 @@ class _People:
         return prefs
 
 
+@functools.cache
+def _is_rectangle(zone: Zone) -> bool:
+    """An axis-aligned rectangle: every point of its bounding box is in it (edges are inclusive)."""
+    x0, y0, x1, y1 = zone.bbox
+    return len(zone.polygon) == 4 and {(x, y) for x, y in zone.polygon} == {(x0, y0), (x0, y1), (x1, y0), (x1, y1)}
+
+
 def _point_in(zone: Zone, rng: random.Random) -> Point:
     x0, y0, x1, y1 = zone.bbox
+    if _is_rectangle(zone):  # the common case, without the polygon test: the same draws, the same point
+        return (rng.uniform(x0, x1), rng.uniform(y0, y1))
     for _ in range(20):
         p = (rng.uniform(x0, x1), rng.uniform(y0, y1))
         if zone.contains(p):
@@ -86,16 +97,12 @@ def generate(conn: sqlite3.Connection, *, plan: Plan, entrance: Point, timezone:
              visits_per_day: int = 5000, seed: int = 0, end_day: date | None = None,
              customer_ids: Sequence[str] = (), progress: Progress | None = None) -> GenerateResult:
     """Write ``days`` local days of traffic ending with ``end_day`` (default yesterday) into the core tables."""
-    tz = ZoneInfo(timezone)
-    last = end_day or (datetime.now(tz).date() - timedelta(days=1))
-    rng = random.Random(seed)
-    people = _People(rng, visits_per_day, customer_ids, seed)
     seq = int(conn.execute("SELECT MAX(seq) FROM visits").fetchone()[0] or 0)
     totals = [0, 0, 0]
-    for i in range(days):
-        day = last - timedelta(days=days - 1 - i)
-        visits, sightings, doors, links = _day(day, tz, rng, people, plan, entrance, visits_per_day, seed, seq)
-        seq += len(visits)
+    for visits, sightings, doors, links in generate_days(plan=plan, entrance=entrance, timezone=timezone,
+                                                         days=days, visits_per_day=visits_per_day, seed=seed,
+                                                         end_day=end_day, customer_ids=customer_ids,
+                                                         first_seq=seq):
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.executemany("INSERT OR REPLACE INTO visits VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", visits)
@@ -113,6 +120,24 @@ def generate(conn: sqlite3.Connection, *, plan: Plan, entrance: Point, timezone:
         if progress:
             progress(1)
     return GenerateResult(days, *totals)
+
+
+def generate_days(*, plan: Plan, entrance: Point, timezone: str, days: int, visits_per_day: int = 5000,
+                  seed: int = 0, end_day: date | None = None, customer_ids: Sequence[str] = (),
+                  first_seq: int = 0) -> Iterator[DayRows]:
+    """The rows :func:`generate` writes, a local day at a time, without a database: ``(visits, sightings,
+    door_events, links)`` as tuples in the tables' column order (sightings without their id); visit
+    ``seq`` numbers continue from ``first_seq``. The chain generator ships them straight from here."""
+    tz = ZoneInfo(timezone)
+    last = end_day or (datetime.now(tz).date() - timedelta(days=1))
+    rng = random.Random(seed)
+    people = _People(rng, visits_per_day, customer_ids, seed)
+    seq = first_seq
+    for i in range(days):
+        day = last - timedelta(days=days - 1 - i)
+        rows = _day(day, tz, rng, people, plan, entrance, visits_per_day, seed, seq)
+        seq += len(rows[0])
+        yield rows
 
 
 def _day(day: date, tz: ZoneInfo, rng: random.Random, people: _People, plan: Plan, entrance: Point,

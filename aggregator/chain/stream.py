@@ -12,10 +12,13 @@ from aggregator.chain.commands import add_dirs
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("stream", help="keep daily figures current as stores ship (Flink SQL, streaming mode)",
                        description="Watch the chain directory (new part files every 10 s) and write per-store and "
-                                   "chain-wide daily visits and visitors when each local day's window closes: "
+                                   "chain-wide daily visits, visitors, dwell buckets, new versus returning "
+                                   "visitors, the busiest hour and the zone ranking when each local day's "
+                                   "window closes: "
                                    "7 hours after midnight by the shipped rows' clock, so a store shipping up to "
                                    "6 hours late still counts. Rows arriving later than that are written to "
-                                   "OUT/late instead of being dropped; recompute their days with `batch`. "
+                                   "OUT/late and OUT/late_zones instead of being dropped; recompute their days "
+                                   "with `batch`. "
                                    "Runs until stopped (Ctrl-C).")
     add_dirs(p)
     p.add_argument("--timezone", default="UTC", metavar="ZONE",

@@ -56,6 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     chain.add_argument("--keep-dbs", action="store_true",
                        help="with --stores: keep each store's database, with its statistics, in "
                             "DIR/_stores/<store>.db (to compare with the chain figures)")
+    chain.add_argument("--jobs", type=_positive, default=None, metavar="N",
+                       help="with --stores: generate N stores at a time, one process each (default: one per CPU)")
     p.set_defaults(func=run)
 
 
@@ -85,7 +87,7 @@ def _run_chain(args: argparse.Namespace) -> int:
         result = generate_chain(chain_dir, store=store, stores=args.stores, days=args.days,
                                 visits_per_day=args.visits_per_day, seed=args.seed, end_day=args.end,
                                 chain_key=args.chain_key, customer_ids=_customer_ids(store.customers_file),
-                                keep_dbs=args.keep_dbs, progress=bar.update)
+                                keep_dbs=args.keep_dbs, progress=bar.update, jobs=args.jobs)
     print(json.dumps({"stores": result.stores, "days": args.days, "visits": result.visits,
                       "shipped_visits": result.shipped_visits, "shipped_zone_visits": result.shipped_zone_visits,
                       "chain_dir": str(chain_dir)}))

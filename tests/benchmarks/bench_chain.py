@@ -6,12 +6,17 @@ sizes vary 0.4-1.6x) into a temporary chain directory through the real shipper; 
 ``floorwalker-chain batch`` as a child process (JVM start included: that is what a user waits for)
 and DuckDB's own computation of the same daily figures over the same files. The figures must
 agree: ``chain.duckdb_agrees_N`` is 1 when every per-store and chain-wide row of both is equal.
-CHAIN_STORES (default "20,200"), CHAIN_DAYS (7) and CHAIN_VISITS (1000) change the sizes. The larger
-chains are the first one replicated with fresh ids (``_replicate``; CHAIN_REPLICATE=0 generates them).
+CHAIN_STORES (default "20,200"), CHAIN_DAYS (7) and CHAIN_VISITS (1000) change the sizes. Every chain
+is generated (``chain.generate_s_N``: the generator writes the shipping layout directly, in parallel);
+CHAIN_REPLICATE=1 instead copies the first chain with fresh ids (``_replicate``), as before the
+generator was fast.
 
 Method (shipping cost): bench_ingest's drain, run alternately with shipping off and on (the store
 file's [chain] table, interval 1 s so batches are written during the drain), same backlog size,
-CHAIN_INGEST_ROUNDS pairs (default 2); ``chain.shipping_ingest_drop_pct`` compares the medians.
+CHAIN_INGEST_ROUNDS pairs (default 3: off, on, off, on, off, on; INGEST_MESSAGES per run);
+``chain.shipping_ingest_drop_pct`` compares the medians. The rates swing 2-3x on a shared machine, so
+the CPU per ingested message (on vs off) and the shipper's CPU per visit against ingest's
+(``chain.shipping_cpu_share_pct``) are printed beside them: those the machine's load moves far less.
 """
 
 from __future__ import annotations
@@ -158,6 +163,7 @@ def _chain_figures(stores: int, days: int, visits: int, workdir: Path, base: tup
     duck_s, duck = _duckdb_daily(chain)
     note = (f"{stores} stores x {days} days: {n_visits} visits, {rows} rows ({size_mb:.0f} MB JSON); "
             f"{how} in {generate_s:.0f} s")
+    yield Figure(f"chain.generate_s_{stores}", round(generate_s, 1), "s", note=note)
     yield Figure(f"chain.flink_batch_s_{stores}", round(flink_s, 1), "s", note=note + "; Flink local, parallelism 1")
     yield Figure(f"chain.rows_per_s_{stores}", round(rows / flink_s), "rows/s", note="shipped rows / Flink batch time")
     yield Figure(f"chain.duckdb_s_{stores}", round(duck_s, 2), "s",
@@ -166,7 +172,9 @@ def _chain_figures(stores: int, days: int, visits: int, workdir: Path, base: tup
                  note=f"{len(flink)} (store, day) rows from Flink, {len(duck)} from DuckDB")
 
 
-def _ingest_rate(n: int, ship: bool, workdir: Path) -> float:
+def _ingest_rate(n: int, ship: bool, workdir: Path) -> tuple[float, float]:
+    """(messages/s, CPU µs per message of the aggregator's processes: main with the shipper's thread,
+    the SQLite writer and the MQTT link) for one drain of ``n`` queued messages."""
     from aggregator.settings import Settings
 
     config = workdir / f"config-{time.monotonic_ns()}"
@@ -184,10 +192,15 @@ def _ingest_rate(n: int, ship: bool, workdir: Path) -> float:
                            retention_days=0)
         bench_ingest._session(broker.host, broker.port, settings.client_id)
         bench_ingest._queue(broker.host, broker.port, traffic)
-        elapsed, _measured = asyncio.run(bench_ingest._ingest(settings, len(traffic)))
-        return len(traffic) / elapsed
+        elapsed, measured = asyncio.run(bench_ingest._ingest(settings, len(traffic)))
+        cpu_s = sum(c or 0.0 for c in measured[2:5])
+        return len(traffic) / elapsed, cpu_s / len(traffic) * 1e6
     finally:
         broker.stop()
+
+
+_SHIP_CPU_US_PER_VISIT = 0.0
+MSGS_PER_VISIT = 4 * 12  # bench_ingest's traffic: 4 agents x (enter + 10 moves + exit) per shopper
 
 
 def _ship_cost_figures(workdir: Path) -> Iterator[Figure]:
@@ -209,6 +222,8 @@ def _ship_cost_figures(workdir: Path) -> Iterator[Figure]:
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     shipper.close()
     n = shipper.stats.visits
+    global _SHIP_CPU_US_PER_VISIT
+    _SHIP_CPU_US_PER_VISIT = cpu / n * 1e6
     yield Figure("chain.ship_cpu_us_per_visit", round(cpu / n * 1e6, 1), "µs",
                  note=f"{n} visits, {shipper.stats.zone_visits} zone visits, {shipper.stats.bytes / 1e6:.1f} MB "
                       f"in {shipper.stats.batches} batches; {wall:.1f} s wall (fsyncs included)")
@@ -216,19 +231,40 @@ def _ship_cost_figures(workdir: Path) -> Iterator[Figure]:
 
 def _shipping_figures(workdir: Path, quick: bool) -> Iterator[Figure]:
     n = int(os.environ.get("INGEST_MESSAGES", 20_000 if quick else 200_000))
-    rounds = int(os.environ.get("CHAIN_INGEST_ROUNDS", 2))
+    rounds = int(os.environ.get("CHAIN_INGEST_ROUNDS", 3))
     off: list[float] = []
     on: list[float] = []
+    cpu_off: list[float] = []
+    cpu_on: list[float] = []
     for _ in range(rounds):  # interleaved: the machine's other load hits both alike
-        off.append(_ingest_rate(n, False, workdir))
-        on.append(_ingest_rate(n, True, workdir))
+        for ship, rates, cpus in ((False, off, cpu_off), (True, on, cpu_on)):
+            rate, cpu = _ingest_rate(n, ship, workdir)
+            rates.append(rate)
+            cpus.append(cpu)
     m_off, m_on = statistics.median(off), statistics.median(on)
     shipped = sum(1 for _ in (workdir / "shipped").rglob("part-*.jsonl"))
     yield Figure("chain.ingest_msgs_per_s_off", round(m_off), "msg/s", note=f"median of {[round(r) for r in off]}")
     yield Figure("chain.ingest_msgs_per_s_on", round(m_on), "msg/s",
                  note=f"median of {[round(r) for r in on]}; {shipped} part files shipped")
     yield Figure("chain.shipping_ingest_drop_pct", round((m_off - m_on) / m_off * 100, 1), "%", "<= 5",
-                 note=f"{n} messages per run, {rounds} interleaved off/on pairs")
+                 note=f"{n} messages per run, {rounds} interleaved off/on pairs; medians")
+    # CPU per message moves far less with the machine's load than the rate does: ingest is CPU-bound,
+    # so on an idle machine the rate drops by about what the CPU per message grows.
+    c_off, c_on = statistics.median(cpu_off), statistics.median(cpu_on)
+    yield Figure("chain.ingest_cpu_us_per_msg_off", round(c_off, 1), "µs",
+                 note=f"median of {[round(c) for c in cpu_off]} (main process with the shipper, writer, MQTT link)")
+    yield Figure("chain.ingest_cpu_us_per_msg_on", round(c_on, 1), "µs", note=f"median of {[round(c) for c in cpu_on]}")
+    yield Figure("chain.shipping_ingest_cpu_pct", round((c_on - c_off) / c_off * 100, 1), "%", "<= 5",
+                 note="extra CPU per ingested message with shipping on (medians)")
+    if _SHIP_CPU_US_PER_VISIT:  # with CHAIN_BENCH=shipcost,shipping: the shipper's CPU against ingest's, per visit
+        yield Figure("chain.shipping_cpu_share_pct", round(_SHIP_CPU_US_PER_VISIT / (c_off * MSGS_PER_VISIT) * 100, 1),
+                     "%", "<= 5", note=f"shipping a visit ({_SHIP_CPU_US_PER_VISIT:.0f} µs) / ingesting its "
+                                       f"{MSGS_PER_VISIT} messages ({c_off:.0f} µs each): the rate drop on a machine "
+                                       "with cores to spare is at most this (ingest is CPU-bound)")
+    # Each "on" run against the "off" run just before it: the machine's load drifts less within a pair.
+    pairs = [(a - b) / a * 100 for a, b in zip(off, on, strict=True)]
+    yield Figure("chain.shipping_ingest_drop_pct_paired", round(statistics.median(pairs), 1), "%", "<= 5",
+                 note=f"median of the per-pair drops {[round(d, 1) for d in pairs]}")
 
 
 def run(args) -> Iterator[Figure]:  # type: ignore[no-untyped-def]
@@ -246,17 +282,22 @@ def run(args) -> Iterator[Figure]:  # type: ignore[no-untyped-def]
             days = int(os.environ.get("CHAIN_DAYS", 7))
             visits = int(os.environ.get("CHAIN_VISITS", 1000))
             timings: dict[int, float] = {}
+            duck_timings: dict[int, float] = {}
             base: tuple[Path, int] | None = None
             for stores in sizes:
-                replicate = base is not None and os.environ.get("CHAIN_REPLICATE", "1") == "1"
+                replicate = base is not None and os.environ.get("CHAIN_REPLICATE", "0") == "1"
                 for figure in _chain_figures(stores, days, visits, workdir, base if replicate else None):
                     if figure.figure.startswith("chain.flink_batch_s_"):
                         timings[stores] = float(figure.value or 0)
+                    if figure.figure.startswith("chain.duckdb_s_"):
+                        duck_timings[stores] = float(figure.value or 0)
                     yield figure
                 base = base or (workdir / f"chain-{stores}", stores)
             if len(timings) >= 2:
                 small, large = min(timings), max(timings)
                 yield Figure("chain.flink_growth", round(timings[large] / timings[small], 2), "x",
                              note=f"Flink batch time {large} stores / {small} stores ({large / small:.0f}x the data)")
+                yield Figure("chain.duckdb_growth", round(duck_timings[large] / duck_timings[small], 2), "x",
+                             note=f"DuckDB time {large} stores / {small} stores")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

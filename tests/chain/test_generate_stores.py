@@ -31,3 +31,23 @@ def test_generate_stores_writes_the_shipping_layout(tmp_path: Path) -> None:
     assert any(len(s) > 1 for s in stores_of.values())  # some people shop in several stores
     assert {p.name.split("=")[0] for p in chain.glob("*/*")} == {"store"}
     assert not (chain / "_stores").exists()  # store databases only with --keep-dbs
+
+
+def test_direct_generation_ships_what_the_store_database_would(tmp_path: Path, store_config) -> None:  # type: ignore[no-untyped-def]
+    """The fast path (rows shaped straight from the generator, stores in parallel) writes byte for byte
+    the files the real shipper writes from each store's database (--keep-dbs goes that way)."""
+    from datetime import date
+
+    from aggregator.chain.generate import generate_chain
+    from tests.chain.conftest import CHAIN_KEY, CUSTOMERS, visible_files
+
+    def run(name: str, **kw: object) -> dict[str, bytes]:
+        chain = tmp_path / name
+        generate_chain(chain, store=store_config, stores=3, days=2, visits_per_day=80, seed=5,
+                       end_day=date(2026, 3, 10), chain_key=CHAIN_KEY, customer_ids=CUSTOMERS, **kw)
+        return visible_files(chain)
+
+    through_db = run("db", keep_dbs=True, jobs=1)
+    assert through_db and any(k.startswith("zone_visits/") for k in through_db)
+    assert run("direct", jobs=1) == through_db
+    assert run("parallel", jobs=2) == through_db

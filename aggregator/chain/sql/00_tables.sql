@@ -87,6 +87,7 @@ CREATE TABLE visits_live (
     visit STRING,
     person STRING,
     passerby BOOLEAN,
+    duration_s DOUBLE,
     end_ms BIGINT,
     `date` STRING,
     `hour` INT,
@@ -99,6 +100,24 @@ CREATE TABLE visits_live (
     'source.monitor-interval' = '10 s'
 );
 
+-- The zone visits, watched the same way: who was in the store (and in which zone) in which hour.
+CREATE TABLE zone_visits_live (
+    `store` STRING,
+    visit STRING,
+    person STRING,
+    zone STRING,
+    last_ms BIGINT,
+    `date` STRING,
+    `hour` INT,
+    last_time AS TO_TIMESTAMP_LTZ(last_ms, 3),
+    WATERMARK FOR last_time AS last_time - INTERVAL '7' HOUR
+) WITH (
+    'connector' = 'filesystem',
+    'path' = '${CHAIN_DIR}/zone_visits',
+    'format' = 'json',
+    'source.monitor-interval' = '10 s'
+);
+
 -- Streaming mode's results (floorwalker-chain stream): per store and chain-wide ('*') per local day,
 -- by the day a visit ended, written when the day's window closes (watermark past midnight + 7 h).
 CREATE TABLE chain_stream_daily (
@@ -106,10 +125,64 @@ CREATE TABLE chain_stream_daily (
     `date` STRING,
     visitors BIGINT,
     visits BIGINT,
-    passerby_visits BIGINT
+    passerby_visits BIGINT,
+    dwell_lt_5m BIGINT,
+    dwell_5_20m BIGINT,
+    dwell_20_60m BIGINT,
+    dwell_1_6h BIGINT,
+    dwell_6h_plus BIGINT
 ) WITH (
     'connector' = 'filesystem',
     'path' = '${OUT_DIR}/stream_daily',
+    'format' = 'json',
+    -- JSON is a row format: a part file is finished by time, then committed at the next checkpoint.
+    'sink.rolling-policy.rollover-interval' = '5 s',
+    'sink.rolling-policy.check-interval' = '1 s'
+);
+
+-- Per store and chain-wide per local day, from the zone visits (the people /api/stats counts):
+-- visitors new to the job, returning (their previous day 1-7 days before) or occasional.
+CREATE TABLE chain_stream_loyalty (
+    `store` STRING,
+    `date` STRING,
+    visitors BIGINT,
+    new_visitors BIGINT,
+    returning_visitors BIGINT,
+    occasional_visitors BIGINT
+) WITH (
+    'connector' = 'filesystem',
+    'path' = '${OUT_DIR}/stream_loyalty',
+    'format' = 'json',
+    -- JSON is a row format: a part file is finished by time, then committed at the next checkpoint.
+    'sink.rolling-policy.rollover-interval' = '5 s',
+    'sink.rolling-policy.check-interval' = '1 s'
+);
+
+-- The local hour with most distinct visitors (ties: the earlier hour).
+CREATE TABLE chain_stream_busiest (
+    `store` STRING,
+    `date` STRING,
+    busiest_hour INT,
+    busiest_hour_visitors BIGINT
+) WITH (
+    'connector' = 'filesystem',
+    'path' = '${OUT_DIR}/stream_busiest',
+    'format' = 'json',
+    -- JSON is a row format: a part file is finished by time, then committed at the next checkpoint.
+    'sink.rolling-policy.rollover-interval' = '5 s',
+    'sink.rolling-policy.check-interval' = '1 s'
+);
+
+-- The zone ranking (distinct visitors; rank 1 = most, ties by zone name).
+CREATE TABLE chain_stream_zones (
+    `store` STRING,
+    `date` STRING,
+    zone STRING,
+    visitors BIGINT,
+    `rank` BIGINT
+) WITH (
+    'connector' = 'filesystem',
+    'path' = '${OUT_DIR}/stream_zones',
     'format' = 'json',
     -- JSON is a row format: a part file is finished by time, then committed at the next checkpoint.
     'sink.rolling-policy.rollover-interval' = '5 s',
@@ -128,6 +201,24 @@ CREATE TABLE chain_late (
 ) WITH (
     'connector' = 'filesystem',
     'path' = '${OUT_DIR}/late',
+    'format' = 'json',
+    -- JSON is a row format: a part file is finished by time, then committed at the next checkpoint.
+    'sink.rolling-policy.rollover-interval' = '5 s',
+    'sink.rolling-policy.check-interval' = '1 s'
+);
+
+-- Zone visit rows behind their watermark (the visitors, busiest hour and zone figures miss them).
+CREATE TABLE chain_late_zones (
+    `store` STRING,
+    `date` STRING,
+    `hour` INT,
+    visit STRING,
+    zone STRING,
+    last_ms BIGINT,
+    `watermark` STRING
+) WITH (
+    'connector' = 'filesystem',
+    'path' = '${OUT_DIR}/late_zones',
     'format' = 'json',
     -- JSON is a row format: a part file is finished by time, then committed at the next checkpoint.
     'sink.rolling-policy.rollover-interval' = '5 s',
