@@ -233,6 +233,8 @@ class OccupancyEstimator:
             "door_in": self._door_in, "door_out": self._door_out,
             "pir_active": sum(1 for active, _ in self._motion.values() if active),
         }
+        if self._door_filter is not None:  # what the estimate adds to the door's in - out (offset + drift)
+            evidence["door_correction"] = round(self._door_filter.people(0.0, float(self._door_crossings))[0], 3)
         return Occupancy(now, round(people, 3), round(math.sqrt(var), 3), zones, evidence)
 
     def _weight(self, entry: _Device) -> float:
