@@ -269,11 +269,14 @@ class OccupancyEstimator:
         dt = now - f.ts
         if dt > 0:
             f.predict(dt, t["door_offset_walk_per_h"] / 3600.0, t["door_drift_walk_per_h"] / 3600.0)
-            # the device estimate as a look at the offset, worth dt / corr_s of an independent one
-            f.update(people - net, crossings, var * t["door_device_corr_s"] / dt)
+            # the device estimate as a look at the offset, worth dt / corr_s of an independent one (one at most:
+            # a single reading after a long silence is one look, not many)
+            corr_s = t["door_device_corr_s"]
+            f.update(people - net, crossings, var * corr_s / min(dt, corr_s))
             f.ts = now
         door_people, door_var = f.people(net, crossings)
-        return max(0.0, door_people), door_var + 0.25
+        # the level still comes from the devices: the factor's error stays in it
+        return max(0.0, door_people), door_var + 0.25 + (t["factor_rel_sigma"] * people) ** 2
 
     def _zones(self, now: float, per_zone: Mapping[str, float], factor: float) -> dict[str, ZoneOccupancy]:
         out: dict[str, ZoneOccupancy] = {}
