@@ -516,7 +516,8 @@ class PresenceSettings:
     min_sightings: int = 2
     move_threshold_px: float = 40.0
     absence_s: float = 180.0
-    static_after_s: float = 4 * 3600.0
+    # longer than any shift: a staff phone heard all shift is a person (agent.device_kinds: 12 h too)
+    static_after_s: float = 12 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)

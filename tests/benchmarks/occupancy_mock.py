@@ -16,9 +16,10 @@ staff in the store). The lead wires ``run`` into ``run.py occupancy`` (bench_occ
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from agent import contract
 from agent.config import DeviceConfig, load_deployment
@@ -123,6 +124,7 @@ def _feed(live: LiveOccupancy, messages: list[contract.AgentMessage]) -> None:
 
 def simulate(hours: float, *, seed: int = SEED, randomized_share: float = RANDOMIZED_SHARE,
              warmup_s: float = WARMUP_S, factors: tuple[float | None, ...] = (STORE_FACTOR,),
+             observe: Callable[[float, World, list[LiveOccupancy]], None] | None = None,
              ) -> tuple[list[tuple[float, tuple[float, ...], int]], int]:
     """``[(minute_end_ts, (estimate per factor), truth_people)]`` over ``hours``, and the probe lines played.
 
@@ -155,6 +157,8 @@ def simulate(hours: float, *, seed: int = SEED, randomized_share: float = RANDOM
             _feed(live, messages)
         if nxt > START_TS and int(nxt - START_TS) % 60 == 0:
             rows.append((nxt, tuple(live.tick(nxt).people for live in lives), world.occupancy(nxt).people))
+            if observe is not None:
+                observe(nxt, world, lives)
         t = nxt
     return rows, sum(a.pipeline.lines for a in agents)
 
@@ -181,9 +185,108 @@ def run(args: argparse.Namespace) -> Iterator[Figure]:
     yield Figure("occupancy.mock.bias_brno_factor", round(statistics.fmean(brno_errors), 3), "persons")
 
 
+class Breakdown:
+    """Where the live estimate's error comes from, minute by minute (``--breakdown``): each counted
+    pseudo-device is traced back to what the world made probe it (the benchmark knows the MACs; the
+    product never does), and its weight is booked to shoppers in the store now, shoppers who already
+    left (lag), staff, fixtures or next door; a shopper in the store with less than 1 in total is
+    under-counted by the rest, with more than 1 over-counted (a phone split over several ids)."""
+
+    PARTS = ("truth", "estimate", "weighted", "door_net", "shoppers", "staff", "w_shoppers_here",
+             "w_shoppers_left", "w_staff", "w_fixture", "w_neighbour", "w_unknown", "under_random",
+             "under_global", "over_random", "over_global", "ids_per_random_shopper", "door_shift", "door_in",
+             "door_out")
+
+    def __init__(self, store: object) -> None:
+        from agent.privacy import DeviceHasher
+        self.hasher = DeviceHasher(store.secret, rotate_daily=store.rotate_daily,  # type: ignore[attr-defined]
+                                   timezone=store.timezone)  # type: ignore[attr-defined]
+        self.owner: dict[str, object] = {}  # MAC id -> Shopper
+        self.rows: list[dict[str, float]] = []
+        self.ts: list[tuple[float]] = []
+
+    def _learn(self, world: World, ts: float) -> None:
+        for s in world.heard_between(ts - 120.0, ts):
+            for mac in set(s.radio.macs) | {s.mac}:
+                self.owner.setdefault(self.hasher.device_id(mac, ts), s)
+
+    def __call__(self, ts: float, world: World, lives: list[LiveOccupancy]) -> None:
+        self._learn(world, ts)
+        live = lives[0]
+        occ = live.estimator.estimate(ts)
+        truth = world.occupancy(ts)
+        here = {s.key for s in world.active(ts)}
+        row = dict.fromkeys(self.PARTS, 0.0)
+        row.update(truth=truth.people, estimate=occ.people, weighted=float(occ.evidence["weighted_devices"]),
+                   door_net=float(live.estimator._door_net), shoppers=truth.shoppers, staff=truth.staff)
+        row["door_in"], row["door_out"] = float(occ.evidence["door_in"]), float(occ.evidence["door_out"])
+        row["door_shift"] = occ.people - live.estimator.tuning["factor"] * row["weighted"]
+        per_shopper: dict[str, float] = dict.fromkeys(here, 0.0)
+        ids: dict[str, int] = {}
+        for device, entry in live.estimator._devices.items():
+            if entry.kind != "person":
+                continue
+            w = live.estimator._weight(entry)
+            owner = self.owner.get(device)
+            if owner is None:
+                row["w_unknown"] += w
+            elif owner.kind == "shopper":  # type: ignore[attr-defined]
+                key = owner.key  # type: ignore[attr-defined]
+                if key in here:
+                    row["w_shoppers_here"] += w
+                    per_shopper[key] += w
+                    ids[key] = ids.get(key, 0) + 1
+                else:
+                    row["w_shoppers_left"] += w
+            else:
+                row[f"w_{owner.kind}"] += w  # type: ignore[attr-defined]
+        randomized = {s.key: s.randomized for s in world.active(ts)}
+        n_random = 0
+        for key, w in per_shopper.items():
+            tag = "random" if randomized[key] else "global"
+            row[f"under_{tag}"] += max(0.0, 1.0 - w)
+            row[f"over_{tag}"] += max(0.0, w - 1.0)
+            if randomized[key]:
+                n_random += 1
+                row["ids_per_random_shopper"] += ids.get(key, 0)
+        row["ids_per_random_shopper"] = row["ids_per_random_shopper"] / n_random if n_random else math.nan
+        self.rows.append(row)
+        self.ts.append((ts,))
+
+    def report(self) -> str:
+        lines = []
+        for part in self.PARTS:
+            vals = [r[part] for r in self.rows if not math.isnan(r[part])]
+            lines.append(f"{part:>24} {statistics.fmean(vals):8.3f}")
+        err = [r["estimate"] - r["truth"] for r in self.rows]
+        lines.append(f"{'mae':>24} {statistics.fmean(abs(e) for e in err):8.3f}")
+        lines.append(f"{'bias':>24} {statistics.fmean(err):8.3f}")
+        # lag: the error against the truth some minutes earlier
+        truth = [r["truth"] for r in self.rows]
+        est = [r["estimate"] for r in self.rows]
+        for lag in (0, 1, 2, 3, 5):
+            e = [est[i] - truth[i - lag] for i in range(lag, len(est))]
+            lines.append(f"{'mae vs truth -' + str(lag) + ' min':>24} {statistics.fmean(abs(x) for x in e):8.3f}")
+        return "\n".join(lines)
+
+
 if __name__ == "__main__":
     import sys
 
     quick = "--quick" in sys.argv
+    if "--breakdown" in sys.argv:
+        seed = int(sys.argv[sys.argv.index("--seed") + 1]) if "--seed" in sys.argv else SEED
+        store = load_deployment(CONFIG_DIR)[0].store
+        breakdown = Breakdown(store)
+        simulate(1.0 if quick else HOURS, seed=seed, observe=breakdown)
+        print(breakdown.report())
+        if "--series" in sys.argv:
+            import csv
+            with open(sys.argv[sys.argv.index("--series") + 1], "w", newline="") as fh:
+                out = csv.DictWriter(fh, fieldnames=["ts", *Breakdown.PARTS])
+                out.writeheader()
+                for r, (ts, *_rest) in zip(breakdown.rows, breakdown.ts, strict=True):
+                    out.writerow({"ts": ts, **r})
+        sys.exit(0)
     for figure in run(argparse.Namespace(quick=quick)):
         print(figure.as_json())
