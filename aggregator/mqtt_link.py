@@ -166,6 +166,10 @@ class MqttLink(LinkBase):
         self._woken = False
         self._stopping = False
         self._delay = self.reconnect_min_s  # the next reconnect's back-off
+        self._retry_at = 0.0  # monotonic time of the next connection attempt
+        self._next_misc = 0.0  # ... of the next loop_misc
+        self._registered: int | None = None  # the broker socket's fd in the network thread's poll
+        self._stop_by: float | None = None
         self._thread: threading.Thread | None = None
         self.client = self._make_client()
 
@@ -218,10 +222,11 @@ class MqttLink(LinkBase):
         thread = self._thread
         if thread is not None:
             thread.join(STOP_TIMEOUT_S + 1.0)
-            if thread.is_alive():
+            if thread.is_alive():  # its wake-up socket stays open: a closed one would make it spin
                 log.error("event=mqtt-stop-stuck client_id=%s", self.client_id)
-        for sock in (self._wake_r, self._wake_w):
-            sock.close()
+        if thread is None or not thread.is_alive():
+            for sock in (self._wake_r, self._wake_w):
+                sock.close()
         self.connected = self.subscribed = False
 
     @property
@@ -262,10 +267,9 @@ class MqttLink(LinkBase):
     def _run(self) -> None:
         poller = select.poll()
         poller.register(self._wake_r, select.POLLIN)
-        state: dict[str, Any] = {"registered": None, "retry_at": 0.0, "next_misc": 0.0, "stop_by": None}
         while True:
             try:
-                if not self._step(poller, state):
+                if not self._step(poller):
                     break
             except Exception:  # a bug (ours or in a callback): keep the connection's thread alive
                 log.exception("event=mqtt-loop-error client_id=%s", self.client_id)
@@ -274,38 +278,38 @@ class MqttLink(LinkBase):
         if sock is not None:
             sock.close()  # gave up waiting for the broker to take the last bytes
 
-    def _step(self, poller: Any, state: dict[str, Any]) -> bool:
+    def _step(self, poller: Any) -> bool:
         """One turn of the network loop: connect, or wait for the socket, read, run commands, write.
         False once stopped."""
         client = self.client
         sock = client.socket()
         now = time.monotonic()
         if self._stopping:
-            state["stop_by"] = state["stop_by"] or now + STOP_TIMEOUT_S
-            if sock is None or not client.want_write() or now > state["stop_by"]:
+            self._stop_by = self._stop_by or now + STOP_TIMEOUT_S
+            if sock is None or not client.want_write() or now > self._stop_by:
                 return False
         if sock is None:
-            if state["registered"] is not None:
-                poller.unregister(state["registered"])
-                state["registered"] = None
+            if self._registered is not None:
+                poller.unregister(self._registered)
+                self._registered = None
             self.connected = self.subscribed = False
-            if now >= state["retry_at"] and not self._stopping:
+            if now >= self._retry_at and not self._stopping:
                 self._connect()
-                state["retry_at"] = now + self._delay  # the CONNACK resets the back-off (_on_connect)
+                self._retry_at = now + self._delay  # the CONNACK resets the back-off (_on_connect)
                 self._delay = min(self._delay * 2, self.reconnect_max_s)
                 return True
-            timeout = state["retry_at"] - now
+            timeout = self._retry_at - now
         else:
             fd = sock.fileno()
-            if state["registered"] not in (None, fd):
-                poller.unregister(state["registered"])
+            if self._registered not in (None, fd):
+                poller.unregister(self._registered)
             poller.register(fd, select.POLLIN | (select.POLLOUT if client.want_write() else 0))
-            state["registered"] = fd
-            if now >= state["next_misc"]:
+            self._registered = fd
+            if now >= self._next_misc:
                 client.loop_misc()  # keepalive; closes a connection the broker stopped answering on
-                state["next_misc"] = now + MISC_INTERVAL_S
+                self._next_misc = now + MISC_INTERVAL_S
                 return True
-            timeout = state["next_misc"] - now
+            timeout = self._next_misc - now
         for fd, events in poller.poll(max(0.0, timeout) * 1000.0):
             if fd == self._wake_r.fileno():
                 self._run_commands()
