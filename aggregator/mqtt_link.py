@@ -1,25 +1,35 @@
-"""The aggregator's one MQTT connection: paho in its own thread, manual acks, reconnect with back-off.
+"""The aggregator's MQTT connection: paho's public API driven by a loop of our own, manual acks.
 
 Why it is built this way:
 
-* paho runs its network loop in its own thread (``loop_start``); the asyncio loop never blocks
-  on a socket. Received messages cross into asyncio in exactly one place, :meth:`_deliver`
-  (a deque plus one ``loop.call_soon_threadsafe`` wake-up per burst, not per message).
+* One network thread per link runs paho's *external loop* API: ``poll`` on ``client.socket()``
+  (and a wake-up socket of ours), ``loop_read`` while the socket stays readable, ``loop_write``
+  while ``want_write()``, ``loop_misc`` every half second for keepalive. paho's ``loop_read``
+  handles one PUBLISH per call, so ``loop_forever``/``loop_start`` go back to ``select`` after
+  every message (half the speed); reading on while ``poll(0)`` says readable is what keeps up.
+  A TLS socket can hold decrypted bytes that ``poll`` cannot see (``SSLSocket.pending()``): we
+  read on while it has any, or the tail of a burst would wait for the next keepalive.
+* Every paho call is made from that thread: ``ack`` and ``publish`` from other threads queue a
+  command and wake it, so paho's state is never shared and the asyncio loop never blocks.
+  Received messages go out a read burst at a time, to ``on_receive`` (in the thread) or through
+  a deque and one ``loop.call_soon_threadsafe`` per burst to ``on_batch`` on the event loop.
 * QoS 1, a fixed client id and a persistent session (``clean_session=False``): while the
   aggregator is down, the broker keeps what agents publish, and hands it over on reconnect.
-* Manual acknowledgement (``manual_ack_set(True)``): a message is acknowledged to the broker
-  only after the SQLite transaction holding it has committed (see :mod:`aggregator.store`), so
-  a kill -9 loses nothing; the broker redelivers, and the message id makes redelivery harmless.
+  Reconnection, with doubling back-off, is this thread's too (``client.reconnect()``).
+* Manual acknowledgement (``manual_ack_set(True)``, ``client.ack(mid, qos)``): a message is
+  acknowledged only after the SQLite transaction holding it has committed, so a kill -9 loses
+  nothing; the broker redelivers, and the message id makes redelivery harmless.
+* MQTT 3.1.1 on this connection, although agents speak MQTT 5: the broker translates (it drops
+  the v5 properties, which the contract does not use), and paho decodes a v3 PUBLISH in about
+  60 % of the CPU a v5 one costs (35 against 59-71 µs a message draining a 30,000-message
+  backlog, ``/work/scratch/drain.py``, Dec 2026), the difference between keeping up with
+  the backlog after an outage and not. See docs/MQTT.md.
+* paho sends every packet with a ``send`` of its own. The socket is ``TCP_NODELAY`` (else a 4-byte
+  PUBACK waits out the broker's delayed ACK, 40 ms, and the broker's in-flight window for us stalls:
+  latency p99 25-61 ms against 14-18 without), and corked around each ``loop_write`` so a batch of
+  acks still leaves in full segments (27 against 43 µs a message read and acked, NODELAY alone).
 * ``publish`` is thread-safe and non-blocking: messages wait in one ordered outbox until the
-  event loop's current callback ends (a slice of ingest), then go out in that order. QoS 0
-  messages (the customer tier's moves) are framed here and handed to paho's writer as one
-  block per run; paho's own ``publish`` costs ~90 µs per message here once its QoS 1 in-flight
-  bookkeeping and PUBACK handling are counted (py-spy of the ingest benchmark: a quarter of all
-  CPU). QoS 1 messages still go through ``client.publish``, in order, for paho's retries.
-* Reads go through a read-ahead buffer (:class:`_ReadAheadSocket`): paho asks the socket for one
-  byte of command, one byte per remaining-length byte, then the body, and goes back to
-  ``select`` after every packet. Under a backlog that is four syscalls and a ``select`` per
-  message; with the buffer it is one ``recv`` per 256 KiB and one ``select`` per buffer.
+  event loop's current callback ends (a slice of ingest), then go to paho in that order.
 """
 
 from __future__ import annotations
@@ -27,8 +37,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import select
+import socket
 import ssl
-import struct
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
@@ -39,118 +51,11 @@ from agent.config import MqttSettings
 
 log = logging.getLogger(__name__)
 
-_PUBACK = struct.Struct("!BBH")
-_RAW_BYTES = 0  # label for pre-framed packets in paho's out queue: neither PUBLISH nor DISCONNECT
 MAX_DRAIN = 2000  # messages handed to the loop per callback, so HTTP stays responsive under load
-READ_AHEAD_BYTES = 256 * 1024
-PACKETS_PER_READ = 2000  # packets parsed from the buffer before paho's loop checks keepalive and writes
-
-
-class _ReadAheadSocket:
-    """A socket (plain or TLS) whose ``recv`` is served from a buffer filled by large reads.
-
-    ``pending()`` is what paho already asks a TLS socket (bytes readable without waiting), so its
-    loop skips ``select`` while the buffer holds data. Everything else goes to the real socket."""
-
-    def __init__(self, sock: Any) -> None:
-        self._sock = sock
-        self._buf = b""
-        self._pos = 0
-
-    def recv(self, bufsize: int) -> bytes:
-        buf, pos = self._buf, self._pos
-        if pos >= len(buf):
-            buf = self._sock.recv(READ_AHEAD_BYTES)  # BlockingIOError / SSLWantRead propagate to paho
-            if not buf:
-                return b""  # the peer closed the connection
-            self._buf, pos = buf, 0
-        end = pos + bufsize
-        self._pos = min(end, len(buf))
-        return buf[pos:end]
-
-    def pending(self) -> int:
-        inner = self._sock.pending() if hasattr(self._sock, "pending") else 0
-        return len(self._buf) - self._pos + inner
-
-    def __getattr__(self, name: str) -> Any:  # fileno, send, setblocking, close, ...
-        return getattr(self._sock, name)
-
-
-class _Client(mqtt.Client):
-    """paho's client reading through :class:`_ReadAheadSocket`, many packets per ``select``.
-
-    With ``on_publishes`` set, complete QoS 0/1 PUBLISH packets waiting in the read-ahead buffer
-    are parsed here, a buffer at a time, and handed over as one list: paho's own path costs
-    ~20 µs a message (a dict-based packet state machine, an ``MQTTMessage`` with properties, a
-    topic-filter match and a callback per message); this one ~2 µs. Everything else (CONNACK,
-    SUBACK, PUBACK, PINGRESP, QoS 2, a packet cut by the buffer's end, anything malformed) still
-    goes through paho's ``_packet_read``, and paho's connection, keepalive and reconnect logic is
-    untouched. With manual acks paho does nothing else for a QoS 0/1 PUBLISH than call back."""
-
-    on_publishes: Callable[[list[tuple[bytes, bytes, int, int]]], None] | None = None
-
-    def _create_socket(self) -> Any:
-        return _ReadAheadSocket(super()._create_socket())
-
-    def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
-        rc = super().loop_read(max_packets)
-        for _ in range(PACKETS_PER_READ):
-            sock = self._sock
-            if rc != mqtt.MQTT_ERR_SUCCESS or sock is None or not sock.pending():
-                break
-            if self._read_publishes(sock):
-                continue
-            rc = self._packet_read()
-            if rc > 0:
-                return self._loop_rc_handle(rc)
-            if rc == mqtt.MQTT_ERR_AGAIN:
-                return mqtt.MQTT_ERR_SUCCESS
-        return rc
-
-    def _read_publishes(self, sock: Any) -> int:
-        """Parse the complete QoS 0/1 PUBLISH packets at the buffer's head; returns how many."""
-        callback = self.on_publishes
-        if callback is None or type(sock) is not _ReadAheadSocket or self._in_packet["command"] != 0:
-            return 0  # paho is half-way through a packet: let it finish
-        buf, pos = sock._buf, sock._pos
-        end = len(buf)
-        out: list[tuple[bytes, bytes, int, int]] = []
-        while pos < end:
-            command = buf[pos]
-            qos = (command >> 1) & 3
-            if command >> 4 != 3 or qos > 1:
-                break  # not a PUBLISH, or QoS 2: paho's
-            i, length, shift = pos + 1, 0, 0
-            while i < end and i - pos <= 4:
-                byte = buf[i]
-                length |= (byte & 127) << shift
-                i += 1
-                if not byte & 128:
-                    break
-                shift += 7
-            else:
-                break  # cut by the buffer's end, or a malformed length: paho's
-            body_end = i + length
-            if body_end > end or length < 2:
-                break
-            topic_end = i + 2 + ((buf[i] << 8) | buf[i + 1])
-            if qos:
-                if topic_end + 2 > body_end:
-                    break  # malformed: paho reports it
-                mid = (buf[topic_end] << 8) | buf[topic_end + 1]
-                out.append((buf[i + 2:topic_end], buf[topic_end + 2:body_end], mid, qos))
-            else:
-                if topic_end > body_end:
-                    break
-                out.append((buf[i + 2:topic_end], buf[topic_end:body_end], 0, 0))
-            pos = body_end
-        if not out:
-            return 0
-        sock._pos = pos
-        with self._msgtime_mutex:
-            self._last_bytes_received = mqtt.time_func()
-        callback(out)
-        return len(out)
+READS_PER_WAKE = 2000  # packets read before acks, publishes and keepalive get their turn
+MISC_INTERVAL_S = 0.5  # loop_misc: keepalive pings and dead-connection detection
+STOP_TIMEOUT_S = 5.0  # how long stop() waits for the last publishes and the DISCONNECT to go out
+TCP_CORK = getattr(socket, "TCP_CORK", -1)  # Linux only; -1 makes setsockopt fail elsewhere
 
 
 class Publisher(Protocol):
@@ -243,8 +148,8 @@ class LinkBase:
 class MqttLink(LinkBase):
     """Subscribe to ``subscriptions`` and hand messages to ``on_batch`` on the asyncio loop.
 
-    With ``on_receive`` they go to that instead, from paho's thread, a read at a time (the MQTT
-    process passes them on to the aggregator without a hand-over to its own loop)."""
+    With ``on_receive`` they go to that instead, from the network thread, a read burst at a time
+    (the MQTT process passes them on to the aggregator without a hand-over to its own loop)."""
 
     def __init__(self, settings: MqttSettings, client_id: str, subscriptions: list[str], *,
                  on_batch: Callable[[list[Incoming]], None] | None = None,
@@ -254,19 +159,35 @@ class MqttLink(LinkBase):
         super().__init__(settings, client_id, subscriptions, on_batch)
         self.availability = availability
         self.on_receive = on_receive
+        self.reconnect_min_s = max(0.05, reconnect_min_s)
+        self.reconnect_max_s = max(self.reconnect_min_s, reconnect_max_s)
         self._inbox: collections.deque[Incoming] = collections.deque()
         self._scheduled = False
-        client = _Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
-                         protocol=mqtt.MQTTv311)
+        self._burst: list[Incoming] = []  # what on_message collected during the current read burst
+        self._commands: collections.deque[Callable[[], None]] = collections.deque()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._woken = False
+        self._stopping = False
+        self._delay = self.reconnect_min_s  # the next reconnect's back-off
+        self._retry_at = 0.0  # monotonic time of the next connection attempt
+        self._next_misc = 0.0  # ... of the next loop_misc
+        self._registered: int | None = None  # the broker socket's fd in the network thread's poll
+        self._stop_by: float | None = None
+        self._thread: threading.Thread | None = None
+        self.client = self._make_client()
+
+    def _make_client(self) -> mqtt.Client:
+        settings = self.settings
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=False,
+                             protocol=mqtt.MQTTv311)
         client.manual_ack_set(True)
-        # No in-flight limit on what we publish (the customer tier's QoS 1 enter/exit/browsing): with
-        # one, paho scans every unacknowledged message on each PUBACK for one queued behind the limit
-        # (_update_inflight), and under load, with hundreds awaiting their PUBACK, that was ~40 µs a
-        # PUBACK (py-spy of the ingest benchmark's MQTT process). Without one paho sends at once and
-        # skips the scan; max_queued still bounds what it holds while disconnected.
+        # No in-flight limit on what we publish (the customer tier's QoS 1 messages): with one, paho
+        # scans every unacknowledged message on each PUBACK for one queued behind the limit (~40 µs a
+        # PUBACK under load). max_queued still bounds what it holds while disconnected.
         client.max_inflight_messages_set(0)
         client.max_queued_messages_set(100_000)
-        client.reconnect_delay_set(min_delay=int(max(1, reconnect_min_s)), max_delay=int(max(1, reconnect_max_s)))
         if settings.username:
             client.username_pw_set(settings.username, settings.password or None)
         if settings.tls or settings.ca_file:
@@ -274,42 +195,223 @@ class MqttLink(LinkBase):
             if settings.cert_file:
                 context.load_cert_chain(settings.cert_file, settings.key_file or None)
             client.tls_set_context(context)
-        if availability is not None:
-            client.will_set(availability[0], availability[2], qos=1, retain=True)
+        if self.availability is not None:
+            client.will_set(self.availability[0], self.availability[2], qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
-        client.on_publishes = self._on_publishes
-        self.client = client
+        # paho's external-loop contract: with this set, paho queues packets and leaves the writing
+        # to us (we look at want_write() after every step) instead of writing from inside publish()
+        client.on_socket_register_write = _nothing
+        client.on_socket_open = _no_delay
+        return client
 
     # ------------------------------------------------------------------ lifecycle (event loop)
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Connect in the background; paho keeps reconnecting with back-off until ``stop``."""
+        """Connect in the background; the network thread keeps reconnecting with back-off until ``stop``."""
         self._loop = loop
+        if self.availability is not None:  # set after construction (Home Assistant discovery does)
+            self.client.will_set(self.availability[0], self.availability[2], qos=1, retain=True)
         self.client.connect_async(self.settings.host, self.settings.port, keepalive=self.settings.keepalive_s)
-        self.client.loop_start()
+        self._thread = threading.Thread(target=self._run, name=f"mqtt-{self.client_id}", daemon=True)
+        self._thread.start()
         log.info("event=mqtt-connecting host=%s port=%d client_id=%s tls=%s", self.settings.host,
                  self.settings.port, self.client_id, bool(self.settings.tls or self.settings.ca_file))
 
     def stop(self) -> None:
-        """Disconnect cleanly; unacknowledged messages stay with the broker for the next start."""
+        """Send what is queued, disconnect cleanly; unacknowledged messages stay with the broker."""
         self._paused = True
         self.flush()
-        if self.availability is not None and self.connected:
-            self.client.publish(self.availability[0], self.availability[2], qos=1, retain=True)
-        try:
-            self.client.disconnect()
-        finally:
-            self.client.loop_stop()
-        self.connected = False
+        self._command(self._shut_down)
+        thread = self._thread
+        if thread is not None:
+            thread.join(STOP_TIMEOUT_S + 1.0)
+            if thread.is_alive():  # its wake-up socket stays open: a closed one would make it spin
+                log.error("event=mqtt-stop-stuck client_id=%s", self.client_id)
+        if thread is None or not thread.is_alive():
+            for sock in (self._wake_r, self._wake_w):
+                sock.close()
+        self.connected = self.subscribed = False
 
     @property
     def inbox_depth(self) -> int:
         return len(self._inbox)
 
-    # ------------------------------------------------------------------ paho thread
+    # ------------------------------------------------------------------ any thread
+
+    def ack(self, items: list[tuple[int, int]]) -> None:
+        """Acknowledge ``(mid, qos)`` pairs to the broker (called by the writer after a commit)."""
+        if items:
+            self._command(lambda: self._ack_now(items))
+
+    def publish_batch(self, messages: list[tuple[str, bytes, int, bool]]) -> None:
+        """Publish ``(topic, payload, qos, retain)`` messages, in order, without the event loop's
+        hop (for a process whose only publisher is one thread: the MQTT process's command reader)."""
+        if messages:
+            self._command(lambda: self._publish_now(messages))
+
+    def flush(self) -> None:
+        """Hand the outbox to the network thread, in publishing order."""
+        self._flush_scheduled = False
+        outbox = self._outbox
+        if outbox:
+            self.publish_batch([outbox.popleft() for _ in range(len(outbox))])
+
+    def _command(self, command: Callable[[], None]) -> None:
+        self._commands.append(command)
+        if not self._woken:
+            self._woken = True
+            try:
+                self._wake_w.send(b"!")
+            except (BlockingIOError, OSError):
+                pass  # already has a byte waiting, or the link stopped
+
+    # ------------------------------------------------------------------ the network thread
+
+    def _run(self) -> None:
+        poller = select.poll()
+        poller.register(self._wake_r, select.POLLIN)
+        while True:
+            try:
+                if not self._step(poller):
+                    break
+            except Exception:  # a bug (ours or in a callback): keep the connection's thread alive
+                log.exception("event=mqtt-loop-error client_id=%s", self.client_id)
+                time.sleep(0.1)
+        sock = self.client.socket()
+        if sock is not None:
+            sock.close()  # gave up waiting for the broker to take the last bytes
+
+    def _step(self, poller: Any) -> bool:
+        """One turn of the network loop: connect, or wait for the socket, read, run commands, write.
+        False once stopped."""
+        client = self.client
+        sock = client.socket()
+        now = time.monotonic()
+        if self._stopping:
+            self._stop_by = self._stop_by or now + STOP_TIMEOUT_S
+            if sock is None or not client.want_write() or now > self._stop_by:
+                return False
+        if sock is None:
+            if self._registered is not None:
+                poller.unregister(self._registered)
+                self._registered = None
+            self.connected = self.subscribed = False
+            if now >= self._retry_at and not self._stopping:
+                self._connect()
+                self._retry_at = now + self._delay  # the CONNACK resets the back-off (_on_connect)
+                self._delay = min(self._delay * 2, self.reconnect_max_s)
+                return True
+            timeout = self._retry_at - now
+        else:
+            fd = sock.fileno()
+            if self._registered not in (None, fd):
+                poller.unregister(self._registered)
+            poller.register(fd, select.POLLIN | (select.POLLOUT if client.want_write() else 0))
+            self._registered = fd
+            if now >= self._next_misc:
+                client.loop_misc()  # keepalive; closes a connection the broker stopped answering on
+                self._next_misc = now + MISC_INTERVAL_S
+                return True
+            timeout = self._next_misc - now
+        for fd, events in poller.poll(max(0.0, timeout) * 1000.0):
+            if fd == self._wake_r.fileno():
+                self._run_commands()
+            elif events & (select.POLLIN | select.POLLERR | select.POLLHUP):
+                self._read(sock)
+        if client.want_write() and client.socket() is not None:
+            self._write()
+        return True
+
+    def _write(self) -> None:
+        """``loop_write`` with the socket corked: paho sends each packet by itself (no Nagle, see
+        :func:`_no_delay`), so a batch of acks would be a TCP segment each; corked it leaves in full
+        segments, and uncorking sends the rest at once."""
+        sock = self.client.socket()
+        corked = _cork(sock, True)
+        try:
+            self.client.loop_write()
+        finally:
+            if corked and self.client.socket() is sock:
+                _cork(sock, False)
+
+    def _connect(self) -> None:
+        """One attempt: TCP (and TLS) connect and CONNECT sent; the CONNACK comes through the loop."""
+        try:
+            self.client.reconnect()
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            message = f"{type(exc).__name__}: {exc}"
+            if message != self.last_error:
+                log.warning("event=mqtt-connect-failed host=%s port=%d error=%r reconnect=backoff",
+                            self.settings.host, self.settings.port, message)
+            self.last_error = message
+
+    def _read(self, sock: Any) -> None:
+        """paho reads one packet per ``loop_read``: go on while the socket (or TLS) still has bytes."""
+        client = self.client
+        ready = select.poll()
+        ready.register(sock, select.POLLIN)
+        pending = getattr(sock, "pending", None)  # ssl.SSLSocket: decrypted bytes poll cannot see
+        burst = len(self._burst)
+        for _ in range(READS_PER_WAKE):
+            if client.loop_read() != mqtt.MQTT_ERR_SUCCESS or client.socket() is not sock:
+                break
+            if len(self._burst) > burst:  # a message: most likely more follow (saves a poll per message)
+                burst = len(self._burst)
+                if burst >= MAX_DRAIN:
+                    self._hand_over()
+                    burst = 0
+                continue
+            # another packet (PUBACK, PINGRESP), or nothing more to read (paho does not say which)
+            if not (pending is not None and pending()) and not ready.poll(0):
+                break
+        self._hand_over()
+
+    def _run_commands(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+        self._woken = False
+        commands = self._commands
+        while commands:
+            commands.popleft()()
+
+    def _shut_down(self) -> None:
+        self._stopping = True
+        if self.client.socket() is None:
+            return
+        if self.availability is not None and self.connected:
+            self.client.publish(self.availability[0], self.availability[2], qos=1, retain=True)
+        self.client.disconnect()  # paho closes the socket once the DISCONNECT is written
+
+    def _ack_now(self, items: list[tuple[int, int]]) -> None:
+        ack = self.client.ack
+        for mid, qos in items:
+            if qos:
+                ack(mid, qos)
+
+    def _publish_now(self, messages: list[tuple[str, bytes, int, bool]]) -> None:
+        publish = self.client.publish
+        for topic, payload, qos, retain in messages:
+            if qos == 0 and not self.connected:
+                self.dropped_qos0 += 1  # QoS 0 is at most once: nobody is listening now
+                continue
+            try:
+                rc = publish(topic, payload, qos=qos, retain=retain).rc
+            except (ValueError, OSError) as exc:  # a wildcard or empty topic, a payload too large
+                self.publish_errors += 1
+                log.warning("event=publish-failed topic=%s error=%r", topic[:120], exc)
+                continue
+            if rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):  # QoS 1 waits in paho for the reconnect
+                self.published += 1
+            else:
+                self.publish_errors += 1
+
+    # ------------------------------------------------------------------ paho's callbacks (network thread)
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any,
                     properties: Any = None) -> None:
@@ -319,6 +421,7 @@ class MqttLink(LinkBase):
             return
         self.connected = True
         self.connects += 1
+        self._delay = self.reconnect_min_s
         session = getattr(flags, "session_present", False)
         log.info("event=mqtt-connected host=%s port=%d session_present=%s", self.settings.host,
                  self.settings.port, session)
@@ -342,34 +445,24 @@ class MqttLink(LinkBase):
             self.disconnects += 1
         self.connected = False
         self.subscribed = False
-        if not self._paused:
+        if not self._paused and not self._stopping:
             log.warning("event=mqtt-disconnected reason=%s reconnect=auto", reason_code)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        """What paho's own path delivers (a packet the fast path left to it)."""
         if self._paused:
             return  # not acknowledged: the broker redelivers after the restart
-        self._deliver([Incoming(msg.topic, msg.payload, msg.mid, msg.qos, time.time())])
+        self._burst.append(Incoming(msg.topic, msg.payload, msg.mid, msg.qos, time.time()))
 
-    def _on_publishes(self, packets: list[tuple[bytes, bytes, int, int]]) -> None:
-        """A buffer's worth of PUBLISH packets from :meth:`_Client._read_publishes`, in order."""
-        if self._paused:
+    def _hand_over(self) -> None:
+        items = self._burst
+        if not items:
             return
-        now = time.time()
-        # mosquitto refuses a topic that is not UTF-8, so "replace" only matters for a rogue broker;
-        # the result then matches no agent topic and is dead-lettered as bad-topic
-        self._deliver([Incoming(topic.decode("utf-8", "replace"), payload, mid, qos, now)
-                       for topic, payload, mid, qos in packets])
-
-    def _deliver(self, items: list[Incoming]) -> None:
+        self._burst = []
         self.received += len(items)
         if self.on_receive is not None:
             self.on_receive(items)
             return
         self._inbox.extend(items)
-        self._wake()
-
-    def _wake(self) -> None:
         if not self._scheduled and self._loop is not None:
             self._scheduled = True
             try:
@@ -391,95 +484,25 @@ class MqttLink(LinkBase):
         if items and self.on_batch is not None and not self._paused:
             self.on_batch(items)
 
-    # ------------------------------------------------------------------ any thread
 
-    def ack(self, items: list[tuple[int, int]]) -> None:
-        """Acknowledge ``(mid, qos)`` pairs to the broker (called by the writer after a commit)."""
-        client = self.client
-        queue_packet = getattr(client, "_packet_queue", None)
-        qos1 = [mid for mid, qos in items if qos == 1]
-        if queue_packet is not None and len(qos1) > 1:
-            # One write for a whole batch of PUBACKs: byte for byte what client.ack(mid, 1) queues per
-            # message (0x40, length 2, mid), through paho's own outgoing queue, so ordering and partial
-            # writes stay paho's business. Saves a syscall per message at tens of thousands per second.
-            for start in range(0, len(qos1), 4096):
-                chunk = qos1[start:start + 4096]
-                queue_packet(mqtt.PUBACK, b"".join(_PUBACK.pack(0x40, 2, mid) for mid in chunk), 0, 0)
-        else:
-            for mid in qos1:
-                client.ack(mid, 1)
-        for mid, qos in items:
-            if qos == 2:
-                client.ack(mid, qos)
-
-    def publish_batch(self, messages: list[tuple[str, bytes, int, bool]]) -> None:
-        """Publish ``(topic, payload, qos, retain)`` messages now, in order, from the calling thread.
-
-        For a process whose only publisher is one thread (the MQTT process's command reader):
-        ``publish`` would hand the flush to the event loop; this skips that hop."""
-        self._outbox.extend(messages)
-        self.flush()
-
-    def flush(self) -> None:
-        """Hand the outbox to paho: runs of QoS 0 messages as one block, QoS 1 one by one."""
-        self._flush_scheduled = False
-        outbox = self._outbox
-        run: list[tuple[str, bytes, bool]] = []
-        while outbox:
-            topic, payload, qos, retain = outbox.popleft()
-            if qos == 0:
-                run.append((topic, payload, retain))
-                continue
-            if run:
-                self._publish_qos0(run)
-                run = []
-            self._publish_now(topic, payload, qos, retain)
-        if run:
-            self._publish_qos0(run)
-
-    def _publish_qos0(self, messages: list[tuple[str, bytes, bool]]) -> None:
-        if not self.connected:
-            self.dropped_qos0 += len(messages)  # QoS 0 is at most once: nobody is listening now
-            return
-        packets = []
-        for topic, payload, retain in messages:
-            try:
-                packets.append(_qos0_packet(topic, payload, retain))
-            except ValueError as exc:
-                self.publish_errors += 1
-                log.warning("event=publish-failed topic=%s error=%r", topic[:120], exc)
-        if packets:
-            # paho's own out queue (as for the PUBACKs in ack()), so its thread writes the block
-            # in order with everything else and handles partial writes.
-            self.client._packet_queue(_RAW_BYTES, b"".join(packets), 0, 0)
-            self.published += len(packets)
-
-    def _publish_now(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
-        try:
-            info = self.client.publish(topic, payload, qos=qos, retain=retain)
-        except (ValueError, OSError) as exc:
-            self.publish_errors += 1
-            log.warning("event=publish-failed topic=%s error=%r", topic, exc)
-            return
-        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
-            self.publish_errors += 1
-        else:
-            self.published += 1
+def _nothing(client: mqtt.Client, userdata: Any, sock: Any) -> None:
+    """paho's on_socket_register_write: the network thread checks ``want_write()`` itself."""
 
 
-def _qos0_packet(topic: str, payload: bytes, retain: bool) -> bytes:
-    """An MQTT 3.1.1 PUBLISH packet at QoS 0 (no packet id): fixed header, topic, payload."""
-    encoded = topic.encode()
-    if not encoded or len(encoded) > 65535 or "+" in topic or "#" in topic:
-        raise ValueError("not a topic one can publish to")
-    body = len(encoded).to_bytes(2, "big") + encoded + payload
-    remaining = len(body)
-    if remaining > 268_435_455:
-        raise ValueError("payload too large for MQTT")
-    header = bytearray([0x30 | (1 if retain else 0)])
-    while True:
-        byte, remaining = remaining % 128, remaining // 128
-        header.append(byte | 0x80 if remaining else byte)
-        if not remaining:
-            break
-    return bytes(header) + body
+def _no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
+    """paho's on_socket_open: no Nagle delay. paho sends each packet (a 4-byte PUBACK) by itself;
+    with Nagle a small one waits for the broker's delayed ACK (40 ms on Linux), the broker's
+    in-flight window for us fills, and the agent tier's messages wait with it."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):  # not TCP (a Unix socket, a websocket wrapper): nothing to do
+        pass
+
+
+def _cork(sock: Any, on: bool) -> bool:
+    """Set TCP_CORK (Linux); False where there is none."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, TCP_CORK, 1 if on else 0)
+        return True
+    except (OSError, AttributeError):
+        return False

@@ -2,7 +2,7 @@
 
 Why a process: the aggregator's ingest (fusion, visits, the customer tier) is one thread of
 Python, and everything else in its process competes with it for the same interpreter lock. The
-connection's own work (paho's network thread, PUBLISH parsing, building message tuples, JSON
+connection's own work (the network thread's paho reads and writes, building message tuples, JSON
 decoding and validating every payload, publishing the customer tier, PUBACKs) was about a third
 of the aggregator's CPU per message; here it runs on the other core. The SQLite writer
 (:mod:`aggregator.sqlite_writer`) is split off the same way; both are started and framed by
@@ -291,11 +291,11 @@ async def _serve(config: dict[str, Any], inp: BinaryIO, out: BinaryIO) -> None:
         with out_lock:
             write_frame(out, frame)
 
-    # Messages go to the parent straight from paho's thread, decoded, a read buffer at a time:
-    # no hand-over to this loop (latency), and a parent that falls behind blocks this write, so
-    # paho stops reading and TCP holds the broker back instead of a queue growing here.
+    # Messages go to the parent straight from the link's network thread, decoded, a read burst at a
+    # time: no hand-over to this loop (latency), and a parent that falls behind blocks this write, so
+    # the link stops reading and TCP holds the broker back instead of a queue growing here.
     def on_receive(items: list[Incoming]) -> None:
-        # Runs in paho's thread: an exception here would end that thread, and with it the connection.
+        # Runs in the link's network thread: a bug here must not cost the connection.
         rows = []
         for topic, payload, mid, qos, received, _ in items:
             try:
@@ -330,8 +330,8 @@ async def _serve(config: dict[str, Any], inp: BinaryIO, out: BinaryIO) -> None:
             if frame[0] == "ack":
                 link.ack(frame[1])
             elif frame[0] == "pub":
-                # straight to paho from this thread, the only one that publishes here: no hop
-                # through the loop (latency), and one thread keeps the aggregator's order
+                # straight to the link's network thread from this one, the only one that publishes
+                # here: no hop through the loop (latency), and one thread keeps the aggregator's order
                 link.publish_batch(frame[1])
 
     link.start(loop)
@@ -354,7 +354,7 @@ def main() -> int:
     # order (publishing what is queued first). End-of-file on stdin, or "stop", is our exit.
     set_up_child()
     inp, out = sys.stdin.buffer, sys.stdout.buffer
-    # Three threads here (paho's, the commands reader, the loop) mostly wait on I/O; when one needs
+    # Three threads here (the link's network thread, the commands reader, the loop) mostly wait on I/O; when one needs
     # the GIL while another computes, waiting out CPython's 5 ms switch interval is the latency
     # target's whole margin (publish -> WebSocket p99 <= 20 ms).
     sys.setswitchinterval(0.0005)

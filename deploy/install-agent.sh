@@ -89,7 +89,7 @@ ensure_user gpio dialout
 say "step 2/6: directories"
 ensure_state_dir
 say "step 3/6: virtual environment"
-install_venv "[agent]"
+install_venv "[agent]" requirements-agent.lock
 if [ "$SYSTEM_SITE" = 1 ]; then
     [ -f "$ROOT$VENV/pyvenv.cfg" ] || die "--system-site-packages: no virtual environment at $VENV (drop --no-venv)"
     sed -i 's/^include-system-site-packages = .*/include-system-site-packages = true/' "$ROOT$VENV/pyvenv.cfg"

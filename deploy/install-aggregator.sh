@@ -58,7 +58,7 @@ ensure_user
 say "step 2/6: directories"
 ensure_state_dir
 say "step 3/6: virtual environment"
-install_venv ""
+install_venv "" requirements.lock
 say "step 4/6: configuration in $ETC"
 install_store_config
 if [ -e "$ROOT$ETC/aggregator.env" ]; then

@@ -146,8 +146,9 @@ ensure_state_dir() {
     say "$STATE: ready (spool, database)"
 }
 
-# A virtual environment under /opt/floorwalker with this checkout installed (EXTRAS e.g. "[agent]").
-install_venv() {  # install_venv EXTRAS
+# A virtual environment under /opt/floorwalker: the exact dependency versions of LOCK (a file in
+# deploy/, e.g. requirements-agent.lock for EXTRAS "[agent]"), then this checkout without dependencies.
+install_venv() {  # install_venv EXTRAS LOCK
     if [ "$DO_VENV" = 0 ]; then
         say "$VENV: skipped (--no-venv)"
         return
@@ -166,14 +167,17 @@ install_venv() {  # install_venv EXTRAS
     local build; build="$(mktemp -d)"
     tar -C "$SRC" --exclude=__pycache__ --exclude='*.so' -cf - pyproject.toml README.md agent aggregator | tar -C "$build" -xf - \
         || die "cannot copy the sources from $SRC"
-    "$dest/bin/python" -m pip install --quiet --disable-pip-version-check "$build$1" \
-        || { rm -rf "$build"; die "pip install of $SRC$1 into $VENV failed (see pip's message above)"; }
+    "$dest/bin/python" -m pip install --quiet --disable-pip-version-check -r "$DEPLOY/$2" \
+        || { rm -rf "$build"; die "pip install -r $DEPLOY/$2 into $VENV failed (see pip's message above)"; }
+    # --no-deps: what floorwalker$1 needs is exactly what the lock installed
+    "$dest/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps "$build" \
+        || { rm -rf "$build"; die "pip install of $SRC into $VENV failed (see pip's message above)"; }
     rm -rf "$build"
     if ! live; then
         # A venv is not relocatable: point its scripts at the path it will have on the target.
         grep -rlI --null "$dest" "$dest/bin" "$dest/pyvenv.cfg" | xargs -0 -r sed -i "s|$dest|$VENV|g"
     fi
-    say "$VENV: floorwalker$1 installed"
+    say "$VENV: floorwalker$1 installed (dependencies: deploy/$2)"
 }
 
 # enable_unit NAME: systemctl on a live system; in --root mode the symlink systemctl would make.

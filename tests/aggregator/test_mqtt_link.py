@@ -1,128 +1,18 @@
-"""MqttLink: the read-ahead socket under paho, and a queued backlog drained in order, acked once."""
+"""MqttLink: paho's external loop through a real mosquitto: backlogs drained in order and acked once,
+publishes in order, MQTT 5 agents heard over the 3.1.1 connection, reconnection with back-off."""
 
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import paho.mqtt.client as mqtt
 import pytest
 
 from agent.config import MqttSettings
 from aggregator.embedded_broker import Broker, free_port
-from aggregator.mqtt_link import Incoming, MqttLink, _Client, _ReadAheadSocket
+from aggregator.mqtt_link import Incoming, MqttLink
 from tests.aggregator.conftest import wait_until
 from tests.mqtt_helpers import Collector, publish
-
-
-def test_read_ahead_serves_small_reads_from_one_large_read() -> None:
-    a, b = socket.socketpair()
-    try:
-        sock = _ReadAheadSocket(b)
-        a.sendall(b"\x30\x05hello\x40\x02\x00\x01")
-        assert sock.recv(1) == b"\x30"
-        assert sock.pending() == 10  # the rest came with the first read
-        assert sock.recv(1) == b"\x05"
-        assert sock.recv(5) == b"hello"
-        assert sock.recv(100) == b"\x40\x02\x00\x01"  # never more than the buffer holds
-        assert sock.pending() == 0
-        a.sendall(b"xyz")
-        assert sock.recv(2) == b"xy"
-        assert sock.recv(2) == b"z"
-        assert sock.fileno() == b.fileno()  # everything else is the real socket's
-        a.close()
-        assert sock.recv(1) == b""  # the peer closed: paho sees a lost connection
-    finally:
-        a.close()
-        b.close()
-
-
-def test_read_ahead_lets_a_nonblocking_socket_say_it_has_nothing() -> None:
-    a, b = socket.socketpair()
-    try:
-        b.setblocking(False)
-        sock = _ReadAheadSocket(b)
-        with pytest.raises(BlockingIOError):  # paho turns this into "try again after select"
-            sock.recv(1)
-    finally:
-        a.close()
-        b.close()
-
-
-def _publish_packet(topic: bytes, payload: bytes, *, qos: int, mid: int = 0, flags: int = 0) -> bytes:
-    body = len(topic).to_bytes(2, "big") + topic + (mid.to_bytes(2, "big") if qos else b"") + payload
-    length, encoded = len(body), bytearray()
-    while True:
-        byte, length = length % 128, length // 128
-        encoded.append(byte | 0x80 if length else byte)
-        if not length:
-            break
-    return bytes([0x30 | qos << 1 | flags]) + bytes(encoded) + body
-
-
-def _reading_client() -> tuple[_Client, socket.socket, list[tuple[str, bytes, int, int, str]]]:
-    """A paho client reading one end of a socketpair; records which path delivered each message."""
-    ours, theirs = socket.socketpair()
-    ours.setblocking(False)
-    client = _Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fast-path", protocol=mqtt.MQTTv311)
-    client.manual_ack_set(True)
-    got: list[tuple[str, bytes, int, int, str]] = []
-    client.on_publishes = lambda packets: got.extend((t.decode(), p, m, q, "fast") for t, p, m, q in packets)
-    client.on_message = lambda c, u, msg: got.append((msg.topic, msg.payload, msg.mid, msg.qos, "paho"))
-    client._sock = _ReadAheadSocket(ours)
-    return client, theirs, got
-
-
-def _read_all(client: _Client) -> int:
-    rc = 0
-    for _ in range(50):
-        rc = client.loop_read()
-        if rc or not client._sock.pending():
-            break
-    return rc
-
-
-def test_publish_packets_are_parsed_in_order_and_the_rest_is_left_to_paho() -> None:
-    client, peer, got = _reading_client()
-    try:
-        big = bytes(range(256)) * 3  # a two-byte remaining length
-        peer.sendall(_publish_packet(b"a/first", b"ignored-first", qos=1, mid=1)  # paho reads the first
-                     + _publish_packet(b"a/one", b"one", qos=1, mid=2)
-                     + _publish_packet(b"a/empty", b"", qos=0, flags=1)  # retained, empty payload
-                     + b"\xd0\x00"  # PINGRESP: paho's
-                     + _publish_packet("a/ünï".encode(), big, qos=1, mid=65535, flags=8)  # DUP
-                     + _publish_packet(b"a/two", b"two", qos=1, mid=3))
-        assert _read_all(client) == 0
-        assert [(t, p, m, q) for t, p, m, q, _ in got] == [
-            ("a/first", b"ignored-first", 1, 1), ("a/one", b"one", 2, 1), ("a/empty", b"", 0, 0),
-            ("a/ünï", big, 65535, 1), ("a/two", b"two", 3, 1)]
-        assert [path for *_, path in got].count("fast") == 4
-        # a packet cut by the end of what has arrived: paho keeps the half, and completes it
-        got.clear()
-        whole = _publish_packet(b"a/split", b"x" * 500, qos=1, mid=7)
-        peer.sendall(_publish_packet(b"a/before", b"b", qos=1, mid=6) + whole[:200])
-        assert _read_all(client) == 0
-        peer.sendall(whole[200:] + _publish_packet(b"a/after", b"c", qos=1, mid=8))
-        assert _read_all(client) == 0
-        assert [(t, m) for t, _, m, _, _ in got] == [("a/before", 6), ("a/split", 7), ("a/after", 8)]
-        assert got[1][1] == b"x" * 500
-    finally:
-        peer.close()
-        client._sock.close()
-
-
-def test_a_malformed_packet_after_good_ones_is_paho_s_protocol_error() -> None:
-    client, peer, got = _reading_client()
-    try:
-        peer.sendall(_publish_packet(b"a/first", b"1", qos=1, mid=1) + _publish_packet(b"a/ok", b"2", qos=1, mid=2)
-                     + b"\x32\xff\xff\xff\xff\x01")  # five remaining-length bytes
-        assert _read_all(client) == mqtt.MQTT_ERR_PROTOCOL
-        assert [t for t, *_ in got] == ["a/first", "a/ok"]
-        assert client._sock is None  # paho dropped the connection (and reconnects, in the link)
-    finally:
-        peer.close()
-        if client._sock is not None:
-            client._sock.close()
 
 
 @pytest.mark.broker
@@ -170,7 +60,7 @@ async def test_a_queued_backlog_arrives_complete_in_order_and_is_not_redelivered
 
 @pytest.mark.broker
 async def test_published_messages_keep_their_order_across_qos_and_any_payload_size(mqtt_broker: Broker) -> None:
-    """QoS 0 runs go out as one pre-framed block, QoS 1 through paho: a subscriber sees one order."""
+    """QoS 0 and QoS 1 through paho's publish, from one thread: a subscriber sees one order."""
     loop = asyncio.get_running_loop()
     link = MqttLink(MqttSettings(host=mqtt_broker.host, port=mqtt_broker.port), "order-writer", [])
     link.start(loop)
@@ -226,3 +116,100 @@ async def test_qos0_while_disconnected_is_dropped_and_counted_and_bad_topics_are
     await wait_until(lambda: link.publish_errors == 1)
     link.stop()
     assert link.published == 0
+
+
+@pytest.mark.broker
+async def test_an_mqtt5_agent_s_messages_reach_the_3_1_1_connection_intact(mqtt_broker: Broker) -> None:
+    """Agents speak MQTT 5 (properties, topic aliases); the aggregator's link speaks 3.1.1 and the
+    broker translates: every topic and payload arrives as sent, acknowledged once."""
+    loop = asyncio.get_running_loop()
+    received: list[Incoming] = []
+    links: list[MqttLink] = []
+
+    def on_batch(items: list[Incoming]) -> None:
+        received.extend(items)
+        links[0].ack([(i.mid, i.qos) for i in items])
+
+    link = MqttLink(MqttSettings(host=mqtt_broker.host, port=mqtt_broker.port), "v5-listener",
+                    ["floorwalker/demo/agents/+/+"], on_batch=on_batch)
+    links.append(link)
+    link.start(loop)
+    await wait_until(lambda: link.subscribed)
+    sent = [(f"floorwalker/demo/agents/agent-{i % 3}/move", b'{"n": %d}' % i) for i in range(200)]
+    await loop.run_in_executor(None, _publish_v5, mqtt_broker.host, mqtt_broker.port, sent)
+    await wait_until(lambda: len(received) == len(sent))
+    link.stop()
+    assert [(i.topic, i.payload, i.qos) for i in received] == [(t, p, 1) for t, p in sent]
+
+
+def _publish_v5(host: str, port: int, items: list[tuple[str, bytes]]) -> None:
+    """Publish as an agent does (MQTT 5), with properties and topic aliases the broker must resolve."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="v5-agent", protocol=mqtt.MQTTv5)
+    client.connect(host, port)
+    client.loop_start()
+    try:
+        aliases: dict[str, int] = {}
+        infos = []
+        for topic, payload in items:
+            props = Properties(PacketTypes.PUBLISH)
+            props.UserProperty = [("agent-version", "2.0")]
+            props.MessageExpiryInterval = 3600
+            props.PayloadFormatIndicator = 1
+            props.ContentType = "application/json"
+            if topic in aliases:  # the second time: the alias alone, an empty topic
+                props.TopicAlias = aliases[topic]
+                infos.append(client.publish("", payload, qos=1, properties=props))
+            else:
+                aliases[topic] = props.TopicAlias = len(aliases) + 1
+                infos.append(client.publish(topic, payload, qos=1, properties=props))
+        for info in infos:
+            info.wait_for_publish(10)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+@pytest.mark.broker
+async def test_a_burst_is_read_to_its_end_without_waiting_for_more_traffic(mqtt_broker: Broker) -> None:
+    """paho reads one packet per loop_read: the link must read on while bytes are there, or the tail of
+    a burst waits for the next packet or keepalive (an hour here)."""
+    loop = asyncio.get_running_loop()
+    received: list[Incoming] = []
+    settings = MqttSettings(host=mqtt_broker.host, port=mqtt_broker.port, keepalive_s=3600)
+    link = MqttLink(settings, "burst-reader", ["fw-test/burst/#"], on_batch=received.extend)
+    link.start(loop)
+    await wait_until(lambda: link.subscribed)
+    for n in (1, 2, 7, 500):
+        received.clear()
+        await loop.run_in_executor(None, publish, mqtt_broker.host, mqtt_broker.port,
+                                   [("fw-test/burst/x", b"%d" % i) for i in range(n)], 0)
+        await wait_until(lambda n=n: len(received) == n, timeout_s=10)
+    link.stop()
+
+
+@pytest.mark.broker
+async def test_the_link_connects_once_the_broker_comes_and_reconnects_after_it_restarts(
+        broker_factory, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from aggregator.embedded_broker import free_port as pick_port
+
+    loop = asyncio.get_running_loop()
+    port = pick_port()
+    received: list[Incoming] = []
+    link = MqttLink(MqttSettings(host="127.0.0.1", port=port), "restart-reader", ["fw-test/restart"],
+                    on_batch=received.extend, reconnect_min_s=0.1, reconnect_max_s=0.5)
+    link.start(loop)
+    await wait_until(lambda: link.last_error != "")  # nothing listens yet: refused, backing off
+    assert not link.connected
+    broker = broker_factory(port=port, workdir=tmp_path / "broker")
+    await wait_until(lambda: link.subscribed)
+    broker.stop()
+    await wait_until(lambda: not link.connected)
+    broker_factory(port=port, workdir=tmp_path / "broker")
+    await wait_until(lambda: link.subscribed and link.connects == 2, timeout_s=15)
+    await loop.run_in_executor(None, publish, "127.0.0.1", port, [("fw-test/restart", b"after")])
+    await wait_until(lambda: len(received) == 1)
+    link.stop()
+    assert link.disconnects == 2  # the broker restart, and the clean stop

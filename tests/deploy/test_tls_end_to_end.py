@@ -115,3 +115,111 @@ def test_an_agent_with_a_wrong_password_is_told_why(store_broker, tmp_path) -> N
     finally:
         close_paho_sockpair(pub.client)
         pub.spool.close()
+
+
+async def test_a_burst_over_tls_is_read_to_its_end_without_waiting_for_more_traffic(store_broker) -> None:
+    """TLS keeps decrypted bytes the socket's poll cannot see (SSLSocket.pending()): the aggregator's
+    link must read those too, or the tail of a burst waits for the next packet or keepalive (an hour here)."""
+    from aggregator.mqtt_link import Incoming, MqttLink
+    from tests.deploy.mqtt_tls import Session
+
+    loop = asyncio.get_running_loop()
+    received: list[Incoming] = []
+    links: list[MqttLink] = []
+
+    def on_batch(items: list[Incoming]) -> None:
+        received.extend(items)
+        links[0].ack([(i.mid, i.qos) for i in items])
+
+    settings = replace(tls_settings(store_broker, "aggregator"), keepalive_s=3600)
+    # only the move topic: the agent's retained status (from the test before) is no part of the burst
+    link = MqttLink(settings, "tls-burst-reader", [c.agent_topic(STORE, "agent-1", "move")], on_batch=on_batch)
+    links.append(link)
+    link.start(loop)
+    await wait_until(lambda: link.subscribed)
+    agent = Session(store_broker.port, **store_broker.creds("agent-1")).connect()
+    try:
+        topic = c.agent_topic(STORE, "agent-1", "move")
+        for n in (1, 3, 40, 1500):
+            received.clear()
+            infos = [agent.client.publish(topic, b'{"n": %d}' % i, qos=1) for i in range(n)]
+            await loop.run_in_executor(None, lambda infos=infos: [i.wait_for_publish(10) for i in infos])
+            try:
+                await wait_until(lambda n=n: len(received) == n, timeout_s=10)
+            except TimeoutError:
+                pytest.fail(f"{len(received)} of a burst of {n} arrived; link state {link.state()}")
+            assert [i.payload for i in received] == [b'{"n": %d}' % i for i in range(n)]
+    finally:
+        agent.close()
+        link.stop()
+
+
+def _read_packet(sock) -> tuple[int, bytes]:  # type: ignore[no-untyped-def]
+    """One MQTT packet from a blocking socket: (first byte, body); (0, b"") at end of stream."""
+    first = sock.recv(1)
+    if not first:
+        return 0, b""
+    length, shift = 0, 0
+    while True:
+        byte = sock.recv(1)[0]
+        length |= (byte & 127) << shift
+        shift += 7
+        if not byte & 128:
+            break
+    body = b""
+    while len(body) < length:
+        chunk = sock.recv(length - len(body))
+        if not chunk:
+            return 0, b""
+        body += chunk
+    return first[0], body
+
+
+async def test_packets_sharing_one_tls_record_are_all_read(store_broker) -> None:
+    """Other brokers (and mosquitto under load) put several packets in one TLS record: after paho has read
+    the first, the rest wait decrypted inside the SSL object, where poll() cannot see them. A scripted TLS
+    peer sends five PUBLISH packets in one write; all five must arrive without any further traffic."""
+    import socket
+    import ssl
+    import threading
+
+    from aggregator.mqtt_link import Incoming, MqttLink
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(store_broker.dir / "server.crt", store_broker.dir / "server.key")
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    publishes = b"".join(b"\x32" + bytes([2 + 8 + 2 + 1]) + b"\x00\x08fw/tls/x" + bytes([0, n + 1]) + b"%d" % n
+                         for n in range(5))
+    acked: list[int] = []
+
+    def peer() -> None:
+        conn, _ = listener.accept()
+        with context.wrap_socket(conn, server_side=True) as tls:
+            _read_packet(tls)  # CONNECT
+            tls.sendall(b"\x20\x02\x00\x00")  # CONNACK, accepted
+            _, subscribe = _read_packet(tls)
+            tls.sendall(b"\x90\x03" + subscribe[:2] + b"\x01")  # SUBACK, QoS 1 granted
+            tls.sendall(publishes)  # one write of 80 bytes: one TLS record
+            while True:
+                command, body = _read_packet(tls)
+                if command == 0 or command == 0xE0:  # closed, or DISCONNECT
+                    return
+                if command == 0x40:
+                    acked.append(int.from_bytes(body[:2], "big"))
+
+    thread = threading.Thread(target=peer, daemon=True)
+    thread.start()
+    received: list[Incoming] = []
+    settings = MqttSettings(host="localhost", port=port, tls=True, ca_file=store_broker.ca_file, keepalive_s=3600)
+    link = MqttLink(settings, "tls-record-reader", ["fw/tls/#"], on_batch=received.extend)
+    try:
+        link.start(asyncio.get_running_loop())
+        await wait_until(lambda: len(received) == 5, timeout_s=10)
+        assert [(i.topic, i.payload, i.mid) for i in received] == [("fw/tls/x", b"%d" % n, n + 1) for n in range(5)]
+        link.ack([(i.mid, i.qos) for i in received])
+        await wait_until(lambda: acked == [1, 2, 3, 4, 5])
+    finally:
+        link.stop()
+        thread.join(5)
+        listener.close()
