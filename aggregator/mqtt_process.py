@@ -56,7 +56,7 @@ PIPE_BYTES = 1 << 20  # the child's stdout pipe: room for a couple of full frame
 def plain_decoded(topic: str, payload: bytes) -> tuple[Any, ...] | None:
     """The decoded message as plain values (marshal takes no named tuples), or None for kinds
     the parent decodes itself (status, door, motion, link, health: a few a minute per agent)."""
-    fields = presence_fields(topic, payload)  # nearly every report: checked in C, no objects built twice
+    fields = presence_fields(topic, payload)  # nearly every report: one msgspec decode, no objects built twice
     if fields is not None:
         return ("P", fields)
     msg = decode_agent(topic, payload)
