@@ -28,6 +28,7 @@ from agent.geometry import Plan
 from agent.mock.world import Shopper, World
 from agent.positioning import scenario as sc
 from agent.positioning.calibration import LogDistanceModel
+from agent.positioning.grid_filter import GridFilter, GridModel, GridSniffer
 from agent.positioning.locator import Locator
 from agent.positioning.multilateration import Anchor, locate
 from agent.positioning.zone_filter import PirBoard, ZoneFilter, ZoneModel
@@ -213,27 +214,32 @@ def _store_day(seed: int, shoppers: int) -> tuple[Plan, list[Shopper], list, lis
         ts = shopper.start_ts + rng.uniform(0.0, PROBE_S)
         while ts <= shopper.end_ts:
             truth_px = shopper.position_at(ts)
-            anchors = _anchors(rng, plan.px_to_m(truth_px), sniffers)
+            anchors, heard = _anchors(rng, plan.px_to_m(truth_px), sniffers)
             if anchors:
-                probes.append((ts, k, truth_px, anchors))
+                probes.append((ts, k, truth_px, anchors, heard))
             ts += PROBE_S
     probes.sort(key=lambda p: p[0])
     return plan, people, probes, _pir_reports(plan, people)
 
 
-def _anchors(rng: random.Random, truth_m: tuple[float, float], sniffers: list) -> list[Anchor]:
-    """One probe heard by every sniffer above -90 dBm: 4 dB shadowing, -6 dB more on 10 % (multipath)."""
+def _anchors(rng: random.Random, truth_m: tuple[float, float],
+             sniffers: list) -> tuple[list[Anchor], list[tuple[int, float]]]:
+    """One probe heard by every sniffer above -90 dBm: 4 dB shadowing, -6 dB more on 10 % (multipath).
+
+    Returns the solver's anchors and the same readings as (sniffer index, RSSI) for the grid filter."""
     anchors = []
-    for (sx, sy), height_m, model in sniffers:
+    heard = []
+    for i, ((sx, sy), height_m, model) in enumerate(sniffers):
         dh = height_m - 1.2  # phone in a hand or pocket, ~1.2 m up
         d3 = math.sqrt((truth_m[0] - sx) ** 2 + (truth_m[1] - sy) ** 2 + dh * dh)
         rssi = model.rssi_at(d3) + rng.gauss(0, 4.0) + (-6.0 if rng.random() < 0.1 else 0.0)
         if rssi < -90:  # below the sniffer's sensitivity: not heard
             continue
+        heard.append((i, rssi))
         d = model.distance_m(rssi)
         horizontal = math.sqrt(max(d * d - dh * dh, 0.01))
         anchors.append(Anchor(sx, sy, horizontal, model.sigma_m(horizontal)))
-    return anchors
+    return anchors, heard
 
 
 def _pir_reports(plan: Plan, people: list[Shopper]) -> list[tuple[float, str, bool]]:
@@ -265,17 +271,28 @@ def _play(plan: Plan, probes: list, pirs: list, mode: str, accel_mps2: float | N
     """Every probe in time order through one decision method, the PIR reports interleaved by time."""
     bounds = (0.0, 0.0, plan.width_px * plan.metres_per_px, plan.height_px * plan.metres_per_px)
     board = PirBoard(plan)
-    model = ZoneModel(plan, pirs=board if mode == "hmm" else None, **params)
+    grid_mode = mode in ("grid", "grid_nopir")
+    model = None if grid_mode else ZoneModel(plan, pirs=board if mode == "hmm" else None, **params)
     locators: dict[int, Locator] = {}
     deciders: dict[int, ZoneFilter | ZoneTracker] = {}
     run = _StoreRun()
     reports = iter(pirs)
     pending = next(reports, None)
-    for ts, k, truth_px, anchors in probes:
+    grid = None
+    if grid_mode:
+        grid = GridModel(plan, _grid_sniffers(plan), pirs=board if mode == "grid" else None, **params)
+    grids: dict[int, GridFilter] = {}
+    everyone = range(len(grid.sniffers)) if grid is not None else range(0)
+    for ts, k, truth_px, anchors, heard in probes:
         while pending is not None and pending[0] <= ts:
             board.motion(pending[1], "pir", pending[2], pending[0])
             pending = next(reports, None)
-        if mode == "single":
+        if grid is not None:
+            got = {i for i, _ in heard}
+            g = grids.setdefault(k, GridFilter(grid))
+            est = g.update(ts, heard, [i for i in everyone if i not in got])
+            zone = est.zone
+        elif mode == "single":
             est = locate(anchors, bounds)
             zone = plan.zone_at(plan.m_to_px((est.x_m, est.y_m)))
         else:
@@ -285,6 +302,7 @@ def _play(plan: Plan, probes: list, pirs: list, mode: str, accel_mps2: float | N
                 tracker = deciders.setdefault(k, ZoneTracker(plan, confidence=ROOM_CONFIDENCE))
                 zone = tracker.update(*plan.m_to_px((est.x_m, est.y_m)), motion=locator.motion)
             else:
+                assert model is not None
                 zone_filter = deciders.setdefault(k, ZoneFilter(model))
                 zone = zone_filter.update(ts, locator.motion)
         truth_m = plan.px_to_m(truth_px)
@@ -294,6 +312,12 @@ def _play(plan: Plan, probes: list, pirs: list, mode: str, accel_mps2: float | N
         run.probes += 1
         run.decisions.setdefault(k, []).append((ts, zone.name if zone else None))
     return run
+
+
+def _grid_sniffers(plan: Plan) -> list[GridSniffer]:
+    """The demo layout's sniffers as the grid filter takes them, in _store_day's order."""
+    return [GridSniffer(*plan.px_to_m(s.position_px), s.height_m, LogDistanceModel.fit(s.calibration), -90.0)
+            for d in load_deployment(REPO / "firmware-config") for s in d.sniffers]
 
 
 def _lags(plan: Plan, people: list[Shopper], run: _StoreRun) -> list[float]:
