@@ -46,7 +46,7 @@ from agent.positioning.zone_filter import STILL_MPS, TOUCH_M, PirBoard, _neighbo
 from agent.positioning.zones import _is_rectangle
 
 PHONE_HEIGHT_M = 1.2  # a phone in a hand or a pocket (agent.presence.PHONE_HEIGHT_M)
-CELL_M = 0.5
+CELL_M = 1.0
 SIGMA_DB = 4.0  # indoor shadowing at 2.4 GHz (calibration.DEFAULT_SIGMA_DB)
 TAIL_DB = 6.0  # a body or a shelf in the way: this much weaker ...
 TAIL_SHARE = 0.1  # ... on this share of readings
@@ -58,12 +58,19 @@ STAND_MPS = 0.01  # a standing shopper's drift per second (a spread far below a 
 # STAND_TAU_S on average, walkers keep walking for WALK_TAU_S (the mock's stops: 20-90 s).
 STAND_TAU_S = 60.0
 WALK_TAU_S = 15.0
+# A walker keeps going the way they went: this share of the walking mass moves by the walking mode's
+# own velocity (its mean's drift, averaged over HEADING_TAU_S) with HEADING_SD_MPS of doubt; the rest
+# spreads every way at WALK_MPS (a turn, a new stop).
+HEADING_SHARE = 0.8
+HEADING_SD_MPS = 0.3
+HEADING_TAU_S = 3.0
 SWITCH_RATIO = 1.5  # another zone must hold this much more mass than the shown one
 # The aisle is every part of the plan outside the departments: a spread posterior puts its
 # remainder there. Its mass counts for this much of a zone's in the decision (aisles are walked
 # through, not browsed; the zone HMM's AISLE_STILL plays the same part).
 AISLE_WEIGHT = 0.3
-MAX_GAP_S = 60.0  # beyond this the spread no longer grows (the grid is nearly flat anyway)
+MAX_GAP_S = 60.0
+RSSI_LO, RSSI_HI = -120, 0  # the RSSI the likelihood table covers, whole dB (readings outside are clipped to it)  # beyond this the spread no longer grows (the grid is nearly flat anyway)
 LOG_FLOOR = -30.0  # a cell's log-likelihood from one sniffer never drops below this (no single reading rules a cell out)
 
 
@@ -110,7 +117,9 @@ class GridModel:
     def __init__(self, plan: Plan, sniffers: Sequence[GridSniffer], *, pirs: PirBoard | None = None,
                  cell_m: float = CELL_M, sigma_db: float = SIGMA_DB, tail_db: float = TAIL_DB,
                  tail_share: float = TAIL_SHARE, walk_mps: float = WALK_MPS, stand_mps: float = STAND_MPS,
-                 stand_tau_s: float = STAND_TAU_S, walk_tau_s: float = WALK_TAU_S, switch_ratio: float = SWITCH_RATIO,
+                 stand_tau_s: float = STAND_TAU_S, walk_tau_s: float = WALK_TAU_S,
+                 heading_share: float = HEADING_SHARE, heading_sd_mps: float = HEADING_SD_MPS,
+                 heading_tau_s: float = HEADING_TAU_S, switch_ratio: float = SWITCH_RATIO,
                  aisle_weight: float = AISLE_WEIGHT) -> None:
         if not sniffers:
             raise ValueError("a grid filter needs at least one sniffer")
@@ -126,6 +135,9 @@ class GridModel:
         self.sigma_db, self.tail_db, self.tail_share = float(sigma_db), float(tail_db), float(tail_share)
         self.walk_mps, self.stand_mps = float(walk_mps), float(stand_mps)
         self.stand_tau_s, self.walk_tau_s = float(stand_tau_s), float(walk_tau_s)
+        self.heading_share, self.heading_sd_mps = float(heading_share), float(heading_sd_mps)
+        self.heading_tau_s = float(heading_tau_s)
+        self._shifted: dict[tuple[int, int, int], np.ndarray] = {}
         self.switch_ratio = float(switch_ratio)
         self.aisle_weight = float(aisle_weight)
         mpp = plan.metres_per_px
@@ -148,14 +160,26 @@ class GridModel:
             dh = sn.height_m - PHONE_HEIGHT_M
             d3 = np.sqrt((self.x_flat - sn.x_m) ** 2 + (self.y_flat - sn.y_m) ** 2 + dh * dh)
             self.expected[s] = sn.model.rssi_at_1m - 10.0 * sn.model.n * np.log10(np.maximum(d3, 0.1))
-        self._heard: dict[tuple[int, int], np.ndarray] = {}
-        self._unheard = np.stack([_log_below(self.expected[s], sn.floor_dbm, self.sigma_db, self.tail_db,
-                                             self.tail_share) for s, sn in enumerate(self.sniffers)])
+        # Log-likelihood rows, one per sniffer and whole dB from RSSI_LO to RSSI_HI, then one for "not
+        # heard": a probe's log-likelihood is the sum of one row per sniffer (a gather and a sum).
+        levels = np.arange(RSSI_LO, RSSI_HI + 1, dtype=float)
+        self._row_stride = len(levels) + 1
+        table = np.empty((len(self.sniffers), self._row_stride, self.cells))
+        for s, sn in enumerate(self.sniffers):
+            table[s, :-1] = _log_normal_mixture(levels[:, None] - self.expected[s][None, :], self.sigma_db,
+                                                self.tail_db, self.tail_share)
+            table[s, -1] = _log_below(self.expected[s], sn.floor_dbm, self.sigma_db, self.tail_db, self.tail_share)
+        self._table = table.reshape(len(self.sniffers) * self._row_stride, self.cells)
         self.shares = self._zone_shares()  # (zones + 1, cells)
         # what the zone decision compares: the aisle's mass counts for aisle_weight of a zone's
         self.decision_shares = self.shares.copy()
         self.decision_shares[self.aisle] *= self.aisle_weight
         self.neighbours = _neighbours(self.zones, plan.length_m_to_px(TOUCH_M))
+        # columns: x, y, x^2 + y^2, 1, then the decision's zone shares (posterior @ moments: mean, spread,
+        # mass, zone masses)
+        self.moments = np.column_stack([self.x_flat, self.y_flat, self.x_flat ** 2 + self.y_flat ** 2,
+                                        np.ones(self.cells), self.decision_shares.T])
+        self._pir_cells: tuple[object, np.ndarray | None] | None = None
         self._spread: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def _zone_shares(self) -> np.ndarray:
@@ -184,33 +208,70 @@ class GridModel:
                 shares[self.aisle, free] += 1.0 / 25.0
         return shares
 
+    def pir_cells(self, moving: bool) -> np.ndarray | None:
+        """The PIR board's joint likelihood per cell (ny, nx), or None when the PIRs say nothing."""
+        assert self.pirs is not None
+        factors = self.pirs.factors(moving=moving)
+        if factors is None:
+            return None
+        cached = self._pir_cells
+        if cached is None or cached[0] is not factors:  # the board rebuilds its list on every report
+            cells = (np.asarray(factors) @ self.shares).reshape(self.ny, self.nx)
+            self._pir_cells = cached = (factors, cells)
+        return cached[1]
+
     def log_likelihood(self, heard: Iterable[tuple[int, float]], unheard: Iterable[int]) -> np.ndarray:
         """Per cell, the log-likelihood of one probe: ``heard`` (sniffer index, RSSI dBm) and the ``unheard`` sniffers."""
-        total = np.zeros(self.cells)
-        for s, rssi in heard:
-            key = (s, round(rssi))
-            row = self._heard.get(key)
-            if row is None:
-                row = self._heard[key] = _log_normal_mixture(key[1] - self.expected[s], self.sigma_db,
-                                                             self.tail_db, self.tail_share)
-            total += row
-        for s in unheard:
-            total += self._unheard[s]
-        return total
+        stride = self._row_stride
+        rows = [s * stride + min(max(round(rssi), RSSI_LO), RSSI_HI) - RSSI_LO for s, rssi in heard]
+        rows.extend(s * stride + stride - 1 for s in unheard)
+        if not rows:
+            return np.zeros(self.cells)
+        return self._table[rows].sum(axis=0)
 
-    def spread(self, dt_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, float]:
+    def spread(self, dt_s: float) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray, np.ndarray, float, float]:
         """For a gap of ``dt_s``: (standing Ky, Kx, walking Ky, Kx, P(stand -> walk), P(walk -> stand)).
+
+        The standing matrices are None when the spread is far below a cell (no spread at all).
 
         Mass moves as ``P' = Ky P Kx^T`` in each mode after the modes mix."""
         key = round(min(max(dt_s, 0.0), MAX_GAP_S) * 4.0)  # quarter seconds
         found = self._spread.get(key)
         if found is None:
             dt = key / 4.0
+            standing = self.stand_mps * dt
+            still = standing < 0.05 * min(float(self.width_x.min()), float(self.width_y.min()))
             found = self._spread[key] = (
-                _axis(self.cell_y, self.width_y, self.stand_mps * dt), _axis(self.cell_x, self.width_x, self.stand_mps * dt),
+                None if still else _axis(self.cell_y, self.width_y, standing),
+                None if still else _axis(self.cell_x, self.width_x, standing),
                 _axis(self.cell_y, self.width_y, self.walk_mps * dt), _axis(self.cell_x, self.width_x, self.walk_mps * dt),
                 1.0 - math.exp(-dt / self.stand_tau_s), 1.0 - math.exp(-dt / self.walk_tau_s))
         return found
+
+    def heading(self, vx: float, vy: float, dt_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """(Ky, Kx) moving the walking mass by (vx, vy) x the gap, with heading_sd_mps of doubt (cached by 0.1 m)."""
+        dt = min(max(dt_s, 0.0), MAX_GAP_S)
+        sd_key = round(self.heading_sd_mps * dt * 20.0)  # 5 cm
+        kx = (1, round(vx * dt * 10.0), sd_key)
+        ky = (0, round(vy * dt * 10.0), sd_key)
+        cache = self._shifted
+        if len(cache) > 4096:
+            cache.clear()
+        mx = cache.get(kx)
+        if mx is None:
+            mx = cache[kx] = _shifted_axis(self.cell_x, self.width_x, kx[1] / 10.0, sd_key / 20.0)
+        my = cache.get(ky)
+        if my is None:
+            # the y matrix carries the heading's share of the walking mass
+            my = cache[ky] = self.heading_share * _shifted_axis(self.cell_y, self.width_y, ky[1] / 10.0, sd_key / 20.0)
+        return my, mx
+
+
+def _shifted_axis(centres: np.ndarray, widths: np.ndarray, shift: float, sd: float) -> np.ndarray:
+    """:func:`_axis` with the Gaussian centred ``shift`` metres from each source cell."""
+    diff = centres[:, None] - centres[None, :] - shift
+    k = widths[:, None] * np.exp(-0.5 * (diff / max(sd, 1e-3)) ** 2)
+    return k / k.sum(axis=0, keepdims=True)
 
 
 def _edges(length_m: float, cuts: Iterable[float], cell_m: float) -> np.ndarray:
@@ -231,10 +292,19 @@ def _axis(centres: np.ndarray, widths: np.ndarray, sd: float) -> np.ndarray:
     return k / k.sum(axis=0, keepdims=True)
 
 
+class _Heading:
+    """The walking mode's velocity: the drift of its mean, averaged."""
+
+    __slots__ = ("ts", "vx", "vy", "x", "y")
+
+    def __init__(self, ts: float, x: float, y: float) -> None:
+        self.ts, self.x, self.y, self.vx, self.vy = ts, x, y, 0.0, 0.0
+
+
 class GridFilter:
     """One shopper's grid posterior: :meth:`update` with each probe's readings, get the estimate."""
 
-    __slots__ = ("_ts", "model", "stand", "state", "walk")
+    __slots__ = ("_heading", "_ts", "model", "stand", "state", "walk")
 
     def __init__(self, model: GridModel) -> None:
         self.model = model
@@ -242,6 +312,7 @@ class GridFilter:
         self.walk: np.ndarray | None = None
         self.state: int | None = None
         self._ts = 0.0
+        self._heading: _Heading | None = None
 
     @property
     def zone(self) -> Zone | None:
@@ -257,36 +328,78 @@ class GridFilter:
         """One probe at ``ts``: predict over the gap, weigh by its readings (and the PIRs), decide the zone."""
         model = self.model
         loglik = model.log_likelihood(heard, unheard)
-        like = np.exp(loglik - loglik.max())
+        like = np.exp(loglik - loglik.max()).reshape(model.ny, model.nx)
         if model.pirs is not None:
-            factors = model.pirs.factors(moving=self.walking >= 0.5)
-            if factors is not None:
-                like *= np.asarray(factors) @ model.shares
-        like = like.reshape(model.ny, model.nx)
-        stand = walk = None
-        total = 0.0
-        if self.stand is not None and self.walk is not None:
+            cells = model.pir_cells(self.walking >= 0.5)
+            if cells is not None:
+                like *= cells
+        stand, walk = self.stand, self.walk
+        post = None
+        if stand is not None and walk is not None and ts - self._ts < 0.125:
+            # the same probe burst heard by another agent (reports milliseconds apart): no time to move
+            post = np.stack((stand, walk)) * like
+            total = float(post.sum())
+            if not (total > 0.0 and math.isfinite(total)):
+                post = None
+        elif stand is not None and walk is not None:
             sky, skx, wky, wkx, to_walk, to_stand = model.spread(ts - self._ts)
-            s_in = self.stand * (1.0 - to_walk) + self.walk * to_stand
-            w_in = self.stand * to_walk + self.walk * (1.0 - to_stand)
-            stand = (sky @ s_in @ skx.T) * like
-            walk = (wky @ w_in @ wkx.T) * like
-            total = float(stand.sum() + walk.sum())
-        if stand is None or walk is None or not (total > 0.0 and math.isfinite(total)):
+            prior = np.empty((2, model.ny, model.nx))
+            s_in = stand * (1.0 - to_walk)
+            s_in += walk * to_stand
+            w_in = walk * (1.0 - to_stand)
+            w_in += stand * to_walk
+            prior[0] = s_in if sky is None or skx is None else sky @ s_in @ skx.T
+            heading = self._heading
+            if heading is not None and model.heading_share > 0.0:
+                # both kernels carry their share: heading_share of the walkers go on as they went
+                hky, hkx = model.heading(heading.vx, heading.vy, ts - self._ts)
+                prior[1] = hky @ w_in @ hkx.T
+                prior[1] += (wky * (1.0 - model.heading_share)) @ w_in @ wkx.T
+            else:
+                prior[1] = wky @ w_in @ wkx.T
+            post = prior * like
+            total = float(post.sum())
+            if not (total > 0.0 and math.isfinite(total)):
+                post = None
+        if post is None:
             # the first probe, or readings contradicting every cell: start afresh, standing or walking alike
-            stand = walk = 0.5 * like * model.area
-            total = float(stand.sum() * 2.0)
-        self.stand, self.walk = stand / total, walk / total
+            post = np.empty((2, model.ny, model.nx))
+            post[0] = like * model.area
+            post[1] = post[0]
+            total = float(post.sum())
+        post /= total
+        self.stand, self.walk = post[0], post[1]
         self._ts = max(ts, self._ts)
-        post = (self.stand + self.walk).ravel()
-        x = float(post @ model.x_flat)
-        y = float(post @ model.y_flat)
-        var = float(post @ ((model.x_flat - x) ** 2 + (model.y_flat - y) ** 2))
-        self._decide(model.decision_shares @ post)
-        return GridEstimate(x, y, math.sqrt(max(var, 0.0)), self.zone)
+        # per mode: mass-weighted x, y, x^2 + y^2 and the zone masses, in one product
+        stats = (post.reshape(2, model.cells) @ model.moments).tolist()
+        walking, both = stats[1], [a + b for a, b in zip(stats[0], stats[1], strict=True)]
+        self._track_heading(ts, walking)
+        x, y, r2 = both[0], both[1], both[2]
+        self._decide(both[4:])
+        return GridEstimate(x, y, math.sqrt(max(r2 - x * x - y * y, 0.0)), self.zone)
 
-    def _decide(self, masses: np.ndarray) -> None:
-        best = int(np.argmax(masses))
+    def _track_heading(self, ts: float, walking: list[float]) -> None:
+        """The walking mode's mean, from its moments, and its drift averaged over heading_tau_s."""
+        m = walking[3]
+        if not m > 1e-12:
+            return
+        x, y = walking[0] / m, walking[1] / m
+        h = self._heading
+        if h is None:
+            self._heading = _Heading(ts, x, y)
+            return
+        dt = ts - h.ts
+        if dt > 0.0:
+            if dt > MAX_GAP_S / 4.0:  # a long silence: the old heading says nothing
+                h.vx = h.vy = 0.0
+            else:
+                a = min(1.0, dt / self.model.heading_tau_s)
+                h.vx += a * ((x - h.x) / dt - h.vx)
+                h.vy += a * ((y - h.y) / dt - h.vy)
+            h.ts, h.x, h.y = ts, x, y
+
+    def _decide(self, masses: list[float]) -> None:
+        best = max(range(len(masses)), key=masses.__getitem__)  # the first most massive, as argmax
         state = self.state
         if state is None:
             self.state = best
@@ -297,3 +410,4 @@ class GridFilter:
         self.stand = self.walk = None
         self.state = None
         self._ts = 0.0
+        self._heading = None
