@@ -64,11 +64,12 @@ WALK_TAU_S = 15.0
 HEADING_SHARE = 0.8
 HEADING_SD_MPS = 0.3
 HEADING_TAU_S = 3.0
-SWITCH_RATIO = 1.5  # another zone must hold this much more mass than the shown one
+SWITCH_RATIO = 1.2  # another zone must hold this much more mass than the shown one (dev seed: 1 / 1.2 / 1.5 / 2)
 # The aisle is every part of the plan outside the departments: a spread posterior puts its
 # remainder there. Its mass counts for this much of a zone's in the decision (aisles are walked
 # through, not browsed; the zone HMM's AISLE_STILL plays the same part).
-AISLE_WEIGHT = 0.3
+AISLE_WEIGHT = 0.3  # of the standing mode's mass
+AISLE_WALK_WEIGHT = 1.0  # of the walking mode's: a walker in the aisle is where aisles are for
 MAX_GAP_S = 60.0
 RSSI_LO, RSSI_HI = -120, 0  # the RSSI the likelihood table covers, whole dB (readings outside are clipped to it)  # beyond this the spread no longer grows (the grid is nearly flat anyway)
 LOG_FLOOR = -30.0  # a cell's log-likelihood from one sniffer never drops below this (no single reading rules a cell out)
@@ -120,7 +121,7 @@ class GridModel:
                  stand_tau_s: float = STAND_TAU_S, walk_tau_s: float = WALK_TAU_S,
                  heading_share: float = HEADING_SHARE, heading_sd_mps: float = HEADING_SD_MPS,
                  heading_tau_s: float = HEADING_TAU_S, switch_ratio: float = SWITCH_RATIO,
-                 aisle_weight: float = AISLE_WEIGHT) -> None:
+                 aisle_weight: float = AISLE_WEIGHT, aisle_walk_weight: float = AISLE_WALK_WEIGHT) -> None:
         if not sniffers:
             raise ValueError("a grid filter needs at least one sniffer")
         if not (cell_m > 0 and math.isfinite(cell_m)):
@@ -139,7 +140,7 @@ class GridModel:
         self.heading_tau_s = float(heading_tau_s)
         self._shifted: dict[tuple[int, int, int], np.ndarray] = {}
         self.switch_ratio = float(switch_ratio)
-        self.aisle_weight = float(aisle_weight)
+        self.aisle_weight, self.aisle_walk_weight = float(aisle_weight), float(aisle_walk_weight)
         mpp = plan.metres_per_px
         width_m, height_m = plan.width_px * mpp, plan.height_px * mpp
         # Cell edges: every zone's bounding-box edges, the rest cut evenly at most cell_m apart, so a
@@ -171,14 +172,11 @@ class GridModel:
             table[s, -1] = _log_below(self.expected[s], sn.floor_dbm, self.sigma_db, self.tail_db, self.tail_share)
         self._table = table.reshape(len(self.sniffers) * self._row_stride, self.cells)
         self.shares = self._zone_shares()  # (zones + 1, cells)
-        # what the zone decision compares: the aisle's mass counts for aisle_weight of a zone's
-        self.decision_shares = self.shares.copy()
-        self.decision_shares[self.aisle] *= self.aisle_weight
         self.neighbours = _neighbours(self.zones, plan.length_m_to_px(TOUCH_M))
         # columns: x, y, x^2 + y^2, 1, then the decision's zone shares (posterior @ moments: mean, spread,
         # mass, zone masses)
         self.moments = np.column_stack([self.x_flat, self.y_flat, self.x_flat ** 2 + self.y_flat ** 2,
-                                        np.ones(self.cells), self.decision_shares.T])
+                                        np.ones(self.cells), self.shares.T])
         self._pir_cells: tuple[object, np.ndarray | None] | None = None
         self._spread: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -372,10 +370,13 @@ class GridFilter:
         self._ts = max(ts, self._ts)
         # per mode: mass-weighted x, y, x^2 + y^2 and the zone masses, in one product
         stats = (post.reshape(2, model.cells) @ model.moments).tolist()
-        walking, both = stats[1], [a + b for a, b in zip(stats[0], stats[1], strict=True)]
+        standing, walking = stats
+        both = [a + b for a, b in zip(standing, walking, strict=True)]
         self._track_heading(ts, walking)
         x, y, r2 = both[0], both[1], both[2]
-        self._decide(both[4:])
+        masses = both[4:]
+        masses[-1] = standing[-1] * model.aisle_weight + walking[-1] * model.aisle_walk_weight
+        self._decide(masses)
         return GridEstimate(x, y, math.sqrt(max(r2 - x * x - y * y, 0.0)), self.zone)
 
     def _track_heading(self, ts: float, walking: list[float]) -> None:

@@ -54,11 +54,11 @@ def _standing_near_the_edge(seed: int) -> int:
 
 
 def test_a_shopper_standing_near_a_boundary_does_not_flip() -> None:
-    # 30 walks, from the 10th probe on: one zone throughout in most (measured 26 of 30, 8 changes in
+    # 30 walks, from the 10th probe on: one zone throughout in most (measured 24 of 30, 15 changes in
     # all; the zone HMM on the solver's fixes, 0.7 m of noise: 39 of 50 in test_zone_filter.py)
     runs = [_standing_near_the_edge(seed) for seed in range(30)]
-    assert sum(1 for changes in runs if changes == 0) >= 22
-    assert sum(runs) <= 15
+    assert sum(1 for changes in runs if changes == 0) >= 21
+    assert sum(runs) <= 20
 
 
 def test_the_posterior_of_a_standing_shopper_closes_in_on_them() -> None:
