@@ -15,25 +15,31 @@ a bias. Here every probe weighs the whole plan instead:
 * a sniffer that did **not** hear it multiplies each cell by P(RSSI < its floor): the censored
   reading. This is the evidence a solver throws away, and the one that pulls a shopper near the
   plan's wall away from the sniffers across the store;
-* between probes the mass spreads at walking pace: a mixture of a standing shopper (a small spread)
-  and a walker (``walk_mps`` x the gap), never outside the plan (each source cell's spread is
-  renormalised over the plan, so no mass leaks at the walls and nothing is pulled inwards);
+* between probes the mass moves in two modes, each its own grid (a jump-Markov model): a standing
+  shopper stays put, a walker spreads at ``walk_mps`` x the gap, most of it along the walking
+  mode's own heading; shoppers switch modes at random (``stand_tau_s``, ``walk_tau_s``). Never
+  outside the plan: each source cell's spread is renormalised over the plan, so no mass leaks at
+  the walls and nothing is pulled inwards. Cells are cut at every zone's edges, so a rectangular
+  zone is whole cells;
 * PIR reports weigh each zone's cells as the zone HMM weighs its states (:class:`PirBoard`).
 
-The position shown is the posterior mean; the zone is the zone holding the most posterior mass,
-switched only when another holds ``switch_ratio`` times the shown one's mass, and never straight
+The position shown is the posterior mean; the zone is the zone holding the most posterior mass
+(the aisle's counted at ``aisle_weight`` for standing shoppers), switched only when another holds
+``switch_ratio`` times the shown one's mass (``walk_switch_ratio`` for walkers), and never straight
 between two zones that do not touch (the aisle is shown first, as the HMM does). Live: each
 update uses only what came before it.
 
-Cost: the grid is a flat float64 array (~3,800 cells at 0.5 m on the demo store); a heard
-RSSI's log-likelihood per cell is cached per sniffer and whole dB, so an update is a sum of a
-dozen cached rows, one ``exp``, two small matrix products for the spread and one for the zone
-masses. One :class:`GridModel` per store, one :class:`GridFilter` per shopper; the aggregator's
+Cost: the demo store is 42 x 31 cells of float64 (1 m, cut at the zones' edges); the
+log-likelihood of every sniffer at every whole dB (and of "not heard") is a table built once, so
+an update is a gather and sum of a dozen rows, one ``exp``, two or three small matrix products
+per axis for the walking spread (standing does not spread) and one product for the mean, spread,
+and zone masses. One :class:`GridModel` per store, one :class:`GridFilter` per shopper; the aggregator's
 fusion (``aggregator/fusion.py``) and the positioning benchmark use these same classes.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -42,7 +48,7 @@ import numpy as np
 
 from agent.geometry import Plan, Zone
 from agent.positioning.calibration import LogDistanceModel
-from agent.positioning.zone_filter import STILL_MPS, TOUCH_M, PirBoard, _neighbours
+from agent.positioning.zone_filter import TOUCH_M, PirBoard, _neighbours
 from agent.positioning.zones import _is_rectangle
 
 PHONE_HEIGHT_M = 1.2  # a phone in a hand or a pocket (agent.presence.PHONE_HEIGHT_M)
@@ -73,9 +79,10 @@ WALK_SWITCH_RATIO = 1.0
 # through, not browsed; the zone HMM's AISLE_STILL plays the same part).
 AISLE_WEIGHT = 0.3  # of the standing mode's mass
 AISLE_WALK_WEIGHT = 1.0  # of the walking mode's: a walker in the aisle is where aisles are for
-MAX_GAP_S = 60.0
-RSSI_LO, RSSI_HI = -120, 0  # the RSSI the likelihood table covers, whole dB (readings outside are clipped to it)  # beyond this the spread no longer grows (the grid is nearly flat anyway)
-LOG_FLOOR = -30.0  # a cell's log-likelihood from one sniffer never drops below this (no single reading rules a cell out)
+MAX_GAP_S = 60.0  # beyond this the spread no longer grows (the grid is nearly flat anyway)
+RSSI_LO, RSSI_HI = -120, 0  # the RSSI the likelihood table covers, whole dB (readings outside are clipped to it)
+# a cell's log-likelihood from one sniffer never drops below this (no single reading rules a cell out)
+LOG_FLOOR = -30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +231,7 @@ class GridModel:
         return cached[1]
 
     def log_likelihood(self, heard: Iterable[tuple[int, float]], unheard: Iterable[int]) -> np.ndarray:
-        """Per cell, the log-likelihood of one probe: ``heard`` (sniffer index, RSSI dBm) and the ``unheard`` sniffers."""
+        """Per cell, the log-likelihood of one probe: ``heard`` (sniffer index, RSSI dBm), ``unheard`` sniffers."""
         stride = self._row_stride
         rows = [s * stride + min(max(round(rssi), RSSI_LO), RSSI_HI) - RSSI_LO for s, rssi in heard]
         rows.extend(s * stride + stride - 1 for s in unheard)
@@ -247,7 +254,8 @@ class GridModel:
             found = self._spread[key] = (
                 None if still else _axis(self.cell_y, self.width_y, standing),
                 None if still else _axis(self.cell_x, self.width_x, standing),
-                _axis(self.cell_y, self.width_y, self.walk_mps * dt), _axis(self.cell_x, self.width_x, self.walk_mps * dt),
+                _axis(self.cell_y, self.width_y, self.walk_mps * dt),
+                _axis(self.cell_x, self.width_x, self.walk_mps * dt),
                 1.0 - math.exp(-dt / self.stand_tau_s), 1.0 - math.exp(-dt / self.walk_tau_s))
         return found
 
@@ -281,7 +289,7 @@ def _edges(length_m: float, cuts: Iterable[float], cell_m: float) -> np.ndarray:
     """Cell edges along one axis: 0, the ``cuts`` inside (0, length), ``length``, then even cuts <= cell_m apart."""
     fixed = sorted({0.0, length_m, *(c for c in cuts if 0.0 < c < length_m)})
     out = [0.0]
-    for a, b in zip(fixed, fixed[1:], strict=False):
+    for a, b in itertools.pairwise(fixed):
         parts = max(1, math.ceil((b - a) / cell_m - 1e-9))
         out.extend(a + (b - a) * (i + 1) / parts for i in range(parts))
     return np.asarray(out)
