@@ -63,6 +63,9 @@ class _Track:
     # the grid's evidence since its last update: RSSI per heard sniffer (grid index), sniffers not heard
     heard: dict[int, float] = field(default_factory=dict)
     unheard: set[int] = field(default_factory=set)
+    # the RSSI last taken from each sniffer: an agent repeats a sniffer's smoothed value until it hears
+    # the phone again (agent.presence: ranges up to a minute old), and a repeat is no new reading
+    last_rssi: dict[int, float] = field(default_factory=dict)
     estimate: GridEstimate | None = None
     anchors: int = 0
 
@@ -141,17 +144,21 @@ class Fusion:
         index = self._grid_index
         heard = track.heard
         unheard = track.unheard
+        last = track.last_rssi
         agent = p.agent
         got = []
         for sniffer, _rx, _ry, rssi, _d in p.ranges:
             i = index.get((agent, sniffer))
             if i is not None and -150.0 <= rssi <= 20.0:  # what check_rssi accepts; NaN fails both
+                got.append(i)
+                if last.get(i) == rssi:
+                    continue
+                last[i] = rssi
                 heard[i] = rssi
                 unheard.discard(i)
-                got.append(i)
         if got:
             for i in self._agent_sniffers.get(agent, ()):
-                if i not in heard:
+                if i not in heard and i not in got:
                     unheard.add(i)
 
     def motion(self, zone: str, sensor: str, active: bool, ts: float) -> None:
