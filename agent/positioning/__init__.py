@@ -8,7 +8,7 @@ motion.MotionFilter          walking-speed Kalman filter, optional fixed-lag smo
 locator.Locator              one device's track: the above combined, receiver weights from the prior
 zones.ZoneTracker            zone with hysteresis
 zone_filter.ZoneFilter       zone HMM over a motion filter's state, PIRs, touching zones
-grid_filter.GridFilter       grid Bayes filter from the RSSI likelihood: position and zone (the aggregator's engine; numpy)
+grid_filter.GridFilter       grid Bayes filter on the RSSI likelihood: position, zone (aggregator; numpy)
 scenario                     the ESPresense reference scenario, for the benchmark and tests
 See docs/POSITIONING.md.
 """
