@@ -1,5 +1,13 @@
 """Fusion: what several agents heard of one device, turned into one position on the plan.
 
+The engine is the store's grid filter (:class:`~agent.positioning.grid_filter.GridModel`, one per
+store, a :class:`~agent.positioning.grid_filter.GridFilter` per device) whenever the store's device
+files name the sniffers that heard the device: each agent report's RSSI per sniffer weighs the
+plan (and each sniffer of that agent missing from the report counts as "not heard"), the PIR
+reports weigh the zones, and the posterior gives the position (its mean), the accuracy (its
+spread) and the zone. Reports that carry only an agent's own estimate, or come from sniffers the
+device files do not know, go the older way described next (``engine="solver"`` forces it).
+
 Each agent reports, per device, the distance each of its sniffers measured (``ranges``). Agents
 see the same phone at slightly different moments (a probe burst is heard by all of them within
 milliseconds, but phones probe only every few seconds to a minute), so per device we keep the
@@ -22,6 +30,7 @@ from agent.contract import Presence
 from agent.errors import BadReading
 from agent.geometry import Zone
 from agent.positioning.calibration import LogDistanceModel, sigma_from_relative
+from agent.positioning.grid_filter import FLOOR_DBM, GridEstimate, GridFilter, GridModel, GridSniffer
 from agent.positioning.locator import Locator
 from agent.positioning.multilateration import MAX_ABS_M, MIN_DISTANCE_M
 from agent.positioning.zone_filter import PirBoard, ZoneFilter, ZoneModel
@@ -50,13 +59,24 @@ class _Track:
     zones: ZoneFilter
     ranges: dict[tuple[str, str], tuple[float, float, float, float, float]] = field(default_factory=dict)
     last_ts: float = 0.0
+    grid: GridFilter | None = None
+    # the grid's evidence since its last update: RSSI per heard sniffer (grid index), sniffers not heard
+    heard: dict[int, float] = field(default_factory=dict)
+    unheard: set[int] = field(default_factory=set)
+    # the RSSI last taken from each sniffer: an agent repeats a sniffer's smoothed value until it hears
+    # the phone again (agent.presence: ranges up to a minute old), and a repeat is no new reading
+    last_rssi: dict[int, float] = field(default_factory=dict)
+    estimate: GridEstimate | None = None
+    anchors: int = 0
 
 
 class Fusion:
     """Per-device range tables and tracks; not thread-safe (the event loop owns it)."""
 
     def __init__(self, store: StoreConfig, devices: list[DeviceConfig] | tuple[DeviceConfig, ...] = (), *,
-                 window_s: float = 20.0, max_speed_mps: float = 1.6) -> None:
+                 window_s: float = 20.0, max_speed_mps: float = 1.6, engine: str = "grid") -> None:
+        if engine not in ("grid", "solver"):
+            raise ValueError(f"engine must be 'grid' or 'solver', got {engine!r}")
         self.store = store
         self.plan = store.plan
         self.mpp = store.plan.metres_per_px
@@ -76,6 +96,26 @@ class Fusion:
                     continue
                 self.models[(device.agent_id, sniffer.id)] = model
                 self._rel_sigma[(device.agent_id, sniffer.id)] = model.relative_sigma
+        # The grid: every calibrated sniffer of the device files, keyed (agent, sniffer); its floor is
+        # what the agent reports at all (presence.rssi_floor_dbm), above the sniffer's own sensitivity.
+        self.grid: GridModel | None = None
+        self._grid_index: dict[tuple[str, str], int] = {}
+        self._agent_sniffers: dict[str, tuple[int, ...]] = {}
+        grid_sniffers: list[GridSniffer] = []
+        if engine == "grid":
+            for device in devices:
+                for sniffer in device.sniffers:
+                    model = self.models.get((device.agent_id, sniffer.id))
+                    if model is None:
+                        continue
+                    self._grid_index[(device.agent_id, sniffer.id)] = len(grid_sniffers)
+                    x_m, y_m = self.plan.px_to_m(sniffer.position_px)
+                    floor = max(FLOOR_DBM, device.presence.rssi_floor_dbm)
+                    grid_sniffers.append(GridSniffer(x_m, y_m, sniffer.height_m, model, floor))
+                self._agent_sniffers[device.agent_id] = tuple(
+                    i for (agent, _), i in self._grid_index.items() if agent == device.agent_id)
+            if grid_sniffers:
+                self.grid = GridModel(self.plan, grid_sniffers, pirs=self.pirs)
         self.tracks: dict[str, _Track] = {}
         self.failures = 0
 
@@ -86,6 +126,8 @@ class Fusion:
             track = _Track(Locator(self.bounds_m, max_speed_mps=self.max_speed_mps), ZoneFilter(self.zone_model))
             self.tracks[p.device] = track
         mpp = self.mpp
+        if p.ranges and self.grid is not None:
+            self._grid_evidence(track, p)
         if p.ranges:
             ts, agent, rel_sigma = p.ts, p.agent, self._rel_sigma
             # unpacked, not r.x: the aggregator's ranges arrive as plain tuples in Range's field order
@@ -96,6 +138,28 @@ class Fusion:
                 track.ranges[key] = (ts, rx * mpp, ry * mpp, d, sigma)
         else:
             track.ranges[(p.agent, OWN_ESTIMATE)] = (p.ts, p.x * mpp, p.y * mpp, 0.1, max(MIN_SIGMA_M, p.accuracy_m))
+
+    def _grid_evidence(self, track: _Track, p: Presence) -> None:
+        """The report's RSSI per known sniffer, and its agent's other sniffers as not heard."""
+        index = self._grid_index
+        heard = track.heard
+        unheard = track.unheard
+        last = track.last_rssi
+        agent = p.agent
+        got = []
+        for sniffer, _rx, _ry, rssi, _d in p.ranges:
+            i = index.get((agent, sniffer))
+            if i is not None and -150.0 <= rssi <= 20.0:  # what check_rssi accepts; NaN fails both
+                got.append(i)
+                if last.get(i) == rssi:
+                    continue
+                last[i] = rssi
+                heard[i] = rssi
+                unheard.discard(i)
+        if got:
+            for i in self._agent_sniffers.get(agent, ()):
+                if i not in heard and i not in got:
+                    unheard.add(i)
 
     def motion(self, zone: str, sensor: str, active: bool, ts: float) -> None:
         """A PIR report: evidence for the zone decisions of every shopper from now on."""
@@ -148,6 +212,8 @@ class Fusion:
             self.failures += 1
             return None
         fix_ts = max(ts, track.last_ts)  # agents' clocks differ by milliseconds; the filter needs order
+        if self.grid is not None and (track.heard or track.estimate is not None):
+            return self._grid_fix(track, fix_ts)
         try:
             est = track.locator.update_checked(fix_ts, (xs, ys, ds, ss))
             x_px, y_px = self.plan.clamp((est.x_m / self.mpp, est.y_m / self.mpp))
@@ -163,3 +229,26 @@ class Fusion:
             return None
         track.last_ts = fix_ts
         return Fix(fix_ts, x_px, y_px, est.accuracy_m, zone, len(xs))
+
+    def _grid_fix(self, track: _Track, fix_ts: float) -> Fix | None:
+        """The grid's estimate after the evidence gathered since its last update (none new: the last one)."""
+        assert self.grid is not None
+        if track.heard:
+            if track.grid is None:
+                track.grid = GridFilter(self.grid)
+            est = track.grid.update(fix_ts, track.heard.items(), track.unheard)
+            track.anchors = len(track.heard)
+            track.heard = {}
+            track.unheard = set()
+            if not (math.isfinite(est.x_m) and math.isfinite(est.y_m) and math.isfinite(est.accuracy_m)):
+                self.failures += 1
+                track.grid.reset()
+                track.estimate = None
+                return None
+            track.estimate = est
+        est = track.estimate
+        if est is None:
+            return None
+        track.last_ts = fix_ts
+        x_px, y_px = self.plan.clamp((est.x_m / self.mpp, est.y_m / self.mpp))
+        return Fix(fix_ts, x_px, y_px, est.accuracy_m, est.zone, track.anchors)

@@ -6,8 +6,9 @@ import math
 
 import pytest
 
-from agent.config import load_deployment
+from agent.config import SnifferConfig, load_deployment
 from agent.contract import Presence, Range
+from agent.positioning.calibration import LogDistanceModel
 from agent.positioning.locator import Locator
 from agent.positioning.multilateration import Anchor
 from aggregator.fusion import AGE_SPEED_MPS, Fusion
@@ -19,10 +20,17 @@ MPP = STORE.plan.metres_per_px
 T0 = 1_700_000_000.0
 
 
+def _rssi(sniffer: SnifferConfig, x: float, y: float) -> float:
+    """The sniffer's calibrated RSSI of a phone at plan (x, y), 1.2 m up, without noise."""
+    floor_m = math.hypot(x - sniffer.position_px[0], y - sniffer.position_px[1]) * MPP
+    return round(LogDistanceModel.fit(sniffer.calibration).rssi_at(math.hypot(floor_m, sniffer.height_m - 1.2)), 1)
+
+
 def report(agent_index: int, ts: float, x: float, y: float, *, extra: tuple[Range, ...] = ()) -> Presence:
-    """What one agent says of device "d1" truly at plan (x, y): a range from each of its sniffers."""
+    """What one agent says of device "d1" truly at plan (x, y): a range from each of its sniffers (the
+    RSSI the grid filter reads, the distance 10 % long the solver reads)."""
     device = DEVICES[agent_index]
-    ranges = tuple(Range(s.id, s.position_px[0], s.position_px[1], -60.0,
+    ranges = tuple(Range(s.id, s.position_px[0], s.position_px[1], _rssi(s, x, y),
                          max(0.0, math.hypot(x - s.position_px[0], y - s.position_px[1]) * MPP * 1.1))
                    for s in device.sniffers)
     return Presence("move", f"{device.agent_id}:{ts}", device.agent_id, ts, "d1", x, y, 2.0, -60.0, 3.0,
@@ -32,7 +40,7 @@ def report(agent_index: int, ts: float, x: float, y: float, *, extra: tuple[Rang
 def test_a_fused_fix_is_the_locator_on_the_same_anchors() -> None:
     # Fusion builds the solver's columns itself (no Anchor objects, no second validation): the fix
     # must be what Locator.update makes of the same ranges, old ranges' sigmas grown included.
-    fusion = Fusion(STORE, list(DEVICES))
+    fusion = Fusion(STORE, list(DEVICES), engine="solver")
     locator = Locator(fusion.bounds_m)
     own = Presence("move", "own:1", "agent-x", T0, "d1", 700.0, 400.0, 2.5, -60.0, 3.0)
     fusion.add(own)  # no ranges: the agent's own estimate, a position-like anchor

@@ -28,6 +28,7 @@ from agent.geometry import Plan
 from agent.mock.world import Shopper, World
 from agent.positioning import scenario as sc
 from agent.positioning.calibration import LogDistanceModel
+from agent.positioning.grid_filter import GridFilter, GridModel, GridSniffer
 from agent.positioning.locator import Locator
 from agent.positioning.multilateration import Anchor, locate
 from agent.positioning.zone_filter import PirBoard, ZoneFilter, ZoneModel
@@ -177,7 +178,7 @@ def _float(text: str) -> float:
         return math.nan
 
 
-STORE_SEED = 0  # reported; parameters of the zone HMM were chosen on STORE_DEV_SEED
+STORE_SEED = 0  # reported; parameters of the zone HMM and of the grid filter were chosen on STORE_DEV_SEED
 STORE_DEV_SEED = 1
 PROBE_S = 2.0  # a phone in use, as the scenario walks probe (SCENARIO_PROBE_INTERVAL_S)
 PIR_HOLD_OFF_S = 5.0  # the demo device files' hold_off_s: "inactive" 5 s after the last motion
@@ -213,27 +214,32 @@ def _store_day(seed: int, shoppers: int) -> tuple[Plan, list[Shopper], list, lis
         ts = shopper.start_ts + rng.uniform(0.0, PROBE_S)
         while ts <= shopper.end_ts:
             truth_px = shopper.position_at(ts)
-            anchors = _anchors(rng, plan.px_to_m(truth_px), sniffers)
+            anchors, heard = _anchors(rng, plan.px_to_m(truth_px), sniffers)
             if anchors:
-                probes.append((ts, k, truth_px, anchors))
+                probes.append((ts, k, truth_px, anchors, heard))
             ts += PROBE_S
     probes.sort(key=lambda p: p[0])
     return plan, people, probes, _pir_reports(plan, people)
 
 
-def _anchors(rng: random.Random, truth_m: tuple[float, float], sniffers: list) -> list[Anchor]:
-    """One probe heard by every sniffer above -90 dBm: 4 dB shadowing, -6 dB more on 10 % (multipath)."""
+def _anchors(rng: random.Random, truth_m: tuple[float, float],
+             sniffers: list) -> tuple[list[Anchor], list[tuple[int, float]]]:
+    """One probe heard by every sniffer above -90 dBm: 4 dB shadowing, -6 dB more on 10 % (multipath).
+
+    Returns the solver's anchors and the same readings as (sniffer index, RSSI) for the grid filter."""
     anchors = []
-    for (sx, sy), height_m, model in sniffers:
+    heard = []
+    for i, ((sx, sy), height_m, model) in enumerate(sniffers):
         dh = height_m - 1.2  # phone in a hand or pocket, ~1.2 m up
         d3 = math.sqrt((truth_m[0] - sx) ** 2 + (truth_m[1] - sy) ** 2 + dh * dh)
         rssi = model.rssi_at(d3) + rng.gauss(0, 4.0) + (-6.0 if rng.random() < 0.1 else 0.0)
         if rssi < -90:  # below the sniffer's sensitivity: not heard
             continue
+        heard.append((i, rssi))
         d = model.distance_m(rssi)
         horizontal = math.sqrt(max(d * d - dh * dh, 0.01))
         anchors.append(Anchor(sx, sy, horizontal, model.sigma_m(horizontal)))
-    return anchors
+    return anchors, heard
 
 
 def _pir_reports(plan: Plan, people: list[Shopper]) -> list[tuple[float, str, bool]]:
@@ -265,17 +271,28 @@ def _play(plan: Plan, probes: list, pirs: list, mode: str, accel_mps2: float | N
     """Every probe in time order through one decision method, the PIR reports interleaved by time."""
     bounds = (0.0, 0.0, plan.width_px * plan.metres_per_px, plan.height_px * plan.metres_per_px)
     board = PirBoard(plan)
-    model = ZoneModel(plan, pirs=board if mode == "hmm" else None, **params)
+    grid_mode = mode in ("grid", "grid_nopir")
+    model = None if grid_mode else ZoneModel(plan, pirs=board if mode == "hmm" else None, **params)
     locators: dict[int, Locator] = {}
     deciders: dict[int, ZoneFilter | ZoneTracker] = {}
     run = _StoreRun()
     reports = iter(pirs)
     pending = next(reports, None)
-    for ts, k, truth_px, anchors in probes:
+    grid = None
+    if grid_mode:
+        grid = GridModel(plan, _grid_sniffers(plan), pirs=board if mode == "grid" else None, **params)
+    grids: dict[int, GridFilter] = {}
+    everyone = range(len(grid.sniffers)) if grid is not None else range(0)
+    for ts, k, truth_px, anchors, heard in probes:
         while pending is not None and pending[0] <= ts:
             board.motion(pending[1], "pir", pending[2], pending[0])
             pending = next(reports, None)
-        if mode == "single":
+        if grid is not None:
+            got = {i for i, _ in heard}
+            g = grids.setdefault(k, GridFilter(grid))
+            est = g.update(ts, heard, [i for i in everyone if i not in got])
+            zone = est.zone
+        elif mode == "single":
             est = locate(anchors, bounds)
             zone = plan.zone_at(plan.m_to_px((est.x_m, est.y_m)))
         else:
@@ -285,6 +302,7 @@ def _play(plan: Plan, probes: list, pirs: list, mode: str, accel_mps2: float | N
                 tracker = deciders.setdefault(k, ZoneTracker(plan, confidence=ROOM_CONFIDENCE))
                 zone = tracker.update(*plan.m_to_px((est.x_m, est.y_m)), motion=locator.motion)
             else:
+                assert model is not None
                 zone_filter = deciders.setdefault(k, ZoneFilter(model))
                 zone = zone_filter.update(ts, locator.motion)
         truth_m = plan.px_to_m(truth_px)
@@ -294,6 +312,12 @@ def _play(plan: Plan, probes: list, pirs: list, mode: str, accel_mps2: float | N
         run.probes += 1
         run.decisions.setdefault(k, []).append((ts, zone.name if zone else None))
     return run
+
+
+def _grid_sniffers(plan: Plan) -> list[GridSniffer]:
+    """The demo layout's sniffers as the grid filter takes them, in _store_day's order."""
+    return [GridSniffer(*plan.px_to_m(s.position_px), s.height_m, LogDistanceModel.fit(s.calibration), -90.0)
+            for d in load_deployment(REPO / "firmware-config") for s in d.sniffers]
 
 
 def _lags(plan: Plan, people: list[Shopper], run: _StoreRun) -> list[float]:
@@ -346,23 +370,38 @@ def store(args: argparse.Namespace) -> Iterator[Figure]:
     note = (f"{shoppers} mock-world shoppers (agent/mock/world.py, seed {STORE_SEED}), a probe every {PROBE_S:g} s "
             f"heard by each of the {sniffers} sniffers above -90 dBm, 4 dB shadowing + -6 dB on 10 %; "
             f"{len(probes)} probes")
-    runs = {mode: _play(plan, probes, pirs, mode) for mode in ("hmm", "nopir", "tracker", "single")}
-    hmm = runs["hmm"]
-    yield Figure("positioning.store.median_m", round(statistics.median(hmm.errors), 3), "m", "<= 1.0",
-                 note=note + "; live motion filter")
-    yield Figure("positioning.store.p95_m", round(sc.percentile(sorted(hmm.errors), 95), 3), "m", note="live")
-    yield Figure("positioning.store.zone_pct", round(hmm.zone_pct, 1), "%", ">= 95",
-                 note="share of probes whose live zone (ZoneFilter: HMM over zones + aisle, RSSI position and "
-                      "its uncertainty, PIR reports, touching zones) is the true zone (or both aisle)")
-    lags = sorted(_lags(plan, people, hmm))
+    runs = {mode: _play(plan, probes, pirs, mode)
+            for mode in ("grid", "grid_nopir", "hmm", "nopir", "tracker", "single")}
+    grid = runs["grid"]
+    yield Figure("positioning.store.median_m", round(statistics.median(grid.errors), 3), "m", "<= 1.0",
+                 note=note + "; live grid filter (agent/positioning/grid_filter.py): posterior mean")
+    yield Figure("positioning.store.p95_m", round(sc.percentile(sorted(grid.errors), 95), 3), "m", note="live")
+    yield Figure("positioning.store.zone_pct", round(grid.zone_pct, 1), "%", ">= 95",
+                 note="share of probes whose live zone (GridFilter: the zone holding the most posterior mass, "
+                      "RSSI likelihood of heard and unheard sniffers, PIR reports) is the true zone (or both aisle)")
+    lags = sorted(_lags(plan, people, grid))
     yield Figure("positioning.store.zone_lag_s.p95", round(sc.percentile(lags, 95), 2), "s", "<= 3",
                  note=f"from the mock truth's crossing into a zone to the live zone showing it, {len(lags)} "
                       f"stays >= {MIN_STAY_S:g} s; median {statistics.median(lags):.2f} s")
+    grid_nopir = runs["grid_nopir"]
+    yield Figure("positioning.store.grid_nopir.zone_pct", round(grid_nopir.zone_pct, 1), "%",
+                 note="the same grid filter with every PIR left out (RSSI only)")
+    grid_nopir_lags = sorted(_lags(plan, people, grid_nopir))
+    yield Figure("positioning.store.grid_nopir.zone_lag_s.p95", round(sc.percentile(grid_nopir_lags, 95), 2), "s",
+                 note="the same grid filter without PIRs")
+    hmm = runs["hmm"]
+    yield Figure("positioning.store.hmm.median_m", round(statistics.median(hmm.errors), 3), "m",
+                 note="before: solver + motion filter (Locator)")
+    yield Figure("positioning.store.hmm.zone_pct", round(hmm.zone_pct, 1), "%",
+                 note="before: ZoneFilter (HMM over zones + aisle on the motion filter's state, PIRs, touching zones)")
+    hmm_lags = sorted(_lags(plan, people, hmm))
+    yield Figure("positioning.store.hmm.zone_lag_s.p95", round(sc.percentile(hmm_lags, 95), 2), "s",
+                 note=f"before: the zone HMM; median {statistics.median(hmm_lags):.2f} s")
     yield Figure("positioning.store.nopir.zone_pct", round(runs["nopir"].zone_pct, 1), "%",
-                 note="the same HMM with every PIR left out (RSSI and touching zones only)")
+                 note="before: the same HMM with every PIR left out (RSSI and touching zones only)")
     nopir_lags = sorted(_lags(plan, people, runs["nopir"]))
     yield Figure("positioning.store.nopir.zone_lag_s.p95", round(sc.percentile(nopir_lags, 95), 2), "s",
-                 note="the same HMM without PIRs")
+                 note="before: the same HMM without PIRs")
     yield Figure("positioning.store.tracker.zone_pct", round(runs["tracker"].zone_pct, 1), "%",
                  note=f"before: ZoneTracker on the point, dead band 25 px widened to the filter's doubt "
                       f"(confidence {ROOM_CONFIDENCE:g})")
@@ -392,7 +431,20 @@ def speed(args: argparse.Namespace) -> Iterator[Figure]:
     for i in range(n):
         locator.update(i * 0.1, anchor_sets[i % len(anchor_sets)])
     yield Figure("positioning.locator_update_per_s", round(n / (time.perf_counter() - start)), "updates/s",
-                 note="prior-weighted fix + refit + Kalman update (what the aggregator runs per fused report)")
+                 note="prior-weighted fix + refit + Kalman update (the aggregator's fusion with engine='solver')")
+    plan, _people, probes, _pirs = _store_day(STORE_DEV_SEED, 3)
+    grid = GridModel(plan, _grid_sniffers(plan))
+    grid_filter = GridFilter(grid)
+    everyone = range(len(grid.sniffers))
+    readings = [(heard, [i for i in everyone if i not in {j for j, _ in heard}]) for *_, heard in probes]
+    m = n // 10
+    start = time.perf_counter()
+    for i in range(m):
+        heard, unheard = readings[i % len(readings)]
+        grid_filter.update(i * 2.0, heard, unheard)
+    yield Figure("positioning.grid_update_per_s", round(m / (time.perf_counter() - start)), "updates/s",
+                 note=f"grid filter, demo store ({grid.nx} x {grid.ny} cells, {len(grid.sniffers)} sniffers): "
+                      "likelihood + two-mode spread + zone masses (what the aggregator's fusion runs per report)")
 
 
 def run(args: argparse.Namespace) -> Iterator[Figure]:

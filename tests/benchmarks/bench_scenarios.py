@@ -35,7 +35,8 @@ from pathlib import Path
 from agent.config import DeviceConfig, load_deployment
 from agent.contract import Presence, Scenario
 from agent.geometry import Plan, Zone
-from agent.mock.world import FRAMES_PER_BURST, Shopper, World
+from agent.mock.devices import FRAMES_PER_BURST
+from agent.mock.world import Shopper, World
 from agent.positioning.calibration import LogDistanceModel
 from agent.presence import PHONE_HEIGHT_M, PresenceTracker, Sighting
 from aggregator.dwell import DwellTracker

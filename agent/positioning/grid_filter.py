@@ -1,0 +1,434 @@
+"""Where a shopper is, and in which department, from the RSSI itself: a grid (point-mass) Bayes filter.
+
+The solver-then-Kalman chain (:mod:`agent.positioning.locator`, then the zone HMM of
+:mod:`agent.positioning.zone_filter`) turns each probe into one fix first. With 12 sniffers of
+unequal quality that fix is biased near a department's edge or the plan's wall (a shopper standing
+still 200 s stays 0.9-1.4 m off, docs/POSITIONING.md), and no amount of filtering after it removes
+a bias. Here every probe weighs the whole plan instead:
+
+* the plan is cut into cells of ``cell_m``; for each cell and sniffer the expected RSSI comes from
+  the same path-loss model the agent uses (the sniffer's walk-test calibration, 3-D distance from a
+  phone ``PHONE_HEIGHT_M`` up to the sniffer's height);
+* a sniffer that **heard** the probe multiplies each cell by the likelihood of its RSSI: Gaussian
+  shadowing of ``sigma_db`` mixed with a ``tail_share`` of readings ``tail_db`` weaker (a body or a
+  shelf in the way);
+* a sniffer that did **not** hear it multiplies each cell by P(RSSI < its floor): the censored
+  reading. This is the evidence a solver throws away, and the one that pulls a shopper near the
+  plan's wall away from the sniffers across the store;
+* between probes the mass moves in two modes, each its own grid (a jump-Markov model): a standing
+  shopper stays put, a walker spreads at ``walk_mps`` x the gap, most of it along the walking
+  mode's own heading; shoppers switch modes at random (``stand_tau_s``, ``walk_tau_s``). Never
+  outside the plan: each source cell's spread is renormalised over the plan, so no mass leaks at
+  the walls and nothing is pulled inwards. Cells are cut at every zone's edges, so a rectangular
+  zone is whole cells;
+* PIR reports weigh each zone's cells as the zone HMM weighs its states (:class:`PirBoard`).
+
+The position shown is the posterior mean; the zone is the zone holding the most posterior mass
+(the aisle's counted at ``aisle_weight`` for standing shoppers), switched only when another holds
+``switch_ratio`` times the shown one's mass (``walk_switch_ratio`` for walkers), and never straight
+between two zones that do not touch (the aisle is shown first, as the HMM does). Live: each
+update uses only what came before it.
+
+Cost: the demo store is 42 x 31 cells of float64 (1 m, cut at the zones' edges); the
+log-likelihood of every sniffer at every whole dB (and of "not heard") is a table built once, so
+an update is a gather and sum of a dozen rows, one ``exp``, two or three small matrix products
+per axis for the walking spread (standing does not spread) and one product for the mean, spread,
+and zone masses. One :class:`GridModel` per store, one :class:`GridFilter` per shopper; the aggregator's
+fusion (``aggregator/fusion.py``) and the positioning benchmark use these same classes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from agent.geometry import Plan, Zone
+from agent.positioning.calibration import LogDistanceModel
+from agent.positioning.zone_filter import TOUCH_M, PirBoard, _neighbours
+from agent.positioning.zones import _is_rectangle
+
+PHONE_HEIGHT_M = 1.2  # a phone in a hand or a pocket (agent.presence.PHONE_HEIGHT_M)
+CELL_M = 1.0
+SIGMA_DB = 4.0  # indoor shadowing at 2.4 GHz (calibration.DEFAULT_SIGMA_DB)
+TAIL_DB = 6.0  # a body or a shelf in the way: this much weaker ...
+TAIL_SHARE = 0.1  # ... on this share of readings
+FLOOR_DBM = -90.0  # weaker than this is not heard (the benchmark's and the mock's sniffers)
+# The spread between probes, fitted on the development seed (docs/POSITIONING.md, "Grid filter").
+WALK_MPS = 1.0  # a walker's spread per second (the mock's walkers: 0.7-1.3 m/s)
+STAND_MPS = 0.01  # a standing shopper's drift per second (a spread far below a cell: stays put)
+# Two motion modes, each its own grid (a jump-Markov model): standing shoppers stay standing for
+# STAND_TAU_S on average, walkers keep walking for WALK_TAU_S (the mock's stops: 20-90 s).
+STAND_TAU_S = 60.0
+WALK_TAU_S = 15.0
+# A walker keeps going the way they went: this share of the walking mass moves by the walking mode's
+# own velocity (its mean's drift, averaged over HEADING_TAU_S) with HEADING_SD_MPS of doubt; the rest
+# spreads every way at WALK_MPS (a turn, a new stop).
+HEADING_SHARE = 0.8
+HEADING_SD_MPS = 0.3
+HEADING_TAU_S = 3.0
+SWITCH_RATIO = 1.2  # another zone must hold this much more mass than the shown one (dev seed: 1 / 1.2 / 1.5 / 2)
+# ... for a standing shopper; for a walker (weighed by P(walking)) this: a walker's zone changes as
+# soon as the mass does (dev seed: lag p95 5.2 -> 4.9 s, zone 90.4 -> 90.5 %)
+WALK_SWITCH_RATIO = 1.0
+# The aisle is every part of the plan outside the departments: a spread posterior puts its
+# remainder there. Its mass counts for this much of a zone's in the decision (aisles are walked
+# through, not browsed; the zone HMM's AISLE_STILL plays the same part).
+AISLE_WEIGHT = 0.3  # of the standing mode's mass
+# ... and of the walking mode's: 1 gained 0.4 points on the dev seed but lost a 2 s-step scenario's
+# Sport stop (scenarios.offer_match 20 of 21)
+AISLE_WALK_WEIGHT = 0.3
+MAX_GAP_S = 60.0  # beyond this the spread no longer grows (the grid is nearly flat anyway)
+RSSI_LO, RSSI_HI = -120, 0  # the RSSI the likelihood table covers, whole dB (readings outside are clipped to it)
+# a cell's log-likelihood from one sniffer never drops below this (no single reading rules a cell out)
+LOG_FLOOR = -30.0
+DTYPE = np.float32  # the posterior needs no more (sums of ~1,300 cells), and half the bytes move faster
+
+
+@dataclass(frozen=True, slots=True)
+class GridSniffer:
+    """One sniffer as the grid needs it: where (metres), how high, its calibration, its floor."""
+
+    x_m: float
+    y_m: float
+    height_m: float
+    model: LogDistanceModel
+    floor_dbm: float = FLOOR_DBM
+
+
+@dataclass(frozen=True, slots=True)
+class GridEstimate:
+    """The posterior now: mean position (metres), its radial spread, the shown zone (None: aisle)."""
+
+    x_m: float
+    y_m: float
+    accuracy_m: float
+    zone: Zone | None
+
+
+def _log_normal_mixture(residual: np.ndarray, sigma: float, tail_db: float, tail_share: float) -> np.ndarray:
+    """log of (1 - s) N(r; 0, sigma) + s N(r; -tail, sigma), up to a constant (r = reading - expected)."""
+    a = np.exp(-0.5 * (residual / sigma) ** 2) * (1.0 - tail_share)
+    b = np.exp(-0.5 * ((residual + tail_db) / sigma) ** 2) * tail_share
+    return np.maximum(np.log(a + b + 1e-300), LOG_FLOOR)
+
+
+def _log_below(expected: np.ndarray, floor: float, sigma: float, tail_db: float, tail_share: float) -> np.ndarray:
+    """log P(reading < floor) under the same mixture: the censored likelihood of a sniffer that heard nothing."""
+    erf = np.vectorize(math.erf, otypes=[float])
+    k = 1.0 / (sigma * math.sqrt(2.0))
+    main = 0.5 * (1.0 + erf((floor - expected) * k))
+    tail = 0.5 * (1.0 + erf((floor - expected + tail_db) * k))
+    return np.maximum(np.log((1.0 - tail_share) * main + tail_share * tail + 1e-300), LOG_FLOOR)
+
+
+class GridModel:
+    """A store's grid: cells, expected RSSI per sniffer, zone shares per cell, the spread, the PIR board."""
+
+    def __init__(self, plan: Plan, sniffers: Sequence[GridSniffer], *, pirs: PirBoard | None = None,
+                 cell_m: float = CELL_M, sigma_db: float = SIGMA_DB, tail_db: float = TAIL_DB,
+                 tail_share: float = TAIL_SHARE, walk_mps: float = WALK_MPS, stand_mps: float = STAND_MPS,
+                 stand_tau_s: float = STAND_TAU_S, walk_tau_s: float = WALK_TAU_S,
+                 heading_share: float = HEADING_SHARE, heading_sd_mps: float = HEADING_SD_MPS,
+                 heading_tau_s: float = HEADING_TAU_S, switch_ratio: float = SWITCH_RATIO,
+                 aisle_weight: float = AISLE_WEIGHT, aisle_walk_weight: float = AISLE_WALK_WEIGHT,
+                 walk_switch_ratio: float | None = WALK_SWITCH_RATIO) -> None:
+        if not sniffers:
+            raise ValueError("a grid filter needs at least one sniffer")
+        if not (cell_m > 0 and math.isfinite(cell_m)):
+            raise ValueError(f"cell_m must be a positive number, got {cell_m!r}")
+        if not (switch_ratio >= 1 and math.isfinite(switch_ratio)):
+            raise ValueError(f"switch_ratio must be a number >= 1, got {switch_ratio!r}")
+        self.plan = plan
+        self.zones: tuple[Zone, ...] = plan.zones
+        self.aisle = len(self.zones)
+        self.pirs = pirs
+        self.sniffers = tuple(sniffers)
+        self.sigma_db, self.tail_db, self.tail_share = float(sigma_db), float(tail_db), float(tail_share)
+        self.walk_mps, self.stand_mps = float(walk_mps), float(stand_mps)
+        self.stand_tau_s, self.walk_tau_s = float(stand_tau_s), float(walk_tau_s)
+        self.heading_share, self.heading_sd_mps = float(heading_share), float(heading_sd_mps)
+        self.heading_tau_s = float(heading_tau_s)
+        self._shifted: dict[tuple[int, int, int], np.ndarray] = {}
+        self.switch_ratio = float(switch_ratio)
+        self.walk_switch_ratio = None if walk_switch_ratio is None else float(walk_switch_ratio)
+        self.aisle_weight, self.aisle_walk_weight = float(aisle_weight), float(aisle_walk_weight)
+        mpp = plan.metres_per_px
+        width_m, height_m = plan.width_px * mpp, plan.height_px * mpp
+        # Cell edges: every zone's bounding-box edges, the rest cut evenly at most cell_m apart, so a
+        # rectangular zone is whole cells (a shopper standing 10 cm inside it is not half outside).
+        self.edges_x = _edges(width_m, [c * mpp for z in self.zones for c in (z.bbox[0], z.bbox[2])], cell_m)
+        self.edges_y = _edges(height_m, [c * mpp for z in self.zones for c in (z.bbox[1], z.bbox[3])], cell_m)
+        self.nx, self.ny = len(self.edges_x) - 1, len(self.edges_y) - 1
+        self.cell_x = 0.5 * (self.edges_x[1:] + self.edges_x[:-1])  # cell centres, metres
+        self.cell_y = 0.5 * (self.edges_y[1:] + self.edges_y[:-1])
+        self.width_x, self.width_y = np.diff(self.edges_x), np.diff(self.edges_y)
+        gx, gy = np.meshgrid(self.cell_x, self.cell_y)  # (ny, nx), row-major: flat index = iy * nx + ix
+        self.x_flat, self.y_flat = gx.ravel(), gy.ravel()
+        self.cells = self.nx * self.ny
+        area = np.outer(self.width_y, self.width_x)
+        self.area = (area / area.sum()).astype(DTYPE)  # the prior before any probe: anywhere on the plan alike
+        self.expected = np.empty((len(self.sniffers), self.cells))
+        for s, sn in enumerate(self.sniffers):
+            dh = sn.height_m - PHONE_HEIGHT_M
+            d3 = np.sqrt((self.x_flat - sn.x_m) ** 2 + (self.y_flat - sn.y_m) ** 2 + dh * dh)
+            self.expected[s] = sn.model.rssi_at_1m - 10.0 * sn.model.n * np.log10(np.maximum(d3, 0.1))
+        # Log-likelihood rows, one per sniffer and whole dB from RSSI_LO to RSSI_HI, then one for "not
+        # heard": a probe's log-likelihood is the sum of one row per sniffer (a gather and a sum).
+        levels = np.arange(RSSI_LO, RSSI_HI + 1, dtype=float)
+        self._row_stride = len(levels) + 1
+        table = np.empty((len(self.sniffers), self._row_stride, self.cells))
+        for s, sn in enumerate(self.sniffers):
+            table[s, :-1] = _log_normal_mixture(levels[:, None] - self.expected[s][None, :], self.sigma_db,
+                                                self.tail_db, self.tail_share)
+            table[s, -1] = _log_below(self.expected[s], sn.floor_dbm, self.sigma_db, self.tail_db, self.tail_share)
+        self._table = table.reshape(len(self.sniffers) * self._row_stride, self.cells).astype(DTYPE)
+        self.shares = self._zone_shares()  # (zones + 1, cells)
+        self.neighbours = _neighbours(self.zones, plan.length_m_to_px(TOUCH_M))
+        # columns: x, y, x^2 + y^2, 1, then the decision's zone shares (posterior @ moments: mean, spread,
+        # mass, zone masses)
+        self.moments = np.column_stack([self.x_flat, self.y_flat, self.x_flat ** 2 + self.y_flat ** 2,
+                                        np.ones(self.cells), self.shares.T]).astype(DTYPE)
+        self._pir_cells: tuple[object, np.ndarray | None] | None = None
+        self._spread: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _zone_shares(self) -> np.ndarray:
+        """Per state (zones, then the aisle) and cell, the share of the cell's area in it (5 x 5 samples).
+
+        On a shared edge the first declared zone wins, as :meth:`Plan.zone_at`; rectangles are tested as
+        arrays, other polygons point by point."""
+        mpp = self.plan.metres_per_px
+        offsets = (np.arange(5) + 0.5) / 5.0 - 0.5
+        gdx, gdy = np.meshgrid(self.width_x, self.width_y)
+        dx, dy = gdx.ravel(), gdy.ravel()
+        shares = np.zeros((self.aisle + 1, self.cells))
+        for ox in offsets:
+            for oy in offsets:
+                px = (self.x_flat + ox * dx) / mpp
+                py = (self.y_flat + oy * dy) / mpp
+                free = np.ones(self.cells, dtype=bool)
+                for i, zone in enumerate(self.zones):
+                    x0, y0, x1, y1 = zone.bbox
+                    inside = free & (px >= x0) & (px <= x1) & (py >= y0) & (py <= y1)
+                    if not _is_rectangle(zone):
+                        for c in np.flatnonzero(inside):
+                            inside[c] = zone.contains((float(px[c]), float(py[c])))
+                    shares[i, inside] += 1.0 / 25.0
+                    free &= ~inside
+                shares[self.aisle, free] += 1.0 / 25.0
+        return shares
+
+    def pir_cells(self, moving: bool) -> np.ndarray | None:
+        """The PIR board's joint likelihood per cell (ny, nx), or None when the PIRs say nothing."""
+        assert self.pirs is not None
+        factors = self.pirs.factors(moving=moving)
+        if factors is None:
+            return None
+        cached = self._pir_cells
+        if cached is None or cached[0] is not factors:  # the board rebuilds its list on every report
+            cells = (np.asarray(factors) @ self.shares).reshape(self.ny, self.nx).astype(DTYPE)
+            self._pir_cells = cached = (factors, cells)
+        return cached[1]
+
+    def log_likelihood(self, heard: Iterable[tuple[int, float]], unheard: Iterable[int]) -> np.ndarray:
+        """Per cell, the log-likelihood of one probe: ``heard`` (sniffer index, RSSI dBm), ``unheard`` sniffers."""
+        stride = self._row_stride
+        rows = [s * stride + min(max(round(rssi), RSSI_LO), RSSI_HI) - RSSI_LO for s, rssi in heard]
+        rows.extend(s * stride + stride - 1 for s in unheard)
+        if not rows:
+            return np.zeros(self.cells, dtype=DTYPE)
+        return self._table[rows].sum(axis=0)
+
+    def spread(self, dt_s: float) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray, np.ndarray, float, float]:
+        """For a gap of ``dt_s``: (standing Ky, Kx, walking Ky, Kx, P(stand -> walk), P(walk -> stand)).
+
+        The standing matrices are None when the spread is far below a cell (no spread at all).
+
+        Mass moves as ``P' = Ky P Kx^T`` in each mode after the modes mix."""
+        key = round(min(max(dt_s, 0.0), MAX_GAP_S) * 4.0)  # quarter seconds
+        found = self._spread.get(key)
+        if found is None:
+            dt = key / 4.0
+            standing = self.stand_mps * dt
+            still = standing < 0.05 * min(float(self.width_x.min()), float(self.width_y.min()))
+            found = self._spread[key] = (
+                None if still else _axis(self.cell_y, self.width_y, standing),
+                None if still else _axis(self.cell_x, self.width_x, standing),
+                _axis(self.cell_y, self.width_y, self.walk_mps * dt),
+                _axis(self.cell_x, self.width_x, self.walk_mps * dt),
+                1.0 - math.exp(-dt / self.stand_tau_s), 1.0 - math.exp(-dt / self.walk_tau_s))
+        return found
+
+    def heading(self, vx: float, vy: float, dt_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """(Ky, Kx) moving the walking mass by (vx, vy) x the gap, with heading_sd_mps of doubt (cached by 0.1 m)."""
+        dt = min(max(dt_s, 0.0), MAX_GAP_S)
+        sd_key = round(self.heading_sd_mps * dt * 20.0)  # 5 cm
+        kx = (1, round(vx * dt * 10.0), sd_key)
+        ky = (0, round(vy * dt * 10.0), sd_key)
+        cache = self._shifted
+        if len(cache) > 4096:
+            cache.clear()
+        mx = cache.get(kx)
+        if mx is None:
+            mx = cache[kx] = _shifted_axis(self.cell_x, self.width_x, kx[1] / 10.0, sd_key / 20.0)
+        my = cache.get(ky)
+        if my is None:
+            # the y matrix carries the heading's share of the walking mass
+            my = cache[ky] = self.heading_share * _shifted_axis(self.cell_y, self.width_y, ky[1] / 10.0, sd_key / 20.0)
+        return my, mx
+
+
+def _shifted_axis(centres: np.ndarray, widths: np.ndarray, shift: float, sd: float) -> np.ndarray:
+    """:func:`_axis` with the Gaussian centred ``shift`` metres from each source cell."""
+    diff = centres[:, None] - centres[None, :] - shift
+    k = widths[:, None] * np.exp(-0.5 * (diff / max(sd, 1e-3)) ** 2)
+    return (k / k.sum(axis=0, keepdims=True)).astype(DTYPE)
+
+
+def _edges(length_m: float, cuts: Iterable[float], cell_m: float) -> np.ndarray:
+    """Cell edges along one axis: 0, the ``cuts`` inside (0, length), ``length``, then even cuts <= cell_m apart."""
+    fixed = sorted({0.0, length_m, *(c for c in cuts if 0.0 < c < length_m)})
+    out = [0.0]
+    for a, b in itertools.pairwise(fixed):
+        parts = max(1, math.ceil((b - a) / cell_m - 1e-9))
+        out.extend(a + (b - a) * (i + 1) / parts for i in range(parts))
+    return np.asarray(out)
+
+
+def _axis(centres: np.ndarray, widths: np.ndarray, sd: float) -> np.ndarray:
+    """One axis of the spread: a Gaussian of ``sd`` over the cells (weighed by their widths), each source
+    column renormalised over the plan (no mass leaks at a wall); a spread far below a cell is no spread."""
+    diff = centres[:, None] - centres[None, :]  # [to, from]
+    k = widths[:, None] * np.exp(-0.5 * (diff / max(sd, 1e-3)) ** 2)
+    return (k / k.sum(axis=0, keepdims=True)).astype(DTYPE)
+
+
+class _Heading:
+    """The walking mode's velocity: the drift of its mean, averaged."""
+
+    __slots__ = ("ts", "vx", "vy", "x", "y")
+
+    def __init__(self, ts: float, x: float, y: float) -> None:
+        self.ts, self.x, self.y, self.vx, self.vy = ts, x, y, 0.0, 0.0
+
+
+class GridFilter:
+    """One shopper's grid posterior: :meth:`update` with each probe's readings, get the estimate."""
+
+    __slots__ = ("_heading", "_ts", "model", "stand", "state", "walk")
+
+    def __init__(self, model: GridModel) -> None:
+        self.model = model
+        self.stand: np.ndarray | None = None  # (ny, nx) per mode; the two sum to 1
+        self.walk: np.ndarray | None = None
+        self.state: int | None = None
+        self._ts = 0.0
+        self._heading: _Heading | None = None
+
+    @property
+    def zone(self) -> Zone | None:
+        state = self.state
+        return None if state is None or state == self.model.aisle else self.model.zones[state]
+
+    @property
+    def walking(self) -> float:
+        """P(the shopper is walking), 0 before the first probe."""
+        return 0.0 if self.walk is None else float(self.walk.sum())
+
+    def update(self, ts: float, heard: Iterable[tuple[int, float]], unheard: Iterable[int] = ()) -> GridEstimate:
+        """One probe at ``ts``: predict over the gap, weigh by its readings (and the PIRs), decide the zone."""
+        model = self.model
+        loglik = model.log_likelihood(heard, unheard)
+        like = np.exp(loglik - loglik.max()).reshape(model.ny, model.nx)
+        if model.pirs is not None:
+            cells = model.pir_cells(self.walking >= 0.5)
+            if cells is not None:
+                like *= cells
+        stand, walk = self.stand, self.walk
+        post = None
+        if stand is not None and walk is not None and ts - self._ts < 0.125:
+            # the same probe burst heard by another agent (reports milliseconds apart): no time to move
+            post = np.stack((stand, walk)) * like
+            total = float(post.sum())
+            if not (total > 0.0 and math.isfinite(total)):
+                post = None
+        elif stand is not None and walk is not None:
+            sky, skx, wky, wkx, to_walk, to_stand = model.spread(ts - self._ts)
+            prior = np.empty((2, model.ny, model.nx), dtype=DTYPE)
+            s_in = stand * (1.0 - to_walk)
+            s_in += walk * to_stand
+            w_in = walk * (1.0 - to_stand)
+            w_in += stand * to_walk
+            prior[0] = s_in if sky is None or skx is None else sky @ s_in @ skx.T
+            heading = self._heading
+            if heading is not None and model.heading_share > 0.0:
+                # both kernels carry their share: heading_share of the walkers go on as they went
+                hky, hkx = model.heading(heading.vx, heading.vy, ts - self._ts)
+                prior[1] = hky @ w_in @ hkx.T
+                prior[1] += (wky * (1.0 - model.heading_share)) @ w_in @ wkx.T
+            else:
+                prior[1] = wky @ w_in @ wkx.T
+            post = prior * like
+            total = float(post.sum())
+            if not (total > 0.0 and math.isfinite(total)):
+                post = None
+        if post is None:
+            # the first probe, or readings contradicting every cell: start afresh, standing or walking alike
+            post = np.empty((2, model.ny, model.nx), dtype=DTYPE)
+            post[0] = like * model.area
+            post[1] = post[0]
+            total = float(post.sum())
+        post /= total
+        self.stand, self.walk = post[0], post[1]
+        self._ts = max(ts, self._ts)
+        # per mode: mass-weighted x, y, x^2 + y^2 and the zone masses, in one product
+        stats = (post.reshape(2, model.cells) @ model.moments).tolist()
+        standing, walking = stats
+        both = [a + b for a, b in zip(standing, walking, strict=True)]
+        self._track_heading(ts, walking)
+        x, y, r2 = both[0], both[1], both[2]
+        masses = both[4:]
+        masses[-1] = standing[-1] * model.aisle_weight + walking[-1] * model.aisle_walk_weight
+        self._decide(masses, walking[3])
+        return GridEstimate(x, y, math.sqrt(max(r2 - x * x - y * y, 0.0)), self.zone)
+
+    def _track_heading(self, ts: float, walking: list[float]) -> None:
+        """The walking mode's mean, from its moments, and its drift averaged over heading_tau_s."""
+        m = walking[3]
+        if not m > 1e-12:
+            return
+        x, y = walking[0] / m, walking[1] / m
+        h = self._heading
+        if h is None:
+            self._heading = _Heading(ts, x, y)
+            return
+        dt = ts - h.ts
+        if dt > 0.0:
+            if dt > MAX_GAP_S / 4.0:  # a long silence: the old heading says nothing
+                h.vx = h.vy = 0.0
+            else:
+                a = min(1.0, dt / self.model.heading_tau_s)
+                h.vx += a * ((x - h.x) / dt - h.vx)
+                h.vy += a * ((y - h.y) / dt - h.vy)
+            h.ts, h.x, h.y = ts, x, y
+
+    def _decide(self, masses: list[float], walking: float) -> None:
+        best = max(range(len(masses)), key=masses.__getitem__)  # the first most massive, as argmax
+        state = self.state
+        model = self.model
+        # the margin is for shoppers standing at an edge; a walker's zone changes as soon as the mass does
+        ratio = model.switch_ratio if model.walk_switch_ratio is None else (
+            model.switch_ratio * (1.0 - walking) + model.walk_switch_ratio * walking)
+        if state is None:
+            self.state = best
+        elif masses[best] > masses[state] * ratio:
+            self.state = best if best in self.model.neighbours[state] else self.model.aisle
+
+    def reset(self) -> None:
+        self.stand = self.walk = None
+        self.state = None
+        self._ts = 0.0
+        self._heading = None

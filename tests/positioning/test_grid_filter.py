@@ -1,0 +1,137 @@
+"""The grid filter (agent/positioning/grid_filter.py) on synthetic cases, from RSSI readings of the demo layout:
+a shopper at a boundary does not flip, walls are not crossed, a far PIR does not pull, PIRs silent -> RSSI alone."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+
+import numpy as np
+import pytest
+
+from agent.config import load_deployment
+from agent.positioning.calibration import LogDistanceModel
+from agent.positioning.grid_filter import FLOOR_DBM, GridFilter, GridModel, GridSniffer
+from agent.positioning.zone_filter import PirBoard
+from tests.conftest import CONFIG_DIR
+
+DEVICES = load_deployment(CONFIG_DIR)
+PLAN = DEVICES[0].store.plan
+MPP = PLAN.metres_per_px
+SNIFFERS = [GridSniffer(*PLAN.px_to_m(s.position_px), s.height_m, LogDistanceModel.fit(s.calibration))
+            for d in DEVICES for s in d.sniffers]
+MODEL = GridModel(PLAN, SNIFFERS)
+
+
+def probe(rng: random.Random, x_px: float, y_px: float) -> tuple[list[tuple[int, float]], list[int]]:
+    """One probe from plan (x, y) as the demo's 12 sniffers hear it: 4 dB shadowing, -6 dB on 10 %, -90 dBm floor."""
+    heard, unheard = [], []
+    for i, s in enumerate(SNIFFERS):
+        d3 = math.sqrt((x_px * MPP - s.x_m) ** 2 + (y_px * MPP - s.y_m) ** 2 + (s.height_m - 1.2) ** 2)
+        rssi = s.model.rssi_at(d3) + rng.gauss(0.0, 4.0) + (-6.0 if rng.random() < 0.1 else 0.0)
+        if rssi < FLOOR_DBM:
+            unheard.append(i)
+        else:
+            heard.append((i, rssi))
+    return heard, unheard
+
+
+def names(zones: list) -> list[str | None]:
+    return [z.name if z else None for z in zones]
+
+
+def _standing_near_the_edge(seed: int) -> int:
+    """Zone changes while a shopper stands 0.5 m inside Boy's, above Men's, for 2 min (a probe every 2 s)."""
+    rng = random.Random(seed)
+    grid = GridFilter(MODEL)
+    shown = []
+    for k, y in enumerate([400, 450, 500, 550, 600] + [636] * 60):
+        est = grid.update(2.0 * k, *probe(rng, 800, y))
+        if k >= 10:
+            shown.append(est.zone.name if est.zone else None)
+    return sum(a != b for a, b in itertools.pairwise(shown))
+
+
+def test_a_shopper_standing_near_a_boundary_does_not_flip() -> None:
+    # 30 walks, from the 10th probe on: one zone throughout in most (measured 22 of 30, 19 changes in
+    # all; the zone HMM on the solver's fixes, 0.7 m of noise: 39 of 50 in test_zone_filter.py; the
+    # ZoneTracker: 2 of 50)
+    runs = [_standing_near_the_edge(seed) for seed in range(30)]
+    assert sum(1 for changes in runs if changes == 0) >= 20
+    assert sum(runs) <= 25
+
+
+def test_the_posterior_of_a_standing_shopper_closes_in_on_them() -> None:
+    rng = random.Random(5)
+    grid = GridFilter(MODEL)
+    for k in range(40):
+        est = grid.update(2.0 * k, *probe(rng, 1100, 760))  # Men's
+    assert math.hypot(est.x_m - 1100 * MPP, est.y_m - 760 * MPP) < 0.8
+    assert est.zone is not None and est.zone.name == "Men's"
+    assert est.accuracy_m < 1.0
+
+
+def test_a_wall_is_never_crossed() -> None:
+    # The shopper is heard in Women's, then after a 20 s silence in Sport: the shown sequence goes
+    # through the aisle, never Women's -> Sport directly (the two do not touch).
+    rng = random.Random(2)
+    grid = GridFilter(MODEL)
+    shown = [grid.update(2.0 * k, *probe(rng, 555, 660)).zone for k in range(10)]
+    shown += [grid.update(40.0 + 2.0 * k, *probe(rng, 900, 1140)).zone for k in range(10)]
+    sequence = [z for i, z in enumerate(names(shown)) if i == 0 or z != names(shown)[i - 1]]
+    assert sequence == ["Women's", None, "Sport"]
+
+
+@pytest.mark.parametrize("pir_zone", ["Sport", "Girl's"])
+def test_a_pir_in_an_empty_zone_does_not_pull_a_far_shopper_in(pir_zone: str) -> None:
+    board = PirBoard(PLAN)
+    grid = GridFilter(GridModel(PLAN, SNIFFERS, pirs=board))
+    for zone in PLAN.zones:  # every PIR reported; only the far one sees motion
+        board.motion(zone.name, "pir", False, 0.0)
+    board.motion(pir_zone, "pir", True, 1.0)
+    rng = random.Random(4)
+    shown = [grid.update(2.0 + 2.0 * k, *probe(rng, 555, 660)).zone for k in range(30)]
+    assert set(names(shown)) == {"Women's"}
+    assert grid.stand is not None and grid.walk is not None
+    mass = MODEL.shares @ (grid.stand + grid.walk).ravel()
+    assert mass[[z.name for z in PLAN.zones].index(pir_zone)] < 1e-3
+
+
+def test_a_pir_near_the_shopper_decides_between_two_zones() -> None:
+    # On the Boy's / Men's edge (y 661, between the two): Men's PIR active, Boy's quiet -> Men's.
+    board = PirBoard(PLAN)
+    grid = GridFilter(GridModel(PLAN, SNIFFERS, pirs=board))
+    board.motion("Boy's", "pir", False, 0.0)
+    board.motion("Men's", "pir", True, 0.0)
+    rng = random.Random(6)
+    shown = [grid.update(1.0 + 2.0 * k, *probe(rng, 700 + 30 * k, 661)).zone for k in range(8)]
+    assert names(shown)[-1] == "Men's"
+
+
+def test_with_every_pir_silent_the_decision_is_rssi_alone() -> None:
+    board = PirBoard(PLAN)
+    for zone in PLAN.zones:
+        board.motion(zone.name, "pir", False, 0.0)
+    with_pirs = GridFilter(GridModel(PLAN, SNIFFERS, pirs=board))
+    without = GridFilter(MODEL)
+    rng = random.Random(3)
+    for k in range(40):
+        readings = probe(rng, rng.uniform(400, 1400), rng.uniform(300, 1300))
+        assert with_pirs.update(2.0 * k, *readings) == without.update(2.0 * k, *readings)
+        assert with_pirs.stand is not None and without.stand is not None
+        assert np.array_equal(with_pirs.stand, without.stand)
+
+
+def test_rectangular_zones_are_whole_cells() -> None:
+    # the cell edges follow the zones' edges: each cell is all in one zone or all in the aisle
+    assert np.all((np.isclose(MODEL.shares, 0.0)) | (np.isclose(MODEL.shares, 1.0)))
+    assert np.allclose(MODEL.shares.sum(axis=0), 1.0)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [({"cell_m": 0.0}, "cell_m"), ({"switch_ratio": 0.5}, "switch_ratio")])
+def test_bad_parameters_are_refused(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        GridModel(PLAN, SNIFFERS, **kwargs)
+    with pytest.raises(ValueError, match="sniffer"):
+        GridModel(PLAN, [])
