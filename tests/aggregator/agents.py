@@ -6,21 +6,28 @@ import math
 
 from agent.config import load_deployment
 from agent.contract import Door, Link, Motion, Presence, Range, agent_topic, encode_agent
+from agent.positioning.calibration import LogDistanceModel
+from agent.positioning.grid_filter import PHONE_HEIGHT_M
 from tests.conftest import CONFIG_DIR
 
 STORE = "demo"
 _DEVICES = {d.agent_id: d for d in load_deployment(CONFIG_DIR)}
 MPP = next(iter(_DEVICES.values())).store.plan.metres_per_px
+# each sniffer's calibrated path loss: the RSSI a phone at a spot would give it, as the aggregator's
+# grid filter expects (it weighs the RSSI, not the distance the agent made of it)
+_MODELS = {(d.agent_id, s.id): LogDistanceModel.fit(s.calibration) for d in _DEVICES.values() for s in d.sniffers}
 
 
 def presence(kind: str, agent: str, seq: int, ts: float, device: str, x: float, y: float) -> tuple[str, bytes]:
-    """A report of ``device`` truly at plan (x, y), with exact ranges from each of the agent's sniffers."""
+    """A report of ``device`` truly at plan (x, y), with exact ranges from each of the agent's sniffers:
+    the distance, and the RSSI the sniffer's calibration gives at that distance (no noise)."""
     ranges = []
     for s in _DEVICES[agent].sniffers:
         sx, sy = s.position_px
         d = max(0.1, math.hypot(x - sx, y - sy) * MPP)
-        ranges.append(Range(s.id, sx, sy, -60.0, d))
-    msg = Presence(kind, f"{agent}:{seq}", agent, ts, device, x, y, 2.0, -60.0, ranges[0].distance_m,
+        rssi = round(_MODELS[(agent, s.id)].rssi_at(math.hypot(d, s.height_m - PHONE_HEIGHT_M)), 1)
+        ranges.append(Range(s.id, sx, sy, rssi, d))
+    msg = Presence(kind, f"{agent}:{seq}", agent, ts, device, x, y, 2.0, ranges[0].rssi_dbm, ranges[0].distance_m,
                    False, tuple(ranges))
     return agent_topic(STORE, agent, kind), encode_agent(msg)
 
