@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
@@ -110,12 +111,17 @@ class Session:
             raise TimeoutError(f"no PUBACK for {topic} in 5 s")
 
     def wait_for(self, count: int, timeout_s: float = 5.0) -> list[Received]:
+        return self.wait_until(lambda msgs: len(msgs) >= count, timeout_s, f"{count} messages")
+
+    def wait_until(self, done: Callable[[list[Received]], bool], timeout_s: float = 5.0,
+                   what: str = "the awaited message") -> list[Received]:
+        """Block on the arrival of messages (no polling) until ``done(messages)`` holds."""
         deadline = time.monotonic() + timeout_s
         with self._cond:
-            while len(self.messages) < count:
+            while not done(self.messages):
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise TimeoutError(f"got {len(self.messages)} of {count} messages in {timeout_s} s")
+                    raise TimeoutError(f"{what} not received in {timeout_s} s (got {len(self.messages)} messages)")
                 self._cond.wait(left)
             return list(self.messages)
 

@@ -133,10 +133,12 @@ def test_agent_unit_environment_notify_and_watchdog(root, store_broker, tmp_path
             notify.wait_for("STOPPING=1", timeout_s=5)
             notify.close()
         # the agent's last word is its retained offline status: wait for it rather than for a while
-        deadline = time.monotonic() + 10
-        while not any(m.topic.endswith("/status") and json.loads(m.payload)["state"] == "offline"
-                      for m in list(watcher.messages)) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        try:
+            watcher.wait_until(lambda msgs: any(m.topic.endswith("/status")
+                                                and json.loads(m.payload)["state"] == "offline" for m in msgs),
+                               timeout_s=10, what="the agent's offline status")
+        except TimeoutError:
+            pass  # the assertions below say what arrived
         topics = [m.topic for m in watcher.messages]
     assert code == 0, log.read_text()[-2000:]
     status = [json.loads(m.payload)["state"] for m in watcher.messages if m.topic.endswith("/status")]
