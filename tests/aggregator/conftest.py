@@ -31,3 +31,24 @@ async def wait_until(predicate, timeout_s: float = 10.0, interval_s: float = 0.0
         if time.monotonic() > deadline:
             raise TimeoutError(f"condition not met in {timeout_s} s")
         await asyncio.sleep(interval_s)
+
+
+async def acking_link(settings: MqttSettings, client_id: str, topics: list[str]):  # type: ignore[no-untyped-def]
+    """A started, subscribed :class:`~aggregator.mqtt_link.MqttLink` that records every message it
+    receives (``link, received``) and acknowledges it at once, as the store does after a commit."""
+    import asyncio
+
+    from aggregator.mqtt_link import Incoming, MqttLink
+
+    received: list[Incoming] = []
+    links: list[MqttLink] = []
+
+    def on_batch(items: list[Incoming]) -> None:
+        received.extend(items)
+        links[0].ack([(i.mid, i.qos) for i in items])
+
+    link = MqttLink(settings, client_id, topics, on_batch=on_batch)
+    links.append(link)
+    link.start(asyncio.get_running_loop())
+    await wait_until(lambda: link.subscribed)
+    return link, received

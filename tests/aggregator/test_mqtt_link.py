@@ -11,7 +11,7 @@ import pytest
 from agent.config import MqttSettings
 from aggregator.embedded_broker import Broker, free_port
 from aggregator.mqtt_link import Incoming, MqttLink
-from tests.aggregator.conftest import wait_until
+from tests.aggregator.conftest import acking_link, wait_until
 from tests.mqtt_helpers import Collector, publish
 
 
@@ -123,18 +123,8 @@ async def test_an_mqtt5_agent_s_messages_reach_the_3_1_1_connection_intact(mqtt_
     """Agents speak MQTT 5 (properties, topic aliases); the aggregator's link speaks 3.1.1 and the
     broker translates: every topic and payload arrives as sent, acknowledged once."""
     loop = asyncio.get_running_loop()
-    received: list[Incoming] = []
-    links: list[MqttLink] = []
-
-    def on_batch(items: list[Incoming]) -> None:
-        received.extend(items)
-        links[0].ack([(i.mid, i.qos) for i in items])
-
-    link = MqttLink(MqttSettings(host=mqtt_broker.host, port=mqtt_broker.port), "v5-listener",
-                    ["floorwalker/demo/agents/+/+"], on_batch=on_batch)
-    links.append(link)
-    link.start(loop)
-    await wait_until(lambda: link.subscribed)
+    link, received = await acking_link(MqttSettings(host=mqtt_broker.host, port=mqtt_broker.port), "v5-listener",
+                                       ["floorwalker/demo/agents/+/+"])
     sent = [(f"floorwalker/demo/agents/agent-{i % 3}/move", b'{"n": %d}' % i) for i in range(200)]
     await loop.run_in_executor(None, _publish_v5, mqtt_broker.host, mqtt_broker.port, sent)
     await wait_until(lambda: len(received) == len(sent))

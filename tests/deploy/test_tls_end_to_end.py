@@ -120,23 +120,13 @@ def test_an_agent_with_a_wrong_password_is_told_why(store_broker, tmp_path) -> N
 async def test_a_burst_over_tls_is_read_to_its_end_without_waiting_for_more_traffic(store_broker) -> None:
     """TLS keeps decrypted bytes the socket's poll cannot see (SSLSocket.pending()): the aggregator's
     link must read those too, or the tail of a burst waits for the next packet or keepalive (an hour here)."""
-    from aggregator.mqtt_link import Incoming, MqttLink
+    from tests.aggregator.conftest import acking_link
     from tests.deploy.mqtt_tls import Session
 
     loop = asyncio.get_running_loop()
-    received: list[Incoming] = []
-    links: list[MqttLink] = []
-
-    def on_batch(items: list[Incoming]) -> None:
-        received.extend(items)
-        links[0].ack([(i.mid, i.qos) for i in items])
-
     settings = replace(tls_settings(store_broker, "aggregator"), keepalive_s=3600)
     # only the move topic: the agent's retained status (from the test before) is no part of the burst
-    link = MqttLink(settings, "tls-burst-reader", [c.agent_topic(STORE, "agent-1", "move")], on_batch=on_batch)
-    links.append(link)
-    link.start(loop)
-    await wait_until(lambda: link.subscribed)
+    link, received = await acking_link(settings, "tls-burst-reader", [c.agent_topic(STORE, "agent-1", "move")])
     agent = Session(store_broker.port, **store_broker.creds("agent-1")).connect()
     try:
         topic = c.agent_topic(STORE, "agent-1", "move")
