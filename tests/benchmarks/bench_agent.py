@@ -9,7 +9,7 @@ per line (200 frames/s: a very busy sniffer), which sets how many lines become m
 
 ``agent.lines_per_s_spooled``: the same with the broker away, every message going to the disk spool.
 ``agent.rss_mb``: peak resident memory (VmHWM) of a real ``floorwalker-agent run`` process fed the
-same lines through a pseudo-terminal.
+same lines, dealt over its sniffers' pseudo-terminals.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import json
 import math
 import os
 import random
+import re
+import select
 import subprocess
 import sys
 import tempfile
@@ -120,7 +122,7 @@ def run(args: argparse.Namespace) -> Iterator[Figure]:
                      note=f"broker away: {depth:,} messages into the SQLite spool")
 
         yield Figure("agent.rss_mb", _rss_of_real_agent(workdir, lines[: min(n, 100_000)]), "MB", target="<= 60",
-                     note="VmHWM of `floorwalker-agent run` fed through a pseudo-terminal")
+                     note="VmHWM of `floorwalker-agent run` (the demo agent, every sniffer on its own pseudo-terminal)")
 
 
 def _root_conf() -> list[str]:
@@ -135,28 +137,43 @@ def _publisher(workdir: Path, port: int, name: str = "bench") -> Publisher:
 
 
 def _rss_of_real_agent(workdir: Path, lines: list[bytes]) -> float | None:
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    port = free_port()
-    device = workdir / "devices" / "agent-rss.toml"
-    device.parent.mkdir(parents=True, exist_ok=True)
-    text = DEVICE.read_text().replace('id = "agent-1"', 'id = "agent-rss"').replace("/dev/ttyUSB0", os.ttyname(slave))
+    """The demo agent as installed (all its sniffers, linking on), each sniffer on its own pseudo-terminal.
+
+    The lines are dealt round-robin to the sniffers. Writes wait on the terminal with a timeout and
+    the agent's liveness is checked between them: an agent that dies at start-up (a bad config, a
+    port it cannot open) ends the stage with its stderr instead of blocking on a full terminal.
+    """
+    text = DEVICE.read_text()
+    ports = sorted(set(re.findall(r'"(/dev/ttyUSB\d+)"', text)))
+    ptys = [os.openpty() for _ in ports]
+    for (_, slave), port in zip(ptys, ports):
+        tty.setraw(slave)
+        text = text.replace(f'"{port}"', f'"{os.ttyname(slave)}"')
+    text = text.replace('id = "agent-1"', 'id = "agent-rss"')
     text = text.replace('store = "../store.toml"', f'store = "{REPO / "firmware-config" / "store.toml"}"')
     text = text.replace('path = ""', f'path = "{workdir / "rss-spool.sqlite"}"')
     text = text.split("[[pirs]]")[0]  # no GPIO on a benchmark machine
+    device = workdir / "devices" / "agent-rss.toml"
+    device.parent.mkdir(parents=True, exist_ok=True)
     device.write_text(text)
+    port = free_port()
     broker = start_mosquitto(port, workdir=workdir / "broker-rss", extra_conf=_root_conf())
     env = dict(os.environ, MQTT_HOST="127.0.0.1", MQTT_PORT=str(port), LOG_LEVEL="WARNING",
                FLOORWALKER_STORE_SECRET="benchmark-secret-0123456789")
     proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "--config", str(device)], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        time.sleep(2.0)
-        blob = b"\n".join(lines) + b"\n"
-        view = memoryview(blob)
-        while view:
-            view = view[os.write(master, view[:65536]):]
-        time.sleep(3.0)
+        blobs = [memoryview(b"\n".join(lines[i::len(ptys)]) + b"\n") for i in range(len(ptys))]
+        deadline = time.monotonic() + 300
+        while any(blobs) and proc.poll() is None and time.monotonic() < deadline:
+            for i, (master, _) in enumerate(ptys):
+                if blobs[i] and select.select([], [master], [], 0.05)[1]:
+                    blobs[i] = blobs[i][os.write(master, blobs[i][:4096]):]
+        if proc.poll() is not None or any(blobs):
+            print(json.dumps({"agent_rss": "the agent exited or stopped reading", "returncode": proc.poll()}),
+                  file=sys.stderr)
+            return None
+        time.sleep(3.0)  # the agent drains what the terminals still hold
         status = Path(f"/proc/{proc.pid}/status").read_text()
         hwm_kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
         return round(hwm_kb / 1024, 1)
@@ -175,5 +192,6 @@ def _rss_of_real_agent(workdir: Path, lines: list[bytes]) -> float | None:
             if err:
                 print(json.dumps({"agent_stderr_tail": err[-500:]}), file=sys.stderr)
         broker.stop()
-        os.close(master)
-        os.close(slave)
+        for master, slave in ptys:
+            os.close(master)
+            os.close(slave)
