@@ -145,7 +145,7 @@ def calib2021(args: argparse.Namespace) -> Iterator[Figure]:
         split = "alternate 10 s blocks" if not suffix else "first half / second half"
         target = "<= 1.2" if suffix else "<= 1.5"  # issue 18: halves <= 1.2
         models = fit_receivers({i: _survey(train, i, a) for i, a in anchors.items()})
-        errors = _calib2021_grid(anchors, models, test)
+        errors = _errors(test, _calib2021_grid(anchors, models, test))
         first = models[next(iter(models))]
         yield Figure(f"positioning.calib2021{suffix}.median_m", round(statistics.median(errors), 3), "m", target,
                      note=f"grid filter (the live engine) on the RSSI, a model per anchor fitted on one part, scored "
@@ -156,13 +156,30 @@ def calib2021(args: argparse.Namespace) -> Iterator[Figure]:
         surveys = [_survey(train, i, a) for i, a in anchors.items()]
         model = LogDistanceModel.fit_samples([d for ds, _ in surveys for d in ds], [r for _, rs in surveys for r in rs])
         for filtered in (True, False):
-            errors = _calib2021_locator(anchors, model, test, filtered)
+            errors = _errors(test, _calib2021_locator(anchors, model, test, filtered))
             name = f"positioning.calib2021{suffix}" + (".locator" if filtered else ".single")
             yield Figure(f"{name}.median_m", round(statistics.median(errors), 3), "m",
                          note=f"{'solver + motion filter (Locator)' if filtered else 'each sample solved alone'}, one "
                               f"model for all anchors ({split}): rssi_at_1m {model.rssi_at_1m:.1f} n {model.n:.2f} "
                               f"sigma {model.sigma_db:.1f} dB; p95 {sc.percentile(sorted(errors), 95):.2f} m")
 
+
+    # A person walking the reference path with the tag (test_walk_df.csv), calibrated on the whole robot
+    # run: held out (another carrier, a body next to the tag). No per-sample truth, only the path: the
+    # distance to it is a lower bound of the error (a point on the path but at the wrong place along it scores 0).
+    walk = list(csv.DictReader((CALIB2021 / "test_walk_df.csv").read_text().splitlines()))
+    surveys = {i: _survey(rows, i, a) for i, a in anchors.items()}
+    models = fit_receivers(surveys)
+    off = sorted(_off_path(_calib2021_grid(anchors, models, walk)))
+    yield Figure("positioning.calib2021.walk.off_path_m", round(statistics.median(off), 3), "m",
+                 note=f"grid filter, a model per anchor fitted on the whole robot run, scored on the walk: median "
+                      f"distance to the reference path (a lower bound of the error); p95 "
+                      f"{sc.percentile(off, 95):.2f} m; {len(off)} samples")
+    model = LogDistanceModel.fit_samples([d for ds, _ in surveys.values() for d in ds],
+                                         [r for _, rs in surveys.values() for r in rs])
+    off = sorted(_off_path(_calib2021_locator(anchors, model, walk, True)))
+    yield Figure("positioning.calib2021.walk.locator.off_path_m", round(statistics.median(off), 3), "m",
+                 note=f"before: Locator, one model fitted on the whole robot run; p95 {sc.percentile(off, 95):.2f} m")
 
 def _survey(rows: list[dict[str, str]], anchor_id: int, at: tuple[float, float]) -> tuple[list[float], list[float]]:
     """(distances, RSSIs) of one anchor over these rows, where it heard the robot."""
@@ -189,30 +206,31 @@ def _tracks(rows: list[dict[str, str]]) -> list[list[dict[str, str]]]:
 
 
 def _calib2021_grid(anchors: dict[int, tuple[float, float]], models: dict[int, LogDistanceModel],
-                    test: list[dict[str, str]]) -> list[float]:
-    """Errors of the grid filter over the flat (its bounding box, no zones), with the product's motion defaults."""
+                    rows: list[dict[str, str]]) -> list[tuple[float, float]]:
+    """Positions from the grid filter over the flat (its bounding box, no zones), with the product's motion defaults.
+
+    A missing reading is a 1/3 s bin without a packet, not a signal below the floor: it says nothing."""
     plan = Plan(907, 710, 0.01)  # the flat's extent, 9.07 x 7.1 m
     ids = list(anchors)
     # heights equal to the phone's: 2-D distances, as the models were fitted
     sniffers = [GridSniffer(*anchors[i], PHONE_HEIGHT_M, models[i]) for i in ids]
     grid = GridModel(plan, sniffers, sigma_db=models[ids[0]].sigma_db)
-    errors = []
-    for track in _tracks(test):
+    out = []
+    for track in _tracks(rows):
         grid_filter = GridFilter(grid)
         for r in track:
-            readings = [(k, _float(r[f"rssi_{i}"])) for k, i in enumerate(ids)]
-            est = grid_filter.update(float(r["ts"]) / 1e9, [(k, v) for k, v in readings if math.isfinite(v)],
-                                     [k for k, v in readings if not math.isfinite(v)])
-            errors.append(math.hypot(est.x_m - float(r["x"]), est.y_m - float(r["y"])))
-    return errors
+            heard = [(k, v) for k, v in ((k, _float(r[f"rssi_{i}"])) for k, i in enumerate(ids)) if math.isfinite(v)]
+            est = grid_filter.update(float(r["ts"]) / 1e9, heard)
+            out.append((est.x_m, est.y_m))
+    return out
 
 
 def _calib2021_locator(anchors: dict[int, tuple[float, float]], model: LogDistanceModel,
-                       test: list[dict[str, str]], filtered: bool) -> list[float]:
-    """Errors of the solver chain (or each sample alone) with one model for every anchor."""
+                       rows: list[dict[str, str]], filtered: bool) -> list[tuple[float, float]]:
+    """Positions from the solver chain (or each sample alone) with one model for every anchor."""
     bounds = (0.0, 0.0, 9.07, 7.1)
-    errors = []
-    for track in _tracks(test):
+    out = []
+    for track in _tracks(rows):
         locator = Locator(bounds)
         for r in track:
             anchor_list = []
@@ -222,8 +240,28 @@ def _calib2021_locator(anchors: dict[int, tuple[float, float]], model: LogDistan
                     d = model.distance_m(v)
                     anchor_list.append(Anchor(ax, ay, d, model.sigma_m(d)))
             est = locator.update(float(r["ts"]) / 1e9, anchor_list) if filtered else locate(anchor_list, bounds)
-            errors.append(math.hypot(est.x_m - float(r["x"]), est.y_m - float(r["y"])))
-    return errors
+            out.append((est.x_m, est.y_m))
+    return out
+
+
+def _errors(rows: list[dict[str, str]], positions: list[tuple[float, float]]) -> list[float]:
+    """Distance from each position to the robot's true position."""
+    return [math.hypot(x - float(r["x"]), y - float(r["y"])) for r, (x, y) in zip(rows, positions, strict=True)]
+
+
+def _off_path(positions: list[tuple[float, float]]) -> list[float]:
+    """Distance from each position to the walk's reference path (the nearest of its segments)."""
+    segments = [tuple(float(v) for v in r.values())
+                for r in csv.DictReader((CALIB2021 / "path_reference.csv").read_text().splitlines())]
+    out = []
+    for x, y in positions:
+        best = math.inf
+        for x0, y0, x1, y1 in segments:
+            dx, dy = x1 - x0, y1 - y0
+            t = max(0.0, min(1.0, ((x - x0) * dx + (y - y0) * dy) / (dx * dx + dy * dy or 1.0)))
+            best = min(best, math.hypot(x - x0 - t * dx, y - y0 - t * dy))
+        out.append(best)
+    return out
 
 
 def _float(text: str) -> float:
