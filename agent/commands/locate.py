@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.errors import BadCalibration, BadReading, ConfigError
-from agent.positioning.calibration import LogDistanceModel
+from agent.positioning.calibration import MIN_INDOOR_N, LogDistanceModel, fit_receivers
 from agent.positioning.locator import Locator
 from agent.positioning.multilateration import locate
 from agent.positioning.receivers import Receiver, anchor_for
@@ -61,7 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "  --truth     T.csv  ts,device,x,y             where the phone really was (optional)\n"
                     "  --out       P.csv  ts,device,x,y,accuracy    the positions (default: stdout without --truth)\n\n"
                     "Calibration: the receivers file's rssi_at_1m,n columns if present; otherwise fitted from "
-                    "the readings and the truth when --truth is given; otherwise -59 dBm at 1 m, n = 3.0. "
+                    "the readings and the truth when --truth is given (an rssi_at_1m per receiver, one n for "
+                    "all, at least 1.6); otherwise -59 dBm at 1 m, n = 3.0. "
                     "The command says which it used. Bad rows (not a number, unknown receiver) are skipped "
                     "and counted. With --truth it prints the median, p95 and mean error in metres as JSON.",
         epilog="example: floorwalker-agent locate --receivers receivers.csv --readings walk.csv "
@@ -180,7 +181,7 @@ def choose_models(receivers: dict[str, ReceiverRow], readings: list[Reading], tr
     if all(r.model is not None for r in receivers.values()):
         return {k: r.model for k, r in receivers.items() if r.model}, "receivers file (rssi_at_1m, n columns)"
     if truth is not None:
-        ds, rs = [], []
+        samples: dict[str, tuple[list[float], list[float]]] = {}
         for rd in readings:
             p = truth.at(rd.device, rd.ts)
             if p is None:
@@ -189,12 +190,18 @@ def choose_models(receivers: dict[str, ReceiverRow], readings: list[Reading], tr
             d = math.hypot(p[0] - rec.x_m, p[1] - rec.y_m)
             if device_height_m is not None:
                 d = math.hypot(d, rec.z_m - device_height_m)
+            ds, rs = samples.setdefault(rd.receiver, ([], []))
             ds.append(d)
             rs.append(rd.rssi)
-        model = LogDistanceModel.fit_samples(ds, rs)
-        how = (f"fitted from the readings and the truth ({len(ds)} samples): rssi_at_1m {model.rssi_at_1m:.1f} dBm, "
-               f"n {model.n:.2f}, sigma {model.sigma_db:.1f} dB")
-        return {k: r.model or model for k, r in receivers.items()}, how
+        fitted = fit_receivers({k: v for k, v in samples.items() if len(v[0]) >= 2})
+        first = next(iter(fitted.values()))
+        # a receiver the walk never reached: the building's exponent, the receivers' mean offset
+        shared = LogDistanceModel(sum(m.rssi_at_1m for m in fitted.values()) / len(fitted), first.n, first.sigma_db)
+        how = (f"fitted from the readings and the truth ({sum(len(v[0]) for v in samples.values())} samples), "
+               f"per receiver: rssi_at_1m "
+               f"{', '.join(f'{k} {m.rssi_at_1m:.1f}' for k, m in fitted.items())} dBm, n {first.n:.2f} "
+               f"(one for all, >= {MIN_INDOOR_N:g}), sigma {first.sigma_db:.1f} dB")
+        return {k: r.model or fitted.get(k, shared) for k, r in receivers.items()}, how
     return ({k: r.model or DEFAULT_MODEL for k, r in receivers.items()},
             "default: rssi_at_1m -59 dBm, n 3.0 (no calibration columns and no --truth)")
 

@@ -22,7 +22,6 @@ from collections.abc import Sequence
 
 from agent.positioning.motion import Motion, MotionFilter
 from agent.positioning.multilateration import (
-    NATIVE,
     Anchor,
     Bounds,
     Columns,
@@ -77,7 +76,7 @@ class Locator:
             px, py, pvx, pvy = predicted
             # BadReading if the prediction left the solver's range (hours of silence: its variance grows as dt^3).
             prior = check_prior(px, py, math.sqrt(max(pvx + pvy, 0.0)) * PRIOR_INFLATION)
-            terms = None if NATIVE else anchor_terms(cols)  # shared by both passes (the compiled solver makes its own)
+            terms = anchor_terms(cols)  # shared by both passes
             weights = solve_checked(cols, self.bounds_m, prior=prior, long_threshold=lt, short_threshold=st,
                                     weights_only=True, terms=terms)[3]
             x, y, acc, _, cov = solve_checked(cols, self.bounds_m, weights=weights, terms=terms,

@@ -22,7 +22,6 @@ Why it is done this way:
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,18 +37,6 @@ SHORT_THRESHOLD = 1.0
 MAX_ITERATIONS = 8
 MAX_ABS_M = 1e6  # a thousand kilometres: anything larger is a unit mistake, not a shop
 STEP_TOLERANCE_M = 1e-3
-
-# The robust solver's loop compiled (_solver.c: the same operations in the same order, so the same
-# results to the last bit), when the install could build it; FLOORWALKER_PURE_PYTHON=1 turns it off.
-_native = None
-if not os.environ.get("FLOORWALKER_PURE_PYTHON"):
-    try:
-        from agent.positioning import _solver as _native
-    except ImportError:  # no compiler at install time: the Python loop below, same results, slower
-        _native = None
-    else:
-        _native.configure(MIN_DISTANCE_M, MIN_REL_SIGMA, STEP_TOLERANCE_M, MAX_ITERATIONS)
-NATIVE = _native is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,9 +211,6 @@ def solve_checked(cols: Columns, b: Bounds, *, prior: tuple[float, float, float]
     if weights is not None and len(weights) != len(ax):  # for both loops below
         raise BadReading(f"weights: one per anchor ({len(ax)}), got {len(weights)}")
     edge_mean = edge_mean and prior is None
-    if _native is not None and not edge_mean:
-        return _native.robust(ax, ay, cols[2], cols[3], b, prior, weights, long_threshold, short_threshold,
-                              weights_only, linearize_at)
     return _robust(cols, b, prior, weights, long_threshold, short_threshold, edge_mean, weights_only, terms,
                    linearize_at)
 

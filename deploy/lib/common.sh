@@ -162,8 +162,8 @@ install_venv() {  # install_venv EXTRAS LOCK
         say "$VENV: created"
     fi
     # Build from a clean copy: pip builds in the source tree (build/, egg-info), and the checkout
-    # may be shared or read-only. Without the checkout's compiled modules (*.so, from an editable
-    # install): pip compiles them for this machine, or, with no compiler here, the Python code runs.
+    # may be shared or read-only. Floorwalker is pure Python; an older checkout may still hold a
+    # compiled module (*.so) built in place by an editable install, which must not be copied.
     local build; build="$(mktemp -d)"
     tar -C "$SRC" --exclude=__pycache__ --exclude='*.so' -cf - pyproject.toml README.md agent aggregator | tar -C "$build" -xf - \
         || die "cannot copy the sources from $SRC"

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.errors import BadReading
+from agent.errors import BadCalibration, BadReading
 from agent.geometry import Plan, Zone
-from agent.positioning.calibration import LogDistanceModel
+from agent.positioning.calibration import MIN_INDOOR_N, LogDistanceModel, fit_receivers
 from agent.positioning.motion import Motion, MotionFilter
 from agent.positioning.smoothing import RssiSmoother
 from agent.positioning.zones import ZoneTracker, _is_rectangle
@@ -74,6 +74,41 @@ def test_fit_samples_recovers_model_and_noise() -> None:
     assert model.rssi_at_1m == pytest.approx(-55.0, abs=0.5)
     assert model.n == pytest.approx(2.4, abs=0.1)
     assert model.sigma_db == pytest.approx(3.0, abs=0.2)
+
+
+def _survey(rng: random.Random, model: LogDistanceModel, lo_m: float, hi_m: float,
+            n: int = 500) -> tuple[list[float], list[float]]:
+    ds = [rng.uniform(lo_m, hi_m) for _ in range(n)]
+    return ds, [model.rssi_at(d) + rng.gauss(0, 3.0) for d in ds]
+
+
+def test_fit_receivers_gives_each_receiver_its_offset_and_all_one_exponent() -> None:
+    rng = random.Random(11)
+    truth = {"a": LogDistanceModel(-50.0, 2.5), "b": LogDistanceModel(-58.0, 2.5), "c": LogDistanceModel(-54.0, 2.5)}
+    # each receiver surveyed over a different stretch: only together do they span 0.5-12 m
+    spans = {"a": (0.5, 3.0), "b": (3.0, 12.0), "c": (1.0, 6.0)}
+    models = fit_receivers({k: _survey(rng, m, *spans[k]) for k, m in truth.items()})
+    for k, m in truth.items():
+        assert models[k].rssi_at_1m == pytest.approx(m.rssi_at_1m, abs=0.6)
+        assert models[k].n == pytest.approx(2.5, abs=0.1)
+        assert models[k].sigma_db == pytest.approx(3.0, abs=0.2)
+
+
+def test_fit_receivers_never_fits_an_exponent_below_the_indoor_minimum() -> None:
+    rng = random.Random(12)
+    flat = LogDistanceModel(-60.0, 0.5)  # a survey where RSSI hardly falls: multipath, not path loss
+    models = fit_receivers({"a": _survey(rng, flat, 1.0, 5.0), "b": _survey(rng, flat, 1.0, 5.0)})
+    assert models["a"].n == MIN_INDOOR_N
+    # the offset is refitted at that exponent: the survey's mean RSSI is still predicted at its mean log-distance
+    ds, rs = _survey(random.Random(12), flat, 1.0, 5.0)
+    mean_log = sum(math.log10(d) for d in ds) / len(ds)
+    assert models["a"].rssi_at(10 ** mean_log) == pytest.approx(sum(rs) / len(rs), abs=0.5)
+
+
+@pytest.mark.parametrize("samples", [{}, {"a": ([1.0], [-60.0])}, {"a": ([1.0, math.nan], [-60.0, -65.0])}])
+def test_fit_receivers_refuses_a_receiver_without_two_samples(samples: dict) -> None:
+    with pytest.raises(BadCalibration):
+        fit_receivers(samples)
 
 
 def test_motion_filter_averages_noise_of_a_standing_device() -> None:

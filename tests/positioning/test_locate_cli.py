@@ -117,6 +117,8 @@ def test_real_robot_survey_through_the_command_line(tmp_path: Path) -> None:
                   "--truth", str(_write(tmp_path / "t.csv", ["ts", "device", "x", "y"], truth)))
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    # Measured 1.35 m median (fitted in-sample on the whole run); each window alone ~1.5 m.
-    assert summary["median_m"] < 1.6
-    assert "n 1.30" in summary["calibration"]
+    # Fitted in-sample on the whole run: 1.17 m median with a model per anchor, 1.35 m with one model
+    # for all (n 1.30); each window alone ~1.5 m.
+    assert summary["median_m"] < 1.3
+    # the run alone says n 1.3-1.5 (flatter than any indoor measurement): floored at 1.6, an offset per anchor
+    assert "n 1.60" in summary["calibration"] and "6 -46.7" in summary["calibration"]
