@@ -299,3 +299,205 @@ def test_occupancy_payload_rounds_people_and_never_goes_negative() -> None:
                              "Men's": {"people": 1, "estimate": 1.49, "sigma": 1}}}
     assert json.loads(c.encode_zone_occupancy(5.0, 0.5, 0.25)) == {"ts": 5.0, "people": 0, "estimate": 0.5,
                                                                          "sigma": 0.25}
+
+
+# ----------------------------------------------------------------------------- customer tier and scenarios, pinned
+# What decode_customer and decode_scenario accept, with which values, and what they refuse, with which reason
+# and naming which field: the retail demo's services send ids as numbers or strings and numbers as strings, so
+# these decoders are loose on purpose. A refusal is pinned as (reason, field): the field must appear in the
+# detail (a payload with several faults is refused for the first in the order below: id, ts, x, y, dep;
+# customer, coupon, customer.id, ts; customer, customer_id, path, each point's location, type, x, y,
+# timestamp, then step_s), and a missing-field's detail starts with it (aggregator.scenario_builder reads it).
+
+def _outcome(result: object) -> object:
+    if isinstance(result, c.Rejection):
+        return (result.reason, result.detail)
+    return result
+
+
+def _assert_outcome(result: object, expected: object) -> None:
+    if isinstance(expected, tuple):
+        assert isinstance(result, c.Rejection), result
+        reason, field = expected
+        assert result.reason == reason, result
+        assert field in result.detail, result
+        if reason == "missing-field":
+            assert result.detail.split()[0].strip("`.$") == field, result
+    else:
+        assert result == expected
+        assert [type(v) for v in vars_of(result)] == [type(v) for v in vars_of(expected)]  # "7" stays a str
+
+
+def vars_of(obj: object) -> list[object]:
+    return [getattr(obj, name) for name in obj.__slots__]  # type: ignore[attr-defined]
+
+
+def _event(kind: str, cid: str, ts: float, x: float | None = None, y: float | None = None,
+           dep: str | None = None) -> c.CustomerEvent:
+    return c.CustomerEvent(kind, cid, ts, x, y, dep)
+
+
+TS = 1795435593.0
+CUSTOMER_CASES: list[tuple[str, str | bytes, object]] = [
+    # accepted: ids as strings or numbers (always a str once decoded), numbers as numeric strings
+    ("move", f'{{"id": 7, "ts": {TS:.0f}, "x": 10, "y": 20}}', _event("move", "7", TS, 10.0, 20.0)),
+    ("move", f'{{"id": "abc", "ts": "{TS:.0f}", "x": "10.5", "y": "-2"}}'.encode(), _event("move", "abc", TS, 10.5, -2.0)),
+    ("move", '{"id": 7.0, "ts": 1, "x": 0, "y": 0}', _event("move", "7", 1.0, 0.0, 0.0)),
+    ("move", '{"id": 7.5, "ts": 1, "x": 0, "y": 0}', _event("move", "7.5", 1.0, 0.0, 0.0)),
+    ("move", '{"id": -3, "ts": 1, "x": 0, "y": 0}', _event("move", "-3", 1.0, 0.0, 0.0)),
+    ("move", '{"id": 1e20, "ts": 1, "x": 0, "y": 0}', _event("move", "100000000000000000000", 1.0, 0.0, 0.0)),
+    # an integer beyond 64 bits is read as a double (orjson), so its id is that double's integer
+    ("move", '{"id": 100000000000000000000000, "ts": 1, "x": 0, "y": 0}',
+     _event("move", "99999999999999991611392", 1.0, 0.0, 0.0)),
+    ("move", '{"id": "' + "i" * 128 + '", "ts": 1, "x": 1e308, "y": -1e308}', _event("move", "i" * 128, 1.0, 1e308, -1e308)),
+    # a numeric string is whatever Python's float() reads: spaces, a sign, a bare dot, underscores
+    ("move", '{"id": 1, "ts": " 12 ", "x": "+5", "y": ".5"}', _event("move", "1", 12.0, 5.0, 0.5)),
+    ("move", '{"id": 1, "ts": "1_000", "x": "5.", "y": "1e3"}', _event("move", "1", 1000.0, 5.0, 1000.0)),
+    ("enter", '{"id": "2", "ts": 1795435593}', _event("enter", "2", TS)),
+    ("exit", '{"id": "2", "ts": 0, "x": null, "y": 3}', _event("exit", "2", 0.0, None, 3.0)),
+    ("browsing", '{"id": 2, "ts": 5, "x": 1, "y": 2, "dep": "Men", "junk": [[{"a": [null]}]]}',
+     _event("browsing", "2", 5.0, 1.0, 2.0, "Men")),
+    ("browsing", '{"id": 2, "ts": 5, "dep": null}', _event("browsing", "2", 5.0)),
+    ("prediction", '{"customer": {"id": 11}, "coupon": {"id": "1", "how_many_products_required": 3}, "ts": "1618300000"}',
+     c.Prediction("11", {"id": "1", "how_many_products_required": 3}, 1618300000.0)),
+    ("prediction", '{"customer": {"id": "x", "name": 1}, "coupon": {}, "ts": 0}', c.Prediction("x", {}, 0.0)),
+    # refused before its kind is looked at: too large, not JSON, not an object
+    ("move", b'{"id": 1, "ts": 1, "x": 1, "y": 1, "pad": "' + b"p" * c.MAX_PAYLOAD_BYTES + b'"}', ("too-large", "bytes")),
+    ("focus", b"p" * (c.MAX_PAYLOAD_BYTES + 1), ("too-large", "bytes")),
+    ("move", b"", ("not-json", "")),
+    ("focus", b"{", ("not-json", "")),
+    ("move", b'{"id": 1, "ts": NaN, "x": 1, "y": 1}', ("not-json", "")),
+    ("move", b'{"id": 1, "ts": 1e400, "x": 1, "y": 1}', ("not-json", "")),
+    ("move", b'{"id": "\xff", "ts": 1, "x": 1, "y": 1}', ("not-json", "")),
+    ("move", '{"id": 1, "ts": 1, "x": 1, "y": 1, "junk": ' + "[" * 2000 + "]" * 2000 + "}", ("not-json", "")),
+    ("move", b"[]", ("not-object", "")),
+    ("prediction", b'"x"', ("not-object", "")),
+    ("enter", b"null", ("not-object", "")),
+    ("focus", '{"id": 1, "ts": 1}', ("unknown-kind", "focus")),
+    # missing fields, in order; null reads as absent
+    ("move", "{}", ("missing-field", "id")),
+    ("move", '{"id": null, "ts": "soon"}', ("missing-field", "id")),
+    ("move", '{"id": 1, "x": "a"}', ("missing-field", "ts")),
+    ("move", '{"id": 1, "ts": null}', ("missing-field", "ts")),
+    ("move", '{"id": 1, "ts": 1, "y": 1}', ("missing-field", "x")),
+    ("move", '{"id": 1, "ts": 1, "x": 1, "y": null}', ("missing-field", "y")),
+    # wrong types, in order
+    ("move", '{"id": true, "ts": "soon"}', ("wrong-type", "id")),
+    ("enter", '{"id": "", "ts": 1}', ("wrong-type", "id")),
+    ("enter", '{"id": "' + "i" * 129 + '", "ts": 1}', ("wrong-type", "id")),
+    ("enter", '{"id": [1], "ts": 1}', ("wrong-type", "id")),
+    ("enter", '{"id": {"id": 1}, "ts": 1}', ("wrong-type", "id")),
+    ("move", '{"ts": "soon", "id": 1, "x": true}', ("wrong-type", "ts")),
+    ("enter", '{"id": 1, "ts": "nan"}', ("wrong-type", "ts")),
+    ("enter", '{"id": 1, "ts": "-Infinity"}', ("wrong-type", "ts")),
+    ("enter", '{"id": 1, "ts": "1e400"}', ("wrong-type", "ts")),
+    ("enter", '{"id": 1, "ts": true}', ("wrong-type", "ts")),
+    ("enter", '{"id": 1, "ts": [1]}', ("wrong-type", "ts")),
+    ("enter", '{"id": 1, "ts": 1, "x": "NaN"}', ("wrong-type", "x")),
+    ("move", '{"dep": 5, "y": {}, "x": 1, "ts": 1, "id": 1}', ("wrong-type", "y")),
+    ("browsing", '{"id": 1, "ts": 1, "dep": 5}', ("wrong-type", "dep")),
+    ("browsing", '{"id": 1, "ts": 1, "dep": ["Men"]}', ("wrong-type", "dep")),
+    # predictions: customer and coupon must be objects, then the customer's id, then ts
+    ("prediction", "{}", ("missing-field", "customer")),
+    ("prediction", '{"coupon": 1, "ts": "x", "customer": []}', ("missing-field", "customer")),
+    ("prediction", '{"customer": {"id": 1}, "coupon": [], "ts": 1}', ("missing-field", "coupon")),
+    ("prediction", '{"ts": "x", "customer": {}, "coupon": {}}', ("missing-field", "id")),
+    ("prediction", '{"customer": {"id": true}, "coupon": {}, "ts": 1}', ("wrong-type", "id")),
+    ("prediction", '{"customer": {"id": 1}, "coupon": {}}', ("missing-field", "ts")),
+    ("prediction", '{"customer": {"id": 1}, "coupon": {}, "ts": "soon"}', ("wrong-type", "ts")),
+]
+
+
+@pytest.mark.parametrize(("kind", "payload", "expected"), CUSTOMER_CASES)
+def test_customer_tier_decoding_pinned(kind: str, payload: str | bytes, expected: object) -> None:
+    _assert_outcome(c.decode_customer(kind, payload), expected)
+
+
+def _point(x: object = 1, y: object = 2, **over: object) -> dict[str, object]:
+    return {"type": "MOVE", "location": {"x": x, "y": y}, **over}
+
+
+def _scenario(path: object = None, customer: object = None, **over: object) -> dict[str, object]:
+    return {"customer": {"customer_id": 2} if customer is None else customer,
+            "path": [_point()] if path is None else path, **over}
+
+
+def _steps(*steps: tuple[object, ...], cid: str = "2", step_s: float = 5.0) -> c.Scenario:
+    return c.Scenario(cid, tuple(c.ScenarioStep(*s) for s in steps), step_s)
+
+
+SCENARIO_CASES: list[tuple[object, object]] = [
+    # accepted: types in any case (as Python upper-cases them), MOVE by default; numbers as numeric strings
+    (_scenario([_point(type="enter", timestamp=1000), _point(" 3 ", "4.5", type="focus", timestamp="2000"),
+                {"location": {"x": 5, "y": 6, "z": 7}, "timestamp": None}, _point(type="ex\u0131t")]),
+     _steps(("ENTER", 1.0, 2.0, 1000.0), ("FOCUS", 3.0, 4.5, 2000.0), ("MOVE", 5.0, 6.0), ("EXIT", 1.0, 2.0))),
+    (_scenario(customer={"customer_id": "abc", "name": 1}, step_s="7"), _steps(("MOVE", 1.0, 2.0), cid="abc", step_s=7.0)),
+    (_scenario(customer={"customer_id": 2.0}, step_s=15), _steps(("MOVE", 1.0, 2.0), step_s=15.0)),
+    (_scenario(customer={"customer_id": 2.5}, step_s=1), _steps(("MOVE", 1.0, 2.0), cid="2.5", step_s=1.0)),
+    (_scenario(step_s=0), _steps(("MOVE", 1.0, 2.0))),  # a zero step reads as none: the default 5 s
+    (_scenario(step_s="0"), _steps(("MOVE", 1.0, 2.0))),
+    (_scenario(step_s=None), _steps(("MOVE", 1.0, 2.0))),
+    (_scenario([_point(1e308, -1e308)] * c.MAX_SCENARIO_POINTS),
+     _steps(*[("MOVE", 1e308, -1e308)] * c.MAX_SCENARIO_POINTS)),
+    # refused: the document, then the customer, then the path, then each point in turn, then step_s
+    (b"p" * (c.MAX_PAYLOAD_BYTES + 1), ("too-large", "bytes")),
+    (b'{"customer": {"customer_id": 1}, "path": [{"location": {"x": NaN, "y": 1}}]}', ("not-json", "")),
+    ("[" * 2000 + "]" * 2000, ("not-json", "")),
+    ("[]", ("not-object", "")),
+    ({}, ("missing-field", "customer")),
+    (_scenario(customer=[{"customer_id": 2}], path=[]), ("missing-field", "customer")),
+    (_scenario(customer="2"), ("missing-field", "customer")),
+    (_scenario(customer={}, path=[]), ("missing-field", "customer_id")),
+    (_scenario(customer={"customer_id": None}), ("missing-field", "customer_id")),
+    (_scenario(customer={"customer_id": True}), ("wrong-type", "customer_id")),
+    (_scenario(customer={"customer_id": ""}), ("wrong-type", "customer_id")),
+    ({"customer": {"customer_id": 2}}, ("missing-field", "path")),
+    (_scenario([]), ("missing-field", "path")),
+    (_scenario({"0": _point()}), ("missing-field", "path")),
+    (_scenario("MOVE"), ("missing-field", "path")),
+    (_scenario([_point()] * (c.MAX_SCENARIO_POINTS + 1)), ("too-large", f"{c.MAX_SCENARIO_POINTS}")),
+    (_scenario([{"type": "JUMP"}] * 200, step_s=99), ("too-large", f"{c.MAX_SCENARIO_POINTS}")),
+    (_scenario([1]), ("wrong-type", "location")),
+    (_scenario([_point(), {"type": "JUMP", "x": 1, "y": 2}]), ("wrong-type", "location")),
+    (_scenario([{"type": "MOVE", "location": [1, 2]}]), ("wrong-type", "location")),
+    (_scenario([{"type": "MOVE", "location": None}]), ("wrong-type", "location")),
+    (_scenario([_point("a", type="JUMP")]), ("bad-value", "JUMP")),
+    (_scenario([_point(type=None)]), ("bad-value", "NONE")),
+    (_scenario([_point(type=1)]), ("bad-value", "1")),
+    (_scenario([_point(type=["MOVE"])]), ("bad-value", "MOVE")),
+    (_scenario([_point(type=" MOVE")]), ("bad-value", "MOVE")),
+    (_scenario([{"location": {}}]), ("missing-field", "x")),
+    (_scenario([{"location": {"x": None, "y": "a"}}]), ("missing-field", "x")),
+    (_scenario([{"location": {"x": 1}}]), ("missing-field", "y")),
+    (_scenario([_point("a", timestamp="b")]), ("wrong-type", "x")),
+    (_scenario([_point(y=True)]), ("wrong-type", "y")),
+    (_scenario([_point(y="nan")]), ("wrong-type", "y")),
+    (_scenario([_point(y="1e400")]), ("wrong-type", "y")),
+    (_scenario([_point(x={"a": [1]})]), ("wrong-type", "x")),
+    (_scenario([_point(timestamp="soon")], step_s=99), ("wrong-type", "timestamp")),
+    (_scenario(step_s=16), ("bad-value", "step_s")),
+    (_scenario(step_s=0.5), ("bad-value", "step_s")),
+    (_scenario(step_s=-1), ("bad-value", "step_s")),
+    (_scenario(step_s="16"), ("bad-value", "step_s")),
+    (_scenario(step_s="soon"), ("wrong-type", "step_s")),
+    (_scenario(step_s=True), ("wrong-type", "step_s")),
+]
+
+
+@pytest.mark.parametrize(("payload", "expected"), SCENARIO_CASES)
+def test_scenario_decoding_pinned(payload: object, expected: object) -> None:
+    """As JSON (what the mock agents receive) and, when it is one, as the parsed object (the scenario tab's body)."""
+    if isinstance(payload, (str, bytes)):
+        _assert_outcome(c.decode_scenario(payload), expected)
+        return
+    _assert_outcome(c.decode_scenario(json.dumps(payload)), expected)
+    _assert_outcome(c.decode_scenario(payload), expected)  # type: ignore[arg-type]
+
+
+def test_a_parsed_scenario_is_held_to_the_same_rules_as_its_json() -> None:
+    """The scenario tab hands over a parsed body: a float that JSON cannot carry, or a tuple for a list, is refused."""
+    assert c.decode_scenario(_scenario([_point(float("nan"))])).reason == "wrong-type"
+    assert c.decode_scenario(_scenario([_point(y=float("inf"))])).reason == "wrong-type"
+    assert c.decode_scenario(_scenario(tuple([_point()]))).reason == "missing-field"
+    assert c.decode_scenario(_scenario(customer={"customer_id": float("nan")})).reason == "wrong-type"
+    assert c.decode_scenario(_scenario(step_s=float("nan"))).reason == "wrong-type"
