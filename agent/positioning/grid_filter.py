@@ -159,7 +159,7 @@ class GridModel:
         self.stand_tau_s, self.walk_tau_s = float(stand_tau_s), float(walk_tau_s)
         self.heading_share, self.heading_sd_mps = float(heading_share), float(heading_sd_mps)
         self.heading_tau_s = float(heading_tau_s)
-        self._shifted: dict[tuple[int, int, int], np.ndarray] = {}
+        self._shifted: dict[tuple[int, int, int, int], np.ndarray] = {}
         self.switch_ratio = float(switch_ratio)
         self.walk_switch_ratio = None if walk_switch_ratio is None else float(walk_switch_ratio)
         self.aisle_weight, self.aisle_walk_weight = float(aisle_weight), float(aisle_walk_weight)
@@ -247,7 +247,14 @@ class GridModel:
     def log_likelihood(self, heard: Iterable[tuple[int, float]], unheard: Iterable[int]) -> np.ndarray:
         """Per cell, the log-likelihood of one probe: ``heard`` (sniffer index, RSSI dBm), ``unheard`` sniffers."""
         stride = self._row_stride
-        rows = [s * stride + min(max(round(rssi), RSSI_LO), RSSI_HI) - RSSI_LO for s, rssi in heard]
+        rows = []
+        for s, rssi in heard:
+            level = round(rssi)
+            if level < RSSI_LO:
+                level = RSSI_LO
+            elif level > RSSI_HI:
+                level = RSSI_HI
+            rows.append(s * stride + level - RSSI_LO)
         rows.extend(s * stride + stride - 1 for s in unheard)
         if not rows:
             return np.zeros(self.cells, dtype=DTYPE)
@@ -273,23 +280,37 @@ class GridModel:
                 1.0 - math.exp(-dt / self.stand_tau_s), 1.0 - math.exp(-dt / self.walk_tau_s))
         return found
 
-    def heading(self, vx: float, vy: float, dt_s: float) -> tuple[np.ndarray, np.ndarray]:
-        """(Ky, Kx) moving the walking mass by (vx, vy) x the gap, with heading_sd_mps of doubt (cached by 0.1 m)."""
+    def walking_kernels(self, vx: float, vy: float, dt_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """(Ky, Kx^T), each two matrices stacked (2, n, n): the walking mass's moves over a gap of ``dt_s``.
+
+        The first of each pair moves ``heading_share`` of it by (vx, vy) x the gap with heading_sd_mps of
+        doubt (cached by 0.1 m of shift), the second spreads the rest every way at walk_mps; the walking
+        prior is ``(Ky @ P @ Kx^T).sum(axis=0)``, two batched products for the four. Cached per axis, so
+        a heading's x and y shifts are reused across each other's values."""
         dt = min(max(dt_s, 0.0), MAX_GAP_S)
         sd_key = round(self.heading_sd_mps * dt * 20.0)  # 5 cm
-        kx = (1, round(vx * dt * 10.0), sd_key)
-        ky = (0, round(vy * dt * 10.0), sd_key)
+        gap_key = round(dt * 4.0)  # the spread's own cache key (quarter seconds)
+        kx = (1, round(vx * dt * 10.0), sd_key, gap_key)
+        ky = (0, round(vy * dt * 10.0), sd_key, gap_key)
         cache = self._shifted
         if len(cache) > 4096:
             cache.clear()
         mx = cache.get(kx)
-        if mx is None:
-            mx = cache[kx] = _shifted_axis(self.cell_x, self.width_x, kx[1] / 10.0, sd_key / 20.0)
         my = cache.get(ky)
-        if my is None:
-            # the y matrix carries the heading's share of the walking mass
-            my = cache[ky] = self.heading_share * _shifted_axis(self.cell_y, self.width_y, ky[1] / 10.0, sd_key / 20.0)
+        if mx is None or my is None:
+            _sky, _skx, wky, wkx, _to_walk, _to_stand = self.spread(dt)
+            if mx is None:
+                shifted = _shifted_axis(self.cell_x, self.width_x, kx[1] / 10.0, sd_key / 20.0)
+                mx = cache[kx] = _stacked(shifted.T, wkx.T)
+            if my is None:
+                # the y matrices carry the shares of the walking mass
+                shifted = _shifted_axis(self.cell_y, self.width_y, ky[1] / 10.0, sd_key / 20.0)
+                my = cache[ky] = _stacked(shifted * DTYPE(self.heading_share), wky * DTYPE(1.0 - self.heading_share))
         return my, mx
+
+
+def _stacked(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.stack((a, b)))
 
 
 def _shifted_axis(centres: np.ndarray, widths: np.ndarray, shift: float, sd: float) -> np.ndarray:
@@ -329,15 +350,28 @@ class _Heading:
 class GridFilter:
     """One shopper's grid posterior: :meth:`update` with each probe's readings, get the estimate."""
 
-    __slots__ = ("_heading", "_ts", "model", "stand", "state", "walk")
+    __slots__ = ("_heading", "_post", "_total", "_ts", "_walking", "model", "state")
 
     def __init__(self, model: GridModel) -> None:
         self.model = model
-        self.stand: np.ndarray | None = None  # (ny, nx) per mode; the two sum to 1
-        self.walk: np.ndarray | None = None
+        # (2, ny, nx): standing, walking; unnormalised, summing to _total (the next update divides by it
+        # in the modes' mixing product instead of a pass of its own)
+        self._post: np.ndarray | None = None
+        self._total = 1.0
+        self._walking = 0.0
         self.state: int | None = None
         self._ts = 0.0
         self._heading: _Heading | None = None
+
+    @property
+    def stand(self) -> np.ndarray | None:
+        """The standing mode's posterior (ny, nx); with :attr:`walk` it sums to 1."""
+        return None if self._post is None else self._post[0] / self._total
+
+    @property
+    def walk(self) -> np.ndarray | None:
+        """The walking mode's posterior (ny, nx)."""
+        return None if self._post is None else self._post[1] / self._total
 
     @property
     def zone(self) -> Zone | None:
@@ -347,58 +381,60 @@ class GridFilter:
     @property
     def walking(self) -> float:
         """P(the shopper is walking), 0 before the first probe."""
-        return 0.0 if self.walk is None else float(self.walk.sum())
+        return self._walking
 
     def update(self, ts: float, heard: Iterable[tuple[int, float]], unheard: Iterable[int] = ()) -> GridEstimate:
         """One probe at ``ts``: predict over the gap, weigh by its readings (and the PIRs), decide the zone."""
         model = self.model
-        loglik = model.log_likelihood(heard, unheard)
-        like = np.exp(loglik - loglik.max()).reshape(model.ny, model.nx)
+        like = model.log_likelihood(heard, unheard)
+        like -= like.max()
+        like = np.exp(like, out=like).reshape(model.ny, model.nx)
         if model.pirs is not None:
-            cells = model.pir_cells(self.walking >= 0.5)
+            cells = model.pir_cells(self._walking >= 0.5)
             if cells is not None:
                 like *= cells
-        stand, walk = self.stand, self.walk
+        last = self._post
+        dt = ts - self._ts
         post = None
-        if stand is not None and walk is not None and ts - self._ts < 0.125:
+        if last is not None and dt < 0.125:
             # the same probe burst heard by another agent (reports milliseconds apart): no time to move
-            post = np.stack((stand, walk)) * like
-            total = float(post.sum())
-            if not (total > 0.0 and math.isfinite(total)):
-                post = None
-        elif stand is not None and walk is not None:
-            sky, skx, wky, wkx, to_walk, to_stand = model.spread(ts - self._ts)
-            prior = np.empty((2, model.ny, model.nx), dtype=DTYPE)
-            s_in = stand * (1.0 - to_walk)
-            s_in += walk * to_stand
-            w_in = walk * (1.0 - to_stand)
-            w_in += stand * to_walk
-            prior[0] = s_in if sky is None or skx is None else sky @ s_in @ skx.T
+            like *= DTYPE(1.0 / self._total)
+            post = last * like
+        elif last is not None:
+            sky, skx, wky, wkx, to_walk, to_stand = model.spread(dt)
+            # the modes mix (one 2 x 2 product, which also normalises the last posterior), then spread
+            mixing = np.array([[1.0 - to_walk, to_stand], [to_walk, 1.0 - to_stand]], dtype=DTYPE) / DTYPE(self._total)
+            prior = (mixing @ last.reshape(2, model.cells)).reshape(2, model.ny, model.nx)
+            if sky is not None and skx is not None:
+                prior[0] = sky @ prior[0] @ skx.T
             heading = self._heading
             if heading is not None and model.heading_share > 0.0:
                 # both kernels carry their share: heading_share of the walkers go on as they went
-                hky, hkx = model.heading(heading.vx, heading.vy, ts - self._ts)
-                prior[1] = hky @ w_in @ hkx.T
-                prior[1] += (wky * (1.0 - model.heading_share)) @ w_in @ wkx.T
+                ky, kx = model.walking_kernels(heading.vx, heading.vy, dt)
+                prior[1] = ((ky @ prior[1]) @ kx).sum(axis=0)
             else:
-                prior[1] = wky @ w_in @ wkx.T
-            post = prior * like
-            total = float(post.sum())
-            if not (total > 0.0 and math.isfinite(total)):
+                prior[1] = wky @ prior[1] @ wkx.T
+            prior *= like
+            post = prior
+        if post is not None:
+            stats = (post.reshape(2, model.cells) @ model.moments).tolist()
+            total = stats[0][3] + stats[1][3]
+            if not (total > 1e-30 and math.isfinite(total)):
                 post = None
         if post is None:
             # the first probe, or readings contradicting every cell: start afresh, standing or walking alike
             post = np.empty((2, model.ny, model.nx), dtype=DTYPE)
             post[0] = like * model.area
+            post[0] /= post[0].sum() * 2.0
             post[1] = post[0]
-            total = float(post.sum())
-        post /= total
-        self.stand, self.walk = post[0], post[1]
-        dt = ts - self._ts
+            stats = (post.reshape(2, model.cells) @ model.moments).tolist()
+            total = stats[0][3] + stats[1][3]
+        self._post, self._total = post, total
         self._ts = max(ts, self._ts)
-        # per mode: mass-weighted x, y, x^2 + y^2 and the zone masses, in one product
-        stats = (post.reshape(2, model.cells) @ model.moments).tolist()
-        standing, walking = stats
+        inv = 1.0 / total
+        standing = [v * inv for v in stats[0]]
+        walking = [v * inv for v in stats[1]]
+        self._walking = walking[3]
         both = [a + b for a, b in zip(standing, walking, strict=True)]
         self._track_heading(ts, walking)
         x, y, r2 = both[0], both[1], both[2]
@@ -444,7 +480,9 @@ class GridFilter:
                 self.state = model.aisle
 
     def reset(self) -> None:
-        self.stand = self.walk = None
+        self._post = None
+        self._total = 1.0
+        self._walking = 0.0
         self.state = None
         self._ts = 0.0
         self._heading = None
