@@ -88,6 +88,7 @@ AISLE_WALK_WEIGHT = 0.3
 # have shown it, and showing it now only delays the zone (dev seed 1: 0 / 1.1 / 1.3 / 1.5 m/s, lag p95
 # 3.74 / 2.98 / 2.98 / 2.98 s, zone 92.2 / 92.5 / 92.5 / 92.5 %).
 CROSS_MPS = 1.3
+BURST_S = 0.125  # reports this close are one probe burst heard by several agents: no time to move
 MAX_GAP_S = 60.0  # beyond this the spread no longer grows (the grid is nearly flat anyway)
 RSSI_LO, RSSI_HI = -120, 0  # the RSSI the likelihood table covers, whole dB (readings outside are clipped to it)
 # a cell's log-likelihood from one sniffer never drops below this (no single reading rules a cell out)
@@ -341,16 +342,18 @@ def _axis(centres: np.ndarray, widths: np.ndarray, sd: float) -> np.ndarray:
 class _Heading:
     """The walking mode's velocity: the drift of its mean, averaged."""
 
-    __slots__ = ("ts", "vx", "vy", "x", "y")
+    __slots__ = ("before", "ts", "vx", "vy", "x", "y")
 
     def __init__(self, ts: float, x: float, y: float) -> None:
         self.ts, self.x, self.y, self.vx, self.vy = ts, x, y, 0.0, 0.0
+        # the state before the last update: a burst's later reports redo that update with the better mean
+        self.before: tuple[float, float, float, float, float] | None = None
 
 
 class GridFilter:
     """One shopper's grid posterior: :meth:`update` with each probe's readings, get the estimate."""
 
-    __slots__ = ("_heading", "_post", "_total", "_ts", "_walking", "model", "state")
+    __slots__ = ("_gap_s", "_heading", "_post", "_total", "_ts", "_walking", "model", "state")
 
     def __init__(self, model: GridModel) -> None:
         self.model = model
@@ -361,6 +364,7 @@ class GridFilter:
         self._walking = 0.0
         self.state: int | None = None
         self._ts = 0.0
+        self._gap_s = 0.0  # the gap before the current burst's first report (its later reports decide as it)
         self._heading: _Heading | None = None
 
     @property
@@ -389,14 +393,16 @@ class GridFilter:
         like = model.log_likelihood(heard, unheard)
         like -= like.max()
         like = np.exp(like, out=like).reshape(model.ny, model.nx)
-        if model.pirs is not None:
+        last = self._post
+        dt = ts - self._ts
+        burst = last is not None and dt < BURST_S
+        if model.pirs is not None and not burst:
+            # the PIRs speak of a moment, not of a report: a burst's later reports do not weigh them again
             cells = model.pir_cells(self._walking >= 0.5)
             if cells is not None:
                 like *= cells
-        last = self._post
-        dt = ts - self._ts
         post = None
-        if last is not None and dt < 0.125:
+        if last is not None and burst:
             # the same probe burst heard by another agent (reports milliseconds apart): no time to move
             like *= DTYPE(1.0 / self._total)
             post = last * like
@@ -422,6 +428,7 @@ class GridFilter:
             if not (total > 1e-30 and math.isfinite(total)):
                 post = None
         if post is None:
+            burst = False
             # the first probe, or readings contradicting every cell: start afresh, standing or walking alike
             post = np.empty((2, model.ny, model.nx), dtype=DTYPE)
             post[0] = like * model.area
@@ -436,15 +443,20 @@ class GridFilter:
         walking = [v * inv for v in stats[1]]
         self._walking = walking[3]
         both = [a + b for a, b in zip(standing, walking, strict=True)]
-        self._track_heading(ts, walking)
+        self._track_heading(ts, walking, burst)
+        if not burst:
+            self._gap_s = dt
         x, y, r2 = both[0], both[1], both[2]
         masses = both[4:]
         masses[-1] = standing[-1] * model.aisle_weight + walking[-1] * model.aisle_walk_weight
-        self._decide(masses, walking[3], dt)
+        self._decide(masses, walking[3], self._gap_s)
         return GridEstimate(x, y, math.sqrt(max(r2 - x * x - y * y, 0.0)), self.zone)
 
-    def _track_heading(self, ts: float, walking: list[float]) -> None:
-        """The walking mode's mean, from its moments, and its drift averaged over heading_tau_s."""
+    def _track_heading(self, ts: float, walking: list[float], burst: bool) -> None:
+        """The walking mode's mean, from its moments, and its drift averaged over heading_tau_s.
+
+        A burst's later reports refine the mean of the same moment: they redo the burst's update
+        rather than add one milliseconds long (the mean shifting with more evidence is no walk)."""
         m = walking[3]
         if not m > 1e-12:
             return
@@ -453,8 +465,15 @@ class GridFilter:
         if h is None:
             self._heading = _Heading(ts, x, y)
             return
+        if burst:
+            if h.before is None:  # the burst's first report started the heading: just its position
+                h.x, h.y = x, y
+                return
+            ts = h.ts
+            h.ts, h.x, h.y, h.vx, h.vy = h.before
         dt = ts - h.ts
         if dt > 0.0:
+            h.before = (h.ts, h.x, h.y, h.vx, h.vy)
             if dt > MAX_GAP_S / 4.0:  # a long silence: the old heading says nothing
                 h.vx = h.vy = 0.0
             else:
@@ -485,4 +504,5 @@ class GridFilter:
         self._walking = 0.0
         self.state = None
         self._ts = 0.0
+        self._gap_s = 0.0
         self._heading = None

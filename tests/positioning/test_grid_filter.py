@@ -146,3 +146,23 @@ def test_bad_parameters_are_refused(kwargs: dict[str, float], message: str) -> N
         GridModel(PLAN, SNIFFERS, **kwargs)
     with pytest.raises(ValueError, match="sniffer"):
         GridModel(PLAN, [])
+
+
+def test_a_burst_heard_by_several_agents_weighs_as_one_probe() -> None:
+    # Fusion updates once per agent report; reports of one burst (ms apart) must add up to the one probe,
+    # the PIRs weighed once (they speak of the moment, not of each report).
+    board = PirBoard(PLAN)
+    board.motion("Boy's", "pir", False, 0.0)
+    board.motion("Men's", "pir", True, 0.0)
+    model = GridModel(PLAN, SNIFFERS, pirs=board)
+    rng = random.Random(8)
+    split, whole = GridFilter(model), GridFilter(model)
+    for k in range(6):
+        heard, unheard = probe(rng, 800.0 + 20 * k, 655.0)
+        ts = 2.0 * k
+        whole.update(ts, heard, unheard)
+        for part in range(3):
+            split.update(ts + 0.01 * part, heard[part::3], unheard if part == 0 else [])
+    assert split.stand is not None and whole.stand is not None and split.walk is not None and whole.walk is not None
+    assert np.allclose(split.stand, whole.stand, atol=5e-3)
+    assert np.allclose(split.walk, whole.walk, atol=5e-3)
