@@ -5,8 +5,10 @@ store, a :class:`~agent.positioning.grid_filter.GridFilter` per device) whenever
 files name the sniffers that heard the device: each agent report's RSSI per sniffer weighs the
 plan (and each sniffer of that agent missing from the report counts as "not heard"), the PIR
 reports weigh the zones, and the posterior gives the position (its mean), the accuracy (its
-spread) and the zone. Reports that carry only an agent's own estimate, or come from sniffers the
-device files do not know, go the older way described next (``engine="solver"`` forces it).
+spread) and the zone. Such reports keep none of the solver's ranges described below; the device
+is located while some agent has reported it within ``window_s`` (and not dropped it). Reports
+that carry only an agent's own estimate, or come from sniffers the device files do not know, go
+the older way described next (``engine="solver"`` forces it).
 
 Each agent reports, per device, the distance each of its sniffers measured (``ranges``). Agents
 see the same phone at slightly different moments (a probe burst is heard by all of them within
