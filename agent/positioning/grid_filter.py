@@ -19,8 +19,8 @@ a bias. Here every probe weighs the whole plan instead:
   shopper stays put, a walker spreads at ``walk_mps`` x the gap, most of it along the walking
   mode's own heading; shoppers switch modes at random (``stand_tau_s``, ``walk_tau_s``). Never
   outside the plan: each source cell's spread is renormalised over the plan, so no mass leaks at
-  the walls and nothing is pulled inwards. Cells are cut at every zone's edges, so a rectangular
-  zone is whole cells;
+  the walls and nothing is pulled inwards (the kernels: :mod:`agent.positioning.grid_motion`).
+  Cells are cut at every zone's edges, so a rectangular zone is whole cells;
 * PIR reports weigh each zone's cells as the zone HMM weighs its states (:class:`PirBoard`).
 
 The position shown is the posterior mean; the zone is the zone holding the most posterior mass
@@ -30,17 +30,18 @@ between two zones that do not touch faster than a walker crosses the aisle betwe
 (``cross_mps``: otherwise the aisle is shown first, as the HMM does). Live: each
 update uses only what came before it.
 
-Cost: the demo store is 42 x 31 cells of float64 (1 m, cut at the zones' edges); the
+Cost: the demo store is 42 x 31 cells of float32 (1 m, cut at the zones' edges); the
 log-likelihood of every sniffer at every whole dB (and of "not heard") is a table built once, so
-an update is a gather and sum of a dozen rows, one ``exp``, two or three small matrix products
-per axis for the walking spread (standing does not spread) and one product for the mean, spread,
-and zone masses. One :class:`GridModel` per store, one :class:`GridFilter` per shopper; the aggregator's
+an update is a gather and sum of a dozen rows, one ``exp``, one 2 x 2 product mixing the modes (and
+normalising), two batched products for the walking spread (standing does not spread) and one
+product for the mean, spread, and zone masses. Reports of one probe burst from several agents
+(``BURST_S`` apart) only multiply in their rows. One :class:`GridModel` per store, one
+:class:`GridFilter` per shopper; the aggregator's
 fusion (``aggregator/fusion.py``) and the positioning benchmark use these same classes.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ import numpy as np
 
 from agent.geometry import Plan, Zone
 from agent.positioning.calibration import LogDistanceModel
+from agent.positioning.grid_motion import DTYPE, MAX_GAP_S, GridMotion, edges
 from agent.positioning.zone_filter import TOUCH_M, PirBoard, _gap_px, _neighbours
 from agent.positioning.zones import _is_rectangle
 
@@ -89,11 +91,9 @@ AISLE_WALK_WEIGHT = 0.3
 # 3.74 / 2.98 / 2.98 / 2.98 s, zone 92.2 / 92.5 / 92.5 / 92.5 %).
 CROSS_MPS = 1.3
 BURST_S = 0.125  # reports this close are one probe burst heard by several agents: no time to move
-MAX_GAP_S = 60.0  # beyond this the spread no longer grows (the grid is nearly flat anyway)
 RSSI_LO, RSSI_HI = -120, 0  # the RSSI the likelihood table covers, whole dB (readings outside are clipped to it)
 # a cell's log-likelihood from one sniffer never drops below this (no single reading rules a cell out)
 LOG_FLOOR = -30.0
-DTYPE = np.float32  # the posterior needs no more (sums of ~1,300 cells), and half the bytes move faster
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,11 +156,7 @@ class GridModel:
         self.pirs = pirs
         self.sniffers = tuple(sniffers)
         self.sigma_db, self.tail_db, self.tail_share = float(sigma_db), float(tail_db), float(tail_share)
-        self.walk_mps, self.stand_mps = float(walk_mps), float(stand_mps)
-        self.stand_tau_s, self.walk_tau_s = float(stand_tau_s), float(walk_tau_s)
-        self.heading_share, self.heading_sd_mps = float(heading_share), float(heading_sd_mps)
-        self.heading_tau_s = float(heading_tau_s)
-        self._shifted: dict[tuple[int, int, int, int], np.ndarray] = {}
+        self.heading_share, self.heading_tau_s = float(heading_share), float(heading_tau_s)
         self.switch_ratio = float(switch_ratio)
         self.walk_switch_ratio = None if walk_switch_ratio is None else float(walk_switch_ratio)
         self.aisle_weight, self.aisle_walk_weight = float(aisle_weight), float(aisle_walk_weight)
@@ -168,8 +164,8 @@ class GridModel:
         width_m, height_m = plan.width_px * mpp, plan.height_px * mpp
         # Cell edges: every zone's bounding-box edges, the rest cut evenly at most cell_m apart, so a
         # rectangular zone is whole cells (a shopper standing 10 cm inside it is not half outside).
-        self.edges_x = _edges(width_m, [c * mpp for z in self.zones for c in (z.bbox[0], z.bbox[2])], cell_m)
-        self.edges_y = _edges(height_m, [c * mpp for z in self.zones for c in (z.bbox[1], z.bbox[3])], cell_m)
+        self.edges_x = edges(width_m, [c * mpp for z in self.zones for c in (z.bbox[0], z.bbox[2])], cell_m)
+        self.edges_y = edges(height_m, [c * mpp for z in self.zones for c in (z.bbox[1], z.bbox[3])], cell_m)
         self.nx, self.ny = len(self.edges_x) - 1, len(self.edges_y) - 1
         self.cell_x = 0.5 * (self.edges_x[1:] + self.edges_x[:-1])  # cell centres, metres
         self.cell_y = 0.5 * (self.edges_y[1:] + self.edges_y[:-1])
@@ -205,7 +201,9 @@ class GridModel:
         self.moments = np.column_stack([self.x_flat, self.y_flat, self.x_flat ** 2 + self.y_flat ** 2,
                                         np.ones(self.cells), self.shares.T]).astype(DTYPE)
         self._pir_cells: tuple[object, np.ndarray | None] | None = None
-        self._spread: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.motion = GridMotion(self.cell_x, self.width_x, self.cell_y, self.width_y, walk_mps=walk_mps,
+                                 stand_mps=stand_mps, stand_tau_s=stand_tau_s, walk_tau_s=walk_tau_s,
+                                 heading_share=heading_share, heading_sd_mps=heading_sd_mps)
 
     def _zone_shares(self) -> np.ndarray:
         """Per state (zones, then the aisle) and cell, the share of the cell's area in it (5 x 5 samples).
@@ -260,83 +258,6 @@ class GridModel:
         if not rows:
             return np.zeros(self.cells, dtype=DTYPE)
         return self._table[rows].sum(axis=0)
-
-    def spread(self, dt_s: float) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray, np.ndarray, float, float]:
-        """For a gap of ``dt_s``: (standing Ky, Kx, walking Ky, Kx, P(stand -> walk), P(walk -> stand)).
-
-        The standing matrices are None when the spread is far below a cell (no spread at all).
-
-        Mass moves as ``P' = Ky P Kx^T`` in each mode after the modes mix."""
-        key = round(min(max(dt_s, 0.0), MAX_GAP_S) * 4.0)  # quarter seconds
-        found = self._spread.get(key)
-        if found is None:
-            dt = key / 4.0
-            standing = self.stand_mps * dt
-            still = standing < 0.05 * min(float(self.width_x.min()), float(self.width_y.min()))
-            found = self._spread[key] = (
-                None if still else _axis(self.cell_y, self.width_y, standing),
-                None if still else _axis(self.cell_x, self.width_x, standing),
-                _axis(self.cell_y, self.width_y, self.walk_mps * dt),
-                _axis(self.cell_x, self.width_x, self.walk_mps * dt),
-                1.0 - math.exp(-dt / self.stand_tau_s), 1.0 - math.exp(-dt / self.walk_tau_s))
-        return found
-
-    def walking_kernels(self, vx: float, vy: float, dt_s: float) -> tuple[np.ndarray, np.ndarray]:
-        """(Ky, Kx^T), each two matrices stacked (2, n, n): the walking mass's moves over a gap of ``dt_s``.
-
-        The first of each pair moves ``heading_share`` of it by (vx, vy) x the gap with heading_sd_mps of
-        doubt (cached by 0.1 m of shift), the second spreads the rest every way at walk_mps; the walking
-        prior is ``(Ky @ P @ Kx^T).sum(axis=0)``, two batched products for the four. Cached per axis, so
-        a heading's x and y shifts are reused across each other's values."""
-        dt = min(max(dt_s, 0.0), MAX_GAP_S)
-        sd_key = round(self.heading_sd_mps * dt * 20.0)  # 5 cm
-        gap_key = round(dt * 4.0)  # the spread's own cache key (quarter seconds)
-        kx = (1, round(vx * dt * 10.0), sd_key, gap_key)
-        ky = (0, round(vy * dt * 10.0), sd_key, gap_key)
-        cache = self._shifted
-        if len(cache) > 4096:
-            cache.clear()
-        mx = cache.get(kx)
-        my = cache.get(ky)
-        if mx is None or my is None:
-            _sky, _skx, wky, wkx, _to_walk, _to_stand = self.spread(dt)
-            if mx is None:
-                shifted = _shifted_axis(self.cell_x, self.width_x, kx[1] / 10.0, sd_key / 20.0)
-                mx = cache[kx] = _stacked(shifted.T, wkx.T)
-            if my is None:
-                # the y matrices carry the shares of the walking mass
-                shifted = _shifted_axis(self.cell_y, self.width_y, ky[1] / 10.0, sd_key / 20.0)
-                my = cache[ky] = _stacked(shifted * DTYPE(self.heading_share), wky * DTYPE(1.0 - self.heading_share))
-        return my, mx
-
-
-def _stacked(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(np.stack((a, b)))
-
-
-def _shifted_axis(centres: np.ndarray, widths: np.ndarray, shift: float, sd: float) -> np.ndarray:
-    """:func:`_axis` with the Gaussian centred ``shift`` metres from each source cell."""
-    diff = centres[:, None] - centres[None, :] - shift
-    k = widths[:, None] * np.exp(-0.5 * (diff / max(sd, 1e-3)) ** 2)
-    return (k / k.sum(axis=0, keepdims=True)).astype(DTYPE)
-
-
-def _edges(length_m: float, cuts: Iterable[float], cell_m: float) -> np.ndarray:
-    """Cell edges along one axis: 0, the ``cuts`` inside (0, length), ``length``, then even cuts <= cell_m apart."""
-    fixed = sorted({0.0, length_m, *(c for c in cuts if 0.0 < c < length_m)})
-    out = [0.0]
-    for a, b in itertools.pairwise(fixed):
-        parts = max(1, math.ceil((b - a) / cell_m - 1e-9))
-        out.extend(a + (b - a) * (i + 1) / parts for i in range(parts))
-    return np.asarray(out)
-
-
-def _axis(centres: np.ndarray, widths: np.ndarray, sd: float) -> np.ndarray:
-    """One axis of the spread: a Gaussian of ``sd`` over the cells (weighed by their widths), each source
-    column renormalised over the plan (no mass leaks at a wall); a spread far below a cell is no spread."""
-    diff = centres[:, None] - centres[None, :]  # [to, from]
-    k = widths[:, None] * np.exp(-0.5 * (diff / max(sd, 1e-3)) ** 2)
-    return (k / k.sum(axis=0, keepdims=True)).astype(DTYPE)
 
 
 class _Heading:
@@ -407,7 +328,7 @@ class GridFilter:
             like *= DTYPE(1.0 / self._total)
             post = last * like
         elif last is not None:
-            sky, skx, wky, wkx, to_walk, to_stand = model.spread(dt)
+            sky, skx, wky, wkx, to_walk, to_stand = model.motion.spread(dt)
             # the modes mix (one 2 x 2 product, which also normalises the last posterior), then spread
             mixing = np.array([[1.0 - to_walk, to_stand], [to_walk, 1.0 - to_stand]], dtype=DTYPE) / DTYPE(self._total)
             prior = (mixing @ last.reshape(2, model.cells)).reshape(2, model.ny, model.nx)
@@ -416,7 +337,7 @@ class GridFilter:
             heading = self._heading
             if heading is not None and model.heading_share > 0.0:
                 # both kernels carry their share: heading_share of the walkers go on as they went
-                ky, kx = model.walking_kernels(heading.vx, heading.vy, dt)
+                ky, kx = model.motion.walking_kernels(heading.vx, heading.vy, dt)
                 prior[1] = ((ky @ prior[1]) @ kx).sum(axis=0)
             else:
                 prior[1] = wky @ prior[1] @ wkx.T
