@@ -5,8 +5,10 @@ store, a :class:`~agent.positioning.grid_filter.GridFilter` per device) whenever
 files name the sniffers that heard the device: each agent report's RSSI per sniffer weighs the
 plan (and each sniffer of that agent missing from the report counts as "not heard"), the PIR
 reports weigh the zones, and the posterior gives the position (its mean), the accuracy (its
-spread) and the zone. Reports that carry only an agent's own estimate, or come from sniffers the
-device files do not know, go the older way described next (``engine="solver"`` forces it).
+spread) and the zone. Such reports keep none of the solver's ranges described below; the device
+is located while some agent has reported it within ``window_s`` (and not dropped it). Reports
+that carry only an agent's own estimate, or come from sniffers the device files do not know, go
+the older way described next (``engine="solver"`` forces it).
 
 Each agent reports, per device, the distance each of its sniffers measured (``ranges``). Agents
 see the same phone at slightly different moments (a probe burst is heard by all of them within
@@ -68,6 +70,9 @@ class _Track:
     last_rssi: dict[int, float] = field(default_factory=dict)
     estimate: GridEstimate | None = None
     anchors: int = 0
+    # per agent, the time of its latest report that went wholly to the grid (such reports keep no
+    # solver ranges: the grid needs none, and building them was a third of a report's cost)
+    grid_seen: dict[str, float] = field(default_factory=dict)
 
 
 class Fusion:
@@ -126,8 +131,11 @@ class Fusion:
             track = _Track(Locator(self.bounds_m, max_speed_mps=self.max_speed_mps), ZoneFilter(self.zone_model))
             self.tracks[p.device] = track
         mpp = self.mpp
-        if p.ranges and self.grid is not None:
-            self._grid_evidence(track, p)
+        if p.ranges and self.grid is not None and self._grid_evidence(track, p):
+            seen = track.grid_seen.get(p.agent)
+            if seen is None or p.ts > seen:
+                track.grid_seen[p.agent] = p.ts
+            return
         if p.ranges:
             ts, agent, rel_sigma = p.ts, p.agent, self._rel_sigma
             # unpacked, not r.x: the aggregator's ranges arrive as plain tuples in Range's field order
@@ -139,8 +147,11 @@ class Fusion:
         else:
             track.ranges[(p.agent, OWN_ESTIMATE)] = (p.ts, p.x * mpp, p.y * mpp, 0.1, max(MIN_SIGMA_M, p.accuracy_m))
 
-    def _grid_evidence(self, track: _Track, p: Presence) -> None:
-        """The report's RSSI per known sniffer, and its agent's other sniffers as not heard."""
+    def _grid_evidence(self, track: _Track, p: Presence) -> bool:
+        """The report's RSSI per known sniffer, and its agent's other sniffers as not heard.
+
+        True when every range went to the grid (a known sniffer, a plausible RSSI): the solver's
+        ranges are then not needed."""
         index = self._grid_index
         heard = track.heard
         unheard = track.unheard
@@ -160,6 +171,7 @@ class Fusion:
             for i in self._agent_sniffers.get(agent, ()):
                 if i not in heard and i not in got:
                     unheard.add(i)
+        return len(got) == len(p.ranges)
 
     def motion(self, zone: str, sensor: str, active: bool, ts: float) -> None:
         """A PIR report: evidence for the zone decisions of every shopper from now on."""
@@ -171,6 +183,7 @@ class Fusion:
         if track is not None:
             for key in [k for k in track.ranges if k[0] == agent]:
                 del track.ranges[key]
+            track.grid_seen.pop(agent, None)
 
     def forget(self, device: str) -> None:
         self.tracks.pop(device, None)
@@ -181,6 +194,9 @@ class Fusion:
         if track is None:
             return None
         cutoff = ts - self.window_s
+        grid_fresh = any(seen >= cutoff for seen in track.grid_seen.values())
+        if not track.ranges:  # every report went to the grid
+            return self._grid_fix(track, max(ts, track.last_ts)) if grid_fresh else None
         # The solver's columns, built and checked here (the solver's own limits as comparisons, which
         # a NaN fails) rather than as Anchors that Locator.update would validate again per anchor:
         # validation and Anchor objects were ~a quarter of the solver's cost in the ingest profile.
@@ -206,7 +222,7 @@ class Fusion:
             ss.append(sigma)
         for key in stale:
             del track.ranges[key]
-        if not xs:
+        if not xs and not grid_fresh:
             return None
         if not in_range:
             self.failures += 1
@@ -214,6 +230,8 @@ class Fusion:
         fix_ts = max(ts, track.last_ts)  # agents' clocks differ by milliseconds; the filter needs order
         if self.grid is not None and (track.heard or track.estimate is not None):
             return self._grid_fix(track, fix_ts)
+        if not xs:
+            return None
         try:
             est = track.locator.update_checked(fix_ts, (xs, ys, ds, ss))
             x_px, y_px = self.plan.clamp((est.x_m / self.mpp, est.y_m / self.mpp))

@@ -44,7 +44,7 @@ def test_launcher_help() -> None:
 
 def test_bad_device_file_is_one_line_and_exit_78(config_dir: Path) -> None:
     path = config_dir / "devices/agent-2.toml"
-    path.write_text(path.read_text().replace("position = [669, 443]", "position = [5000, 330]"))
+    path.write_text(path.read_text().replace("position = [752, 550]", "position = [5000, 330]"))
     result = _run("agent.cli", "check", "--config", str(path))
     assert result.returncode == 78
     assert result.stderr.count("\n") == 1

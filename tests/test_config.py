@@ -42,7 +42,7 @@ CASES = {
     "short secret": ("store.toml", 'secret = "CHANGE-ME-demo-store-secret-0000"', 'secret = "short"',
                      r"store\.secret: at least 16"),
     "missing section": ("devices/agent-2.toml", "[agent]", "[agnet]", r"agent: a table"),
-    "sniffer outside plan": ("devices/agent-2.toml", "position = [669, 443]", "position = [5000, 330]",
+    "sniffer outside plan": ("devices/agent-2.toml", "position = [752, 550]", "position = [5000, 330]",
                              r"sniffers\[0\]\.position: a point inside the plan"),
     "pir unknown zone": ("devices/agent-2.toml", 'zone = "Boy\'s"', 'zone = "Toys"', r"pirs\[0\]\.zone: one of"),
     "pin out of range": ("devices/agent-2.toml", "pin = 27", "pin = 99", r"pirs\[1\]\.pin: a BCM GPIO"),

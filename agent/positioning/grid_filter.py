@@ -19,27 +19,29 @@ a bias. Here every probe weighs the whole plan instead:
   shopper stays put, a walker spreads at ``walk_mps`` x the gap, most of it along the walking
   mode's own heading; shoppers switch modes at random (``stand_tau_s``, ``walk_tau_s``). Never
   outside the plan: each source cell's spread is renormalised over the plan, so no mass leaks at
-  the walls and nothing is pulled inwards. Cells are cut at every zone's edges, so a rectangular
-  zone is whole cells;
+  the walls and nothing is pulled inwards (the kernels: :mod:`agent.positioning.grid_motion`).
+  Cells are cut at every zone's edges, so a rectangular zone is whole cells;
 * PIR reports weigh each zone's cells as the zone HMM weighs its states (:class:`PirBoard`).
 
 The position shown is the posterior mean; the zone is the zone holding the most posterior mass
 (the aisle's counted at ``aisle_weight`` for standing shoppers), switched only when another holds
 ``switch_ratio`` times the shown one's mass (``walk_switch_ratio`` for walkers), and never straight
-between two zones that do not touch (the aisle is shown first, as the HMM does). Live: each
+between two zones that do not touch faster than a walker crosses the aisle between them
+(``cross_mps``: otherwise the aisle is shown first, as the HMM does). Live: each
 update uses only what came before it.
 
-Cost: the demo store is 42 x 31 cells of float64 (1 m, cut at the zones' edges); the
+Cost: the demo store is 42 x 31 cells of float32 (1 m, cut at the zones' edges); the
 log-likelihood of every sniffer at every whole dB (and of "not heard") is a table built once, so
-an update is a gather and sum of a dozen rows, one ``exp``, two or three small matrix products
-per axis for the walking spread (standing does not spread) and one product for the mean, spread,
-and zone masses. One :class:`GridModel` per store, one :class:`GridFilter` per shopper; the aggregator's
+an update is a gather and sum of a dozen rows, one ``exp``, one 2 x 2 product mixing the modes (and
+normalising), two batched products for the walking spread (standing does not spread) and one
+product for the mean, spread, and zone masses. Reports of one probe burst from several agents
+(``BURST_S`` apart) only multiply in their rows. One :class:`GridModel` per store, one
+:class:`GridFilter` per shopper; the aggregator's
 fusion (``aggregator/fusion.py``) and the positioning benchmark use these same classes.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -48,7 +50,8 @@ import numpy as np
 
 from agent.geometry import Plan, Zone
 from agent.positioning.calibration import LogDistanceModel
-from agent.positioning.zone_filter import TOUCH_M, PirBoard, _neighbours
+from agent.positioning.grid_motion import DTYPE, MAX_GAP_S, GridMotion, edges
+from agent.positioning.zone_filter import TOUCH_M, PirBoard, _gap_px, _neighbours
 from agent.positioning.zones import _is_rectangle
 
 PHONE_HEIGHT_M = 1.2  # a phone in a hand or a pocket (agent.presence.PHONE_HEIGHT_M)
@@ -81,11 +84,16 @@ AISLE_WEIGHT = 0.3  # of the standing mode's mass
 # ... and of the walking mode's: 1 gained 0.4 points on the dev seed but lost a 2 s-step scenario's
 # Sport stop (scenarios.offer_match 20 of 21)
 AISLE_WALK_WEIGHT = 0.3
-MAX_GAP_S = 60.0  # beyond this the spread no longer grows (the grid is nearly flat anyway)
+# A switch between two zones that do not touch shows the aisle between them first, unless the shopper
+# could have walked across it since the last update at this pace (a brisk walk; the mock's walkers
+# 0.7-1.3 m/s): then the aisle's stay was shorter than the gap between updates and no decision could
+# have shown it, and showing it now only delays the zone (dev seed 1: 0 / 1.1 / 1.3 / 1.5 m/s, lag p95
+# 3.74 / 2.98 / 2.98 / 2.98 s, zone 92.2 / 92.5 / 92.5 / 92.5 %).
+CROSS_MPS = 1.3
+BURST_S = 0.125  # reports this close are one probe burst heard by several agents: no time to move
 RSSI_LO, RSSI_HI = -120, 0  # the RSSI the likelihood table covers, whole dB (readings outside are clipped to it)
 # a cell's log-likelihood from one sniffer never drops below this (no single reading rules a cell out)
 LOG_FLOOR = -30.0
-DTYPE = np.float32  # the posterior needs no more (sums of ~1,300 cells), and half the bytes move faster
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +143,7 @@ class GridModel:
                  heading_share: float = HEADING_SHARE, heading_sd_mps: float = HEADING_SD_MPS,
                  heading_tau_s: float = HEADING_TAU_S, switch_ratio: float = SWITCH_RATIO,
                  aisle_weight: float = AISLE_WEIGHT, aisle_walk_weight: float = AISLE_WALK_WEIGHT,
-                 walk_switch_ratio: float | None = WALK_SWITCH_RATIO) -> None:
+                 walk_switch_ratio: float | None = WALK_SWITCH_RATIO, cross_mps: float = CROSS_MPS) -> None:
         if not sniffers:
             raise ValueError("a grid filter needs at least one sniffer")
         if not (cell_m > 0 and math.isfinite(cell_m)):
@@ -148,11 +156,7 @@ class GridModel:
         self.pirs = pirs
         self.sniffers = tuple(sniffers)
         self.sigma_db, self.tail_db, self.tail_share = float(sigma_db), float(tail_db), float(tail_share)
-        self.walk_mps, self.stand_mps = float(walk_mps), float(stand_mps)
-        self.stand_tau_s, self.walk_tau_s = float(stand_tau_s), float(walk_tau_s)
-        self.heading_share, self.heading_sd_mps = float(heading_share), float(heading_sd_mps)
-        self.heading_tau_s = float(heading_tau_s)
-        self._shifted: dict[tuple[int, int, int], np.ndarray] = {}
+        self.heading_share, self.heading_tau_s = float(heading_share), float(heading_tau_s)
         self.switch_ratio = float(switch_ratio)
         self.walk_switch_ratio = None if walk_switch_ratio is None else float(walk_switch_ratio)
         self.aisle_weight, self.aisle_walk_weight = float(aisle_weight), float(aisle_walk_weight)
@@ -160,8 +164,8 @@ class GridModel:
         width_m, height_m = plan.width_px * mpp, plan.height_px * mpp
         # Cell edges: every zone's bounding-box edges, the rest cut evenly at most cell_m apart, so a
         # rectangular zone is whole cells (a shopper standing 10 cm inside it is not half outside).
-        self.edges_x = _edges(width_m, [c * mpp for z in self.zones for c in (z.bbox[0], z.bbox[2])], cell_m)
-        self.edges_y = _edges(height_m, [c * mpp for z in self.zones for c in (z.bbox[1], z.bbox[3])], cell_m)
+        self.edges_x = edges(width_m, [c * mpp for z in self.zones for c in (z.bbox[0], z.bbox[2])], cell_m)
+        self.edges_y = edges(height_m, [c * mpp for z in self.zones for c in (z.bbox[1], z.bbox[3])], cell_m)
         self.nx, self.ny = len(self.edges_x) - 1, len(self.edges_y) - 1
         self.cell_x = 0.5 * (self.edges_x[1:] + self.edges_x[:-1])  # cell centres, metres
         self.cell_y = 0.5 * (self.edges_y[1:] + self.edges_y[:-1])
@@ -188,12 +192,18 @@ class GridModel:
         self._table = table.reshape(len(self.sniffers) * self._row_stride, self.cells).astype(DTYPE)
         self.shares = self._zone_shares()  # (zones + 1, cells)
         self.neighbours = _neighbours(self.zones, plan.length_m_to_px(TOUCH_M))
+        # metres between each two zones' outlines: a switch between zones that do not touch skips the
+        # aisle only when a walker at cross_mps could have crossed it since the last update
+        self.gaps_m = [[_gap_px(a, b) * mpp for b in self.zones] for a in self.zones]
+        self.cross_mps = float(cross_mps)
         # columns: x, y, x^2 + y^2, 1, then the decision's zone shares (posterior @ moments: mean, spread,
         # mass, zone masses)
         self.moments = np.column_stack([self.x_flat, self.y_flat, self.x_flat ** 2 + self.y_flat ** 2,
                                         np.ones(self.cells), self.shares.T]).astype(DTYPE)
         self._pir_cells: tuple[object, np.ndarray | None] | None = None
-        self._spread: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.motion = GridMotion(self.cell_x, self.width_x, self.cell_y, self.width_y, walk_mps=walk_mps,
+                                 stand_mps=stand_mps, stand_tau_s=stand_tau_s, walk_tau_s=walk_tau_s,
+                                 heading_share=heading_share, heading_sd_mps=heading_sd_mps)
 
     def _zone_shares(self) -> np.ndarray:
         """Per state (zones, then the aisle) and cell, the share of the cell's area in it (5 x 5 samples).
@@ -236,97 +246,57 @@ class GridModel:
     def log_likelihood(self, heard: Iterable[tuple[int, float]], unheard: Iterable[int]) -> np.ndarray:
         """Per cell, the log-likelihood of one probe: ``heard`` (sniffer index, RSSI dBm), ``unheard`` sniffers."""
         stride = self._row_stride
-        rows = [s * stride + min(max(round(rssi), RSSI_LO), RSSI_HI) - RSSI_LO for s, rssi in heard]
+        rows = []
+        for s, rssi in heard:
+            level = round(rssi)
+            if level < RSSI_LO:
+                level = RSSI_LO
+            elif level > RSSI_HI:
+                level = RSSI_HI
+            rows.append(s * stride + level - RSSI_LO)
         rows.extend(s * stride + stride - 1 for s in unheard)
         if not rows:
             return np.zeros(self.cells, dtype=DTYPE)
         return self._table[rows].sum(axis=0)
 
-    def spread(self, dt_s: float) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray, np.ndarray, float, float]:
-        """For a gap of ``dt_s``: (standing Ky, Kx, walking Ky, Kx, P(stand -> walk), P(walk -> stand)).
-
-        The standing matrices are None when the spread is far below a cell (no spread at all).
-
-        Mass moves as ``P' = Ky P Kx^T`` in each mode after the modes mix."""
-        key = round(min(max(dt_s, 0.0), MAX_GAP_S) * 4.0)  # quarter seconds
-        found = self._spread.get(key)
-        if found is None:
-            dt = key / 4.0
-            standing = self.stand_mps * dt
-            still = standing < 0.05 * min(float(self.width_x.min()), float(self.width_y.min()))
-            found = self._spread[key] = (
-                None if still else _axis(self.cell_y, self.width_y, standing),
-                None if still else _axis(self.cell_x, self.width_x, standing),
-                _axis(self.cell_y, self.width_y, self.walk_mps * dt),
-                _axis(self.cell_x, self.width_x, self.walk_mps * dt),
-                1.0 - math.exp(-dt / self.stand_tau_s), 1.0 - math.exp(-dt / self.walk_tau_s))
-        return found
-
-    def heading(self, vx: float, vy: float, dt_s: float) -> tuple[np.ndarray, np.ndarray]:
-        """(Ky, Kx) moving the walking mass by (vx, vy) x the gap, with heading_sd_mps of doubt (cached by 0.1 m)."""
-        dt = min(max(dt_s, 0.0), MAX_GAP_S)
-        sd_key = round(self.heading_sd_mps * dt * 20.0)  # 5 cm
-        kx = (1, round(vx * dt * 10.0), sd_key)
-        ky = (0, round(vy * dt * 10.0), sd_key)
-        cache = self._shifted
-        if len(cache) > 4096:
-            cache.clear()
-        mx = cache.get(kx)
-        if mx is None:
-            mx = cache[kx] = _shifted_axis(self.cell_x, self.width_x, kx[1] / 10.0, sd_key / 20.0)
-        my = cache.get(ky)
-        if my is None:
-            # the y matrix carries the heading's share of the walking mass
-            my = cache[ky] = self.heading_share * _shifted_axis(self.cell_y, self.width_y, ky[1] / 10.0, sd_key / 20.0)
-        return my, mx
-
-
-def _shifted_axis(centres: np.ndarray, widths: np.ndarray, shift: float, sd: float) -> np.ndarray:
-    """:func:`_axis` with the Gaussian centred ``shift`` metres from each source cell."""
-    diff = centres[:, None] - centres[None, :] - shift
-    k = widths[:, None] * np.exp(-0.5 * (diff / max(sd, 1e-3)) ** 2)
-    return (k / k.sum(axis=0, keepdims=True)).astype(DTYPE)
-
-
-def _edges(length_m: float, cuts: Iterable[float], cell_m: float) -> np.ndarray:
-    """Cell edges along one axis: 0, the ``cuts`` inside (0, length), ``length``, then even cuts <= cell_m apart."""
-    fixed = sorted({0.0, length_m, *(c for c in cuts if 0.0 < c < length_m)})
-    out = [0.0]
-    for a, b in itertools.pairwise(fixed):
-        parts = max(1, math.ceil((b - a) / cell_m - 1e-9))
-        out.extend(a + (b - a) * (i + 1) / parts for i in range(parts))
-    return np.asarray(out)
-
-
-def _axis(centres: np.ndarray, widths: np.ndarray, sd: float) -> np.ndarray:
-    """One axis of the spread: a Gaussian of ``sd`` over the cells (weighed by their widths), each source
-    column renormalised over the plan (no mass leaks at a wall); a spread far below a cell is no spread."""
-    diff = centres[:, None] - centres[None, :]  # [to, from]
-    k = widths[:, None] * np.exp(-0.5 * (diff / max(sd, 1e-3)) ** 2)
-    return (k / k.sum(axis=0, keepdims=True)).astype(DTYPE)
-
 
 class _Heading:
     """The walking mode's velocity: the drift of its mean, averaged."""
 
-    __slots__ = ("ts", "vx", "vy", "x", "y")
+    __slots__ = ("before", "ts", "vx", "vy", "x", "y")
 
     def __init__(self, ts: float, x: float, y: float) -> None:
         self.ts, self.x, self.y, self.vx, self.vy = ts, x, y, 0.0, 0.0
+        # the state before the last update: a burst's later reports redo that update with the better mean
+        self.before: tuple[float, float, float, float, float] | None = None
 
 
 class GridFilter:
     """One shopper's grid posterior: :meth:`update` with each probe's readings, get the estimate."""
 
-    __slots__ = ("_heading", "_ts", "model", "stand", "state", "walk")
+    __slots__ = ("_gap_s", "_heading", "_post", "_total", "_ts", "_walking", "model", "state")
 
     def __init__(self, model: GridModel) -> None:
         self.model = model
-        self.stand: np.ndarray | None = None  # (ny, nx) per mode; the two sum to 1
-        self.walk: np.ndarray | None = None
+        # (2, ny, nx): standing, walking; unnormalised, summing to _total (the next update divides by it
+        # in the modes' mixing product instead of a pass of its own)
+        self._post: np.ndarray | None = None
+        self._total = 1.0
+        self._walking = 0.0
         self.state: int | None = None
         self._ts = 0.0
+        self._gap_s = 0.0  # the gap before the current burst's first report (its later reports decide as it)
         self._heading: _Heading | None = None
+
+    @property
+    def stand(self) -> np.ndarray | None:
+        """The standing mode's posterior (ny, nx); with :attr:`walk` it sums to 1."""
+        return None if self._post is None else self._post[0] / self._total
+
+    @property
+    def walk(self) -> np.ndarray | None:
+        """The walking mode's posterior (ny, nx)."""
+        return None if self._post is None else self._post[1] / self._total
 
     @property
     def zone(self) -> Zone | None:
@@ -336,67 +306,78 @@ class GridFilter:
     @property
     def walking(self) -> float:
         """P(the shopper is walking), 0 before the first probe."""
-        return 0.0 if self.walk is None else float(self.walk.sum())
+        return self._walking
 
     def update(self, ts: float, heard: Iterable[tuple[int, float]], unheard: Iterable[int] = ()) -> GridEstimate:
         """One probe at ``ts``: predict over the gap, weigh by its readings (and the PIRs), decide the zone."""
         model = self.model
-        loglik = model.log_likelihood(heard, unheard)
-        like = np.exp(loglik - loglik.max()).reshape(model.ny, model.nx)
-        if model.pirs is not None:
-            cells = model.pir_cells(self.walking >= 0.5)
+        like = model.log_likelihood(heard, unheard)
+        like -= like.max()
+        like = np.exp(like, out=like).reshape(model.ny, model.nx)
+        last = self._post
+        dt = ts - self._ts
+        burst = last is not None and dt < BURST_S
+        if model.pirs is not None and not burst:
+            # the PIRs speak of a moment, not of a report: a burst's later reports do not weigh them again
+            cells = model.pir_cells(self._walking >= 0.5)
             if cells is not None:
                 like *= cells
-        stand, walk = self.stand, self.walk
         post = None
-        if stand is not None and walk is not None and ts - self._ts < 0.125:
+        if last is not None and burst:
             # the same probe burst heard by another agent (reports milliseconds apart): no time to move
-            post = np.stack((stand, walk)) * like
-            total = float(post.sum())
-            if not (total > 0.0 and math.isfinite(total)):
-                post = None
-        elif stand is not None and walk is not None:
-            sky, skx, wky, wkx, to_walk, to_stand = model.spread(ts - self._ts)
-            prior = np.empty((2, model.ny, model.nx), dtype=DTYPE)
-            s_in = stand * (1.0 - to_walk)
-            s_in += walk * to_stand
-            w_in = walk * (1.0 - to_stand)
-            w_in += stand * to_walk
-            prior[0] = s_in if sky is None or skx is None else sky @ s_in @ skx.T
+            like *= DTYPE(1.0 / self._total)
+            post = last * like
+        elif last is not None:
+            sky, skx, wky, wkx, to_walk, to_stand = model.motion.spread(dt)
+            # the modes mix (one 2 x 2 product, which also normalises the last posterior), then spread
+            mixing = np.array([[1.0 - to_walk, to_stand], [to_walk, 1.0 - to_stand]], dtype=DTYPE) / DTYPE(self._total)
+            prior = (mixing @ last.reshape(2, model.cells)).reshape(2, model.ny, model.nx)
+            if sky is not None and skx is not None:
+                prior[0] = sky @ prior[0] @ skx.T
             heading = self._heading
             if heading is not None and model.heading_share > 0.0:
                 # both kernels carry their share: heading_share of the walkers go on as they went
-                hky, hkx = model.heading(heading.vx, heading.vy, ts - self._ts)
-                prior[1] = hky @ w_in @ hkx.T
-                prior[1] += (wky * (1.0 - model.heading_share)) @ w_in @ wkx.T
+                ky, kx = model.motion.walking_kernels(heading.vx, heading.vy, dt)
+                prior[1] = ((ky @ prior[1]) @ kx).sum(axis=0)
             else:
-                prior[1] = wky @ w_in @ wkx.T
-            post = prior * like
-            total = float(post.sum())
-            if not (total > 0.0 and math.isfinite(total)):
+                prior[1] = wky @ prior[1] @ wkx.T
+            prior *= like
+            post = prior
+        if post is not None:
+            stats = (post.reshape(2, model.cells) @ model.moments).tolist()
+            total = stats[0][3] + stats[1][3]
+            if not (total > 1e-30 and math.isfinite(total)):
                 post = None
         if post is None:
+            burst = False
             # the first probe, or readings contradicting every cell: start afresh, standing or walking alike
             post = np.empty((2, model.ny, model.nx), dtype=DTYPE)
             post[0] = like * model.area
+            post[0] /= post[0].sum() * 2.0
             post[1] = post[0]
-            total = float(post.sum())
-        post /= total
-        self.stand, self.walk = post[0], post[1]
+            stats = (post.reshape(2, model.cells) @ model.moments).tolist()
+            total = stats[0][3] + stats[1][3]
+        self._post, self._total = post, total
         self._ts = max(ts, self._ts)
-        # per mode: mass-weighted x, y, x^2 + y^2 and the zone masses, in one product
-        stats = (post.reshape(2, model.cells) @ model.moments).tolist()
-        standing, walking = stats
+        inv = 1.0 / total
+        standing = [v * inv for v in stats[0]]
+        walking = [v * inv for v in stats[1]]
+        self._walking = walking[3]
         both = [a + b for a, b in zip(standing, walking, strict=True)]
-        self._track_heading(ts, walking)
+        self._track_heading(ts, walking, burst)
+        if not burst:
+            self._gap_s = dt
         x, y, r2 = both[0], both[1], both[2]
         masses = both[4:]
         masses[-1] = standing[-1] * model.aisle_weight + walking[-1] * model.aisle_walk_weight
-        self._decide(masses, walking[3])
+        self._decide(masses, walking[3], self._gap_s)
         return GridEstimate(x, y, math.sqrt(max(r2 - x * x - y * y, 0.0)), self.zone)
 
-    def _track_heading(self, ts: float, walking: list[float]) -> None:
-        """The walking mode's mean, from its moments, and its drift averaged over heading_tau_s."""
+    def _track_heading(self, ts: float, walking: list[float], burst: bool) -> None:
+        """The walking mode's mean, from its moments, and its drift averaged over heading_tau_s.
+
+        A burst's later reports refine the mean of the same moment: they redo the burst's update
+        rather than add one milliseconds long (the mean shifting with more evidence is no walk)."""
         m = walking[3]
         if not m > 1e-12:
             return
@@ -405,8 +386,15 @@ class GridFilter:
         if h is None:
             self._heading = _Heading(ts, x, y)
             return
+        if burst:
+            if h.before is None:  # the burst's first report started the heading: just its position
+                h.x, h.y = x, y
+                return
+            ts = h.ts
+            h.ts, h.x, h.y, h.vx, h.vy = h.before
         dt = ts - h.ts
         if dt > 0.0:
+            h.before = (h.ts, h.x, h.y, h.vx, h.vy)
             if dt > MAX_GAP_S / 4.0:  # a long silence: the old heading says nothing
                 h.vx = h.vy = 0.0
             else:
@@ -415,7 +403,7 @@ class GridFilter:
                 h.vy += a * ((y - h.y) / dt - h.vy)
             h.ts, h.x, h.y = ts, x, y
 
-    def _decide(self, masses: list[float], walking: float) -> None:
+    def _decide(self, masses: list[float], walking: float, dt: float) -> None:
         best = max(range(len(masses)), key=masses.__getitem__)  # the first most massive, as argmax
         state = self.state
         model = self.model
@@ -425,10 +413,17 @@ class GridFilter:
         if state is None:
             self.state = best
         elif masses[best] > masses[state] * ratio:
-            self.state = best if best in self.model.neighbours[state] else self.model.aisle
+            if best in model.neighbours[state] or (
+                    state != model.aisle and model.gaps_m[state][best] <= model.cross_mps * dt):
+                self.state = best
+            else:
+                self.state = model.aisle
 
     def reset(self) -> None:
-        self.stand = self.walk = None
+        self._post = None
+        self._total = 1.0
+        self._walking = 0.0
         self.state = None
         self._ts = 0.0
+        self._gap_s = 0.0
         self._heading = None

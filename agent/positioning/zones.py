@@ -46,6 +46,12 @@ def distance_outside(zone: Zone, p: Point) -> float:
     return min(_segment_distance(p, poly[i], poly[(i + 1) % len(poly)]) for i in range(len(poly)))
 
 
+def distance_to_edge(zone: Zone, p: Point) -> float:
+    """The distance from ``p`` to the zone's outline, inside or outside: how near an edge a shopper stands."""
+    poly = zone.polygon
+    return min(_segment_distance(p, poly[i], poly[(i + 1) % len(poly)]) for i in range(len(poly)))
+
+
 def _nearest_on_segment(p: Point, a: Point, b: Point) -> Point:
     ax, ay = b[0] - a[0], b[1] - a[1]
     length2 = ax * ax + ay * ay

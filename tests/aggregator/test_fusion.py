@@ -61,7 +61,8 @@ def test_a_fused_fix_is_the_locator_on_the_same_anchors() -> None:
 def test_each_range_gets_its_calibrated_sniffers_sigma_whether_a_range_is_a_tuple_or_a_range() -> None:
     # Fusion.add writes LogDistanceModel.sigma_m out (the aggregator's hot path): same value, to the
     # bit, at the distance floor, below it, and far; the MQTT process hands ranges over as plain tuples.
-    fusion = Fusion(STORE, list(DEVICES))
+    # (The solver's engine: with the grid, a report of known sniffers keeps no ranges at all.)
+    fusion = Fusion(STORE, list(DEVICES), engine="solver")
     device = DEVICES[0]
     sniffer = device.sniffers[0]
     model = fusion.models[(device.agent_id, sniffer.id)]
@@ -109,3 +110,25 @@ def test_pir_reports_decide_a_shopper_walking_on_the_edge_of_two_zones(active: s
     fusion.motion(active, "agent-3/pir", True, T0 - 10.0)
     fusion.motion(quiet, "agent-2/pir", False, T0 - 10.0)
     assert _walk_the_boys_mens_edge(fusion)[-1] == active
+
+
+def test_a_device_heard_only_through_the_grid_goes_stale_after_the_window() -> None:
+    # Reports of known sniffers go wholly to the grid and keep no solver ranges; the window still holds.
+    fusion = Fusion(STORE, list(DEVICES), window_s=20.0)
+    fusion.add(report(0, T0, 600.0, 500.0))
+    assert fusion.tracks["d1"].ranges == {}
+    fix = fusion.locate("d1", T0)
+    assert fix is not None and fix.zone is not None
+    assert fusion.locate("d1", T0 + 19.0) is not None
+    assert fusion.locate("d1", T0 + 21.0) is None
+
+
+def test_a_device_every_agent_dropped_has_no_fix() -> None:
+    fusion = Fusion(STORE, list(DEVICES))
+    fusion.add(report(0, T0, 600.0, 500.0))
+    fusion.add(report(1, T0 + 0.01, 600.0, 500.0))
+    assert fusion.locate("d1", T0 + 0.05) is not None
+    fusion.drop_agent("d1", DEVICES[0].agent_id)
+    assert fusion.locate("d1", T0 + 0.1) is not None  # the other agent still hears it
+    fusion.drop_agent("d1", DEVICES[1].agent_id)
+    assert fusion.locate("d1", T0 + 0.2) is None

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.config import load_deployment
+from agent.contract import Presence, Range
 from agent.geometry import Plan
 from agent.mock.world import Shopper, World
 from agent.positioning import scenario as sc
@@ -32,7 +33,8 @@ from agent.positioning.grid_filter import PHONE_HEIGHT_M, GridFilter, GridModel,
 from agent.positioning.locator import Locator
 from agent.positioning.multilateration import Anchor, locate
 from agent.positioning.zone_filter import PirBoard, ZoneFilter, ZoneModel
-from agent.positioning.zones import ROOM_CONFIDENCE, ZoneTracker
+from agent.positioning.zones import ROOM_CONFIDENCE, ZoneTracker, distance_to_edge
+from aggregator.fusion import Fusion
 from tests.benchmarks.figures import Figure
 
 REPO = Path(__file__).resolve().parents[2]
@@ -286,6 +288,7 @@ class _StoreRun:
     right: int = 0
     probes: int = 0
     decisions: dict[int, list[tuple[float, str | None]]] = field(default_factory=dict)
+    wrong: list[tuple[float, int, tuple[float, float]]] = field(default_factory=list)  # (ts, shopper, truth px)
 
     @property
     def zone_pct(self) -> float:
@@ -401,7 +404,10 @@ def _play(plan: Plan, probes: list, pirs: list, mode: str, accel_mps2: float | N
         truth_m = plan.px_to_m(truth_px)
         run.errors.append(math.hypot(est.x_m - truth_m[0], est.y_m - truth_m[1]))
         true_zone = plan.zone_at(truth_px)
-        run.right += (zone.name if zone else None) == (true_zone.name if true_zone else None)
+        right = (zone.name if zone else None) == (true_zone.name if true_zone else None)
+        run.right += right
+        if not right:
+            run.wrong.append((ts, k, truth_px))
         run.probes += 1
         run.decisions.setdefault(k, []).append((ts, zone.name if zone else None))
     return run
@@ -455,6 +461,37 @@ def _stays(plan: Plan, shopper: Shopper) -> list[tuple[str | None, float, float]
     return out
 
 
+AFTER_CROSSING_S = 4.0  # a wrong zone this soon after the truth's crossing is lag
+NEAR_EDGE_M = (0.25, 1.0)
+
+
+def _edge_m(plan: Plan, p: tuple[float, float]) -> float:
+    """Metres from ``p`` to the nearest department edge, inside or out."""
+    return min(distance_to_edge(z, p) for z in plan.zones) * plan.metres_per_px
+
+
+def _breakdown(plan: Plan, people: list[Shopper], run: _StoreRun) -> dict[str, int]:
+    """Where the wrong-zone probes are: just after a crossing (lag), standing or walking near an edge, elsewhere."""
+    stays = {k: _stays(plan, shopper) for k, shopper in enumerate(people)}
+    out = dict.fromkeys(("after_crossing", "standing_edge_0.25m", "standing_edge_1m", "walking_edge_1m",
+                         "elsewhere"), 0)
+    for ts, k, truth_px in run.wrong:
+        entered = next((t_in for _zone, t_in, t_out in stays[k] if t_in <= ts <= t_out + 0.1), None)
+        if entered is not None and entered > stays[k][0][1] and ts - entered < AFTER_CROSSING_S:
+            out["after_crossing"] += 1
+            continue
+        edge = _edge_m(plan, truth_px)
+        before = people[k].position_at(ts - 1.0)
+        standing = before is not None and math.dist(before, truth_px) < 1e-6
+        if edge < NEAR_EDGE_M[0] and standing:
+            out["standing_edge_0.25m"] += 1
+        elif edge < NEAR_EDGE_M[1]:
+            out["standing_edge_1m" if standing else "walking_edge_1m"] += 1
+        else:
+            out["elsewhere"] += 1
+    return out
+
+
 def store(args: argparse.Namespace) -> Iterator[Figure]:
     """The demo layout (firmware-config/devices/) with the agent's mock-world shoppers, live decisions."""
     shoppers = 15 if args.quick else 60
@@ -476,6 +513,11 @@ def store(args: argparse.Namespace) -> Iterator[Figure]:
     yield Figure("positioning.store.zone_lag_s.p95", round(sc.percentile(lags, 95), 2), "s", "<= 3",
                  note=f"from the mock truth's crossing into a zone to the live zone showing it, {len(lags)} "
                       f"stays >= {MIN_STAY_S:g} s; median {statistics.median(lags):.2f} s")
+    for cause, count in _breakdown(plan, people, grid).items():
+        yield Figure(f"positioning.store.wrong.{cause}_pct", round(100.0 * count / grid.probes, 2), "%",
+                     note=f"share of all probes shown in the wrong zone, by what the truth was doing: within "
+                          f"{AFTER_CROSSING_S:g} s of crossing into its zone (lag), standing within 0.25 m or "
+                          f"1 m of a department edge, walking within 1 m, or elsewhere")
     grid_nopir = runs["grid_nopir"]
     yield Figure("positioning.store.grid_nopir.zone_pct", round(grid_nopir.zone_pct, 1), "%",
                  note="the same grid filter with every PIR left out (RSSI only)")
@@ -540,8 +582,52 @@ def speed(args: argparse.Namespace) -> Iterator[Figure]:
                       "likelihood + two-mode spread + zone masses (what the aggregator's fusion runs per report)")
 
 
+def _agent_reports(devices: list, probes: list) -> list[Presence]:
+    """Each probe as the agents report it: one Presence per agent that heard it, its sniffers' RSSI and ranges."""
+    owners = [(d.agent_id, s) for d in devices for s in d.sniffers]
+    reports = []
+    for n, (ts, k, _truth, _anchors, heard) in enumerate(probes):
+        by_agent: dict[str, list[Range]] = {}
+        for i, rssi in heard:
+            agent, sniffer = owners[i]
+            d = LogDistanceModel.fit(sniffer.calibration).distance_m(rssi)
+            by_agent.setdefault(agent, []).append(Range(sniffer.id, *sniffer.position_px, rssi, d))
+        for j, (agent, ranges) in enumerate(sorted(by_agent.items())):
+            x, y = ranges[0].x, ranges[0].y
+            reports.append(Presence("move", f"m{n}-{j}", agent, ts + 0.001 * j, f"d{k}", x, y, 2.0,
+                                    ranges[0].rssi_dbm, ranges[0].distance_m, ranges=tuple(ranges)))
+    return reports
+
+
+def _fusion_us(store_config, devices: list, reports: list[Presence], engine: str) -> float:
+    """CPU microseconds per agent report through the aggregator's fusion: ``add`` then ``locate``."""
+    fusion = Fusion(store_config, devices, engine=engine)
+    start = time.process_time()
+    for p in reports:
+        fusion.add(p)
+        fusion.locate(p.device, p.ts)
+    return 1e6 * (time.process_time() - start) / len(reports)
+
+
+def fusion_speed(args: argparse.Namespace) -> Iterator[Figure]:
+    """The aggregator's fusion per agent report, the grid and the solver engines interleaved (best of 5)."""
+    devices = load_deployment(REPO / "firmware-config")
+    _plan, _people, probes, _pirs = _store_day(STORE_DEV_SEED, 5 if args.quick else 20)
+    reports = _agent_reports(devices, probes)
+    best = {"grid": math.inf, "solver": math.inf}
+    for _ in range(5):
+        for engine in best:
+            best[engine] = min(best[engine], _fusion_us(devices[0].store, devices, reports, engine))
+    note = (f"Fusion.add + locate per report, {len(reports)} agent reports of the dev-seed day (each probe "
+            f"reported by every agent that heard it), CPU time, engines interleaved, best of 5")
+    yield Figure("positioning.fusion.grid_us_per_report", round(best["grid"], 1), "us", "<= 50", note=note)
+    yield Figure("positioning.fusion.solver_us_per_report", round(best["solver"], 1), "us",
+                 note="the same stream, engine='solver' (the old chain)")
+
+
 def run(args: argparse.Namespace) -> Iterator[Figure]:
     yield from reference(args)
     yield from calib2021(args)
     yield from store(args)
     yield from speed(args)
+    yield from fusion_speed(args)

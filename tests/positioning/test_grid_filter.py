@@ -73,14 +73,25 @@ def test_the_posterior_of_a_standing_shopper_closes_in_on_them() -> None:
 
 
 def test_a_wall_is_never_crossed() -> None:
-    # The shopper is heard in Women's, then after a 20 s silence in Sport: the shown sequence goes
-    # through the aisle, never Women's -> Sport directly (the two do not touch).
+    # Heard in Women's, then in Sport a second later (probes 1 s apart): nobody crosses the 2.1 m aisle
+    # between them in a second, so the aisle shows first, never Women's -> Sport directly.
     rng = random.Random(2)
     grid = GridFilter(MODEL)
-    shown = [grid.update(2.0 * k, *probe(rng, 555, 660)).zone for k in range(10)]
-    shown += [grid.update(40.0 + 2.0 * k, *probe(rng, 900, 1140)).zone for k in range(10)]
+    shown = [grid.update(1.0 * k, *probe(rng, 555, 860)).zone for k in range(10)]
+    shown += [grid.update(10.0 + 1.0 * k, *probe(rng, 640, 1040)).zone for k in range(10)]
     sequence = [z for i, z in enumerate(names(shown)) if i == 0 or z != names(shown)[i - 1]]
     assert sequence == ["Women's", None, "Sport"]
+
+
+def test_an_aisle_crossed_between_two_probes_is_not_shown_late() -> None:
+    # Heard in Men's, then 2 s later in Sport (a walker crosses the 2.1 m aisle in under 2 s): Sport
+    # shows at once rather than one probe of aisle first (the aisle stay was shorter than the gap).
+    rng = random.Random(2)
+    grid = GridFilter(MODEL)
+    shown = [grid.update(2.0 * k, *probe(rng, 900 + 10 * k, 840)).zone for k in range(10)]
+    shown += [grid.update(20.0 + 2.0 * k, *probe(rng, 1000, 1060)).zone for k in range(5)]
+    assert names(shown)[:10] == ["Men's"] * 10
+    assert names(shown)[10:] == ["Sport"] * 5
 
 
 @pytest.mark.parametrize("pir_zone", ["Sport", "Girl's"])
@@ -135,3 +146,23 @@ def test_bad_parameters_are_refused(kwargs: dict[str, float], message: str) -> N
         GridModel(PLAN, SNIFFERS, **kwargs)
     with pytest.raises(ValueError, match="sniffer"):
         GridModel(PLAN, [])
+
+
+def test_a_burst_heard_by_several_agents_weighs_as_one_probe() -> None:
+    # Fusion updates once per agent report; reports of one burst (ms apart) must add up to the one probe,
+    # the PIRs weighed once (they speak of the moment, not of each report).
+    board = PirBoard(PLAN)
+    board.motion("Boy's", "pir", False, 0.0)
+    board.motion("Men's", "pir", True, 0.0)
+    model = GridModel(PLAN, SNIFFERS, pirs=board)
+    rng = random.Random(8)
+    split, whole = GridFilter(model), GridFilter(model)
+    for k in range(6):
+        heard, unheard = probe(rng, 800.0 + 20 * k, 655.0)
+        ts = 2.0 * k
+        whole.update(ts, heard, unheard)
+        for part in range(3):
+            split.update(ts + 0.01 * part, heard[part::3], unheard if part == 0 else [])
+    assert split.stand is not None and whole.stand is not None and split.walk is not None and whole.walk is not None
+    assert np.allclose(split.stand, whole.stand, atol=5e-3)
+    assert np.allclose(split.walk, whole.walk, atol=5e-3)
