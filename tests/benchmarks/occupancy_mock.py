@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import pickle
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 
 from agent import contract
 from agent.config import DeviceConfig, load_deployment
@@ -122,20 +124,24 @@ def _feed(live: LiveOccupancy, messages: list[contract.AgentMessage]) -> None:
             live.motion(m)
 
 
-def simulate(hours: float, *, seed: int = SEED, randomized_share: float = RANDOMIZED_SHARE,
-             warmup_s: float = WARMUP_S, factors: tuple[float | None, ...] = (STORE_FACTOR,),
-             observe: Callable[[float, World, list[LiveOccupancy]], None] | None = None,
-             ) -> tuple[list[tuple[float, tuple[float, ...], int]], int]:
-    """``[(minute_end_ts, (estimate per factor), truth_people)]`` over ``hours``, and the probe lines played.
+Step = tuple[float, list[contract.AgentMessage], int | None]  # (ts, the agents' messages, truth at a minute's end)
 
-    One live occupancy per entry of ``factors`` (None: the estimator's default, the Brno lab's), all fed
-    the same messages."""
+
+def steps(hours: float, *, seed: int = SEED, randomized_share: float = RANDOMIZED_SHARE,
+          warmup_s: float = WARMUP_S, observe_world: Callable[[World], None] | None = None,
+          lines: list[int] | None = None) -> Iterator[Step]:
+    """The seeded world played through the agents, one step at a time: each step's end, the messages the
+    agents sent in it, and at a minute's end the world's truth (people in the store), else None.
+
+    Split from the estimator so a day's messages can be recorded once and played through many
+    estimators (``--seeds``, the fits); ``observe_world`` is handed the world before the first step, and
+    ``lines`` gets the number of probe lines played once the day is over."""
     devices = load_deployment(CONFIG_DIR)
     store = devices[0].store
     world = World(store, seed=seed, randomized_share=randomized_share, opens_ts=START_TS)  # opens empty
+    if observe_world is not None:
+        observe_world(world)
     agents = [_Agent(d, world) for d in devices]
-    lives = [LiveOccupancy(store, NullPublisher(), factor=f) for f in factors]
-    rows: list[tuple[float, tuple[float, ...], int]] = []
     end = START_TS + hours * 3600
     t = START_TS - warmup_s
     while t < end:
@@ -153,14 +159,45 @@ def simulate(hours: float, *, seed: int = SEED, randomized_share: float = RANDOM
         for agent in agents:
             agent.pirs(world, nxt)
             messages += agent.tick(nxt)
+        scored = nxt > START_TS and int(nxt - START_TS) % 60 == 0
+        yield nxt, messages, (world.occupancy(nxt).people if scored else None)
+        t = nxt
+    if lines is not None:
+        lines.append(sum(a.pipeline.lines for a in agents))
+
+
+def play(recorded: Iterable[Step], lives: list[LiveOccupancy],
+         observe: Callable[[float, list[LiveOccupancy]], None] | None = None,
+         ) -> list[tuple[float, tuple[float, ...], int]]:
+    """``[(minute_end_ts, (estimate per live occupancy), truth_people)]``: the steps fed to every one of
+    ``lives`` as ingest would, each scored at every minute's end."""
+    rows: list[tuple[float, tuple[float, ...], int]] = []
+    for ts, messages, truth in recorded:
         for live in lives:
             _feed(live, messages)
-        if nxt > START_TS and int(nxt - START_TS) % 60 == 0:
-            rows.append((nxt, tuple(live.tick(nxt).people for live in lives), world.occupancy(nxt).people))
+        if truth is not None:
+            rows.append((ts, tuple(live.tick(ts).people for live in lives), truth))
             if observe is not None:
-                observe(nxt, world, lives)
-        t = nxt
-    return rows, sum(a.pipeline.lines for a in agents)
+                observe(ts, lives)
+    return rows
+
+
+def simulate(hours: float, *, seed: int = SEED, randomized_share: float = RANDOMIZED_SHARE,
+             warmup_s: float = WARMUP_S, factors: tuple[float | None, ...] = (STORE_FACTOR,),
+             observe: Callable[[float, World, list[LiveOccupancy]], None] | None = None,
+             ) -> tuple[list[tuple[float, tuple[float, ...], int]], int]:
+    """``[(minute_end_ts, (estimate per factor), truth_people)]`` over ``hours``, and the probe lines played.
+
+    One live occupancy per entry of ``factors`` (None: the estimator's default, the Brno lab's), all fed
+    the same messages."""
+    store = load_deployment(CONFIG_DIR)[0].store
+    lives = [LiveOccupancy(store, NullPublisher(), factor=f) for f in factors]
+    worlds: list[World] = []
+    lines: list[int] = []
+    gen = steps(hours, seed=seed, randomized_share=randomized_share, warmup_s=warmup_s,
+                observe_world=worlds.append, lines=lines)
+    rows = play(gen, lives, None if observe is None else lambda ts, ls: observe(ts, worlds[0], ls))
+    return rows, lines[0]
 
 
 def run(args: argparse.Namespace) -> Iterator[Figure]:
@@ -183,6 +220,56 @@ def run(args: argparse.Namespace) -> Iterator[Figure]:
                  "persons", note=f"the same day with the estimator's default factor {DEFAULT_TUNING['factor']} "
                  "(fitted in the Brno lab, whose people carry more than one device), not the store's 1.0")
     yield Figure("occupancy.mock.bias_brno_factor", round(statistics.fmean(brno_errors), 3), "persons")
+
+
+def recorded(seed: int, hours: float, cache: Path | None) -> list[Step]:
+    """One seed's day as :func:`steps` plays it, from ``cache`` when it was recorded there before (a
+    full day takes minutes of CPU; playing the messages through an estimator, seconds)."""
+    path = None if cache is None else cache / f"mock-seed{seed}-{hours:g}h.pickle"
+    if path is not None and path.is_file():
+        with open(path, "rb") as fh:
+            return pickle.load(fh)  # type: ignore[no-any-return]  # our own file, written just below
+    day = list(steps(hours, seed=seed))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as fh:
+            pickle.dump(day, fh)
+    return day
+
+
+def score(rows: list[tuple[float, tuple[float, ...], int]], i: int = 0) -> tuple[float, float]:
+    """(mae, bias) of the ``i``-th estimate against the truth."""
+    errors = [est[i] - truth for _, est, truth in rows]
+    return statistics.fmean(abs(e) for e in errors), statistics.fmean(errors)
+
+
+def seeds_report(seeds: Sequence[int], hours: float, cache: Path | None,
+                 tuning: Mapping[str, float] | None = None) -> str:
+    """``--seeds``: mae and bias per seed (store factor 1.0), and their spread: the benchmark's seed 17
+    is one draw of the world; a method that holds scores alike on the others."""
+    store = load_deployment(CONFIG_DIR)[0].store
+    out, maes, biases = [], [], []
+    for seed in seeds:
+        live = LiveOccupancy(store, NullPublisher(), factor=STORE_FACTOR, tuning=tuning)
+        rows = play(recorded(seed, hours, cache), [live])
+        m, b = score(rows)
+        truth = statistics.fmean(t for *_, t in rows)
+        maes.append(m)
+        biases.append(b)
+        out.append(f"seed {seed:3d}: mae {m:.3f} bias {b:+.3f} (truth mean {truth:.1f})")
+    out.append(f"mae mean {statistics.fmean(maes):.3f} median {statistics.median(maes):.3f} "
+               f"max {max(maes):.3f}; bias mean {statistics.fmean(biases):+.3f}; "
+               f"seeds over 1.0: {sum(m > 1.0 for m in maes)} of {len(maes)}")
+    return "\n".join(out)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``1-4,6-10`` -> [1, 2, 3, 4, 6, 7, 8, 9, 10]."""
+    out: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out += range(int(lo), int(hi or lo) + 1)
+    return out
 
 
 class Breakdown:
@@ -274,6 +361,10 @@ if __name__ == "__main__":
     import sys
 
     quick = "--quick" in sys.argv
+    if "--seeds" in sys.argv:
+        cache = Path(sys.argv[sys.argv.index("--cache") + 1]) if "--cache" in sys.argv else None
+        print(seeds_report(parse_seeds(sys.argv[sys.argv.index("--seeds") + 1]), 1.0 if quick else HOURS, cache))
+        sys.exit(0)
     if "--breakdown" in sys.argv:
         seed = int(sys.argv[sys.argv.index("--seed") + 1]) if "--seed" in sys.argv else SEED
         store = load_deployment(CONFIG_DIR)[0].store

@@ -1,0 +1,191 @@
+"""The people-per-device factor calibrated from door counts or head counts, on synthetic days with a known factor."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+
+from agent.config import ConfigError, load_store
+from agent.contract import AgentMessage, Door, Presence, Range, encode_agent
+from aggregator.cli import main
+from aggregator.commands.calibrate import parse_count
+from aggregator.factor_calibration import (
+    CalibrationError,
+    Sample,
+    device_series,
+    fit_from_counts,
+    fit_from_door,
+)
+from aggregator.store import create_schema
+from tests.conftest import CONFIG_DIR
+
+STORE = load_store(CONFIG_DIR / "store.toml")
+T0 = 1_795_392_000.0  # 2026-11-23 00:00 UTC
+OPEN_S = 10 * 3600.0
+
+
+def synthetic_day(devices_per_person: tuple[int, ...], *, seed: int = 1, people: int = 300, staff: int = 2,
+                  missed_exits: float = 0.0, report_s: float = 20.0) -> tuple[list[AgentMessage], float]:
+    """A 10 h day: ``people`` shoppers arriving at random, staying 5-40 min, each carrying a number of
+    devices drawn from ``devices_per_person`` (each device reports every ``report_s``, exits when its
+    owner leaves); ``staff`` people in all day with one device each, never seen by the door; the door
+    counts every passage but misses a share of the exits (a beam counter's drift). Returns the messages
+    in time order and the true factor (people per device)."""
+    rng = random.Random(seed)
+    events: list[tuple[float, int, AgentMessage]] = []
+    n = 0
+
+    def add(msg: AgentMessage) -> None:
+        nonlocal n
+        n += 1
+        events.append((msg.ts, n, msg))
+
+    def device(name: str, start: float, end: float) -> None:
+        ranges = (Range("s1", 600.0, 330.0, -60.0, 3.0),)
+        t, kind = start + rng.uniform(0, report_s), "enter"
+        while t < end:
+            add(Presence(kind, f"a1:{name}:{t}", "agent-1", t, name, 600.0, 330.0, 3.0, -60.0, 3.0, False, ranges))
+            t, kind = t + rng.uniform(0.5, 1.5) * report_s, "move"
+        add(Presence("exit", f"a1:{name}:x", "agent-1", end + 1.0, name, 600.0, 330.0, 3.0, -60.0, 3.0))
+
+    carried = 0
+    for i in range(staff):
+        device(f"staff{i}", T0, T0 + OPEN_S)
+        carried += 1
+    for i in range(people):
+        start = T0 + rng.uniform(0, OPEN_S - 3600)
+        end = start + rng.uniform(300, 2400)
+        add(Door(f"d:{i}:in", "agent-1", start, "door-1", "in"))
+        if rng.random() >= missed_exits:
+            add(Door(f"d:{i}:out", "agent-1", end, "door-1", "out"))
+        k = rng.choice(devices_per_person)
+        carried += k
+        for j in range(k):
+            device(f"p{i}d{j}", start, end)
+    events.sort()
+    # every person stays about as long, so the devices present per person present is the devices per person
+    return [m for _, _, m in events], (people + staff) / carried
+
+
+@pytest.mark.parametrize(("devices_per_person", "missed_exits"), [((1,), 0.0), ((2,), 0.05), ((1, 1, 2), 0.02),
+                                                                  ((1, 1, 1, 0), 0.0)])
+def test_the_door_method_recovers_a_known_factor(devices_per_person: tuple[int, ...], missed_exits: float) -> None:
+    messages, truth = synthetic_day(devices_per_person, missed_exits=missed_exits)
+    c = fit_from_door(device_series(STORE, messages))
+    assert c.method == "door" and c.crossings > 500
+    assert abs(c.factor - truth) < 3 * c.sigma, (c, truth)  # the uncertainty is honest
+    assert c.sigma < 0.12 * truth, c  # and a day of door counts pins the factor down
+
+
+def test_head_counts_recover_a_known_factor() -> None:
+    messages, _ = synthetic_day((2,), staff=0)
+    samples = device_series(STORE, messages)
+    # count the people present at a few moments from the truth the messages carry: 2 devices each
+    counts = []
+    for s in samples[120:540:60]:
+        counts.append((s.ts - 30.0, s.devices / 2))
+    c = fit_from_counts(samples, counts)
+    assert c.method == "counts" and c.used == len(counts)
+    assert c.factor == pytest.approx(0.5, abs=0.05)
+
+
+def _samples(net: list[int], devices: list[float]) -> list[Sample]:
+    return [Sample(T0 + 60 * i, d, max(n, 0) + 100, max(-n, 0) + 100) for i, (n, d) in enumerate(zip(net, devices,
+                                                                                                   strict=True))]
+
+
+@pytest.mark.parametrize(("samples", "message"), [
+    ([], "no data"),
+    (_samples([0] * 600, [3.0] * 600), "door crossings"),  # 0 crossings in the range: no door counter
+])
+def test_the_door_method_refuses_data_without_door_counts(samples: list[Sample], message: str) -> None:
+    with pytest.raises(CalibrationError, match=message):
+        fit_from_door(samples)
+
+
+def test_a_door_that_counts_people_the_agents_never_hear_is_refused() -> None:
+    messages, _ = synthetic_day((1,))
+    doors = [m for m in messages if isinstance(m, Door)]  # the agents were down all day: only the door
+    with pytest.raises(CalibrationError):
+        fit_from_door(device_series(STORE, doors))
+
+
+@pytest.mark.parametrize(("counts", "message"), [
+    ([], "no head counts"),
+    ([(T0 - 86_400, 10.0)], "outside"),
+    ([(T0 + 3600, -1.0)], ">= 0"),
+    ([(T0 + 3600, float("nan"))], ">= 0"),
+])
+def test_bad_head_counts_are_refused(counts: list[tuple[float, float]], message: str) -> None:
+    messages, _ = synthetic_day((1,), people=50)
+    with pytest.raises(CalibrationError, match=message):
+        fit_from_counts(device_series(STORE, messages), counts)
+
+
+@pytest.mark.parametrize("raw", ["23", "=23", "2026-11-02T15:30=many", "yesterday=4"])
+def test_a_malformed_count_option_names_the_problem(raw: str) -> None:
+    with pytest.raises(CalibrationError, match="--count"):
+        parse_count(raw)
+
+
+def _database(tmp_path: Path, messages: list[AgentMessage]) -> Path:
+    import sqlite3
+    db = tmp_path / "floorwalker.db"
+    create_schema(db)
+    with contextlib.closing(sqlite3.connect(db)) as conn, conn:
+        conn.executemany("INSERT INTO messages (msg_id, agent, kind, ts, device, payload) VALUES (?, ?, ?, ?, ?, ?)",
+                         [(m.msg_id, m.agent, m.kind, m.ts, getattr(m, "device", None), encode_agent(m).decode())
+                          for m in messages])
+    return db
+
+
+def _cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_the_command_reads_a_stored_day_and_prints_the_store_toml_line(tmp_path: Path) -> None:
+    messages, truth = synthetic_day((1, 2), missed_exits=0.02)
+    db = _database(tmp_path, messages)
+    day = "2026-11-23"  # T0's date
+    code, out, err = _cli("calibrate-factor", "--db", str(db), "--config-dir", str(CONFIG_DIR), "--from", day,
+                          "--to", day)
+    assert code == 0, err
+    result = json.loads(out)
+    assert abs(result["factor"] - truth) < 0.1 * truth
+    assert result["store_toml"] == f"occupancy_factor = {result['factor']:.2f}"
+    # and with head counts instead of the door
+    code, out, err = _cli("calibrate-factor", "--db", str(db), "--config-dir", str(CONFIG_DIR), "--from", day,
+                          "--to", day, "--count", "2026-11-23T03:00=12", "--count", "2026-11-23T05:30+00:00=20")
+    assert code == 0, err
+    assert json.loads(out)["method"] == "counts"
+
+
+def test_the_command_says_why_a_day_without_messages_gives_no_factor(tmp_path: Path) -> None:
+    db = _database(tmp_path, [])
+    code, out, err = _cli("calibrate-factor", "--db", str(db), "--config-dir", str(CONFIG_DIR), "--from",
+                          "2026-11-23", "--to", "2026-11-23")
+    assert code != 0 and out == ""
+    assert "no data" in err
+
+
+def test_store_toml_takes_the_calibrated_factor_and_refuses_an_absurd_one(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(CONFIG_DIR, config)
+    toml = config / "store.toml"
+    text = toml.read_text(encoding="utf-8")
+    assert load_store(toml).occupancy_factor is None  # not set: the estimator's default
+    toml.write_text(text.replace("[store]\n", "[store]\noccupancy_factor = 1.05\n", 1), encoding="utf-8")
+    assert load_store(toml).occupancy_factor == 1.05
+    for bad in ("0", "50", '"one"'):
+        toml.write_text(text.replace("[store]\n", f"[store]\noccupancy_factor = {bad}\n", 1), encoding="utf-8")
+        with pytest.raises(ConfigError, match="occupancy_factor"):
+            load_store(toml)
