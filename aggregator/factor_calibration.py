@@ -21,6 +21,7 @@ factor they give is what ``[store] occupancy_factor`` needs to turn that count i
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -115,7 +116,7 @@ def fit_from_door(samples: Sequence[Sample], *, window_s: float = DEFAULT_WINDOW
     step = max(1, round(window_s / (samples[1].ts - samples[0].ts)))
     picked = samples[::step]
     pairs = [(b.door_in - b.door_out - a.door_in + a.door_out, b.devices - a.devices)
-             for a, b in zip(picked, picked[1:], strict=False)]
+             for a, b in itertools.pairwise(picked)]
     sxx = sum(x * x for x, _ in pairs)
     if len(pairs) < MIN_WINDOWS or sxx == 0:
         raise CalibrationError(f"{len(pairs)} windows of {window_s:g} s with the door's in - out changing in "

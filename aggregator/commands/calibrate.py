@@ -68,7 +68,7 @@ def parse_count(raw: str) -> tuple[float, float]:
 
 def read_messages(conn: sqlite3.Connection, store_id: str, since: float, until: float) -> Iterator[AgentMessage]:
     """The stored agent messages the occupancy estimate reads, in time order, decoded as ingest decoded them."""
-    rows = conn.execute(f"SELECT agent, kind, payload FROM messages WHERE ts >= ? AND ts < ? "  # noqa: S608
+    rows = conn.execute(f"SELECT agent, kind, payload FROM messages WHERE ts >= ? AND ts < ? "
                         f"AND kind IN ({', '.join('?' * len(KINDS))}) ORDER BY ts, rowid", (since, until, *KINDS))
     for agent, kind, payload in rows:
         msg = decode_agent(agent_topic(store_id, agent, kind), payload)

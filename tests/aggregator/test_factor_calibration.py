@@ -13,6 +13,7 @@ import pytest
 
 from agent.config import ConfigError, load_store
 from agent.contract import AgentMessage, Door, Presence, Range, encode_agent
+from agent.occupancy import DEFAULT_TUNING
 from aggregator.cli import main
 from aggregator.commands.calibrate import parse_count
 from aggregator.factor_calibration import (
@@ -189,3 +190,26 @@ def test_store_toml_takes_the_calibrated_factor_and_refuses_an_absurd_one(tmp_pa
         toml.write_text(text.replace("[store]\n", f"[store]\noccupancy_factor = {bad}\n", 1), encoding="utf-8")
         with pytest.raises(ConfigError, match="occupancy_factor"):
             load_store(toml)
+
+
+def test_the_aggregator_estimates_with_the_store_factor(sqlite_path: Path) -> None:
+    from dataclasses import replace
+
+    from agent.config import load_deployment
+    from aggregator.bus import EventBus
+    from aggregator.ingest import Ingest
+    from aggregator.mqtt_link import NullPublisher
+    from aggregator.settings import Settings
+    from aggregator.store import Store
+
+    devices = load_deployment(CONFIG_DIR)
+    store = Store(sqlite_path)
+    store.open()
+    try:
+        for factor, expected in ((None, DEFAULT_TUNING["factor"]), (1.25, 1.25)):
+            config = replace(devices[0].store, occupancy_factor=factor)
+            ingest = Ingest(replace(Settings(), config_dir=CONFIG_DIR, db_path=sqlite_path), config, devices, store,
+                            EventBus(), NullPublisher())
+            assert ingest.occupancy.estimator.tuning["factor"] == expected
+    finally:
+        store.close()

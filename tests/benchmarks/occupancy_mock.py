@@ -30,6 +30,7 @@ from agent.mock.world import World
 from agent.occupancy import DEFAULT_TUNING
 from agent.runtime import Pipeline
 from agent.sources.gpio import Edge
+from aggregator.factor_calibration import Calibration, device_series, fit_from_door
 from aggregator.mqtt_link import NullPublisher
 from aggregator.occupancy_live import LiveOccupancy
 from tests.benchmarks.figures import Figure
@@ -243,23 +244,39 @@ def score(rows: list[tuple[float, tuple[float, ...], int]], i: int = 0) -> tuple
     return statistics.fmean(abs(e) for e in errors), statistics.fmean(errors)
 
 
+def calibrated(day: list[Step]) -> Calibration:
+    """The store's factor as ``floorwalker-aggregator calibrate-factor`` measures it from the opening day's
+    door counts (the night before has no crossings); the mock's truth is 1.0 by construction."""
+    store = load_deployment(CONFIG_DIR)[0].store
+    messages = [m for ts, step, _ in day if ts > START_TS for m in sorted(step, key=lambda m: m.ts)]
+    return fit_from_door(device_series(store, messages))
+
+
 def seeds_report(seeds: Sequence[int], hours: float, cache: Path | None,
                  tuning: Mapping[str, float] | None = None) -> str:
-    """``--seeds``: mae and bias per seed (store factor 1.0), and their spread: the benchmark's seed 17
-    is one draw of the world; a method that holds scores alike on the others."""
+    """``--seeds``: per seed, mae and bias with the store factor 1.0, the factor calibrated from that day's
+    door counts and the mae with it; then their spread. The benchmark's seed 17 is one draw of the world; a
+    method that holds scores alike on the others."""
     store = load_deployment(CONFIG_DIR)[0].store
-    out, maes, biases = [], [], []
+    out, maes, biases, factors, cal_maes = [], [], [], [], []
     for seed in seeds:
-        live = LiveOccupancy(store, NullPublisher(), factor=STORE_FACTOR, tuning=tuning)
-        rows = play(recorded(seed, hours, cache), [live])
-        m, b = score(rows)
+        day = recorded(seed, hours, cache)
+        cal = calibrated(day)
+        lives = [LiveOccupancy(store, NullPublisher(), factor=f, tuning=tuning) for f in (STORE_FACTOR, cal.factor)]
+        rows = play(day, lives)
+        (m, b), (cm, cb) = score(rows, 0), score(rows, 1)
         truth = statistics.fmean(t for *_, t in rows)
         maes.append(m)
         biases.append(b)
-        out.append(f"seed {seed:3d}: mae {m:.3f} bias {b:+.3f} (truth mean {truth:.1f})")
-    out.append(f"mae mean {statistics.fmean(maes):.3f} median {statistics.median(maes):.3f} "
+        factors.append(cal.factor)
+        cal_maes.append(cm)
+        out.append(f"seed {seed:3d}: mae {m:.3f} bias {b:+.3f} (truth mean {truth:.1f}); calibrated factor "
+                   f"{cal.factor:.3f} +- {cal.sigma:.3f} ({cal.crossings} crossings): mae {cm:.3f} bias {cb:+.3f}")
+    out.append(f"factor 1.0: mae mean {statistics.fmean(maes):.3f} median {statistics.median(maes):.3f} "
                f"max {max(maes):.3f}; bias mean {statistics.fmean(biases):+.3f}; "
                f"seeds over 1.0: {sum(m > 1.0 for m in maes)} of {len(maes)}")
+    out.append(f"calibrated: factor mean {statistics.fmean(factors):.3f} (min {min(factors):.3f}, max "
+               f"{max(factors):.3f}); mae mean {statistics.fmean(cal_maes):.3f} max {max(cal_maes):.3f}")
     return "\n".join(out)
 
 
