@@ -4,13 +4,14 @@ The occupancy estimate's level is ``factor x devices`` (docs/OCCUPANCY.md): how 
 device stands for differs between stores (people carrying laptops as well as phones, staff without
 Wi-Fi, phones that do not probe). This module measures it from what a store already records, offline:
 
-* **from the door counter** (:func:`fit_from_door`): over a day, the device count's changes are
-  regressed on the door's changes of in - out in windows of ``window_s``, through the origin:
-  ``devices(t + w) - devices(t) = (net(t + w) - net(t)) / factor``. Changes, not levels: a beam
-  counter's running in - out walks away over a day (overlapping passages, a back door), but over a few
-  minutes it is right about how many came and went, which is all the slope needs. The door is the
-  regressor because it is the exact one over a short window; the device count, noisy (Poisson, phones
-  that probe every few minutes), is the response, so its noise does not bias the slope.
+* **from the door counter** (:func:`fit_from_door`): over a day that starts and ends with the store
+  closed and empty, people = the door's in - out with the day's end balance (the counter's drift: a
+  beam counter garbles overlapping passages) taken off in proportion to the crossings so far, plus the
+  people in all day the counter never sees (staff through a back door); the factor is the sum of people
+  over the sum of devices, minute by minute. Levels, not changes: the device count answers to people
+  with a lag and counts a shopper who randomises their MAC at first by part, so its changes follow the
+  door's at about half their size (the simulated store), while its level over a day matches the
+  people's; and the estimator's model is the level, people = factor x devices.
 * **from head counts** (:func:`fit_from_counts`): people counted by hand at a few moments, divided by
   the devices counted then (sums over the counts, so a busy moment weighs more than a quiet one).
 
@@ -21,7 +22,6 @@ factor they give is what ``[store] occupancy_factor`` needs to turn that count i
 from __future__ import annotations
 
 import bisect
-import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -36,6 +36,9 @@ SAMPLE_S = 60.0
 DEFAULT_WINDOW_S = 600.0  # as the estimator's window: a phone that probes every few minutes is heard in it
 MIN_CROSSINGS = 40  # fewer door crossings than this over the day say too little about the factor
 MIN_WINDOWS = 6
+# Beam counters miscount 1-5 % of passages; more than this at the end of a day is not drift (the store was not
+# empty at one end of the range, or the counter counts another entrance).
+MAX_DRIFT = 0.1
 
 
 class CalibrationError(FloorwalkerError, ValueError):
@@ -48,7 +51,7 @@ class Sample:
 
     ts: float
     devices: float  # weighted person devices (agent.occupancy's evidence "weighted_devices")
-    door_in: int  # since the series started
+    door_in: int  # since the series started (its first message)
     door_out: int
 
 
@@ -102,34 +105,61 @@ def _sample(live: LiveOccupancy, ts: float, door_in: int, door_out: int) -> Samp
     return Sample(ts, float(live.estimate(ts).evidence["weighted_devices"]), door_in, door_out)
 
 
-def fit_from_door(samples: Sequence[Sample], *, window_s: float = DEFAULT_WINDOW_S) -> Calibration:
-    """The factor from the door's changes of in - out against the devices' changes over ``window_s``
-    (non-overlapping windows, so the scatter gives an honest uncertainty)."""
+def fit_from_door(samples: Sequence[Sample], *, window_s: float = DEFAULT_WINDOW_S,
+                  not_at_door: float = 0.0) -> Calibration:
+    """The factor from a day's door counts: people over devices, summed over the day's minutes.
+
+    The samples must run from a closed, empty store to a closed, empty store (opening to after closing),
+    so whatever in - out says at the end is the counter's drift; it is spread over the day in proportion
+    to the crossings, as the estimator's drift is (agent.occupancy: offset + drift x crossings). People
+    who are in all day without passing the counter (staff through a back door) are ``not_at_door``.
+    ``window_s``: the blocks whose scatter gives the uncertainty (a ratio estimator's standard error)."""
     if window_s <= 0:
         raise CalibrationError(f"window must be > 0 s, got {window_s}")
+    if not (math.isfinite(not_at_door) and not_at_door >= 0):
+        raise CalibrationError(f"people not seen by the door must be a number >= 0, got {not_at_door}")
     if len(samples) < 2:
         raise CalibrationError("no data: fewer than two minutes of agent messages in the time range")
-    crossings = samples[-1].door_in + samples[-1].door_out - samples[0].door_in - samples[0].door_out
+    last = samples[-1]  # door counts are since the first message: the store's opening
+    crossings = last.door_in + last.door_out
     if crossings < MIN_CROSSINGS:
         raise CalibrationError(f"{crossings} door crossings in the time range, at least {MIN_CROSSINGS} are needed "
                                "(no door counter, or a day too quiet: pick a busier day or use head counts)")
+    drift = last.door_in - last.door_out
+    if abs(drift) > MAX_DRIFT * crossings:
+        raise CalibrationError(f"the door's in - out ends at {drift:+d} after {crossings} crossings: the time range "
+                               "must run from the store closed and empty to closed and empty again (opening to "
+                               "after closing), or the counter miscounts more than "
+                               f"{MAX_DRIFT:.0%} of passages")
+    people, devices = [], []
+    for s in samples:
+        people.append(s.door_in - s.door_out - drift * (s.door_in + s.door_out) / crossings + not_at_door)
+        devices.append(s.devices)
+    total_devices = sum(devices)
+    if total_devices <= 0 or sum(people) <= 0:
+        raise CalibrationError(f"{sum(people) / len(people):.2f} people by the door against "
+                               f"{total_devices / len(devices):.2f} devices heard on average: the agents were not "
+                               "running, or the door counts another entrance")
+    factor = sum(people) / total_devices
+    mean_devices = total_devices / len(samples)
+    # where in the day the drift happened is not known: spread evenly, the day's mean people is off by the
+    # mean of a bridge of |drift| unit steps, whose variance is |drift| / 12
+    drift_sigma = math.sqrt(abs(drift) / 12) / mean_devices
+    sigma = math.hypot(_ratio_sigma(people, devices, factor, window_s, samples), drift_sigma)
+    return _checked(Calibration(factor, sigma, "door", len(samples), crossings, mean_devices))
+
+
+def _ratio_sigma(people: Sequence[float], devices: Sequence[float], factor: float, window_s: float,
+                 samples: Sequence[Sample]) -> float:
+    """The standard error of sum(people) / sum(devices) from its blocks of ``window_s`` (a ratio estimator's)."""
     step = max(1, round(window_s / (samples[1].ts - samples[0].ts)))
-    picked = samples[::step]
-    pairs = [(b.door_in - b.door_out - a.door_in + a.door_out, b.devices - a.devices)
-             for a, b in itertools.pairwise(picked)]
-    sxx = sum(x * x for x, _ in pairs)
-    if len(pairs) < MIN_WINDOWS or sxx == 0:
-        raise CalibrationError(f"{len(pairs)} windows of {window_s:g} s with the door's in - out changing in "
-                               f"{sum(1 for x, _ in pairs if x)}: too few to fit (a longer time range)")
-    slope = sum(x * y for x, y in pairs) / sxx  # devices per person
-    if slope <= 0:
-        raise CalibrationError(f"the devices heard do not follow the door counts (slope {slope:.3f} devices per "
-                               "person): check the agents were running and the door counter counts this store")
-    residual = sum((y - slope * x) ** 2 for x, y in pairs) / (len(pairs) - 1)
-    slope_sigma = math.sqrt(residual / sxx)
-    devices_mean = sum(s.devices for s in samples) / len(samples)
-    return _checked(Calibration(1.0 / slope, slope_sigma / slope ** 2, "door", len(pairs), crossings,
-                                devices_mean))
+    blocks = [(sum(people[i:i + step]), sum(devices[i:i + step])) for i in range(0, len(people), step)]
+    n = len(blocks)
+    if n < MIN_WINDOWS:
+        raise CalibrationError(f"{n} windows of {window_s:g} s: too few for an uncertainty (a longer time range)")
+    mean_d = sum(d for _, d in blocks) / n
+    spread = sum((p - factor * d) ** 2 for p, d in blocks) / (n - 1)
+    return math.sqrt(spread / n) / mean_d
 
 
 def fit_from_counts(samples: Sequence[Sample], counts: Sequence[tuple[float, float]]) -> Calibration:

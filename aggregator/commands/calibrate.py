@@ -28,11 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "calibrate-factor", help="measure the store's people-per-device factor from its door counter or head counts",
         description="Replay a stored day's agent messages through the live occupancy estimate and measure how many "
-                    "people one counted device stands for in this store: from the door counter (the devices' "
-                    "changes against the door's in - out, in 10-minute windows) or, with --count, from people "
-                    "counted by hand. Prints JSON with the factor, its uncertainty and the line to put in "
-                    "store.toml's [store] table (occupancy_factor). Reads the database only; safe while the "
-                    "aggregator runs. docs/OCCUPANCY.md says how.\n"
+                    "people one counted device stands for in this store: from the door counter (people by the "
+                    "door's in - out, its end-of-day balance taken off as drift, over the devices, summed over "
+                    "the day: --from/--to must run from the store closed and empty to closed and empty) or, with "
+                    "--count, from people counted by hand. Prints JSON with the factor, its uncertainty and the "
+                    "line to put in store.toml's [store] table (occupancy_factor). Reads the database only; safe "
+                    "while the aggregator runs. docs/OCCUPANCY.md says how.\n"
                     "Example: floorwalker-aggregator calibrate-factor --from 2026-11-02 --to 2026-11-02",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--db", default=os.environ.get("FLOORWALKER_DB", "./floorwalker.db"), metavar="PATH",
@@ -48,8 +49,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--count", action="append", default=[], metavar="TIME=PEOPLE",
                    help="a head count: the people in the store at TIME (ISO 8601, UTC unless it has an offset), "
                         "e.g. 2026-11-02T15:30=23; repeat for several; without it the door counter is used")
+    p.add_argument("--not-at-door", type=float, default=0.0, metavar="N",
+                   help="door method: people in the store all the time who never pass the counter (staff using a "
+                        "back door; default 0)")
     p.add_argument("--window-min", type=float, default=DEFAULT_WINDOW_S / 60, metavar="MIN",
-                   help="door method: minutes per window of changes (default 10)")
+                   help="door method: minutes per block for the uncertainty (default 10)")
     p.set_defaults(func=run)
 
 
@@ -92,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
         samples = device_series(store, read_messages(conn, store.id, since, until))
     finally:
         conn.close()
-    result = fit_from_counts(samples, counts) if counts else fit_from_door(samples, window_s=args.window_min * 60)
+    if counts:
+        result = fit_from_counts(samples, counts)
+    else:
+        result = fit_from_door(samples, window_s=args.window_min * 60, not_at_door=args.not_at_door)
     print(json.dumps(result.as_dict()))
     return 0
