@@ -161,6 +161,7 @@ def test_the_command_reads_a_stored_day_and_prints_the_store_toml_line(tmp_path:
     result = json.loads(out)
     assert abs(result["factor"] - truth) < 0.1 * truth
     assert result["store_toml"] == f"occupancy_factor = {result['factor']:.2f}"
+    assert result["uncertain"] is False and "advice" not in result
     # and with head counts instead of the door
     code, out, err = _cli("calibrate-factor", "--db", str(db), "--config-dir", str(CONFIG_DIR), "--from", day,
                           "--to", day, "--count", "2026-11-23T03:00=12", "--count", "2026-11-23T05:30+00:00=20")
@@ -211,3 +212,10 @@ def test_the_aggregator_estimates_with_the_store_factor(sqlite_path: Path) -> No
             assert ingest.occupancy.estimator.tuning["factor"] == expected
     finally:
         store.close()
+
+
+def test_a_counter_with_a_large_end_balance_gives_a_factor_flagged_uncertain() -> None:
+    messages, _ = synthetic_day((1,), missed_exits=0.08)  # ~24 of 600 crossings wrong by the evening
+    c = fit_from_door(device_series(STORE, messages), not_at_door=2)
+    assert c.uncertain
+    assert "head counts" in str(c.as_dict()["advice"])

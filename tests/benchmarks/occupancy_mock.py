@@ -31,7 +31,7 @@ from agent.mock.world import World
 from agent.occupancy import DEFAULT_TUNING
 from agent.runtime import Pipeline
 from agent.sources.gpio import Edge
-from aggregator.factor_calibration import Calibration, device_series, fit_from_door
+from aggregator.factor_calibration import Calibration, device_series, fit_from_counts, fit_from_door
 from aggregator.mqtt_link import NullPublisher
 from aggregator.occupancy_live import LiveOccupancy
 from tests.benchmarks.figures import Figure
@@ -235,22 +235,25 @@ def run(args: argparse.Namespace) -> Iterator[Figure]:
     yield Figure("occupancy.mock.bias_brno_factor", round(statistics.fmean(brno_errors), 3), "persons")
 
 
-def recorded(seed: int, hours: float, cache: Path | None) -> list[Step]:
+def recorded(seed: int, hours: float, cache: Path | None) -> tuple[list[Step], bool]:
     """One seed's day as :func:`steps` plays it, closing after ``hours`` and played on for
     :data:`AFTER_CLOSE_H` (the shoppers leave; the calibration's door counts end with the store empty),
     from ``cache`` when it was recorded there before (a full day takes minutes of CPU; playing the
     messages through an estimator, seconds). Scored over the ``hours`` before closing, it is the
-    benchmark's day: no shopper who came after closing was there before it."""
-    path = None if cache is None else cache / f"mock-seed{seed}-{hours:g}h-closed.pickle"
-    if path is not None and path.is_file():
-        with open(path, "rb") as fh:
-            return pickle.load(fh)  # type: ignore[no-any-return]  # our own file, written just below
+    benchmark's day: no shopper who came after closing was there before it. The flag says it closed (an
+    older recording without the closing still scores)."""
+    closed = None if cache is None else cache / f"mock-seed{seed}-{hours:g}h-closed.pickle"
+    for path, did_close in ((closed, True), (None if cache is None else cache / f"mock-seed{seed}-{hours:g}h.pickle",
+                                              False)):
+        if path is not None and path.is_file():
+            with open(path, "rb") as fh:
+                return pickle.load(fh), did_close  # our own file, written just below
     day = list(steps(hours + AFTER_CLOSE_H, seed=seed, closes_after_h=hours))
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as fh:
+    if closed is not None:
+        closed.parent.mkdir(parents=True, exist_ok=True)
+        with open(closed, "wb") as fh:
             pickle.dump(day, fh)
-    return day
+    return day, True
 
 
 def score(rows: list[tuple[float, tuple[float, ...], int]], i: int = 0) -> tuple[float, float]:
@@ -259,41 +262,57 @@ def score(rows: list[tuple[float, tuple[float, ...], int]], i: int = 0) -> tuple
     return statistics.fmean(abs(e) for e in errors), statistics.fmean(errors)
 
 
-def calibrated(day: list[Step], not_at_door: float = 0.0) -> Calibration:
-    """The store's factor as ``floorwalker-aggregator calibrate-factor`` measures it from the day's door
-    counts, opening (empty but for the staff) to half an hour after closing; the mock's truth is 1.0 by
-    construction. ``not_at_door``: the staff the operator says are in without passing the door."""
+def calibrated(day: list[Step], not_at_door: float | None = 0.0) -> Calibration:
+    """The store's factor as ``floorwalker-aggregator calibrate-factor`` measures it from the day's
+    messages, opening (empty but for the staff) to half an hour after closing; the mock's truth is 1.0 by
+    construction. ``not_at_door``: the staff the operator says are in without passing the door; None:
+    from head counts instead, the world's people at half past each hour from the first to the eighth
+    (what a member of staff counting the shop floor would write down)."""
     store = load_deployment(CONFIG_DIR)[0].store
     messages = [m for ts, step, _ in day if ts > START_TS for m in sorted(step, key=lambda m: m.ts)]
-    return fit_from_door(device_series(store, messages), not_at_door=not_at_door)
+    samples = device_series(store, messages)
+    if not_at_door is not None:
+        return fit_from_door(samples, not_at_door=not_at_door)
+    truth = {ts: people for ts, _, people in day if people is not None}
+    counts = [(ts, float(truth[ts])) for h in range(1, 9) if (ts := START_TS + h * 3600 + 1800) in truth]
+    return fit_from_counts(samples, counts)
 
 
 def seeds_report(seeds: Sequence[int], hours: float, cache: Path | None,
                  tuning: Mapping[str, float] | None = None) -> str:
-    """``--seeds``: per seed, mae and bias with the store factor 1.0, the factor calibrated from that day's
-    door counts and the mae with it; then their spread. The benchmark's seed 17 is one draw of the world; a
-    method that holds scores alike on the others."""
+    """``--seeds``: per seed, mae and bias with the store factor 1.0; on a day recorded with its closing,
+    the factor calibrated from the door counts (as they are, and with the 2 staff declared as not passing
+    the door) and from 8 head counts, and the mae with the door's; then their spread. The benchmark's
+    seed 17 is one draw of the world; a method that holds scores alike on the others."""
     store = load_deployment(CONFIG_DIR)[0].store
-    out, maes, biases, factors, cal_maes = [], [], [], [], []
+    out, maes, biases, factors = [], [], [], {"door": [], "door+staff": [], "counts": []}
     for seed in seeds:
-        day = recorded(seed, hours, cache)
-        cal, cal_staff = calibrated(day), calibrated(day, not_at_door=2.0)
-        lives = [LiveOccupancy(store, NullPublisher(), factor=f, tuning=tuning) for f in (STORE_FACTOR, cal.factor)]
+        day, closed = recorded(seed, hours, cache)
+        cal = calibrated(day) if closed else None
+        lives = [LiveOccupancy(store, NullPublisher(), factor=f, tuning=tuning)
+                 for f in (STORE_FACTOR, *(() if cal is None else (cal.factor,)))]
         rows = play(day, lives)
-        (m, b), (cm, cb) = score(rows, 0), score(rows, 1)
+        m, b = score(rows, 0)
         truth = statistics.fmean(t for *_, t in rows)
         maes.append(m)
         biases.append(b)
-        factors.append(cal.factor)
-        cal_maes.append(cm)
-        out.append(f"seed {seed:3d}: mae {m:.3f} bias {b:+.3f} (truth mean {truth:.1f}); calibrated factor "
-                   f"{cal.factor:.3f} +- {cal.sigma:.3f} ({cal.crossings} crossings): mae {cm:.3f} bias {cb:+.3f}; "
-                   f"with 2 staff not at the door {cal_staff.factor:.3f}")
+        line = f"seed {seed:3d}: mae {m:.3f} bias {b:+.3f} (truth mean {truth:.1f})"
+        if cal is not None:
+            staff, counts = calibrated(day, 2.0), calibrated(day, None)
+            cm, cb = score(rows, 1)
+            for key, c in (("door", cal), ("door+staff", staff), ("counts", counts)):
+                factors[key].append(c.factor)
+            line += (f"; factor from the door {cal.factor:.3f} +- {cal.sigma:.3f} ({cal.crossings} crossings; "
+                     f"mae with it {cm:.3f} bias {cb:+.3f}), with 2 staff not at the door {staff.factor:.3f}, "
+                     f"from 8 head counts {counts.factor:.3f} +- {counts.sigma:.3f}")
+        out.append(line)
     out.append(f"factor 1.0: mae mean {statistics.fmean(maes):.3f} median {statistics.median(maes):.3f} "
                f"max {max(maes):.3f}; bias mean {statistics.fmean(biases):+.3f}; "
                f"seeds over 1.0: {sum(m > 1.0 for m in maes)} of {len(maes)}")
-    out.append(f"calibrated: factor mean {statistics.fmean(factors):.3f} (min {min(factors):.3f}, max "
-               f"{max(factors):.3f}); mae mean {statistics.fmean(cal_maes):.3f} max {max(cal_maes):.3f}")
+    for key, values in factors.items():
+        if values:
+            out.append(f"calibrated factor, {key}: mean {statistics.fmean(values):.3f} (min {min(values):.3f}, "
+                       f"max {max(values):.3f}, {len(values)} seeds)")
     return "\n".join(out)
 
 
