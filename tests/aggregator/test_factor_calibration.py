@@ -215,7 +215,7 @@ def test_the_aggregator_estimates_with_the_store_factor(sqlite_path: Path) -> No
 
 
 def test_a_counter_with_a_large_end_balance_gives_a_factor_flagged_uncertain() -> None:
-    messages, _ = synthetic_day((1,), missed_exits=0.08)  # ~24 of 600 crossings wrong by the evening
+    messages, _ = synthetic_day((1,), missed_exits=0.15)  # ~45 of 600 crossings wrong by the evening
     c = fit_from_door(device_series(STORE, messages), not_at_door=2)
     assert c.uncertain
     assert "head counts" in str(c.as_dict()["advice"])
