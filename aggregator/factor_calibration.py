@@ -149,6 +149,10 @@ def fit_from_door(samples: Sequence[Sample], *, window_s: float = DEFAULT_WINDOW
     for s in samples:
         people.append(s.door_in - s.door_out - drift * (s.door_in + s.door_out) / crossings + not_at_door)
         devices.append(s.devices)
+    lowest = min(people)
+    if lowest < -max(3.0, 0.1 * max(people)):  # more left than came: people were in before the range began
+        raise CalibrationError(f"the door's in - out falls to {lowest:.0f} people: the time range must start with "
+                               "the store closed and empty (pick the day from before opening)")
     total_devices = sum(devices)
     if total_devices <= 0 or sum(people) <= 0:
         raise CalibrationError(f"{sum(people) / len(people):.2f} people by the door against "
@@ -206,6 +210,8 @@ def fit_from_counts(samples: Sequence[Sample], counts: Sequence[tuple[float, flo
 def _checked(c: Calibration) -> Calibration:
     lo, hi = OCCUPANCY_FACTOR_RANGE
     if not lo <= c.factor <= hi:
-        raise CalibrationError(f"calibrated factor {c.factor:.3f} is outside {lo}-{hi} people per device: the door "
-                               "counter or the agents did not see the same people (another door, agents down)")
+        why = ("the time range must run from the store closed and empty to closed and empty, through its only "
+               "counted entrance, with the agents running" if c.method == "door" else
+               "the counts and the agents did not see the same store (agents down?)")
+        raise CalibrationError(f"calibrated factor {c.factor:.3f} is outside {lo}-{hi} people per device: {why}")
     return c

@@ -15,7 +15,7 @@ from agent.config import ConfigError, load_store
 from agent.contract import AgentMessage, Door, Presence, Range, encode_agent
 from agent.occupancy import DEFAULT_TUNING
 from aggregator.cli import main
-from aggregator.commands.calibrate import parse_count
+from aggregator.commands.calibrate_factor import parse_count
 from aggregator.factor_calibration import (
     CalibrationError,
     Sample,
@@ -167,6 +167,11 @@ def test_the_command_reads_a_stored_day_and_prints_the_store_toml_line(tmp_path:
                           "--to", day, "--count", "2026-11-23T03:00=12", "--count", "2026-11-23T05:30+00:00=20")
     assert code == 0, err
     assert json.loads(out)["method"] == "counts"
+    # an hour of the busy day: people were in before it began, which the door cannot know
+    code, out, err = _cli("calibrate-factor", "--db", str(db), "--config-dir", str(CONFIG_DIR), "--from",
+                          "2026-11-23T05:00", "--to", "2026-11-23T06:00")
+    assert code != 0 and out == ""
+    assert "closed and empty" in err
 
 
 def test_the_command_says_why_a_day_without_messages_gives_no_factor(tmp_path: Path) -> None:
