@@ -12,8 +12,9 @@ Wi-Fi, phones that do not probe). This module measures it from what a store alre
   with a lag and counts a shopper who randomises their MAC at first by part, so its changes follow the
   door's at about half their size (the simulated store), while its level over a day matches the
   people's; and the estimator's model is the level, people = factor x devices.
-* **from head counts** (:func:`fit_from_counts`): people counted by hand at a few moments, divided by
-  the devices counted then (sums over the counts, so a busy moment weighs more than a quiet one).
+* **from head counts** (:func:`fit_from_counts` offline, :func:`add_head_count` live): people counted by
+  hand at a few moments, divided by the devices counted then (sums over the counts, so a busy moment
+  weighs more than a quiet one).
 
 Both read the devices as the live estimator counts them with factor 1 (:func:`device_series`), so the
 factor they give is what ``[store] occupancy_factor`` needs to turn that count into people.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -188,23 +190,39 @@ def fit_from_counts(samples: Sequence[Sample], counts: Sequence[tuple[float, flo
     if not samples:
         raise CalibrationError("no data: no agent messages in the time range")
     ends = [s.ts for s in samples]
-    people = devices = 0.0
+    pairs = []
     for ts, n in counts:
-        if not (math.isfinite(n) and n >= 0):
-            raise CalibrationError(f"a head count is a number of people >= 0, got {n}")
         if not samples[0].ts - SAMPLE_S <= ts <= samples[-1].ts:
             raise CalibrationError(f"head count at {ts} is outside the messages' time range "
                                    f"({samples[0].ts - SAMPLE_S} to {samples[-1].ts})")
-        sample = samples[bisect.bisect_left(ends, ts)]  # the minute the count falls in
-        people += n
-        devices += sample.devices
+        pairs.append((n, samples[bisect.bisect_left(ends, ts)].devices))  # the minute the count falls in
+    return factor_from_pairs(pairs)
+
+
+def factor_from_pairs(pairs: Sequence[tuple[float, float]]) -> Calibration:
+    """``[(people counted, devices counted then)]`` -> the factor: sums, so a busy moment weighs more than a
+    quiet one; the uncertainty is Poisson on the devices, as the estimator's own sigma."""
+    if not pairs:
+        raise CalibrationError("no head counts given")
+    for n, _ in pairs:
+        if not (math.isfinite(n) and n >= 0):
+            raise CalibrationError(f"a head count is a number of people >= 0, got {n}")
+    people = sum(n for n, _ in pairs)
+    devices = sum(d for _, d in pairs)
     if devices <= 0 or people <= 0:
         raise CalibrationError(f"{people:g} people counted against {devices:g} devices heard: count when the store "
                                "is busy (and the agents running)")
     factor = people / devices
-    # Poisson on the devices counted, as the estimator's own sigma does
-    return _checked(Calibration(factor, factor / math.sqrt(devices), "counts", len(counts), 0,
-                                devices / len(counts)))
+    return _checked(Calibration(factor, factor / math.sqrt(devices), "counts", len(pairs), 0, devices / len(pairs)))
+
+
+def add_head_count(counts: deque[tuple[float, float]], people: float, devices: float) -> Calibration:
+    """A head count posted live (``POST /api/occupancy/head-count``) with the devices the live estimate
+    counted at that moment, added to ``counts`` (:attr:`LiveOccupancy.head_counts`, bounded); the factor
+    from all of them so far. CalibrationError, and nothing added, if they give none."""
+    result = factor_from_pairs([*counts, (people, devices)])
+    counts.append((people, devices))
+    return result
 
 
 def _checked(c: Calibration) -> Calibration:

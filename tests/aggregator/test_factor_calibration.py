@@ -224,3 +224,53 @@ def test_a_counter_with_a_large_end_balance_gives_a_factor_flagged_uncertain() -
     c = fit_from_door(device_series(STORE, messages), not_at_door=2)
     assert c.uncertain
     assert "head counts" in str(c.as_dict()["advice"])
+
+
+TOKEN = "head-count-token"
+
+
+@pytest.fixture
+async def guarded(aiohttp_client, settings):  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from aggregator.app import create_app
+    return await aiohttp_client(create_app(replace(settings, mqtt_enabled=False, api_token=TOKEN)))
+
+
+async def test_a_head_count_posted_live_gives_the_factor_so_far(guarded) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from aggregator.appkeys import INGEST
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    ingest = guarded.app[INGEST]
+    now = time.time()
+    assert (await guarded.post("/api/occupancy/head-count", json={"people": 3})).status == 401  # token needed
+    resp = await guarded.post("/api/occupancy/head-count", json={"people": 3}, headers=auth)
+    assert resp.status == 400  # no device heard yet: no factor
+    assert (await resp.json())["param"] == "people"
+    ranges = (Range("s1", 600.0, 330.0, -60.0, 3.0),)
+    for i, device in enumerate(("d1", "d2")):  # two phones with their own MACs: weight 1 each
+        ingest.occupancy.presence(Presence("enter", f"a1:{i}", "agent-1", now, device, 600.0, 330.0, 3.0, -60.0,
+                                           3.0, False, ranges))
+    resp = await guarded.post("/api/occupancy/head-count", json={"people": 3}, headers=auth)
+    assert resp.status == 201
+    body = await resp.json()
+    assert body["devices"] == 2.0 and body["factor"] == 1.5 and body["used"] == 1
+    assert body["store_toml"] == "occupancy_factor = 1.50"
+    body = await (await guarded.post("/api/occupancy/head-count", json={"people": 1}, headers=auth)).json()
+    assert body["factor"] == 1.0 and body["used"] == 2  # (3 + 1) people over (2 + 2) devices
+
+
+@pytest.mark.parametrize("body", [{"people": -1}, {"people": "3"}, {"people": True}, {"count": 3}, [3],
+                                  {"people": 1e9}])
+async def test_a_bad_head_count_is_refused_naming_the_field(guarded, body: object) -> None:  # type: ignore[no-untyped-def]
+    resp = await guarded.post("/api/occupancy/head-count", json=body, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert resp.status == 400
+    assert (await resp.json())["param"] == "people"
+
+
+async def test_a_head_count_that_is_not_json_is_refused(guarded) -> None:  # type: ignore[no-untyped-def]
+    resp = await guarded.post("/api/occupancy/head-count", data=b"twelve",
+                              headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+    assert resp.status == 400
+    assert (await resp.json())["param"] == "body"
