@@ -11,6 +11,10 @@ fast as it computes through the real parts in between, in time order:
 
 and at the end of every minute the estimate is compared with :meth:`World.occupancy` (shoppers and
 staff in the store). The lead wires ``run`` into ``run.py occupancy`` (bench_occupancy.py).
+
+``--seeds 1-4,6-10 [--cache DIR]``: the same day on other seeds (each recorded once, with a closing, to
+``DIR``), with the factor calibrated from each day's door counts and head counts (docs/OCCUPANCY.md).
+``--breakdown [--seed N]``: where the error comes from.
 """
 
 from __future__ import annotations
