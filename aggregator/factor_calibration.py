@@ -62,10 +62,13 @@ class Sample:
 
 @dataclass(frozen=True, slots=True)
 class Calibration:
+    """A measured factor, with what it rests on: what ``calibrate-factor`` prints and the head-count
+    endpoint answers."""
+
     factor: float  # people per device
-    sigma: float  # its 1-sigma uncertainty (from the windows' scatter)
+    sigma: float  # its 1-sigma uncertainty (door: blocks' scatter and the drift's timing; counts: Poisson)
     method: str  # "door" or "counts"
-    used: int  # windows (door) or head counts (counts)
+    used: int  # minutes (door) or head counts (counts)
     crossings: int  # door crossings in the data (0 for counts)
     devices_mean: float  # mean devices over the samples used
 
