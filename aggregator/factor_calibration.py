@@ -154,10 +154,12 @@ def fit_from_door(samples: Sequence[Sample], *, window_s: float = DEFAULT_WINDOW
     for s in samples:
         people.append(s.door_in - s.door_out - drift * (s.door_in + s.door_out) / crossings + not_at_door)
         devices.append(s.devices)
-    lowest = min(people)
-    if lowest < -max(3.0, 0.1 * max(people)):  # more left than came: people were in before the range began
-        raise CalibrationError(f"the door's in - out falls to {lowest:.0f} people: the time range must start with "
-                               "the store closed and empty (pick the day from before opening)")
+    # more left than came, by more than a counter's miscounts so far: people were in before the range began
+    for s in samples:
+        net, crossed = s.door_in - s.door_out, s.door_in + s.door_out
+        if net < -(3 + MAX_DRIFT * crossed):
+            raise CalibrationError(f"the door's in - out falls to {net} after {crossed} crossings: the time range "
+                                   "must start with the store closed and empty (pick the day from before opening)")
     total_devices = sum(devices)
     if total_devices <= 0 or sum(people) <= 0:
         raise CalibrationError(f"{sum(people) / len(people):.2f} people by the door against "

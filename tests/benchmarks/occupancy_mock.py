@@ -35,7 +35,13 @@ from agent.mock.world import World
 from agent.occupancy import DEFAULT_TUNING
 from agent.runtime import Pipeline
 from agent.sources.gpio import Edge
-from aggregator.factor_calibration import Calibration, device_series, fit_from_counts, fit_from_door
+from aggregator.factor_calibration import (
+    Calibration,
+    CalibrationError,
+    device_series,
+    fit_from_counts,
+    fit_from_door,
+)
 from aggregator.mqtt_link import NullPublisher
 from aggregator.occupancy_live import LiveOccupancy
 from tests.benchmarks.figures import Figure
@@ -292,7 +298,11 @@ def seeds_report(seeds: Sequence[int], hours: float, cache: Path | None,
     out, maes, biases, factors = [], [], [], {"door": [], "door+staff": [], "counts": []}
     for seed in seeds:
         day, closed = recorded(seed, hours, cache)
-        cal = calibrated(day) if closed else None
+        try:
+            cal = calibrated(day) if closed else None
+        except CalibrationError as exc:  # what the command would print instead of a factor
+            out.append(f"seed {seed:3d}: calibration refused: {exc}")
+            cal = None
         lives = [LiveOccupancy(store, NullPublisher(), factor=f, tuning=tuning)
                  for f in (STORE_FACTOR, *(() if cal is None else (cal.factor,)))]
         rows = play(day, lives)
