@@ -191,6 +191,9 @@ class StoreConfig:
     customer_tier: CustomerTierConfig = field(default_factory=lambda: CustomerTierConfig())
     alerts: AlertsConfig = field(default_factory=lambda: AlertsConfig())
     chain: ChainShipping | None = None  # None: this store ships nothing to a chain (the default)
+    # People per device heard (docs/OCCUPANCY.md), from `floorwalker-aggregator calibrate-factor`; None: the
+    # estimator's default, fitted in the Brno lab.
+    occupancy_factor: float | None = None
 
     @property
     def secret_is_placeholder(self) -> bool:
@@ -246,10 +249,28 @@ def load_store(path: str | os.PathLike[str]) -> StoreConfig:
         offers_file=_data_file(path, store, "offers_file", "OFFERS_FILE", "offers.toml"),
         **_integrations(root, zones=names),
         chain=_chain(root.section("chain"), path),
+        occupancy_factor=_occupancy_factor(store),
     )
     store.finish()
     root.finish()
     return config
+
+
+# The range a people-per-device factor can take: below, nine in ten devices heard would be nobody's; above,
+# most people would carry no device that probes. Outside it the calibration or the key is wrong.
+OCCUPANCY_FACTOR_RANGE = (0.1, 10.0)
+
+
+def _occupancy_factor(store: _Section) -> float | None:
+    """``[store] occupancy_factor``: the store's calibrated people per device, or None (the default)."""
+    value = store.get("occupancy_factor", float, None, "a number")
+    if value is None:
+        return None
+    lo, hi = OCCUPANCY_FACTOR_RANGE
+    if not lo <= value <= hi:
+        raise store.error("occupancy_factor", f"people per device between {lo} and {hi} (floorwalker-aggregator "
+                          f"calibrate-factor prints it), got {value}")
+    return float(value)
 
 
 # --------------------------------------------------------------------------- store: integrations

@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "aggregator.commands.generate",
     "aggregator.commands.offers",
     "aggregator.commands.export",
+    "aggregator.commands.calibrate_factor",
 )
 
 DESCRIPTION = """\

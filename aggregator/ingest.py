@@ -130,7 +130,8 @@ class Ingest:
                                  min_px=settings.move_min_px)
         self.counters = Counters()
         self.on_committed: list[Callable[[float], None]] = []  # each batch's receipt-to-commit seconds (metrics)
-        self.occupancy = LiveOccupancy(store_config, publisher)  # people now: /api/occupancy, MQTT
+        # people now: /api/occupancy, MQTT; the store's calibrated factor (store.toml occupancy_factor)
+        self.occupancy = LiveOccupancy(store_config, publisher, factor=store_config.occupancy_factor)
         self.links: dict[str, str] = {}
         # device -> when its link was last made or its device last started a visit: links not seen for
         # the retention period expire (with daily id rotation a device id is never seen again)

@@ -24,6 +24,7 @@ so a subscriber sees the estimate is alive. ``GET /api/occupancy`` reads :meth:`
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +58,7 @@ SAME_BURST_S = 0.5  # several agents reporting one probe burst: one report (inge
 # Agents send an exit after absence_s of silence (180 s by default): a device with no report for five
 # times that lost its exits (agent offline, broker outage); it no longer counts.
 STALE_S = 900.0
+MAX_HEAD_COUNTS = 100  # head counts kept for the factor (a count a day for three months)
 
 
 @dataclass(slots=True)
@@ -121,6 +123,8 @@ class LiveOccupancy:
         self.aliases = DeviceAliases()
         self.published = 0
         self._sent: dict[str, tuple[Any, float]] = {}  # topic -> (what was rounded, when)
+        # (people counted by hand, devices counted then): POST /api/occupancy/head-count, the store's factor
+        self.head_counts: deque[tuple[float, float]] = deque(maxlen=MAX_HEAD_COUNTS)
 
     # ------------------------------------------------------------------ evidence (ingest, event loop)
 

@@ -22,6 +22,7 @@ from aggregator.alerts import ALERTS
 from aggregator.api.openapi_core import OPENAPI_PATHS as OPENAPI_PATHS
 from aggregator.api.openapi_core import SCHEMAS
 from aggregator.appkeys import CUSTOMERS, DB_PATH, INGEST, LINK, SETTINGS, STARTED_AT, STORE, STORE_CONFIG
+from aggregator.factor_calibration import CalibrationError, add_head_count
 from aggregator.http_errors import bad_request, not_found
 from aggregator.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from aggregator.metrics import METRICS
@@ -36,6 +37,7 @@ DEFAULT_LIMIT = 100
 MAX_OFFSET = 10_000_000
 HEALTHY_LAG_S = 5.0
 _ID_MAX = 128
+MAX_HEAD_COUNT = 100_000  # people counted by hand: beyond this, a typo
 EVENT_KINDS = ("enter", "move", "exit", "browsing")
 ORDERS = ("asc", "desc")
 
@@ -243,6 +245,28 @@ async def occupancy_estimate(request: web.Request) -> web.Response:
     ingest = request.app[INGEST]
     live = ingest.occupancy
     return web.json_response(live.document(live.estimate(ingest.stream_now())))
+
+
+@routes.post("/api/occupancy/head-count")
+async def head_count(request: web.Request) -> web.Response:
+    """People counted by hand in the store now: kept with the devices the estimate counts now, and the
+    store's people-per-device factor from all the counts so far (docs/OCCUPANCY.md) returned, with the
+    store.toml line to set it. Changes nothing live: the operator decides."""
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise bad_request("body", 'a JSON object {"people": <people counted>} is required') from None
+    people = body.get("people") if isinstance(body, dict) else None
+    if isinstance(people, bool) or not isinstance(people, int | float) or not 0 <= people <= MAX_HEAD_COUNT:
+        raise bad_request("people", f"people must be the number of people counted, 0..{MAX_HEAD_COUNT}")
+    ingest = request.app[INGEST]
+    live = ingest.occupancy
+    devices = float(live.estimate(ingest.stream_now()).evidence["weighted_devices"])
+    try:
+        result = add_head_count(live.head_counts, float(people), devices)
+    except CalibrationError as exc:
+        raise bad_request("people", str(exc)) from None
+    return web.json_response({"people": people, "devices": devices, **result.as_dict()}, status=201)
 
 
 @routes.get("/api/agents")

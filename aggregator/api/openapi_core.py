@@ -155,6 +155,19 @@ OPENAPI_PATHS: dict[str, Any] = {
     "/api/occupancy": {"get": {
         "summary": "People in the store now and per zone: estimate, uncertainty and the evidence",
         "responses": {"200": _json(_ref("Occupancy")), "401": _401}}},
+    "/api/occupancy/head-count": {"post": {
+        "summary": "People counted by hand now: the store's people-per-device factor from the counts so far",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["people"],
+            "properties": {"people": {"type": "number", "minimum": 0, "maximum": 100000}}}}}},
+        "responses": {"201": _json({"type": "object", "required": ["people", "devices", "factor", "sigma", "used"],
+                                    "properties": {"people": {"type": "number"}, "devices": {"type": "number"},
+                                                   "factor": {"type": "number"}, "sigma": {"type": "number"},
+                                                   "used": {"type": "integer"}, "uncertain": {"type": "boolean"},
+                                                   "store_toml": {"type": "string"}}}, "counted"),
+                      "400": _ERR, "401": _401,
+                      "403": {"description": "no token configured and the server listens beyond localhost",
+                              "content": {"application/json": {"schema": _ref("Error")}}}}}},
     "/api/agents": {"get": {
         "summary": "Availability and last health report of each agent",
         "parameters": [LIMIT, OFFSET],
