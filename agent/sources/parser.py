@@ -12,8 +12,7 @@ import json
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import orjson
 
@@ -33,11 +32,11 @@ _SEQ_RE = re.compile(r"(?:^|\s)Seq:\s*(\S+)")
 _IE_RE = re.compile(r"(?:^|\s)IE:\s*(\S+)")
 
 
-@dataclass(frozen=True, slots=True)
-class Probe:
+class Probe(NamedTuple):
     """One probe request as the sniffer reported it. ``mac`` is normalised (lower case, colons).
 
-    The MAC lives only in memory, between this parser and :mod:`agent.privacy`."""
+    The MAC lives only in memory, between this parser and :mod:`agent.privacy`. A named tuple, not
+    a frozen dataclass: as immutable, and built in a fifth of the time (one per line)."""
 
     mac: str
     rssi_dbm: int
