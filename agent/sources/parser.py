@@ -53,6 +53,8 @@ def normalise_mac(value: object) -> str | None:
 
 
 def _rssi(value: object) -> int | None:
+    if type(value) is int:  # the usual case first (per line); type() is exact, so bool is not taken here
+        return value if -120 <= value <= 0 else None  # type: ignore[operator]
     if isinstance(value, bool):
         return None
     if isinstance(value, str):
@@ -83,14 +85,24 @@ def _small_int(value: object, ok: Callable[[int], bool]) -> int | bool | None:
     return value
 
 
+def _channel_ok(ch: int) -> bool:
+    return 1 <= ch <= 14 or 32 <= ch <= 177
+
+
 def _channel(value: object) -> int | bool | None:
     """The channel: 1-14 (2.4 GHz) or 32-177 (5 GHz)."""
-    return _small_int(value, lambda ch: 1 <= ch <= 14 or 32 <= ch <= 177)
+    if type(value) is int and _channel_ok(value):  # the usual case first (per line)
+        return value
+    return _small_int(value, _channel_ok)
+
+
+def _seq_ok(seq: int) -> bool:
+    return 0 <= seq <= 4095
 
 
 def _seq(value: object) -> int | bool | None:
     """The 802.11 sequence number: 12 bits."""
-    return _small_int(value, lambda seq: 0 <= seq <= 4095)
+    return _small_int(value, _seq_ok)
 
 
 def _json_fingerprint(data: dict[str, object]) -> bytes | bool | None:
