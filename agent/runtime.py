@@ -112,11 +112,12 @@ class Pipeline:
     def probe(self, sniffer: str, probe: Probe, ts: float) -> Sighting:
         """A parsed probe: the MAC and the fingerprint are hashed here and go no further; the MAC is
         linked into its pseudo-device (agent.linking) and the device's kind learned (agent.device_kinds)."""
-        mac_id = self.hasher.device_id(probe.mac, ts)
-        randomized = is_randomized(probe.mac)
-        rssi = float(probe.rssi_dbm)
-        fingerprint = None if probe.fingerprint is None else self.fingerprints.hash(probe.fingerprint)
-        device, macs = self.linker.link(ts, mac_id, randomized=randomized, seq=probe.seq, fingerprint=fingerprint,
+        mac, rssi_dbm, _, seq, material = probe  # once: this runs per line
+        mac_id = self.hasher.device_id(mac, ts)
+        randomized = is_randomized(mac)
+        rssi = float(rssi_dbm)
+        fingerprint = None if material is None else self.fingerprints.hash(material)
+        device, macs = self.linker.link(ts, mac_id, randomized=randomized, seq=seq, fingerprint=fingerprint,
                                         rssi_dbm=rssi)
         mac_ids = self.linker.mac_ids(mac_id) if macs > 1 else ()
         sighting = Sighting(ts, sniffer, device, rssi, randomized, self.kinds.observe(ts, device, sniffer, rssi), macs,
@@ -159,11 +160,11 @@ class Pipeline:
 
     def _presence(self, u: PresenceUpdate) -> None:
         msg_id, seq = self.sink.new_id()
+        kind, ts, device, x, y, accuracy_m, rssi_dbm, distance_m, randomized, ranges, device_kind, macs, mac_ids = u
         log.debug("event=presence kind=%s device=%s x=%.0f y=%.0f distance_m=%.1f msg_id=%s",
-                  u.kind, u.device, u.x, u.y, u.distance_m, msg_id)
-        self._send(contract.Presence(u.kind, msg_id, self.agent_id, u.ts, u.device, u.x, u.y, u.accuracy_m,
-                                     u.rssi_dbm, u.distance_m, u.randomized, u.ranges, u.device_kind, u.macs,
-                                     u.mac_ids), seq)
+                  kind, device, x, y, distance_m, msg_id)
+        self._send(contract.Presence(kind, msg_id, self.agent_id, ts, device, x, y, accuracy_m, rssi_dbm, distance_m,
+                                     randomized, ranges, device_kind, macs, mac_ids), seq)
 
     def _sensor(self, event: SensorEvent) -> None:
         msg_id, seq = self.sink.new_id()
