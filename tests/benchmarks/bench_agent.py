@@ -7,6 +7,11 @@ mosquitto, timed until the broker has acknowledged the last message. The process
 CPU core, so paho's network thread shares the core with the pipeline. Simulated time advances 5 ms
 per line (200 frames/s: a very busy sniffer), which sets how many lines become messages.
 
+``agent.cpu_us_per_line``: CPU time per line in that publishing stage, the benchmark's process (all
+its threads) plus mosquitto's. The machine is often shared, and lines/s then measures the load as
+much as the code; CPU time hardly moves with the load, and 1,000,000 / it is what an idle core would
+do. ``agent.pipeline_cpu_us_per_line`` is the same for the stage without publishing.
+
 ``agent.lines_per_s_spooled``: the same with the broker away, every message going to the disk spool.
 ``agent.rss_mb``: peak resident memory (VmHWM) of a real ``floorwalker-agent run`` process fed the
 same lines, dealt over its sniffers' pseudo-terminals.
@@ -87,12 +92,15 @@ def run(args: argparse.Namespace) -> Iterator[Figure]:
     t0 = time.time()
 
     sink = CountingSink(device.agent_id)
+    cpu = time.process_time()
     start = time.perf_counter()
     feed(Pipeline(device, sink), lines, t0)
     pure_s = time.perf_counter() - start
+    cpu = time.process_time() - cpu
     ratio = sum(sink.counts.values()) / n
     yield Figure("agent.pipeline_lines_per_s", round(n / pure_s), "lines/s",
                  note=f"parse+hash+presence+encode, no publishing; {ratio:.1%} of lines became messages")
+    yield Figure("agent.pipeline_cpu_us_per_line", round(cpu / n * 1e6, 1), "µs/line", note="CPU time of that stage")
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -100,13 +108,19 @@ def run(args: argparse.Namespace) -> Iterator[Figure]:
         try:
             pub = _publisher(workdir, broker.port)
             pub.start()
+            cpu, broker_cpu = time.process_time(), _cpu_s(broker.process)
             start = time.perf_counter()
             feed(Pipeline(device, pub), lines, t0)
             pub.stop(flush_s=60.0)  # waits for the broker's PUBACK of every message
             total_s = time.perf_counter() - start
+            cpu = time.process_time() - cpu
+            broker_cpu = None if broker_cpu is None else (_cpu_s(broker.process) or 0.0) - broker_cpu
             pub.spool.close()
             yield Figure("agent.lines_per_s", round(n / total_s), "lines/s", target=">= 20000",
                          note=f"to a real mosquitto, QoS 1, acknowledged; {pub.published:,} messages; {affinity}")
+            yield Figure("agent.cpu_us_per_line", round((cpu + (broker_cpu or 0.0)) / n * 1e6, 1), "µs/line",
+                         note=f"CPU of that stage: agent {cpu / n * 1e6:.1f} (pipeline and paho's thread) + mosquitto "
+                              + ("not measured" if broker_cpu is None else f"{broker_cpu / n * 1e6:.1f}"))
         finally:
             broker.stop()
 
@@ -123,6 +137,17 @@ def run(args: argparse.Namespace) -> Iterator[Figure]:
 
         yield Figure("agent.rss_mb", _rss_of_real_agent(workdir, lines[: min(n, 100_000)]), "MB", target="<= 60",
                      note="VmHWM of `floorwalker-agent run` (the demo agent, every sniffer on its own pseudo-terminal)")
+
+
+def _cpu_s(process: subprocess.Popen[bytes] | None) -> float | None:
+    """CPU seconds (user + system) a child process has used so far, from /proc; None where there is none."""
+    if process is None:
+        return None
+    try:
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _root_conf() -> list[str]:
@@ -146,7 +171,7 @@ def _rss_of_real_agent(workdir: Path, lines: list[bytes]) -> float | None:
     text = DEVICE.read_text()
     ports = sorted(set(re.findall(r'"(/dev/ttyUSB\d+)"', text)))
     ptys = [os.openpty() for _ in ports]
-    for (_, slave), port in zip(ptys, ports):
+    for (_, slave), port in zip(ptys, ports, strict=True):
         tty.setraw(slave)
         text = text.replace(f'"{port}"', f'"{os.ttyname(slave)}"')
     text = text.replace('id = "agent-1"', 'id = "agent-rss"')
