@@ -299,7 +299,12 @@ class Publisher:
         self._publish_status("online")
         self._resend_deadline = time.monotonic() + RESEND_WAIT_S
         with self._lock:
-            self._draining = True  # until the spool has been checked
+            # New messages queue behind the spool until it has been replayed. With nothing spooled
+            # there is nothing older to wait for (what paho held unacknowledged went to the spool on
+            # the disconnect): they go straight out, instead of into the spool until the I/O thread's
+            # next turn (bench_agent's first messages did, and a busy pipeline keeps the I/O thread
+            # from that turn for a long while, so all that followed went to the spool too).
+            self._draining = self.spool.depth > 0
             self._connected = True
         self._connect_event.set()
 
