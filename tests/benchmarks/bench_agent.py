@@ -40,6 +40,7 @@ from agent.runtime import CountingSink, Pipeline
 from agent.sequence import Sequence
 from agent.spool import Spool
 from aggregator.embedded_broker import free_port, start_mosquitto
+from tests.benchmarks.bench_ingest import _cpu_of  # mosquitto's CPU, read the way the ingest benchmark reads it
 from tests.benchmarks.figures import Figure
 
 REPO = Path(__file__).resolve().parents[2]
@@ -108,13 +109,14 @@ def run(args: argparse.Namespace) -> Iterator[Figure]:
         try:
             pub = _publisher(workdir, broker.port)
             pub.start()
-            cpu, broker_cpu = time.process_time(), _cpu_s(broker.process)
+            cpu, broker_pid = time.process_time(), broker.process.pid if broker.process else None
+            broker_cpu = _cpu_of(broker_pid)
             start = time.perf_counter()
             feed(Pipeline(device, pub), lines, t0)
             pub.stop(flush_s=60.0)  # waits for the broker's PUBACK of every message
             total_s = time.perf_counter() - start
             cpu = time.process_time() - cpu
-            broker_cpu = None if broker_cpu is None else (_cpu_s(broker.process) or 0.0) - broker_cpu
+            broker_cpu = None if broker_cpu is None else (_cpu_of(broker_pid) or 0.0) - broker_cpu
             unacknowledged = pub.spool.depth  # stop() spools what the broker did not acknowledge in time
             pub.spool.close()
             left = f"; {unacknowledged:,} NOT acknowledged (left in the spool)" if unacknowledged else ""
@@ -139,17 +141,6 @@ def run(args: argparse.Namespace) -> Iterator[Figure]:
 
         yield Figure("agent.rss_mb", _rss_of_real_agent(workdir, lines[: min(n, 100_000)]), "MB", target="<= 60",
                      note="VmHWM of `floorwalker-agent run` (the demo agent, every sniffer on its own pseudo-terminal)")
-
-
-def _cpu_s(process: subprocess.Popen[bytes] | None) -> float | None:
-    """CPU seconds (user + system) a child process has used so far, from /proc; None where there is none."""
-    if process is None:
-        return None
-    try:
-        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _root_conf() -> list[str]:
