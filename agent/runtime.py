@@ -5,6 +5,13 @@ reading, a GPIO edge or a clock tick and publishes what follows. ``replay`` and 
 drive it directly. :class:`AgentRuntime` adds the threads: serial readers and gpiozero call
 :meth:`AgentRuntime.submit` (a ``queue.SimpleQueue.put``, the only place a thread hands data over),
 and one loop thread drains the queue into the pipeline, ticks presence and sends health.
+
+Serial lines wait in that queue at most :data:`INBOX_LINES` deep: past it a reader thread waits for
+the loop to catch up (back-pressure), so the sniffer's lines queue in the kernel's serial buffer
+instead of in the agent's memory. A real sniffer sends a few hundred lines a second, far below the
+loop's tens of thousands, so it only happens when the loop stalls or lines arrive in a flood
+(bench_agent writes 100,000 lines at once; with the queue unbounded the backlog took the agent's
+peak RSS from ~45 to ~59 MB).
 """
 
 from __future__ import annotations
@@ -34,6 +41,10 @@ from agent.sources.serial_reader import SerialLineReader
 log = logging.getLogger(__name__)
 
 TICK_S = 1.0
+# Serial lines queued for the loop thread before readers wait: 0.1 s of the loop's work at full speed,
+# ten seconds of a busy sniffer, ~0.5 MB.
+INBOX_LINES = 2_000
+ROOM_WAIT_S = 0.5  # a waiting reader re-checks at least this often (and gives up once the loop has ended)
 
 
 class Sink(Protocol):
@@ -101,11 +112,12 @@ class Pipeline:
     def probe(self, sniffer: str, probe: Probe, ts: float) -> Sighting:
         """A parsed probe: the MAC and the fingerprint are hashed here and go no further; the MAC is
         linked into its pseudo-device (agent.linking) and the device's kind learned (agent.device_kinds)."""
-        mac_id = self.hasher.device_id(probe.mac, ts)
-        randomized = is_randomized(probe.mac)
-        rssi = float(probe.rssi_dbm)
-        fingerprint = None if probe.fingerprint is None else self.fingerprints.hash(probe.fingerprint)
-        device, macs = self.linker.link(ts, mac_id, randomized=randomized, seq=probe.seq, fingerprint=fingerprint,
+        mac, rssi_dbm, _, seq, material = probe  # once: this runs per line
+        mac_id = self.hasher.device_id(mac, ts)
+        randomized = is_randomized(mac)
+        rssi = float(rssi_dbm)
+        fingerprint = None if material is None else self.fingerprints.hash(material)
+        device, macs = self.linker.link(ts, mac_id, randomized=randomized, seq=seq, fingerprint=fingerprint,
                                         rssi_dbm=rssi)
         mac_ids = self.linker.mac_ids(mac_id) if macs > 1 else ()
         sighting = Sighting(ts, sniffer, device, rssi, randomized, self.kinds.observe(ts, device, sniffer, rssi), macs,
@@ -148,11 +160,11 @@ class Pipeline:
 
     def _presence(self, u: PresenceUpdate) -> None:
         msg_id, seq = self.sink.new_id()
+        kind, ts, device, x, y, accuracy_m, rssi_dbm, distance_m, randomized, ranges, device_kind, macs, mac_ids = u
         log.debug("event=presence kind=%s device=%s x=%.0f y=%.0f distance_m=%.1f msg_id=%s",
-                  u.kind, u.device, u.x, u.y, u.distance_m, msg_id)
-        self._send(contract.Presence(u.kind, msg_id, self.agent_id, u.ts, u.device, u.x, u.y, u.accuracy_m,
-                                     u.rssi_dbm, u.distance_m, u.randomized, u.ranges, u.device_kind, u.macs,
-                                     u.mac_ids), seq)
+                  kind, device, x, y, distance_m, msg_id)
+        self._send(contract.Presence(kind, msg_id, self.agent_id, ts, device, x, y, accuracy_m, rssi_dbm, distance_m,
+                                     randomized, ranges, device_kind, macs, mac_ids), seq)
 
     def _sensor(self, event: SensorEvent) -> None:
         msg_id, seq = self.sink.new_id()
@@ -185,13 +197,30 @@ class AgentRuntime:
         self._spool_stats = spool_stats or (lambda: (0, 0))
         self._started = time.time()
         self._stop = threading.Event()
+        self._room = threading.Event()  # set while the inbox has room for serial lines
+        self._room.set()
+        self._loop_ended = False  # no loop drains the inbox: readers must not wait for room
 
     def _line_handler(self, sniffer: str) -> Callable[[bytes, float], None]:
-        put = self.inbox.put
+        put, qsize = self.inbox.put, self.inbox.qsize
 
         def on_line(raw: bytes, ts: float) -> None:
             put(("line", sniffer, raw, ts))
+            if qsize() >= INBOX_LINES:
+                self._wait_for_room()
         return on_line
+
+    def _wait_for_room(self) -> None:
+        """On a reader thread: wait until the loop has worked the inbox down (see the module docstring).
+
+        The loop sets ``_room`` once the inbox is at half the limit; clearing it and then checking
+        the depth again means a wake-up that came in between is not lost."""
+        qsize, room = self.inbox.qsize, self._room
+        while qsize() >= INBOX_LINES and not self._loop_ended:
+            room.clear()
+            if qsize() < INBOX_LINES:
+                return
+            room.wait(ROOM_WAIT_S)
 
     def submit(self, item: tuple[Any, ...]) -> None:
         """The one place other threads hand work to the agent (serial, GPIO, simulator)."""
@@ -211,23 +240,34 @@ class AgentRuntime:
     def run(self, stop: threading.Event | None = None) -> None:
         """Process until ``stop`` is set (or :meth:`stop` is called)."""
         stop = stop or self._stop
+        self._loop_ended = False
         for reader in self.readers:
             reader.start()
+        notify("READY=1")
+        log.info("event=agent-started agent=%s sniffers=%d pirs=%d door=%s", self.device.agent_id,
+                 len(self.readers), len(self.device.pirs), bool(self.device.door))
+        try:
+            self._loop(stop)
+        finally:
+            self._loop_ended = True  # readers stop waiting for room nobody will make
+            self._room.set()
+        notify("STOPPING=1")
+
+    def _loop(self, stop: threading.Event) -> None:
         pipeline = self.pipeline
-        get = self.inbox.get
+        get, qsize, room = self.inbox.get, self.inbox.qsize, self._room
         next_tick = time.time() + TICK_S
         next_health = time.time() + self.device.health_interval_s
         watchdog_s = watchdog_interval_s()
         next_watchdog = time.time()
         monitor = HealthMonitor(self.device.agent_id, clock=self._started)
-        notify("READY=1")
-        log.info("event=agent-started agent=%s sniffers=%d pirs=%d door=%s", self.device.agent_id,
-                 len(self.readers), len(self.device.pirs), bool(self.device.door))
         while not (stop.is_set() or self._stop.is_set()):
             try:
                 item = get(timeout=0.2)
             except queue.Empty:
                 item = None
+            if not room.is_set() and qsize() <= INBOX_LINES // 2:
+                room.set()
             if item is not None:
                 self._dispatch(item)
             now = time.time()
@@ -242,7 +282,6 @@ class AgentRuntime:
             if watchdog_s is not None and now >= next_watchdog:
                 notify("WATCHDOG=1")
                 next_watchdog = now + watchdog_s
-        notify("STOPPING=1")
 
     def _dispatch(self, item: tuple[Any, ...]) -> None:
         kind = item[0]

@@ -130,3 +130,19 @@ def test_any_seq_or_ie_value_is_a_probe_or_a_bad_field(key: str, value: object, 
         data["ie_ids"] = ids
     result = parse_line(json.dumps(data).encode())
     assert result == "bad-field" or isinstance(result, Probe), result
+
+
+# JSON that orjson (the parser's fast path) refuses or reads differently from the standard library:
+# each line must end as it does with json.loads alone.
+@pytest.mark.parametrize("line, expected", [
+    (b'{"rssi":NaN,"addr2":"aa:bb:cc:dd:ee:01"}', "bad-field"),
+    (b'{"rssi":-Infinity,"addr2":"aa:bb:cc:dd:ee:01"}', "bad-field"),
+    (b'{"rssi":-1e400,"addr2":"aa:bb:cc:dd:ee:01"}', "bad-field"),
+    (b'{"rssi":-70,"addr2":"aa:bb:cc:dd:ee:01","seq":18446744073709551616}', "bad-field"),
+    (b'{"rssi":-70,"addr2":"aa:bb:cc:dd:ee:01","ch":-9223372036854775809}', "bad-field"),
+    (b'{"rssi":-70,"addr2":"aa:bb:cc:dd:ee:01","ie_ids":[1,18446744073709551617]}', "bad-field"),
+    (b'{"rssi":-70,"addr2":"aa:bb:cc:dd:ee:01","ssid":"\\ud800"}', Probe("aa:bb:cc:dd:ee:01", -70, None)),
+    (b'{"rssi":-70,"addr2":"aa:bb:cc:dd:ee:01","x":NaN}', Probe("aa:bb:cc:dd:ee:01", -70, None)),
+])
+def test_json_the_fast_decoder_refuses_parses_as_the_standard_library_does(line: bytes, expected: object) -> None:
+    assert parse_line(line) == expected

@@ -134,3 +134,21 @@ def test_unacknowledged_in_flight_messages_reach_the_disk_when_the_broker_dies(
         pub.stop(flush_s=0.2)
         pub.spool.close()
     assert spooled == ids
+
+
+def test_with_an_empty_spool_messages_go_straight_out_from_the_first(tmp_path: Path, mqtt_broker: Broker) -> None:
+    """Connected with nothing spooled, nothing older waits: messages go to the broker, not the spool.
+
+    Before, they went to the spool until the I/O thread's next turn, and then stayed on that path
+    while the backlog lasted. Only a busy pipeline (bench_agent) starved that thread long enough to
+    show it; here the thread wins the race either way, so this checks the outcome, not the race."""
+    with Collector(mqtt_broker.host, mqtt_broker.port, f"floorwalker/{STORE}/agents/agent-p/door") as col:
+        pub = make_publisher(tmp_path, mqtt_broker.port).start()
+        try:
+            ids = [send_door(pub) for _ in range(300)]
+            assert pub.spool.depth == 0
+            got = col.wait_for(300)
+        finally:
+            pub.stop()
+            pub.spool.close()
+    assert [json.loads(m.payload)["msg_id"] for m in got] == ids

@@ -7,6 +7,11 @@ mosquitto, timed until the broker has acknowledged the last message. The process
 CPU core, so paho's network thread shares the core with the pipeline. Simulated time advances 5 ms
 per line (200 frames/s: a very busy sniffer), which sets how many lines become messages.
 
+``agent.cpu_us_per_line``: CPU time per line in that publishing stage, the benchmark's process (all
+its threads) plus mosquitto's. The machine is often shared, and lines/s then measures the load as
+much as the code; CPU time hardly moves with the load, and 1,000,000 / it is what an idle core would
+do. ``agent.pipeline_cpu_us_per_line`` is the same for the stage without publishing.
+
 ``agent.lines_per_s_spooled``: the same with the broker away, every message going to the disk spool.
 ``agent.rss_mb``: peak resident memory (VmHWM) of a real ``floorwalker-agent run`` process fed the
 same lines, dealt over its sniffers' pseudo-terminals.
@@ -35,6 +40,7 @@ from agent.runtime import CountingSink, Pipeline
 from agent.sequence import Sequence
 from agent.spool import Spool
 from aggregator.embedded_broker import free_port, start_mosquitto
+from tests.benchmarks.bench_ingest import _cpu_of  # mosquitto's CPU, read the way the ingest benchmark reads it
 from tests.benchmarks.figures import Figure
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,12 +93,15 @@ def run(args: argparse.Namespace) -> Iterator[Figure]:
     t0 = time.time()
 
     sink = CountingSink(device.agent_id)
+    cpu = time.process_time()
     start = time.perf_counter()
     feed(Pipeline(device, sink), lines, t0)
     pure_s = time.perf_counter() - start
+    cpu = time.process_time() - cpu
     ratio = sum(sink.counts.values()) / n
     yield Figure("agent.pipeline_lines_per_s", round(n / pure_s), "lines/s",
                  note=f"parse+hash+presence+encode, no publishing; {ratio:.1%} of lines became messages")
+    yield Figure("agent.pipeline_cpu_us_per_line", round(cpu / n * 1e6, 1), "µs/line", note="CPU time of that stage")
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -100,13 +109,22 @@ def run(args: argparse.Namespace) -> Iterator[Figure]:
         try:
             pub = _publisher(workdir, broker.port)
             pub.start()
+            cpu, broker_pid = time.process_time(), broker.process.pid if broker.process else None
+            broker_cpu = _cpu_of(broker_pid)
             start = time.perf_counter()
             feed(Pipeline(device, pub), lines, t0)
             pub.stop(flush_s=60.0)  # waits for the broker's PUBACK of every message
             total_s = time.perf_counter() - start
+            cpu = time.process_time() - cpu
+            broker_cpu = None if broker_cpu is None else (_cpu_of(broker_pid) or 0.0) - broker_cpu
+            unacknowledged = pub.spool.depth  # stop() spools what the broker did not acknowledge in time
             pub.spool.close()
+            left = f"; {unacknowledged:,} NOT acknowledged (left in the spool)" if unacknowledged else ""
             yield Figure("agent.lines_per_s", round(n / total_s), "lines/s", target=">= 20000",
-                         note=f"to a real mosquitto, QoS 1, acknowledged; {pub.published:,} messages; {affinity}")
+                         note=f"to a real mosquitto, QoS 1, acknowledged; {pub.published:,} messages{left}; {affinity}")
+            yield Figure("agent.cpu_us_per_line", round((cpu + (broker_cpu or 0.0)) / n * 1e6, 1), "µs/line",
+                         note=f"CPU of that stage: agent {cpu / n * 1e6:.1f} (pipeline and paho's thread) + mosquitto "
+                              + ("not measured" if broker_cpu is None else f"{broker_cpu / n * 1e6:.1f}"))
         finally:
             broker.stop()
 
@@ -146,7 +164,7 @@ def _rss_of_real_agent(workdir: Path, lines: list[bytes]) -> float | None:
     text = DEVICE.read_text()
     ports = sorted(set(re.findall(r'"(/dev/ttyUSB\d+)"', text)))
     ptys = [os.openpty() for _ in ports]
-    for (_, slave), port in zip(ptys, ports):
+    for (_, slave), port in zip(ptys, ports, strict=True):
         tty.setraw(slave)
         text = text.replace(f'"{port}"', f'"{os.ttyname(slave)}"')
     text = text.replace('id = "agent-1"', 'id = "agent-rss"')
