@@ -12,7 +12,9 @@ Only the standard library is imported here, so a child starts in a few tens of m
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import fcntl
 import gc
 import logging
 import marshal
@@ -22,39 +24,170 @@ import signal
 import struct
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 FRAME_LENGTH = struct.Struct("!I")
+log = logging.getLogger(__name__)
 
 
-# ----------------------------------------------------------------------------- starting one
+# ----------------------------------------------------------------------------- the parent's side
 
-def spawn(module: str, *args: str) -> subprocess.Popen[bytes]:
-    """``python -m module args...`` with pipes on stdin and stdout, in a session of its own.
+FrameHandler = Callable[[Any], None]
 
-    Its own session: Ctrl-C in a terminal (and systemd's stop signal to the process group) goes to
-    the aggregator, which stops the child in order; the child's own exit is end-of-file."""
-    # the package's own root first, so a checkout that is not installed finds the module too
+
+def child_command(module: str, *args: str) -> tuple[list[str], dict[str, str]]:
+    """``python -m module args...`` and an environment where a checkout that is not installed finds it."""
     root = str(Path(__file__).resolve().parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
-    return subprocess.Popen([sys.executable, "-m", module, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            env=env, start_new_session=True)
+    return [sys.executable, "-m", module, *args], env
 
 
-def end(process: subprocess.Popen[bytes], timeout_s: float = 2.0) -> None:
-    """End a child whose protocol is "end-of-file on stdin means exit": close its stdin, wait, kill
-    it if it takes longer than ``timeout_s`` (work it was doing must be safe to cut short), then
-    close its stdout. Also tidies up after a child that already died."""
-    with contextlib.suppress(OSError):
-        process.stdin.close()  # type: ignore[union-attr]
-    try:
-        process.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    if process.stdout is not None:
-        process.stdout.close()
+class Worker:
+    """One child process of the aggregator, driven from the event loop: start, frames, restart, stop.
+
+    The child is ``python -m module args...`` in a session of its own (Ctrl-C and systemd's stop
+    signal go to the aggregator, which stops it in order), reading frames on its stdin and writing
+    frames on its stdout. Everything here runs on the event loop and never blocks it: the loop's
+    pipe transports read and write, :meth:`send` only appends to a buffer, and there is no thread
+    and no lock. ``on_frame`` gets each frame the child writes, in order.
+
+    If the child dies unasked, another starts after ``restart_delay_s``; ``on_start(worker)`` runs
+    after every start (the first included) and sends what the new child must have before anything
+    else: its settings and whatever the dead one had not confirmed (the user keeps that list, since
+    only it knows what "confirmed" means). ``on_exit(code)`` runs when a child ends unasked."""
+
+    def __init__(self, module: str, *args: str, on_frame: FrameHandler,
+                 on_start: Callable[[Worker], None] | None = None,
+                 on_exit: Callable[[int | None], None] | None = None, restart_delay_s: float = 0.5,
+                 pipe_bytes: int | None = None) -> None:
+        self.module = module
+        self.args = args
+        self.on_frame = on_frame
+        self.on_start = on_start
+        self.on_exit = on_exit
+        self.restart_delay_s = restart_delay_s
+        self.pipe_bytes = pipe_bytes
+        self.restarts = 0
+        self._transport: asyncio.SubprocessTransport | None = None
+        self._stdin: asyncio.WriteTransport | None = None
+        self._stopping = False
+        self._ended: asyncio.Future[None] | None = None
+        self._restart: asyncio.TimerHandle | None = None
+        self._started = asyncio.Event()  # a child is running and has had on_start's frames
+
+    @property
+    def pid(self) -> int | None:
+        return self._transport.get_pid() if self._transport is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._stdin is not None and not self._stdin.is_closing()
+
+    async def start(self) -> None:
+        """Start the child (and ``on_start``); returns once it is running."""
+        self._stopping = False
+        await self._spawn()
+
+    async def started(self) -> None:
+        """Return once a child is running (at once, or after the restart in progress)."""
+        await self._started.wait()
+
+    def send(self, obj: Any) -> bool:
+        """Queue a frame for the child; False if there is no child to take it (one starting again
+        gets what ``on_start`` sends)."""
+        stdin = self._stdin
+        if stdin is None or stdin.is_closing():
+            return False
+        stdin.write(encode_frame(obj))
+        return True
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Close the child's stdin (its signal to finish and exit), wait for it, kill it if it takes
+        longer than ``timeout_s``. Frames it writes meanwhile still reach ``on_frame``."""
+        self._stopping = True
+        if self._restart is not None:
+            self._restart.cancel()
+            self._restart = None
+        transport, ended = self._transport, self._ended
+        if transport is None or ended is None:
+            return
+        if self._stdin is not None:
+            self._stdin.close()
+        try:
+            await asyncio.wait_for(asyncio.shield(ended), timeout_s)
+        except TimeoutError:
+            log.error("event=child-stuck module=%s action=kill pid=%s", self.module, transport.get_pid())
+            with contextlib.suppress(ProcessLookupError):
+                transport.kill()
+            await ended
+        self._transport = self._stdin = None
+
+    async def _spawn(self) -> None:
+        self._restart = None
+        if self._stopping:
+            return
+        loop = asyncio.get_running_loop()
+        argv, env = child_command(self.module, *self.args)
+        ended: asyncio.Future[None] = loop.create_future()
+        transport, _ = await loop.subprocess_exec(
+            lambda: _ChildProtocol(self, ended), *argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=None, env=env, start_new_session=True)
+        self._transport, self._ended = transport, ended
+        if self.pipe_bytes is not None:  # Linux: fewer wake-ups per frame for a chatty child
+            stdout = transport.get_pipe_transport(1).get_extra_info("pipe")
+            with contextlib.suppress(OSError, AttributeError):
+                fcntl.fcntl(stdout.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), self.pipe_bytes)
+        self._stdin = transport.get_pipe_transport(0)  # type: ignore[assignment]
+        if self.on_start is not None:
+            self.on_start(self)
+        self._started.set()
+
+    def _gone(self, transport: asyncio.SubprocessTransport) -> None:
+        """The child exited and its pipes are closed: done if asked, else start another."""
+        if transport is not self._transport:
+            return
+        code = transport.get_returncode()
+        transport.close()
+        self._stdin = None
+        self._started.clear()
+        if self._stopping:
+            return
+        self.restarts += 1
+        log.error("event=child-died module=%s code=%s action=restart", self.module, code)
+        if self.on_exit is not None:
+            self.on_exit(code)
+        loop = asyncio.get_running_loop()
+        self._restart = loop.call_later(self.restart_delay_s, lambda: loop.create_task(self._spawn()))
+
+
+class _ChildProtocol(asyncio.SubprocessProtocol):
+    """The loop's side of one child: bytes in, whole frames out to the worker."""
+
+    def __init__(self, worker: Worker, ended: asyncio.Future[None]) -> None:
+        self.worker = worker
+        self.ended = ended
+        self.buf = bytearray()
+        self.transport: asyncio.SubprocessTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        self.buf += data  # type: ignore[operator]
+        handle = self.worker.on_frame
+        for frame in take_frames(self.buf):
+            try:
+                handle(frame)
+            except Exception:  # a bug in one frame's handling must not stop the child's reader
+                log.exception("event=frame-handler-failed module=%s", self.worker.module)
+
+    def connection_lost(self, exc: Exception | None) -> None:  # the child exited, its pipes closed
+        if not self.ended.done():
+            self.ended.set_result(None)
+        if self.transport is not None:
+            self.worker._gone(self.transport)
 
 
 def set_up_child() -> None:

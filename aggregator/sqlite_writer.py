@@ -10,14 +10,18 @@ on a 2-core machine, its own core.
 Every write to the database goes through here: the core's rows from ingest and the offers' rows
 (:mod:`aggregator.offers.persist`), so every write holds the checkpointer's lock.
 
-Protocol, over the child's stdin/stdout, in :mod:`aggregator.child_process` frames. Parent -> child:
-``("batch", seq, tables)``,
-``("retention", req_id, now)``, ``("close",)``. Child -> parent: ``("committed", seqs, stats)``
-after every COMMIT, ``("retention", req_id, deleted)``, ``("closed",)``. The child merges whatever
-batches are waiting into one transaction (bigger transactions under load, immediate ones when
-idle), exactly as the writer thread did. A parent that dies (kill -9) closes the pipe: the child
-sees end-of-file and exits; what it had not committed was never acknowledged to the broker, so
-the broker redelivers it to the next aggregator.
+Protocol, in :mod:`aggregator.child_process` frames. Parent -> child, on stdin:
+``("batch", seq, tables, acks)``, ``("acks_to", address)``, ``("retention", req_id, now)``;
+end-of-file means commit what was read and exit. Child -> parent, on stdout: ``("committed", seqs,
+stats)`` after every COMMIT, ``("failing", errors)``, ``("retention", req_id, deleted)``. Child ->
+MQTT process, on the Unix socket at ``address`` (:mod:`aggregator.mqtt_process` listens there):
+``("ack", [(mid, qos), ...])`` after every COMMIT, before the parent hears of it. The child merges
+whatever batches are waiting into one transaction (bigger transactions under load, immediate ones
+when idle). A parent that dies (kill -9) closes the pipe: the child sees end-of-file and exits;
+what it had not committed was never acknowledged to the broker, so the broker redelivers it to the
+next aggregator. Acknowledgements that cannot be delivered (the MQTT process died) are dropped:
+its connection went with it, and the broker redelivers those messages to the next one, where
+INSERT OR IGNORE drops the repeat.
 
 Only the standard library is imported here, so the process starts in a few tens of milliseconds.
 """
@@ -27,12 +31,13 @@ from __future__ import annotations
 import logging
 import os
 import select
+import socket
 import sqlite3
 import sys
 import time
 from typing import Any, BinaryIO
 
-from aggregator.child_process import read_frame, set_up_child, write_frame
+from aggregator.child_process import encode_frame, read_frame, set_up_child, write_frame
 from aggregator.wal_checkpointer import WalCheckpointer
 
 log = logging.getLogger("aggregator.sqlite_writer")
@@ -98,6 +103,50 @@ def delete_expired(conn: sqlite3.Connection, cutoff_ts: float) -> int:
                    for table, column in RETENTION_TABLES)
 
 
+ACK_SEND_TIMEOUT_S = 5.0
+
+
+class AckSender:
+    """The writer's end of the MQTT process's acknowledgement socket: connected when first needed,
+    again after the MQTT process is replaced (the parent names the new one's socket)."""
+
+    def __init__(self) -> None:
+        self.address: str | None = None
+        self.sock: socket.socket | None = None
+        self.sent = 0
+        self.dropped = 0  # acknowledgements for an MQTT process that was gone (the broker redelivers)
+
+    def point_to(self, address: str | None) -> None:
+        self._disconnect()
+        self.address = address
+
+    def send(self, acks: list[tuple[int, int]]) -> None:
+        if not acks or self.address is None:
+            return
+        if self.sock is None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(ACK_SEND_TIMEOUT_S)
+            try:
+                sock.connect(self.address)
+            except OSError:
+                sock.close()
+                self.dropped += len(acks)
+                return
+            self.sock = sock
+        try:
+            self.sock.sendall(encode_frame(("ack", acks)))
+            self.sent += len(acks)
+        except OSError as exc:
+            log.warning("event=acks-dropped count=%d error=%r", len(acks), exc)
+            self.dropped += len(acks)
+            self._disconnect()
+
+    def _disconnect(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
 class _Writer:
     """The child's side: one connection, merged transactions, retention on a timer, WAL checkpoints
     on a thread of their own (:mod:`aggregator.wal_checkpointer`)."""
@@ -112,9 +161,10 @@ class _Writer:
         self.retention_interval_s = retention_interval_s
         self.max_rows = max_rows
         self.out = out
+        self.acks = AckSender()
         self.next_retention = time.monotonic() + 5.0
 
-    def commit(self, tables: dict[str, list[Any]], seqs: list[int]) -> None:
+    def commit(self, tables: dict[str, list[Any]], seqs: list[int], acks: list[tuple[int, int]]) -> None:
         messages = tables.get("messages")
         if messages:  # payloads arrive as the bytes received; the column is TEXT (JSON, UTF-8)
             tables["messages"] = [r if not isinstance(r[5], bytes) else (*r[:5], r[5].decode("utf-8", "replace"))
@@ -145,6 +195,7 @@ class _Writer:
                 if os.getppid() == 1:  # the aggregator is gone: nobody would acknowledge this
                     raise SystemExit(1) from None
         elapsed = time.perf_counter() - started
+        self.acks.send(acks)  # straight to the MQTT process; the parent hears of it only for its figures
         write_frame(self.out, ("committed", seqs, {"rows": rows, "duplicates": duplicates, "seconds": elapsed}))
 
     def retention(self, now: float) -> int:
@@ -167,6 +218,7 @@ class _Writer:
             write_frame(self.out, ("retention", None, deleted))
 
     def close(self) -> None:
+        self.acks.point_to(None)
         self.checkpointer.stop()
         self.conn.close()  # the last connection to close checkpoints the rest and removes the WAL
 
@@ -186,18 +238,18 @@ def serve(inp: BinaryIO, out: BinaryIO, path: str, retention_s: float, retention
                     continue
                 frame = read_frame(inp)
                 if frame is None:
-                    return  # the aggregator is gone (or closed the pipe): exit
+                    return  # the aggregator is done (or gone): what was read is committed; exit
             else:
                 frame = pending.pop(0)
             kind = frame[0]
-            if kind == "close":
-                write_frame(out, ("closed",))
-                return
+            if kind == "acks_to":
+                writer.acks.point_to(frame[1])
+                continue
             if kind == "retention":
                 write_frame(out, ("retention", frame[1], writer.retention(frame[2])))
                 continue
             # a batch: merge the ones already waiting into the same transaction
-            seqs, tables = [frame[1]], {name: list(rows) for name, rows in frame[2].items()}
+            seqs, tables, acks = [frame[1]], {name: list(rows) for name, rows in frame[2].items()}, list(frame[3])
             rows = sum(len(v) for v in tables.values())
             stop = False
             merge_until = last_commit + MIN_COMMIT_INTERVAL_S
@@ -210,10 +262,11 @@ def serve(inp: BinaryIO, out: BinaryIO, path: str, retention_s: float, retention
                     pending.append(more)
                     break
                 seqs.append(more[1])
+                acks += more[3]
                 for name, extra in more[2].items():
                     tables.setdefault(name, []).extend(extra)
                     rows += len(extra)
-            writer.commit(tables, seqs)
+            writer.commit(tables, seqs, acks)
             last_commit = time.monotonic()
             writer.maybe_retention()
             if stop:

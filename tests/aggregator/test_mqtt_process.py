@@ -69,30 +69,30 @@ async def test_a_backlog_arrives_decoded_in_order_and_is_gone_once_acked(mqtt_br
 
     first = ProcessMqttLink(settings, "proc-reader", [FILTER], on_batch=on_batch)
     links.append(first)
-    first.start(loop)
+    await first.start()
     await wait_until(lambda: first.subscribed)
-    await loop.run_in_executor(None, first.stop)  # the persistent session queues what comes next
+    await first.stop()  # the persistent session queues what comes next
     traffic = [*_traffic(40), ("floorwalker/demo/agents/agent-1/move", b"\xff not json")]
     await loop.run_in_executor(None, publish, mqtt_broker.host, mqtt_broker.port, traffic)
 
     second = ProcessMqttLink(settings, "proc-reader", [FILTER], on_batch=on_batch)
     links.append(second)
-    second.start(loop)
+    await second.start()
     await wait_until(lambda: len(received) >= len(traffic), timeout_s=30)
     assert [(i.topic, i.payload) for i in received] == traffic
     assert all(isinstance(i.decoded, Presence) for i in received[:-1])
     assert isinstance(received[-1].decoded, Rejection) and received[-1].decoded.reason == "not-json"
     await wait_until(lambda: second.received == len(traffic))  # the child's counters reach the parent
     await asyncio.sleep(0.3)  # the last acknowledgements reach the broker
-    await loop.run_in_executor(None, second.stop)
+    await second.stop()
 
     received.clear()
     third = ProcessMqttLink(settings, "proc-reader", [FILTER], on_batch=on_batch)
     links.append(third)
-    third.start(loop)
+    await third.start()
     await wait_until(lambda: third.subscribed)
     await asyncio.sleep(0.5)
-    await loop.run_in_executor(None, third.stop)
+    await third.stop()
     assert received == []  # acknowledged once: nothing left to redeliver
 
 
@@ -101,7 +101,7 @@ async def test_a_killed_child_is_replaced_and_what_it_had_not_acked_comes_again(
     loop = asyncio.get_running_loop()
     received: list[Incoming] = []
     link = ProcessMqttLink(settings, "proc-killed", [FILTER], on_batch=received.extend)  # never acks
-    link.start(loop)
+    await link.start()
     await wait_until(lambda: link.subscribed)
     traffic = _traffic(5)
     await loop.run_in_executor(None, publish, mqtt_broker.host, mqtt_broker.port, traffic)
@@ -116,13 +116,13 @@ async def test_a_killed_child_is_replaced_and_what_it_had_not_acked_comes_again(
     assert [i.payload for i in received[len(traffic):]] == [p for _, p in traffic]
     assert link.received >= 2 * len(traffic)  # counted across both children
     link.ack([(i.mid, i.qos) for i in received[len(traffic):]])
-    await loop.run_in_executor(None, link.stop)
+    await link.stop()
 
 
 async def test_publishes_keep_their_order_through_the_child(mqtt_broker: Broker) -> None:
     loop = asyncio.get_running_loop()
     link = ProcessMqttLink(MqttSettings(host=mqtt_broker.host, port=mqtt_broker.port), "proc-writer", [])
-    link.start(loop)
+    await link.start()
     await wait_until(lambda: link.connected)
     sent = [(f"fw-test/proc/{i % 3}", b"%d:" % i + b"x" * (i * 997 % 5000), i % 4 == 1) for i in range(80)]
     with Collector(mqtt_broker.host, mqtt_broker.port, "fw-test/proc/#") as collector:
@@ -130,7 +130,7 @@ async def test_publishes_keep_their_order_through_the_child(mqtt_broker: Broker)
             link.publish(topic, payload, qos=1 if qos1 else 0)
         got = await loop.run_in_executor(None, collector.wait_for, len(sent))
     await wait_until(lambda: link.published == len(sent))
-    await loop.run_in_executor(None, link.stop)
+    await link.stop()
     assert [(m.topic, m.payload) for m in got] == [(t, p) for t, p, _ in sent]
     assert link.publish_errors == 0
 
@@ -144,7 +144,7 @@ def test_the_child_exits_when_the_aggregator_is_killed(mqtt_broker: Broker) -> N
 
         async def main():
             link = ProcessMqttLink(MqttSettings(host={mqtt_broker.host!r}, port={mqtt_broker.port}), "orphan", [])
-            link.start(asyncio.get_running_loop())
+            await link.start()
             while not link.connected:
                 await asyncio.sleep(0.05)
             print(link.pid, flush=True)
