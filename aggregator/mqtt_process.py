@@ -9,8 +9,7 @@ of the aggregator's CPU per message; here it runs on the other core. The SQLite 
 :mod:`aggregator.child_process`.
 
 Parent -> child, on the child's stdin: ``("config", {...})`` first, then ``("pub", [(topic,
-payload, qos, retain), ...])`` in publishing order (and ``("ack", [(mid, qos), ...])`` for a user
-that acknowledges itself); end-of-file means publish what is queued, disconnect and exit. Child ->
+payload, qos, retain), ...])`` in publishing order; end-of-file means publish what is queued, disconnect and exit. Child ->
 parent, on its stdout: ``("acks_ready", path)`` once it listens for acknowledgements, ``("msgs",
 [(topic, payload, mid, qos, received, decoded), ...])`` a drained slice at a time, ``("state",
 {...})`` when the connection's state or counters change. SQLite writer -> child, on the Unix
@@ -172,11 +171,6 @@ class ProcessMqttLink(LinkBase):
         elif kind == "acks_ready" and self.on_acks_to is not None:
             self.on_acks_to(frame[1])
 
-    def ack(self, items: list[tuple[int, int]]) -> None:
-        """Acknowledge ``(mid, qos)`` pairs through the parent (for users without the writer's path)."""
-        if items:
-            self._worker.send(("ack", items))
-
     def flush(self) -> None:
         self._flush_scheduled = False
         outbox = self._outbox
@@ -215,32 +209,16 @@ async def _serve(config: dict[str, Any], inp: BinaryIO, out: BinaryIO) -> None:
         except (BrokenPipeError, OSError, ValueError):
             pass  # the aggregator is gone: unacknowledged, redelivered to the next one; stdin's end stops us
 
-    acks_idle = listen_for_acks(config["acks_socket"], lambda items: link.ack(items))
-    send(("acks_ready", config["acks_socket"]))
     link = MqttLink(MqttSettings(**config["mqtt"]), config["client_id"], config["subscriptions"],
                     on_receive=on_receive, reconnect_min_s=config["reconnect_min_s"],
                     reconnect_max_s=config["reconnect_max_s"], availability=config.get("availability"))
+    acks_idle = listen_for_acks(config["acks_socket"], link)  # before connecting: see the module's docstring
+    send(("acks_ready", config["acks_socket"]))
     done: asyncio.Future[None] = loop.create_future()
 
-    def finish() -> None:
-        if not done.done():
-            done.set_result(None)
-
     def read_commands() -> None:
-        while True:
-            try:
-                frame = read_frame(inp)
-            except (OSError, ValueError, EOFError):
-                frame = None
-            if frame is None:
-                loop.call_soon_threadsafe(finish)
-                return
-            if frame[0] == "ack":
-                link.ack(frame[1])
-            elif frame[0] == "pub":
-                # straight to the link's network thread from this one, the only one that publishes
-                # here: no hop through the loop (latency), and one thread keeps the aggregator's order
-                link.publish_batch(frame[1])
+        apply_frames(inp, link)
+        loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
 
     link.start(loop)
     threading.Thread(target=read_commands, name="commands", daemon=True).start()
@@ -258,7 +236,22 @@ async def _serve(config: dict[str, Any], inp: BinaryIO, out: BinaryIO) -> None:
     send(("state", link.state()))
 
 
-def listen_for_acks(path: str, ack: Callable[[list[tuple[int, int]]], None]) -> threading.Event:
+def apply_frames(stream: BinaryIO, link: MqttLink) -> None:
+    """``ack`` and ``pub`` frames from the aggregator (stdin) or the writer (its socket), to end-of-file.
+
+    Straight to the link's network thread from this one: no hop through the loop (latency), and one
+    thread per source keeps its order (the aggregator is the only one that publishes)."""
+    try:
+        while (frame := read_frame(stream)) is not None:
+            if frame[0] == "ack":
+                link.ack(frame[1])
+            elif frame[0] == "pub":
+                link.publish_batch(frame[1])
+    except (OSError, ValueError, EOFError):
+        pass  # the writer died mid-frame: what it had not sent, the broker redelivers
+
+
+def listen_for_acks(path: str, link: MqttLink) -> threading.Event:
     """Take the writer's acknowledgements on a Unix socket at ``path`` (one writer at a time; a new
     one after a restart waits in the backlog until the dead one's end-of-file). Returns an event
     set while no writer is connected."""
@@ -273,11 +266,7 @@ def listen_for_acks(path: str, ack: Callable[[list[tuple[int, int]]], None]) -> 
             conn, _ = server.accept()
             idle.clear()
             with conn, conn.makefile("rb") as stream:
-                try:
-                    while (frame := read_frame(stream)) is not None:  # type: ignore[arg-type]
-                        ack(frame[1])
-                except (OSError, ValueError, EOFError):
-                    pass  # the writer died mid-frame: what it had not sent, the broker redelivers
+                apply_frames(stream, link)  # type: ignore[arg-type]
             idle.set()
 
     threading.Thread(target=serve, name="acks", daemon=True).start()
@@ -286,10 +275,10 @@ def listen_for_acks(path: str, ack: Callable[[list[tuple[int, int]]], None]) -> 
 
 def main() -> int:
     # Ctrl-C and systemd's stop signal reach the whole process group; the aggregator stops us in
-    # order (publishing what is queued first). End-of-file on stdin, or "stop", is our exit.
+    # order (publishing what is queued first). End-of-file on stdin is our exit.
     set_up_child()
     inp, out = sys.stdin.buffer, sys.stdout.buffer
-    # Three threads here (the link's network thread, the commands reader, the loop) mostly wait on I/O; when one needs
+    # Four threads here (the link's network thread, two frame readers, the loop) mostly wait on I/O; when one needs
     # the GIL while another computes, waiting out CPython's 5 ms switch interval is the latency
     # target's whole margin (publish -> WebSocket p99 <= 20 ms).
     sys.setswitchinterval(0.0005)

@@ -11,9 +11,9 @@ Every write to the database goes through here: the core's rows from ingest and t
 (:mod:`aggregator.offers.persist`), so every write holds the checkpointer's lock.
 
 Protocol, in :mod:`aggregator.child_process` frames. Parent -> child, on stdin:
-``("batch", seq, tables, acks)``, ``("acks_to", address)``, ``("retention", req_id, now)``;
-end-of-file means commit what was read and exit. Child -> parent, on stdout: ``("committed", seqs,
-stats)`` after every COMMIT, ``("failing", errors)``, ``("retention", req_id, deleted)``. Child ->
+``("batch", seq, tables, acks)``, ``("acks_to", address)``; end-of-file means commit what was read
+and exit. Child -> parent, on stdout: ``("committed", seqs, stats)`` after every COMMIT,
+``("failing", errors)``, ``("retention", deleted)`` (at start, then every retention interval). Child ->
 MQTT process, on the Unix socket at ``address`` (:mod:`aggregator.mqtt_process` listens there):
 ``("ack", [(mid, qos), ...])`` after every COMMIT, before the parent hears of it. The child merges
 whatever batches are waiting into one transaction (bigger transactions under load, immediate ones
@@ -113,38 +113,26 @@ class AckSender:
     def __init__(self) -> None:
         self.address: str | None = None
         self.sock: socket.socket | None = None
-        self.sent = 0
         self.dropped = 0  # acknowledgements for an MQTT process that was gone (the broker redelivers)
 
     def point_to(self, address: str | None) -> None:
-        self._disconnect()
-        self.address = address
+        if self.sock is not None:
+            self.sock.close()
+        self.address, self.sock = address, None
 
     def send(self, acks: list[tuple[int, int]]) -> None:
         if not acks or self.address is None:
             return
-        if self.sock is None:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(ACK_SEND_TIMEOUT_S)
-            try:
-                sock.connect(self.address)
-            except OSError:
-                sock.close()
-                self.dropped += len(acks)
-                return
-            self.sock = sock
         try:
+            if self.sock is None:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.settimeout(ACK_SEND_TIMEOUT_S)
+                self.sock.connect(self.address)
             self.sock.sendall(encode_frame(("ack", acks)))
-            self.sent += len(acks)
         except OSError as exc:
             log.warning("event=acks-dropped count=%d error=%r", len(acks), exc)
             self.dropped += len(acks)
-            self._disconnect()
-
-    def _disconnect(self) -> None:
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
+            self.point_to(self.address)
 
 
 class _Writer:
@@ -162,7 +150,7 @@ class _Writer:
         self.max_rows = max_rows
         self.out = out
         self.acks = AckSender()
-        self.next_retention = time.monotonic() + 5.0
+        self.next_retention = 0.0  # at start: an aggregator that was down for a while catches up at once
 
     def commit(self, tables: dict[str, list[Any]], seqs: list[int], acks: list[tuple[int, int]]) -> None:
         messages = tables.get("messages")
@@ -212,10 +200,9 @@ class _Writer:
         return deleted
 
     def maybe_retention(self) -> None:
-        if self.retention_s > 0 and time.monotonic() >= self.next_retention:
+        if self.retention_s > 0 and time.monotonic() >= self.next_retention:  # cheap: called every turn
             self.next_retention = time.monotonic() + self.retention_interval_s
-            deleted = self.retention(time.time())
-            write_frame(self.out, ("retention", None, deleted))
+            write_frame(self.out, ("retention", self.retention(time.time())))
 
     def close(self) -> None:
         self.acks.point_to(None)
@@ -227,49 +214,34 @@ def serve(inp: BinaryIO, out: BinaryIO, path: str, retention_s: float, retention
           max_rows: int) -> None:
     writer = _Writer(path, retention_s, retention_interval_s, max_rows, out)
     fd = inp.fileno()
-    pending: list[Any] = []  # frames read while merging, handled next
     last_commit = 0.0
     try:
         while True:
-            if not pending:
-                ready, _, _ = select.select([fd], [], [], 1.0)
-                if not ready:
-                    writer.maybe_retention()
-                    continue
+            writer.maybe_retention()
+            if not select.select([fd], [], [], 1.0)[0]:
+                continue
+            # what is waiting, and what comes until the merge window closes: one transaction
+            seqs, tables, acks, rows, ended = [], {}, [], 0, False
+            merge_until = last_commit + MIN_COMMIT_INTERVAL_S
+            while True:
                 frame = read_frame(inp)
                 if frame is None:
-                    return  # the aggregator is done (or gone): what was read is committed; exit
-            else:
-                frame = pending.pop(0)
-            kind = frame[0]
-            if kind == "acks_to":
-                writer.acks.point_to(frame[1])
-                continue
-            if kind == "retention":
-                write_frame(out, ("retention", frame[1], writer.retention(frame[2])))
-                continue
-            # a batch: merge the ones already waiting into the same transaction
-            seqs, tables, acks = [frame[1]], {name: list(rows) for name, rows in frame[2].items()}, list(frame[3])
-            rows = sum(len(v) for v in tables.values())
-            stop = False
-            merge_until = last_commit + MIN_COMMIT_INTERVAL_S
-            while rows < max_rows and select.select([fd], [], [], max(0.0, merge_until - time.monotonic()))[0]:
-                more = read_frame(inp)
-                if more is None:
-                    stop = True
+                    ended = True  # the aggregator is done (or gone): commit what was read, then exit
+                elif frame[0] == "acks_to":
+                    writer.acks.point_to(frame[1])
+                else:  # ("batch", seq, tables, acks)
+                    seqs.append(frame[1])
+                    acks += frame[3]
+                    for name, extra in frame[2].items():
+                        tables.setdefault(name, []).extend(extra)
+                        rows += len(extra)
+                if ended or rows >= max_rows or not select.select(
+                        [fd], [], [], max(0.0, merge_until - time.monotonic()))[0]:
                     break
-                if more[0] != "batch":
-                    pending.append(more)
-                    break
-                seqs.append(more[1])
-                acks += more[3]
-                for name, extra in more[2].items():
-                    tables.setdefault(name, []).extend(extra)
-                    rows += len(extra)
-            writer.commit(tables, seqs, acks)
-            last_commit = time.monotonic()
-            writer.maybe_retention()
-            if stop:
+            if seqs:
+                writer.commit(tables, seqs, acks)
+                last_commit = time.monotonic()
+            if ended:
                 return
     finally:
         writer.close()

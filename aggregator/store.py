@@ -31,7 +31,7 @@ from typing import Any
 import sqlite_utils
 
 from aggregator.child_process import Worker
-from aggregator.sqlite_writer import TABLES, connect, delete_expired
+from aggregator.sqlite_writer import TABLES, connect
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,9 @@ class StoreStats:
 
 
 class Store:
-    """Owns the database file: schema at open, the writer process, batched commits, retention.
+    """Owns the database file: schema at open, the writer process, batched commits.
+
+    Retention runs in the writer, when it starts and every ``retention_interval_s``.
 
     ``submit`` may be called from any thread; everything else of the writer's happens on its loop."""
 
@@ -147,7 +149,6 @@ class Store:
         self.acks_to: str | None = None  # the MQTT process's acknowledgement socket, if there is one
         self._unconfirmed: dict[int, Batch] = {}  # sent to the writer, not yet committed (resent on a restart)
         self._seq = 0
-        self._retention: dict[int, asyncio.Future[int]] = {}
         self._drained: asyncio.Event | None = None
         self._worker: Worker | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -237,30 +238,6 @@ class Store:
         if self._worker is not None:
             self._worker.send(("acks_to", address))
 
-    async def retention(self, now: float, timeout_s: float = 60.0) -> int:
-        """Delete raw rows older than the retention period, after what is already submitted."""
-        if self.retention_s <= 0:
-            return 0
-        if self._worker is None:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(None, _delete_expired_at, str(self.path), now - self.retention_s)
-        self._seq += 1
-        req = self._seq
-        self._retention[req] = asyncio.get_running_loop().create_future()
-        self._worker.send(("retention", req, now))
-        try:
-            return await asyncio.wait_for(self._retention[req], timeout_s)
-        finally:
-            self._retention.pop(req, None)
-
-    def run_retention(self, now: float, timeout_s: float = 60.0) -> int:
-        """:meth:`retention` from any thread but the loop's (blocking)."""
-        if self.retention_s <= 0:
-            return 0
-        if self._loop is None or self._worker is None:
-            return _delete_expired_at(str(self.path), now - self.retention_s)
-        return asyncio.run_coroutine_threadsafe(self.retention(now, timeout_s), self._loop).result()
-
     # ------------------------------------------------------------------ the writer's frames (on the loop)
 
     def _send(self, batch: Batch) -> None:
@@ -281,9 +258,6 @@ class Store:
         self.writable = False
         self.stats.errors += 1
         log.error("event=writer-died code=%s action=restart unconfirmed=%d", code, len(self._unconfirmed))
-        for future in self._retention.values():
-            if not future.done():
-                future.set_exception(RuntimeError("the writer died during retention"))
 
     def _frame(self, frame: tuple[Any, ...]) -> None:
         kind = frame[0]
@@ -293,10 +267,7 @@ class Store:
             self.writable = False
             self.stats.errors += 1
         elif kind == "retention":
-            self.stats.retention_deleted += frame[2]
-            future = self._retention.get(frame[1]) if frame[1] is not None else None
-            if future is not None and not future.done():
-                future.set_result(frame[2])
+            self.stats.retention_deleted += frame[1]
 
     def _committed(self, seqs: list[int], info: dict[str, Any]) -> None:
         batches = [b for b in (self._unconfirmed.pop(seq, None) for seq in seqs) if b is not None]
@@ -318,14 +289,6 @@ class Store:
                     log.exception("event=on-commit-callback-failed")
         if not self._unconfirmed and self._drained is not None:
             self._drained.set()
-
-
-def _delete_expired_at(path: str, cutoff_ts: float) -> int:
-    conn = connect(path)
-    try:
-        return delete_expired(conn, cutoff_ts)
-    finally:
-        conn.close()
 
 
 def read_query(path: Path | str, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:

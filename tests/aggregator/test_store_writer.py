@@ -10,8 +10,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from aggregator.child_process import child_command, encode_frame, read_frame
 from aggregator.store import Batch, Store, create_schema
 from tests.conftest import process_ended
@@ -94,20 +92,24 @@ def test_the_writer_exits_when_the_aggregator_is_gone(sqlite_path: Path) -> None
     assert _count(sqlite_path, "messages") == 1
 
 
-@pytest.mark.parametrize("open_first", [True, False])
-def test_retention_runs_in_the_writer_or_directly(sqlite_path: Path, open_first: bool) -> None:
-    store = Store(sqlite_path, retention_days=1)
-    store.open()
+def test_retention_runs_when_the_writer_starts_and_on_its_interval(sqlite_path: Path) -> None:
     now = time.time()
+    store = Store(sqlite_path, retention_days=1, retention_interval_s=0.2)
+    store.open()
     store.submit(Batch(messages=[("old", "a", "move", now - 3 * 86400, "d", "{}"),
                                  ("new", "a", "move", now - 60, "d", "{}")]))
-    if not open_first:
-        store.close()
     try:
-        assert store.run_retention(now) == 1
+        deadline = time.monotonic() + 10
+        while store.stats.retention_deleted < 1 and time.monotonic() < deadline:  # on the interval
+            time.sleep(0.02)
     finally:
         store.close()
+    assert store.stats.retention_deleted == 1
     assert _count(sqlite_path, "messages") == 1
+    store = Store(sqlite_path, retention_days=1e-6)  # everything is old now: gone as the writer starts
+    store.open()
+    store.close()
+    assert store.stats.retention_deleted == 1 and _count(sqlite_path, "messages") == 0
 
 
 def test_payloads_handed_over_as_bytes_are_stored_as_text(sqlite_path: Path) -> None:
