@@ -5,17 +5,17 @@ Python, and everything else in its process competes with it for the same interpr
 connection's own work (the network thread's paho reads and writes, building message tuples, JSON
 decoding and validating every payload, publishing the customer tier, PUBACKs) was about a third
 of the aggregator's CPU per message; here it runs on the other core. The SQLite writer
-(:mod:`aggregator.sqlite_writer`) is split off the same way; both are started and framed by
-:mod:`aggregator.child_process`.
+(:mod:`aggregator.sqlite_writer`) is split off the same way; both run as a
+:class:`~aggregator.child_process.Worker`.
 
 Parent -> child, on the child's stdin: ``("config", {...})`` first, then ``("pub", [(topic,
-payload, qos, retain), ...])`` in publishing order; end-of-file means publish what is queued, disconnect and exit. Child ->
-parent, on its stdout: ``("acks_ready", path)`` once it listens for acknowledgements, ``("msgs",
-[(topic, payload, mid, qos, received, decoded), ...])`` a drained slice at a time, ``("state",
-{...})`` when the connection's state or counters change. SQLite writer -> child, on the Unix
-socket at ``path`` (:mod:`aggregator.sqlite_writer` connects): ``("ack", [(mid, qos), ...])``
-after each commit. So one message crosses three times, always forward: here -> parent (ingest) ->
-writer -> here.
+payload, qos, retain), ...])`` in publishing order; end-of-file means publish what is queued,
+disconnect and exit. Child -> parent, on its stdout: ``("acks_ready", path)`` once it listens
+for acknowledgements, ``("msgs", [(topic, payload, mid, qos, received, decoded), ...])`` a drained
+slice at a time, ``("state", {...})`` when the connection's state or counters change. SQLite
+writer -> child, on the Unix socket at ``path`` (:mod:`aggregator.sqlite_writer` connects):
+``("ack", [(mid, qos), ...])`` after each commit. So one message crosses three times, always
+forward: here -> parent (ingest) -> writer -> here.
 
 What is not lost:
 

@@ -186,23 +186,21 @@ class _Writer:
         self.acks.send(acks)  # straight to the MQTT process; the parent hears of it only for its figures
         write_frame(self.out, ("committed", seqs, {"rows": rows, "duplicates": duplicates, "seconds": elapsed}))
 
-    def retention(self, now: float) -> int:
-        if self.retention_s <= 0:
-            return 0
+    def maybe_retention(self) -> None:
+        """Delete what is past retention, if it is time (cheap otherwise: called every turn)."""
+        if self.retention_s <= 0 or time.monotonic() < self.next_retention:
+            return
+        self.next_retention = time.monotonic() + self.retention_interval_s
+        cutoff = time.time() - self.retention_s
         try:
             with self.checkpointer.lock:
-                deleted = delete_expired(self.conn, now - self.retention_s)
+                deleted = delete_expired(self.conn, cutoff)
         except sqlite3.Error as exc:
             log.error("event=retention-failed error=%r", exc)
-            return 0
+            return
         if deleted:
-            log.info("event=retention deleted=%d cutoff_ts=%.0f", deleted, now - self.retention_s)
-        return deleted
-
-    def maybe_retention(self) -> None:
-        if self.retention_s > 0 and time.monotonic() >= self.next_retention:  # cheap: called every turn
-            self.next_retention = time.monotonic() + self.retention_interval_s
-            write_frame(self.out, ("retention", self.retention(time.time())))
+            log.info("event=retention deleted=%d cutoff_ts=%.0f", deleted, cutoff)
+        write_frame(self.out, ("retention", deleted))
 
     def close(self) -> None:
         self.acks.point_to(None)

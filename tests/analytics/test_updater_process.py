@@ -16,8 +16,8 @@ from aggregator.analytics.definitions import AnalyticsParams
 from aggregator.analytics.schema import rollup_path
 from aggregator.analytics.service import AnalyticsService, UpdateFailed
 from aggregator.analytics.updater import NICE
-from tests.analytics.streams import one_shopper
 from tests.aggregator.conftest import wait_until
+from tests.analytics.streams import one_shopper
 from tests.conftest import REPO, process_ended
 
 T = 1_773_100_800.0  # 2026-03-10 00:00 UTC
