@@ -241,9 +241,11 @@ class Store:
     # ------------------------------------------------------------------ the writer's frames (on the loop)
 
     def _send(self, batch: Batch) -> None:
+        if self._worker is None or self._drained is None:  # after stop: nothing will commit it
+            log.error("event=batch-after-close rows=%d acks=%d", batch.rows(), len(batch.acks))
+            return
         self._seq += 1
         self._unconfirmed[self._seq] = batch
-        assert self._drained is not None and self._worker is not None
         self._drained.clear()
         self._worker.send(("batch", self._seq, batch.tables(), batch.acks))
 
