@@ -115,7 +115,7 @@ class Worker:
         if self.pipe_bytes is not None:
             with contextlib.suppress(OSError, AttributeError):
                 stdout = child.transport.get_pipe_transport(1).get_extra_info("pipe")
-                fcntl.fcntl(stdout.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), self.pipe_bytes)
+                fcntl.fcntl(stdout.fileno(), fcntl.F_SETPIPE_SZ, self.pipe_bytes)  # Linux only
         if self.on_start is not None:
             self.on_start(self)
         self._started.set()
