@@ -96,11 +96,12 @@ def create_app(settings: Settings) -> web.Application:
     link: ProcessMqttLink | None = None
     publisher: Publisher
     if settings.mqtt_enabled:
-        link = ProcessMqttLink(settings.mqtt, settings.client_id, [agent_subscription(store_config.id)])
+        link = ProcessMqttLink(settings.mqtt, settings.client_id, [agent_subscription(store_config.id)],
+                               on_acks_to=store.send_acks_to)  # the writer acknowledges straight to it
         publisher = link
     else:
         publisher = NullPublisher()
-    ingest = Ingest(settings, store_config, devices, store, bus, publisher, ack=link.ack if link else None)
+    ingest = Ingest(settings, store_config, devices, store, bus, publisher)
     if link is not None:
         link.on_batch = ingest.handle
 
@@ -137,11 +138,11 @@ def create_app(settings: Settings) -> web.Application:
 async def _core_lifecycle(app: web.Application) -> AsyncIterator[None]:
     loop = asyncio.get_running_loop()
     store, ingest, link = app[STORE], app[INGEST], app[LINK]
-    await loop.run_in_executor(None, store.open)
+    await store.start()
     await loop.run_in_executor(None, ingest.load_state)
     previous_gc = _tune_gc()
     if link is not None:
-        link.start(loop)
+        await link.start()
     sweeper = asyncio.create_task(_sweep(ingest), name="visit-sweeper")
     watchdog = asyncio.create_task(_feed_watchdog(), name="systemd-watchdog")
     log.info("event=aggregator-started db=%s store=%s", store.path, app[STORE_CONFIG].id)
@@ -156,9 +157,9 @@ async def _core_lifecycle(app: web.Application) -> AsyncIterator[None]:
                 await task
         if link is not None:
             link.pause()
-        await loop.run_in_executor(None, store.close)  # commits and acknowledges what is queued
+        await store.stop()  # commits what is queued; the writer acknowledges it to the MQTT process
         if link is not None:
-            await loop.run_in_executor(None, link.stop)
+            await link.stop()
         gc.unfreeze()
         gc.set_threshold(*previous_gc)
         log.info("event=aggregator-stopped commits=%d", store.stats.commits)

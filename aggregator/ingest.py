@@ -114,13 +114,11 @@ class Ingest:
     """The ingest pipeline and the live state it keeps (shoppers in store, agents, links)."""
 
     def __init__(self, settings: Settings, store_config: StoreConfig, devices: list[DeviceConfig], store: Store,
-                 bus: EventBus, publisher: Publisher, *, ack: Callable[[list[tuple[int, int]]], None] | None = None,
-                 now: Callable[[], float] = time.time) -> None:
+                 bus: EventBus, publisher: Publisher, *, now: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.store_config = store_config
         self.store = store
         self.bus = bus
-        self.ack = ack
         self._now = now
         self.fusion = Fusion(store_config, devices, window_s=settings.fusion_window_s)
         self.visits = VisitTracker(passerby_s=settings.passerby_s, absence_s=settings.absence_s)
@@ -229,12 +227,9 @@ class Ingest:
 
     def _finish(self, batch: Batch, acks: list[tuple[int, int]], oldest: float) -> None:
         counters = self.counters
-        ack = self.ack
         hooks = self.on_committed
 
-        def committed() -> None:  # the store's receiver thread, after COMMIT
-            if ack is not None and acks:
-                ack(acks)
+        def committed() -> None:  # on the store's loop, after COMMIT: the figures (the writer acknowledged)
             counters.acked += len(acks)
             now = time.time()
             lag = now - oldest
@@ -244,6 +239,7 @@ class Ingest:
             for hook in hooks:
                 hook(lag)
 
+        batch.acks = acks  # the writer acknowledges them to the MQTT process once they are committed
         batch.on_commit.append(committed)
         self.store.submit(batch)
 

@@ -5,8 +5,8 @@ writer keep plain integer counters (cheap at tens of thousands of messages a sec
 to restructure); this module reads them at scrape time through their public attributes
 (``Ingest.counters``, ``Store.stats``, ``LinkBase.state()``) and turns them into metric families,
 so a change there touches one place here. Only the two histograms need each event: ingest calls
-:meth:`Metrics.committed` once per committed batch (``Ingest.on_committed``), from the writer's
-receiver thread (``Histogram.observe`` is thread-safe).
+:meth:`Metrics.committed` once per committed batch (``Ingest.on_committed``), on the event loop
+when the writer reports the commit (``Histogram.observe`` is thread-safe as well).
 
 Names follow Prometheus' conventions (``_total`` counters, ``_seconds``, ``_bytes``); a labelled
 family with nothing to report has no samples (no ``{reason="none"} 0``). Each application has its
@@ -175,7 +175,7 @@ class Metrics:
         self._commits_seen = 0
 
     def committed(self, lag_s: float) -> None:
-        """Ingest's hook, once per committed batch (the writer's receiver thread)."""
+        """Ingest's hook, once per committed batch (on the loop, as the writer reports it)."""
         self.latency_seconds.observe(lag_s)
         stats = self._store.stats
         if stats.commits != self._commits_seen:  # several batches can share one commit: count it once

@@ -10,14 +10,18 @@ on a 2-core machine, its own core.
 Every write to the database goes through here: the core's rows from ingest and the offers' rows
 (:mod:`aggregator.offers.persist`), so every write holds the checkpointer's lock.
 
-Protocol, over the child's stdin/stdout, in :mod:`aggregator.child_process` frames. Parent -> child:
-``("batch", seq, tables)``,
-``("retention", req_id, now)``, ``("close",)``. Child -> parent: ``("committed", seqs, stats)``
-after every COMMIT, ``("retention", req_id, deleted)``, ``("closed",)``. The child merges whatever
-batches are waiting into one transaction (bigger transactions under load, immediate ones when
-idle), exactly as the writer thread did. A parent that dies (kill -9) closes the pipe: the child
-sees end-of-file and exits; what it had not committed was never acknowledged to the broker, so
-the broker redelivers it to the next aggregator.
+Protocol, in :mod:`aggregator.child_process` frames. Parent -> child, on stdin:
+``("batch", seq, tables, acks)``, ``("acks_to", address)``; end-of-file means commit what was read
+and exit. Child -> parent, on stdout: ``("committed", seqs, stats)`` after every COMMIT,
+``("failing", errors)``, ``("retention", deleted)`` (at start, then every retention interval). Child ->
+MQTT process, on the Unix socket at ``address`` (:mod:`aggregator.mqtt_process` listens there):
+``("ack", [(mid, qos), ...])`` after every COMMIT, before the parent hears of it. The child merges
+whatever batches are waiting into one transaction (bigger transactions under load, immediate ones
+when idle). A parent that dies (kill -9) closes the pipe: the child sees end-of-file and exits;
+what it had not committed was never acknowledged to the broker, so the broker redelivers it to the
+next aggregator. Acknowledgements that cannot be delivered (the MQTT process died) are dropped:
+its connection went with it, and the broker redelivers those messages to the next one, where
+INSERT OR IGNORE drops the repeat.
 
 Only the standard library is imported here, so the process starts in a few tens of milliseconds.
 """
@@ -27,12 +31,13 @@ from __future__ import annotations
 import logging
 import os
 import select
+import socket
 import sqlite3
 import sys
 import time
 from typing import Any, BinaryIO
 
-from aggregator.child_process import read_frame, set_up_child, write_frame
+from aggregator.child_process import encode_frame, read_frame, set_up_child, write_frame
 from aggregator.wal_checkpointer import WalCheckpointer
 
 log = logging.getLogger("aggregator.sqlite_writer")
@@ -98,6 +103,38 @@ def delete_expired(conn: sqlite3.Connection, cutoff_ts: float) -> int:
                    for table, column in RETENTION_TABLES)
 
 
+ACK_SEND_TIMEOUT_S = 5.0
+
+
+class AckSender:
+    """The writer's end of the MQTT process's acknowledgement socket: connected when first needed,
+    again after the MQTT process is replaced (the parent names the new one's socket)."""
+
+    def __init__(self) -> None:
+        self.address: str | None = None
+        self.sock: socket.socket | None = None
+        self.dropped = 0  # acknowledgements for an MQTT process that was gone (the broker redelivers)
+
+    def point_to(self, address: str | None) -> None:
+        if self.sock is not None:
+            self.sock.close()
+        self.address, self.sock = address, None
+
+    def send(self, acks: list[tuple[int, int]]) -> None:
+        if not acks or self.address is None:
+            return
+        try:
+            if self.sock is None:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.settimeout(ACK_SEND_TIMEOUT_S)
+                self.sock.connect(self.address)
+            self.sock.sendall(encode_frame(("ack", acks)))
+        except OSError as exc:
+            log.warning("event=acks-dropped count=%d error=%r", len(acks), exc)
+            self.dropped += len(acks)
+            self.point_to(self.address)
+
+
 class _Writer:
     """The child's side: one connection, merged transactions, retention on a timer, WAL checkpoints
     on a thread of their own (:mod:`aggregator.wal_checkpointer`)."""
@@ -112,9 +149,10 @@ class _Writer:
         self.retention_interval_s = retention_interval_s
         self.max_rows = max_rows
         self.out = out
-        self.next_retention = time.monotonic() + 5.0
+        self.acks = AckSender()
+        self.next_retention = 0.0  # at start: an aggregator that was down for a while catches up at once
 
-    def commit(self, tables: dict[str, list[Any]], seqs: list[int]) -> None:
+    def commit(self, tables: dict[str, list[Any]], seqs: list[int], acks: list[tuple[int, int]]) -> None:
         messages = tables.get("messages")
         if messages:  # payloads arrive as the bytes received; the column is TEXT (JSON, UTF-8)
             tables["messages"] = [r if not isinstance(r[5], bytes) else (*r[:5], r[5].decode("utf-8", "replace"))
@@ -145,28 +183,27 @@ class _Writer:
                 if os.getppid() == 1:  # the aggregator is gone: nobody would acknowledge this
                     raise SystemExit(1) from None
         elapsed = time.perf_counter() - started
+        self.acks.send(acks)  # straight to the MQTT process; the parent hears of it only for its figures
         write_frame(self.out, ("committed", seqs, {"rows": rows, "duplicates": duplicates, "seconds": elapsed}))
 
-    def retention(self, now: float) -> int:
-        if self.retention_s <= 0:
-            return 0
+    def maybe_retention(self) -> None:
+        """Delete what is past retention, if it is time (cheap otherwise: called every turn)."""
+        if self.retention_s <= 0 or time.monotonic() < self.next_retention:
+            return
+        self.next_retention = time.monotonic() + self.retention_interval_s
+        cutoff = time.time() - self.retention_s
         try:
             with self.checkpointer.lock:
-                deleted = delete_expired(self.conn, now - self.retention_s)
+                deleted = delete_expired(self.conn, cutoff)
         except sqlite3.Error as exc:
             log.error("event=retention-failed error=%r", exc)
-            return 0
+            return
         if deleted:
-            log.info("event=retention deleted=%d cutoff_ts=%.0f", deleted, now - self.retention_s)
-        return deleted
-
-    def maybe_retention(self) -> None:
-        if self.retention_s > 0 and time.monotonic() >= self.next_retention:
-            self.next_retention = time.monotonic() + self.retention_interval_s
-            deleted = self.retention(time.time())
-            write_frame(self.out, ("retention", None, deleted))
+            log.info("event=retention deleted=%d cutoff_ts=%.0f", deleted, cutoff)
+        write_frame(self.out, ("retention", deleted))
 
     def close(self) -> None:
+        self.acks.point_to(None)
         self.checkpointer.stop()
         self.conn.close()  # the last connection to close checkpoints the rest and removes the WAL
 
@@ -175,48 +212,34 @@ def serve(inp: BinaryIO, out: BinaryIO, path: str, retention_s: float, retention
           max_rows: int) -> None:
     writer = _Writer(path, retention_s, retention_interval_s, max_rows, out)
     fd = inp.fileno()
-    pending: list[Any] = []  # frames read while merging, handled next
     last_commit = 0.0
     try:
         while True:
-            if not pending:
-                ready, _, _ = select.select([fd], [], [], 1.0)
-                if not ready:
-                    writer.maybe_retention()
-                    continue
+            writer.maybe_retention()
+            if not select.select([fd], [], [], 1.0)[0]:
+                continue
+            # what is waiting, and what comes until the merge window closes: one transaction
+            seqs, tables, acks, rows, ended = [], {}, [], 0, False
+            merge_until = last_commit + MIN_COMMIT_INTERVAL_S
+            while True:
                 frame = read_frame(inp)
                 if frame is None:
-                    return  # the aggregator is gone (or closed the pipe): exit
-            else:
-                frame = pending.pop(0)
-            kind = frame[0]
-            if kind == "close":
-                write_frame(out, ("closed",))
-                return
-            if kind == "retention":
-                write_frame(out, ("retention", frame[1], writer.retention(frame[2])))
-                continue
-            # a batch: merge the ones already waiting into the same transaction
-            seqs, tables = [frame[1]], {name: list(rows) for name, rows in frame[2].items()}
-            rows = sum(len(v) for v in tables.values())
-            stop = False
-            merge_until = last_commit + MIN_COMMIT_INTERVAL_S
-            while rows < max_rows and select.select([fd], [], [], max(0.0, merge_until - time.monotonic()))[0]:
-                more = read_frame(inp)
-                if more is None:
-                    stop = True
+                    ended = True  # the aggregator is done (or gone): commit what was read, then exit
+                elif frame[0] == "acks_to":
+                    writer.acks.point_to(frame[1])
+                else:  # ("batch", seq, tables, acks)
+                    seqs.append(frame[1])
+                    acks += frame[3]
+                    for name, extra in frame[2].items():
+                        tables.setdefault(name, []).extend(extra)
+                        rows += len(extra)
+                if ended or rows >= max_rows or not select.select(
+                        [fd], [], [], max(0.0, merge_until - time.monotonic()))[0]:
                     break
-                if more[0] != "batch":
-                    pending.append(more)
-                    break
-                seqs.append(more[1])
-                for name, extra in more[2].items():
-                    tables.setdefault(name, []).extend(extra)
-                    rows += len(extra)
-            writer.commit(tables, seqs)
-            last_commit = time.monotonic()
-            writer.maybe_retention()
-            if stop:
+            if seqs:
+                writer.commit(tables, seqs, acks)
+                last_commit = time.monotonic()
+            if ended:
                 return
     finally:
         writer.close()

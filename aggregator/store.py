@@ -2,24 +2,25 @@
 
 Why one writer: SQLite allows one writer at a time, and a commit waits for the disk, so writes
 never run on the event loop (datasette's pattern). The loop hands over :class:`Batch` objects;
-the writer merges whatever is queued into one transaction (bigger batches under load, immediate
-commits when idle), commits, and only then is each batch's ``on_commit`` callback run — that is
-where MQTT messages are acknowledged, so a kill -9 before the commit loses nothing: the broker
-redelivers, and ``messages.msg_id`` (PRIMARY KEY, INSERT OR IGNORE) drops what was already
-stored. WAL lets HTTP handlers read (in executor threads) while the writer writes.
+the writer process (:mod:`aggregator.sqlite_writer`, why a process there) merges whatever is queued
+into one transaction (bigger batches under load, immediate commits when idle) and commits. Only
+then are the batch's MQTT messages acknowledged: the writer sends the acknowledgements straight to
+the MQTT process (``Batch.acks``), and tells this side it committed, which runs each batch's
+``on_commit`` callbacks (figures, offers waiting for their rows). A kill -9 before the commit loses
+nothing: the broker redelivers, and ``messages.msg_id`` (PRIMARY KEY, INSERT OR IGNORE) drops what
+was already stored. WAL lets HTTP handlers read (in executor threads) while the writer writes.
 
-The writer is a child process (:mod:`aggregator.sqlite_writer`, why there); here a sender thread
-hands it batches and a receiver thread runs the callbacks of what it committed. If the child dies,
-the batches it had not confirmed are sent again to a new one (the primary keys make a repeat
-harmless).
+The writer is a :class:`~aggregator.child_process.Worker` on an event loop: the aggregator's own
+(:meth:`Store.start`), or a loop on a thread of the store's own for a program with none
+(:meth:`Store.open`). If the child dies, the batches it had not confirmed are sent again to a new
+one (the primary keys make a repeat harmless).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import queue
 import sqlite3
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -29,8 +30,8 @@ from typing import Any
 
 import sqlite_utils
 
-from aggregator.child_process import read_frame, spawn, write_frame
-from aggregator.sqlite_writer import TABLES, connect, delete_expired
+from aggregator.child_process import Worker
+from aggregator.sqlite_writer import TABLES, connect
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,8 @@ class Batch:
     offers: list[tuple[Any, ...]] = field(default_factory=list)
     offer_log: list[tuple[Any, ...]] = field(default_factory=list)
     offer_log_keep: list[tuple[Any, ...]] = field(default_factory=list)  # (rows to keep,): trims offer_log
-    on_commit: list[Callable[[], None]] = field(default_factory=list)
+    acks: list[tuple[int, int]] = field(default_factory=list)  # (mid, qos): the writer acknowledges them after COMMIT
+    on_commit: list[Callable[[], None]] = field(default_factory=list)  # run here, on the loop, after COMMIT
 
     def rows(self) -> int:
         return sum(len(getattr(self, name)) for name in TABLES)
@@ -130,7 +132,11 @@ class StoreStats:
 
 
 class Store:
-    """Owns the database file: schema at open, the writer process, batched commits, retention."""
+    """Owns the database file: schema at open, the writer process, batched commits.
+
+    Retention runs in the writer, when it starts and every ``retention_interval_s``.
+
+    ``submit`` may be called from any thread; everything else of the writer's happens on its loop."""
 
     def __init__(self, path: Path | str, *, retention_days: float = 30.0, max_rows: int = 5000,
                  retention_interval_s: float = 3600.0) -> None:
@@ -140,180 +146,132 @@ class Store:
         self.max_rows = max_rows
         self.stats = StoreStats()
         self.writable = False
-        # batches, retention requests and the final None, in the order the writer must see them
-        self._outbox: queue.SimpleQueue[Batch | tuple[Any, ...] | None] = queue.SimpleQueue()
+        self.acks_to: str | None = None  # the MQTT process's acknowledgement socket, if there is one
         self._unconfirmed: dict[int, Batch] = {}  # sent to the writer, not yet committed (resent on a restart)
-        self._lock = threading.Lock()  # _unconfirmed and the child's stdin
         self._seq = 0
-        self._submitted = 0  # written by the submitting thread only
-        self._taken = 0  # written by the receiver thread only
-        self._child: subprocess.Popen[bytes] | None = None
-        self._sender: threading.Thread | None = None
-        self._receiver: threading.Thread | None = None
-        self._closing = False
-        self._closed = threading.Event()
-        self._retention_reply: dict[int, int] = {}
-        self._retention_done = threading.Condition()
+        self._drained: asyncio.Event | None = None
+        self._worker: Worker | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._own_loop: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
-    def open(self) -> None:
-        """Create the schema and start the writer (blocking; call from a thread or at start-up)."""
+    async def start(self) -> None:
+        """Create the schema (in an executor thread) and start the writer on the running loop."""
+        loop = asyncio.get_running_loop()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        create_schema(self.path)
-        self._closing = False
-        self._closed.clear()
-        self._start_child()
+        await loop.run_in_executor(None, create_schema, self.path)
+        self._loop, self._loop_thread = loop, threading.get_ident()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._worker = Worker("aggregator.sqlite_writer", str(self.path), repr(self.retention_s),
+                              repr(self.retention_interval_s), str(self.max_rows),
+                              on_frame=self._frame, on_start=self._resend, on_exit=self._died)
+        await self._worker.start()
         self.writable = True
-        self._sender = threading.Thread(target=self._send_loop, name="sqlite-sender", daemon=True)
-        self._sender.start()
+
+    async def stop(self, timeout_s: float = 30.0) -> None:
+        """Commit everything submitted (through a writer restart if need be), then stop the writer."""
+        worker = self._worker
+        if worker is None:
+            return
+        assert self._drained is not None
+        await asyncio.sleep(0)  # batches handed over from other threads just now
+        try:
+            await asyncio.wait_for(self._drained.wait(), timeout_s)
+        except TimeoutError:
+            log.error("event=writer-stuck unconfirmed=%d action=stop", len(self._unconfirmed))
+        await worker.stop(max(1.0, timeout_s / 3))
+        self._worker = None
+        self.writable = False
+
+    def open(self) -> None:
+        """:meth:`start` for a program without an event loop: the writer runs on a loop of its own."""
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="sqlite-writer-loop", daemon=True)
+        thread.start()
+        self._own_loop = thread
+        try:
+            asyncio.run_coroutine_threadsafe(self.start(), loop).result()
+        except BaseException:
+            self._end_own_loop(loop)
+            raise
 
     def close(self, timeout_s: float = 30.0) -> None:
-        """Commit everything queued, then stop the writer."""
-        if self._sender is not None:
-            self._outbox.put(None)
-            self._sender.join(timeout_s)
-            self._sender = None
-        if self._child is not None:
-            self._closed.wait(timeout_s)
-            child = self._child
-            try:
-                child.wait(timeout=max(1.0, timeout_s / 3))
-            except subprocess.TimeoutExpired:
-                log.error("event=writer-stuck action=kill")
-                child.kill()
-                child.wait()
-            for stream in (child.stdin, child.stdout):
-                if stream is not None:
-                    stream.close()
-            if self._receiver is not None:
-                self._receiver.join(5)
-            self._child = None
-        self.writable = False
+        """:meth:`stop` from any thread but the loop's (blocking)."""
+        loop = self._loop
+        if loop is None or self._worker is None:
+            return
+        asyncio.run_coroutine_threadsafe(self.stop(timeout_s), loop).result()
+        if self._own_loop is not None:
+            self._end_own_loop(loop)
+
+    def _end_own_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.call_soon_threadsafe(loop.stop)
+        assert self._own_loop is not None
+        self._own_loop.join(5)
+        loop.close()
+        self._own_loop = None
 
     @property
     def writer_pid(self) -> int | None:
         """The writer process (for benchmarks and operators: it shows in ps as aggregator.sqlite_writer)."""
-        return self._child.pid if self._child is not None else None
+        return self._worker.pid if self._worker is not None else None
 
     @property
     def queue_depth(self) -> int:
         """Batches handed over and not yet committed."""
-        return self._submitted - self._taken
+        return len(self._unconfirmed)
 
     def submit(self, batch: Batch) -> None:
-        """Queue a batch for the writer (thread-safe, never blocks)."""
-        self._submitted += 1
-        self._outbox.put(batch)
+        """Hand a batch to the writer (any thread; never blocks)."""
+        if threading.get_ident() == self._loop_thread:
+            self._send(batch)
+        else:
+            assert self._loop is not None, "submit before start"
+            self._loop.call_soon_threadsafe(self._send, batch)
 
-    def run_retention(self, now: float, timeout_s: float = 60.0) -> int:
-        """Delete raw rows older than the retention period; returns how many (blocks until done)."""
-        if self.retention_s <= 0:
-            return 0
-        if self._child is None:
-            conn = connect(str(self.path))
-            try:
-                return delete_expired(conn, now - self.retention_s)
-            finally:
-                conn.close()
-        with self._lock:
-            self._seq += 1
-            req = self._seq
-        self._outbox.put(("retention", req, now))  # after the batches submitted before this call
-        with self._retention_done:
-            if not self._retention_done.wait_for(lambda: req in self._retention_reply, timeout_s):
-                raise TimeoutError(f"retention did not finish in {timeout_s} s")
-            return self._retention_reply.pop(req)
+    def send_acks_to(self, address: str | None) -> None:
+        """Where the writer sends acknowledgements from now on (the MQTT process's socket; on the loop)."""
+        self.acks_to = address
+        if self._worker is not None:
+            self._worker.send(("acks_to", address))
 
-    # ------------------------------------------------------------------ the child
+    # ------------------------------------------------------------------ the writer's frames (on the loop)
 
-    def _start_child(self) -> None:
-        self._child = spawn("aggregator.sqlite_writer", str(self.path), repr(self.retention_s),
-                            repr(self.retention_interval_s), str(self.max_rows))
-        self._receiver = threading.Thread(target=self._receive_loop, args=(self._child,), name="sqlite-receiver",
-                                          daemon=True)
-        self._receiver.start()
-
-    def _write(self, frame: tuple[Any, ...]) -> None:
-        child = self._child
-        assert child is not None and child.stdin is not None
-        write_frame(child.stdin, frame)  # type: ignore[arg-type]
-
-    def _send_loop(self) -> None:
-        while True:
-            batch = self._outbox.get()
-            with self._lock:
-                if batch is None:
-                    self._closing = True
-                    self._safe_write(("close",))
-                    return
-                if isinstance(batch, tuple):  # a retention request
-                    self._safe_write(batch)
-                    continue
-                self._seq += 1
-                self._unconfirmed[self._seq] = batch
-                self._safe_write(("batch", self._seq, batch.tables()))
-
-    def _safe_write(self, frame: tuple[Any, ...]) -> None:
-        try:
-            self._write(frame)
-        except (BrokenPipeError, OSError, ValueError):
-            pass  # the child died: the receiver restarts it and resends what is unconfirmed
-
-    def _receive_loop(self, child: subprocess.Popen[bytes]) -> None:
-        stream = child.stdout
-        assert stream is not None
-        while True:
-            try:
-                frame = read_frame(stream)  # type: ignore[arg-type]
-            except (OSError, ValueError, EOFError):
-                frame = None
-            if frame is None:
-                break
-            kind = frame[0]
-            if kind == "committed":
-                self._committed(frame[1], frame[2])
-            elif kind == "failing":
-                self.writable = False
-                self.stats.errors += 1
-            elif kind == "retention":
-                if frame[1] is None:
-                    self.stats.retention_deleted += frame[2]
-                else:
-                    with self._retention_done:
-                        self.stats.retention_deleted += frame[2]
-                        self._retention_reply[frame[1]] = frame[2]
-                        self._retention_done.notify_all()
-            elif kind == "closed":
-                self._closed.set()
-                return
-        if self._closing:
-            self._closed.set()
+    def _send(self, batch: Batch) -> None:
+        if self._worker is None or self._drained is None:  # after stop: nothing will commit it
+            log.error("event=batch-after-close rows=%d acks=%d", batch.rows(), len(batch.acks))
             return
-        self._restart(child)
+        self._seq += 1
+        self._unconfirmed[self._seq] = batch
+        self._drained.clear()
+        self._worker.send(("batch", self._seq, batch.tables(), batch.acks))
 
-    def _restart(self, dead: subprocess.Popen[bytes]) -> None:
-        """The writer died unasked: start another and send it every batch not yet confirmed."""
-        code = dead.wait()
-        for stream in (dead.stdin, dead.stdout):
-            if stream is not None:
-                try:
-                    stream.close()
-                except OSError:
-                    pass  # a write the dead child never read
+    def _resend(self, worker: Worker) -> None:
+        """A writer (re)started: where to acknowledge, then every batch not yet confirmed, in order."""
+        if self.acks_to is not None:
+            worker.send(("acks_to", self.acks_to))
+        for seq, batch in sorted(self._unconfirmed.items()):
+            worker.send(("batch", seq, batch.tables(), batch.acks))
+
+    def _died(self, code: int | None) -> None:
         self.writable = False
         self.stats.errors += 1
         log.error("event=writer-died code=%s action=restart unconfirmed=%d", code, len(self._unconfirmed))
-        time.sleep(0.5)
-        with self._lock:
-            self._start_child()
-            for seq, batch in sorted(self._unconfirmed.items()):
-                self._safe_write(("batch", seq, batch.tables()))
-            if self._closing:
-                self._safe_write(("close",))
+
+    def _frame(self, frame: tuple[Any, ...]) -> None:
+        kind = frame[0]
+        if kind == "committed":
+            self._committed(frame[1], frame[2])
+        elif kind == "failing":
+            self.writable = False
+            self.stats.errors += 1
+        elif kind == "retention":
+            self.stats.retention_deleted += frame[1]
 
     def _committed(self, seqs: list[int], info: dict[str, Any]) -> None:
-        # no lock: dict.pop is atomic, and the sender may be holding it through a long write
         batches = [b for b in (self._unconfirmed.pop(seq, None) for seq in seqs) if b is not None]
         self.writable = True
         st = self.stats
@@ -329,9 +287,10 @@ class Store:
             for callback in batch.on_commit:
                 try:
                     callback()
-                except Exception:  # an ack failing (broker gone) must not stop the receiver
+                except Exception:  # one figure's bug must not cost the others their callbacks
                     log.exception("event=on-commit-callback-failed")
-        self._taken += len(batches)
+        if not self._unconfirmed and self._drained is not None:
+            self._drained.set()
 
 
 def read_query(path: Path | str, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:

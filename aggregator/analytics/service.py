@@ -1,8 +1,9 @@
 """The roll-ups inside the running aggregator: updated in a process of their own, read through a thread.
 
-Updates run in a child process (:mod:`aggregator.analytics.updater`, niced), driven from one
-worker thread, which also answers the stats reads on its own connection (quick indexed look-ups
-of the roll-up tables). A background task asks for an update when the bus reports stored events,
+Updates run in a child process (:mod:`aggregator.analytics.updater`, niced), a
+:class:`~aggregator.child_process.Worker` asked from the event loop, one request at a time; the
+stats reads run on one worker thread with its own connection (quick indexed look-ups of the
+roll-up tables). A background task asks for an update when the bus reports stored events,
 at most every ``min_gap_s`` (and at least every ``interval_s``); each stats read first has the
 process fold in anything new, so answers are current whatever the cadence.
 
@@ -25,7 +26,6 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-import subprocess
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 from aggregator.analytics.definitions import AnalyticsParams
 from aggregator.analytics.schema import connect
-from aggregator.child_process import end, read_frame, spawn, write_frame
+from aggregator.child_process import Worker
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -57,67 +57,60 @@ class AnalyticsService:
         self.errors = 0
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None  # the reads' (the worker thread's)
-        self._process: subprocess.Popen[bytes] | None = None
+        self._worker: Worker | None = None  # the roll-up process, started by the first update
+        self._one_at_a_time = asyncio.Lock()
+        self._reply: asyncio.Future[tuple[Any, ...]] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
 
-    # ---------------------------------------------------------------- worker thread side
-    def _catch_up(self) -> int:
-        """Have the roll-up process fold in what is new (starting it if it is not running)."""
-        if self._process is not None and self._process.poll() is not None:  # killed since the last request
-            end(self._process)
-            self._process = None
-        if self._process is None:
-            self._process = spawn("aggregator.analytics.updater", str(self.db_path), self.params.timezone,
-                                  repr(self.params.zone_gap_s))
-        assert self._process.stdin is not None and self._process.stdout is not None
-        try:
-            write_frame(self._process.stdin, ("update",))
-            reply = read_frame(self._process.stdout)
-        except (BrokenPipeError, ValueError):  # it died during the request
-            reply = None
-        if reply is None:
-            code = self._process.wait()
-            end(self._process)  # its pipes
-            self._process = None
-            raise UpdateFailed(f"the roll-up process exited (code {code}); it is started again on the next update")
+    # ---------------------------------------------------------------- the roll-up process
+    async def catch_up(self) -> int:
+        """Fold in every stored row not yet in the roll-ups; returns how many were read."""
+        async with self._one_at_a_time:
+            if self._worker is None:
+                self._worker = Worker("aggregator.analytics.updater", str(self.db_path), self.params.timezone,
+                                      repr(self.params.zone_gap_s), on_frame=self._answer, on_exit=self._died)
+                await self._worker.start()
+            await self._worker.started()  # one that died is started again after a short delay
+            self._reply = asyncio.get_running_loop().create_future()
+            if not self._worker.send(("update",)):
+                raise UpdateFailed("the roll-up process is starting again after it exited")
+            reply = await self._reply
         if reply[0] == "failed":
             raise UpdateFailed(reply[1])
         if reply[1]:
             self.updates += 1
         return int(reply[1])
 
-    def _read(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    def _answer(self, frame: tuple[Any, ...]) -> None:
+        if self._reply is not None and not self._reply.done():
+            self._reply.set_result(frame)
+
+    def _died(self, code: int | None) -> None:
+        if self._reply is not None and not self._reply.done():
+            self._reply.set_exception(UpdateFailed(f"the roll-up process exited (code {code}); it is started again"))
+
+    # ---------------------------------------------------------------- reads
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(conn, *args)`` in the worker thread, after catching up."""
         try:
-            self._catch_up()
+            await self.catch_up()
         except UpdateFailed as exc:  # answer from the roll-ups as they are
             self.errors += 1
             log.warning("event=analytics-update-failed error=%s count=%d during=read", exc, self.errors)
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="analytics")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._query, fn, args)
+
+    def _query(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         if self._conn is None:
             self._conn = connect(self.db_path)
         return fn(self._conn, *args)
 
-    def _close(self) -> None:
+    def _close_conn(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-        if self._process is not None:
-            end(self._process)  # an update cut short is rolled back by SQLite; the next one redoes it
-            self._process = None
-
-    # ---------------------------------------------------------------- event loop side
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="analytics")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
-    async def catch_up(self) -> int:
-        """Fold in every stored row not yet in the roll-ups; returns how many were read."""
-        return await self._run(self._catch_up)
-
-    async def read(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(conn, *args)`` in the worker thread, after catching up."""
-        return await self._run(self._read, fn, args)
 
     def wake(self) -> None:
         """Ask for an update soon (e.g. after a commit)."""
@@ -156,7 +149,10 @@ class AnalyticsService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self._worker is not None:  # an update cut short is rolled back by SQLite; the next one redoes it
+            await self._worker.stop(2.0)
+            self._worker = None
         if self._executor is not None:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._close_conn)
             self._executor.shutdown(wait=True)
             self._executor = None

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,7 @@ from agent.contract import Presence, Range, Rejection, decode_agent
 from aggregator.embedded_broker import Broker
 from aggregator.mqtt_link import Incoming
 from aggregator.mqtt_process import ProcessMqttLink, plain_decoded, revive
+from aggregator.store import Batch, Store
 from tests.aggregator import agents
 from tests.aggregator.conftest import wait_until
 from tests.conftest import process_ended
@@ -57,43 +59,46 @@ def test_decoded_messages_survive_the_pipe_unchanged() -> None:
     assert kinds == {"Presence", "Rejection", "parent"}
 
 
-async def test_a_backlog_arrives_decoded_in_order_and_is_gone_once_acked(mqtt_broker: Broker) -> None:
+async def test_a_backlog_arrives_decoded_in_order_and_the_writer_acknowledges_it(mqtt_broker: Broker,
+                                                                                 sqlite_path: Path) -> None:
+    """The one-way path: MQTT process -> here -> writer -> MQTT process. Nothing acknowledges from
+    here, so once the writer commits, a new session finds nothing left to redeliver."""
     settings = MqttSettings(host=mqtt_broker.host, port=mqtt_broker.port)
     loop = asyncio.get_running_loop()
     received: list[Incoming] = []
-    links: list[ProcessMqttLink] = []
+    store = Store(sqlite_path)
 
-    def on_batch(items: list[Incoming]) -> None:
+    def on_batch(items: list[Incoming]) -> None:  # as ingest does: rows and acknowledgements in one batch
         received.extend(items)
-        links[-1].ack([(i.mid, i.qos) for i in items])  # as the writer does after a commit
+        store.submit(Batch(messages=[(f"m:{len(received)}:{i.mid}", "a", "move", i.received, "d", i.payload)
+                                     for i in items], acks=[(i.mid, i.qos) for i in items]))
 
-    first = ProcessMqttLink(settings, "proc-reader", [FILTER], on_batch=on_batch)
-    links.append(first)
-    first.start(loop)
+    first = ProcessMqttLink(settings, "proc-reader", [FILTER])
+    await first.start()
     await wait_until(lambda: first.subscribed)
-    await loop.run_in_executor(None, first.stop)  # the persistent session queues what comes next
+    await first.stop()  # the persistent session queues what comes next
     traffic = [*_traffic(40), ("floorwalker/demo/agents/agent-1/move", b"\xff not json")]
     await loop.run_in_executor(None, publish, mqtt_broker.host, mqtt_broker.port, traffic)
 
-    second = ProcessMqttLink(settings, "proc-reader", [FILTER], on_batch=on_batch)
-    links.append(second)
-    second.start(loop)
+    await store.start()
+    second = ProcessMqttLink(settings, "proc-reader", [FILTER], on_batch=on_batch, on_acks_to=store.send_acks_to)
+    await second.start()
     await wait_until(lambda: len(received) >= len(traffic), timeout_s=30)
     assert [(i.topic, i.payload) for i in received] == traffic
     assert all(isinstance(i.decoded, Presence) for i in received[:-1])
     assert isinstance(received[-1].decoded, Rejection) and received[-1].decoded.reason == "not-json"
     await wait_until(lambda: second.received == len(traffic))  # the child's counters reach the parent
-    await asyncio.sleep(0.3)  # the last acknowledgements reach the broker
-    await loop.run_in_executor(None, second.stop)
+    await store.stop()  # as the aggregator stops: the store first, its last acknowledgements go out
+    await second.stop()
+    assert store.stats.rows == len(traffic)
 
     received.clear()
-    third = ProcessMqttLink(settings, "proc-reader", [FILTER], on_batch=on_batch)
-    links.append(third)
-    third.start(loop)
+    third = ProcessMqttLink(settings, "proc-reader", [FILTER], on_batch=received.extend)
+    await third.start()
     await wait_until(lambda: third.subscribed)
     await asyncio.sleep(0.5)
-    await loop.run_in_executor(None, third.stop)
-    assert received == []  # acknowledged once: nothing left to redeliver
+    await third.stop()
+    assert received == []  # acknowledged once, by the writer: nothing left to redeliver
 
 
 async def test_a_killed_child_is_replaced_and_what_it_had_not_acked_comes_again(mqtt_broker: Broker) -> None:
@@ -101,7 +106,7 @@ async def test_a_killed_child_is_replaced_and_what_it_had_not_acked_comes_again(
     loop = asyncio.get_running_loop()
     received: list[Incoming] = []
     link = ProcessMqttLink(settings, "proc-killed", [FILTER], on_batch=received.extend)  # never acks
-    link.start(loop)
+    await link.start()
     await wait_until(lambda: link.subscribed)
     traffic = _traffic(5)
     await loop.run_in_executor(None, publish, mqtt_broker.host, mqtt_broker.port, traffic)
@@ -115,14 +120,13 @@ async def test_a_killed_child_is_replaced_and_what_it_had_not_acked_comes_again(
     await wait_until(lambda: len(received) == 2 * len(traffic), timeout_s=15)
     assert [i.payload for i in received[len(traffic):]] == [p for _, p in traffic]
     assert link.received >= 2 * len(traffic)  # counted across both children
-    link.ack([(i.mid, i.qos) for i in received[len(traffic):]])
-    await loop.run_in_executor(None, link.stop)
+    await link.stop()
 
 
 async def test_publishes_keep_their_order_through_the_child(mqtt_broker: Broker) -> None:
     loop = asyncio.get_running_loop()
     link = ProcessMqttLink(MqttSettings(host=mqtt_broker.host, port=mqtt_broker.port), "proc-writer", [])
-    link.start(loop)
+    await link.start()
     await wait_until(lambda: link.connected)
     sent = [(f"fw-test/proc/{i % 3}", b"%d:" % i + b"x" * (i * 997 % 5000), i % 4 == 1) for i in range(80)]
     with Collector(mqtt_broker.host, mqtt_broker.port, "fw-test/proc/#") as collector:
@@ -130,7 +134,7 @@ async def test_publishes_keep_their_order_through_the_child(mqtt_broker: Broker)
             link.publish(topic, payload, qos=1 if qos1 else 0)
         got = await loop.run_in_executor(None, collector.wait_for, len(sent))
     await wait_until(lambda: link.published == len(sent))
-    await loop.run_in_executor(None, link.stop)
+    await link.stop()
     assert [(m.topic, m.payload) for m in got] == [(t, p) for t, p, _ in sent]
     assert link.publish_errors == 0
 
@@ -144,7 +148,7 @@ def test_the_child_exits_when_the_aggregator_is_killed(mqtt_broker: Broker) -> N
 
         async def main():
             link = ProcessMqttLink(MqttSettings(host={mqtt_broker.host!r}, port={mqtt_broker.port}), "orphan", [])
-            link.start(asyncio.get_running_loop())
+            await link.start()
             while not link.connected:
                 await asyncio.sleep(0.05)
             print(link.pid, flush=True)

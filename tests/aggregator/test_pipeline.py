@@ -15,7 +15,7 @@ import pytest
 
 from agent.contract import agent_topic, decode_customer
 from aggregator.app import create_app
-from aggregator.appkeys import INGEST, LINK
+from aggregator.appkeys import INGEST, LINK, STORE
 from aggregator.embedded_broker import Broker
 from aggregator.settings import Settings
 from tests.aggregator import agents
@@ -154,6 +154,41 @@ async def test_duplicates_are_stored_once_and_links_rename_the_shopper(aiohttp_c
     assert customers["7"]["state"]["visitor"] == "7"
     occupancy = await (await client.get("/api/zones/occupancy")).json()
     assert occupancy["total"] == 1
+
+
+async def test_the_writer_dying_costs_nothing_and_acknowledgements_find_the_mqtt_process_again(
+        aiohttp_client, settings: Settings, mqtt_broker: Broker) -> None:
+    """SIGKILL the SQLite writer, which acknowledges straight to the MQTT process: a new writer
+    takes the unconfirmed batches and the acknowledgement socket, every message is stored and
+    acknowledged once the new writer commits it (the broker holds nothing for us afterwards)."""
+    client = await started(aiohttp_client, settings)
+    store, ingest = client.app[STORE], client.app[INGEST]
+    loop = asyncio.get_running_loop()
+    first = agents.visit("d-w-before", time.time() - 30, seq0=0)
+    await loop.run_in_executor(None, publish, mqtt_broker.host, mqtt_broker.port, first)
+    await wait_until(lambda: ingest.counters.acked == len(first))
+    writer = store.writer_pid
+    assert writer is not None
+    os.kill(writer, signal.SIGKILL)
+    second = agents.visit("d-w-after", time.time() - 20, seq0=len(first))
+    await loop.run_in_executor(None, publish, mqtt_broker.host, mqtt_broker.port, second)
+    total = len(first) + len(second)
+    await wait_until(lambda: ingest.counters.acked == total, timeout_s=20)
+    assert store.writer_pid not in (None, writer)
+    assert len(rows(settings.db_path, "SELECT msg_id FROM messages")) == total
+    metrics = await (await client.get("/metrics")).text()
+    assert "floorwalker_store_errors_total 1" in metrics
+    link = client.app[LINK]
+    received = link.received
+    await client.close()  # the MQTT process disconnects; what it had not acknowledged would come again
+    again = await aiohttp_client(create_app(settings))
+    await wait_until(lambda: again.app[LINK].subscribed)
+    sentinel = agents.visit("d-w-sentinel", time.time() - 10, seq0=total)[:1]  # after anything held back
+    await loop.run_in_executor(None, publish, mqtt_broker.host, mqtt_broker.port, sentinel)
+    sentinel_id = json.loads(sentinel[0][1])["msg_id"]
+    await wait_until(lambda: rows(settings.db_path, "SELECT 1 FROM messages WHERE msg_id = ?", (sentinel_id,)))
+    redelivered = again.app[INGEST].counters.received - 1  # what came before the sentinel
+    assert redelivered == 0, f"{redelivered} of {received} redelivered: acknowledgements were lost"
 
 
 async def test_the_mqtt_process_dying_costs_nothing_and_is_counted(aiohttp_client, settings: Settings,

@@ -16,6 +16,7 @@ from aggregator.analytics.definitions import AnalyticsParams
 from aggregator.analytics.schema import rollup_path
 from aggregator.analytics.service import AnalyticsService, UpdateFailed
 from aggregator.analytics.updater import NICE
+from tests.aggregator.conftest import wait_until
 from tests.analytics.streams import one_shopper
 from tests.conftest import REPO, process_ended
 
@@ -37,38 +38,42 @@ async def test_updates_run_in_a_niced_child_that_is_started_again_after_a_crash(
     try:
         one_shopper(core_db, 1, T)
         assert await service.catch_up() > 0
-        process = service._process
-        assert process is not None and process.pid != os.getpid()
-        assert _niceness(process.pid) >= _niceness(os.getpid()) + NICE
+        worker = service._worker
+        assert worker is not None and worker.pid is not None and worker.pid != os.getpid()
+        pid = worker.pid
+        assert _niceness(pid) >= _niceness(os.getpid()) + NICE
         assert await service.read(_visitors) == [("2026-03-10", 1)]
 
-        process.kill()  # e.g. the OOM killer
-        process.wait()
+        os.kill(pid, signal.SIGKILL)  # e.g. the OOM killer
+        await wait_until(lambda: worker.restarts == 1)
         one_shopper(core_db, 2, T)
-        assert await service.read(_visitors) == [("2026-03-10", 2)]  # the next request started a new one
-        assert service._process is not None and service._process.pid != process.pid
+        assert await service.read(_visitors) == [("2026-03-10", 2)]  # a new one took the request
+        assert worker.pid not in (None, pid)
         assert service.errors == 0
     finally:
         await service.stop()
-    assert process.poll() is not None
+    assert process_ended(pid)
 
 
 async def test_stopping_the_service_ends_the_process(core_db: sqlite3.Connection, sqlite_path: Path) -> None:
     service = AnalyticsService(sqlite_path, PARAMS)
     one_shopper(core_db, 1, T)
     await service.catch_up()
-    process = service._process
-    assert process is not None
+    assert service._worker is not None
+    pid = service._worker.pid
+    assert pid is not None
     await service.stop()
-    assert process.returncode == 0
+    assert process_ended(pid, timeout_s=0.1)  # stop returned after it exited
 
 
 def test_the_process_exits_when_the_aggregator_is_gone(core_db: sqlite3.Connection, sqlite_path: Path) -> None:
     one_shopper(core_db, 1, T)
     # An aggregator stand-in that starts the process, asks for one update, then dies by SIGKILL.
     script = ("import sys, time\n"
-              "from aggregator.child_process import read_frame, spawn, write_frame\n"
-              f"p = spawn('aggregator.analytics.updater', {str(sqlite_path)!r}, 'UTC', '600')\n"
+              "import subprocess\n"
+              "from aggregator.child_process import child_command, read_frame, write_frame\n"
+              f"argv, env = child_command('aggregator.analytics.updater', {str(sqlite_path)!r}, 'UTC', '600')\n"
+              "p = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE)\n"
               "write_frame(p.stdin, ('update',)); print(read_frame(p.stdout), p.pid, flush=True)\n"
               "time.sleep(60)\n")
     parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=REPO)
@@ -88,14 +93,14 @@ async def test_a_process_dying_in_the_middle_of_an_update_is_a_counted_failure(c
     try:
         one_shopper(core_db, 1, T)
         await service.catch_up()
-        process = service._process
-        assert process is not None
+        assert service._worker is not None and service._worker.pid is not None
+        pid = service._worker.pid
         one_shopper(core_db, 2, T)
         blocker = sqlite3.connect(rollup_path(sqlite_path), isolation_level=None)
         blocker.execute("BEGIN EXCLUSIVE")  # the next update waits for the roll-ups' file...
         update = asyncio.create_task(service.catch_up())
         await asyncio.sleep(0.5)
-        process.kill()  # ... and is killed while it waits
+        os.kill(pid, signal.SIGKILL)  # ... and is killed while it waits
         with pytest.raises(UpdateFailed, match="exited"):
             await update
         blocker.execute("ROLLBACK")

@@ -85,7 +85,7 @@ def test_a_shoppers_last_change_wins_when_the_writer_merges_batches(sqlite_path)
     r, w = os.pipe()
     with os.fdopen(w, "wb") as inp:  # both batches wait in the pipe: the writer merges them
         for seq, kwargs in enumerate(store_batches):
-            write_frame(inp, ("batch", seq, offer_batch(**kwargs, max_log_rows=10).tables()))
+            write_frame(inp, ("batch", seq, offer_batch(**kwargs, max_log_rows=10).tables(), []))
     out = io.BytesIO()
     with os.fdopen(r, "rb", buffering=0) as pipe:
         sqlite_writer.serve(pipe, out, str(sqlite_path), 0.0, 3600.0, 5000)
