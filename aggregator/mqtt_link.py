@@ -20,10 +20,11 @@ Why it is built this way:
   acknowledged only after the SQLite transaction holding it has committed, so a kill -9 loses
   nothing; the broker redelivers, and the message id makes redelivery harmless.
 * MQTT 3.1.1 on this connection, although agents speak MQTT 5: the broker translates (it drops
-  the v5 properties, which the contract does not use), and paho decodes a v3 PUBLISH in about
-  60 % of the CPU a v5 one costs (35 against 59-71 µs a message draining a 30,000-message
-  backlog, ``/work/scratch/drain.py``, Dec 2026), the difference between keeping up with
-  the backlog after an outage and not. See docs/MQTT.md.
+  the v5 properties, which the contract does not use), and paho handles a v3 PUBLISH in about
+  60-70 % of the CPU a v5 one costs (this thread: 29-33 against 45-47 µs a message draining a
+  20,000-message backlog, re-checked 2026-12-07), the difference between keeping up with the
+  backlog after an outage and not. See docs/MQTT.md; where the rest goes: docs/PERFORMANCE.md,
+  "The MQTT process, per message".
 * paho sends every packet with a ``send`` of its own. The socket is ``TCP_NODELAY`` (else a 4-byte
   PUBACK waits out the broker's delayed ACK, 40 ms, and the broker's in-flight window for us stalls:
   latency p99 25-61 ms against 14-18 without), and corked around each ``loop_write`` so a batch of
