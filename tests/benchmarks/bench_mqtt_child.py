@@ -37,6 +37,7 @@ from aggregator.child_process import encode_frame
 from aggregator.embedded_broker import start_mosquitto
 from aggregator.mqtt_link import Incoming
 from aggregator.mqtt_process import ProcessMqttLink, plain_decoded
+from aggregator.sqlite_writer import AckSender
 from tests.benchmarks.bench_ingest import _cpu_of, _queue, _session, _traffic
 from tests.benchmarks.figures import Figure
 
@@ -56,7 +57,6 @@ def _thread_cpu(pid: int) -> list[float]:
 
 
 async def _drain(settings: MqttSettings, client_id: str, n: int, ratio: float) -> dict[str, Any]:
-    loop = asyncio.get_running_loop()
     done = asyncio.Event()
     got = 0
     owed = 0.0  # customer-tier publishes due, carried between batches
@@ -67,7 +67,7 @@ async def _drain(settings: MqttSettings, client_id: str, n: int, ratio: float) -
         if first is None:
             first = (len(items), _cpu_of(link.pid) or 0.0)
         got += len(items)
-        link.ack([(item.mid, item.qos) for item in items])  # as the writer's commit would
+        acks.send([(item.mid, item.qos) for item in items])  # as the writer's commit does
         owed += ratio * len(items)
         for i in range(int(owed)):
             if i % round(1 / QOS1_SHARE) == 0:
@@ -78,16 +78,19 @@ async def _drain(settings: MqttSettings, client_id: str, n: int, ratio: float) -
         if got >= n:
             done.set()
 
-    link = ProcessMqttLink(settings, client_id, [agent_subscription("demo")], on_batch=on_batch)
+    acks = AckSender()  # the writer's end of the MQTT process's acknowledgement socket
+    link = ProcessMqttLink(settings, client_id, [agent_subscription("demo")], on_batch=on_batch,
+                           on_acks_to=acks.point_to)
     started = time.perf_counter()
-    link.start(loop)
+    await link.start()
     assert link.pid is not None
     pid = link.pid
     await asyncio.wait_for(done.wait(), 600)
     elapsed = time.perf_counter() - started
     total = _cpu_of(pid) or 0.0
     threads = _thread_cpu(pid)
-    await loop.run_in_executor(None, link.stop)
+    await link.stop()
+    acks.point_to(None)
     assert first is not None
     return {"elapsed": elapsed, "total": total, "first": first, "busiest": threads[0], "published": link.published}
 
