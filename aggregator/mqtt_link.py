@@ -19,6 +19,12 @@ Why it is built this way:
 * Manual acknowledgement (``manual_ack_set(True)``, ``client.ack(mid, qos)``): a message is
   acknowledged only after the SQLite transaction holding it has committed, so a kill -9 loses
   nothing; the broker redelivers, and the message id makes redelivery harmless.
+* Each QoS 1 delivery gets a delivery id of this link's (:attr:`Incoming.mid`), and ``ack`` takes
+  those, not MQTT packet ids: the broker reuses a packet id once it is acknowledged, so an
+  acknowledgement sent twice (a writer killed between its commit's acknowledgements and telling
+  the aggregator resends the batch) would otherwise acknowledge a newer message before it is
+  stored. A delivery id is acknowledged once; a second time, or one from an earlier connection
+  (the broker redelivers those under new ids), is counted in ``stale_acks`` and dropped.
 * MQTT 3.1.1 on this connection, although agents speak MQTT 5: the broker translates (it drops
   the v5 properties, which the contract does not use), and paho handles a v3 PUBLISH in about
   60-70 % of the CPU a v5 one costs (this thread: 29-33 against 45-47 µs a message draining a
@@ -37,7 +43,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import logging
+import random
 import select
 import socket
 import ssl
@@ -71,7 +79,7 @@ class Incoming(NamedTuple):
 
     topic: str
     payload: bytes
-    mid: int
+    mid: int  # the link's delivery id, what ack() takes (not the MQTT packet id: the broker reuses those)
     qos: int
     received: float  # time.time() when paho handed it over
     decoded: Any = None  # the payload already decoded (by the MQTT process), or None: decode it here
@@ -88,7 +96,7 @@ class NullPublisher:
 
 
 STATE_FIELDS = ("connected", "subscribed", "connects", "disconnects", "published", "publish_errors",
-                "dropped_qos0", "received", "last_error")
+                "dropped_qos0", "received", "stale_acks", "last_error")
 
 
 class LinkBase:
@@ -110,6 +118,7 @@ class LinkBase:
         self.publish_errors = 0
         self.dropped_qos0 = 0  # QoS 0 messages published while disconnected (QoS 0 is not queued)
         self.received = 0
+        self.stale_acks = 0  # acknowledgements of deliveries already acknowledged, or of an earlier connection
         self.last_error = ""
         self._outbox: collections.deque[tuple[str, bytes, int, bool]] = collections.deque()
         self._flush_scheduled = False
@@ -165,6 +174,10 @@ class MqttLink(LinkBase):
         self._inbox: collections.deque[Incoming] = collections.deque()
         self._scheduled = False
         self._burst: list[Incoming] = []  # what on_message collected during the current read burst
+        # QoS 1 deliveries not yet acknowledged: delivery id -> packet id. Delivery ids start at a random
+        # point so that a replaced MQTT process never takes an acknowledgement meant for its predecessor.
+        self._unacked: dict[int, int] = {}
+        self._delivery_ids = itertools.count(random.SystemRandom().getrandbits(62))
         self._commands: collections.deque[Callable[[], None]] = collections.deque()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -391,9 +404,14 @@ class MqttLink(LinkBase):
 
     def _ack_now(self, items: list[tuple[int, int]]) -> None:
         ack = self.client.ack
-        for mid, qos in items:
+        unacked = self._unacked
+        for delivery, qos in items:
             if qos:
-                ack(mid, qos)
+                mid = unacked.pop(delivery, None)
+                if mid is None:
+                    self.stale_acks += 1
+                else:
+                    ack(mid, qos)
 
     def _publish_now(self, messages: list[tuple[str, bytes, int, bool]]) -> None:
         publish = self.client.publish
@@ -422,6 +440,7 @@ class MqttLink(LinkBase):
             return
         self.connected = True
         self.connects += 1
+        self._unacked.clear()  # the broker redelivers what the last connection left unacknowledged, under new ids
         self._delay = self.reconnect_min_s
         session = getattr(flags, "session_present", False)
         log.info("event=mqtt-connected host=%s port=%d session_present=%s", self.settings.host,
@@ -452,7 +471,11 @@ class MqttLink(LinkBase):
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         if self._paused:
             return  # not acknowledged: the broker redelivers after the restart
-        self._burst.append(Incoming(msg.topic, msg.payload, msg.mid, msg.qos, time.time()))
+        delivery = msg.mid
+        if msg.qos:
+            delivery = next(self._delivery_ids)
+            self._unacked[delivery] = msg.mid
+        self._burst.append(Incoming(msg.topic, msg.payload, delivery, msg.qos, time.time()))
 
     def _hand_over(self) -> None:
         items = self._burst

@@ -203,3 +203,47 @@ async def test_the_link_connects_once_the_broker_comes_and_reconnects_after_it_r
     await wait_until(lambda: len(received) == 1)
     link.stop()
     assert link.disconnects == 2  # the broker restart, and the clean stop
+
+
+async def test_a_delivery_is_acknowledged_once_and_never_across_a_reconnect(broker_factory, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Acks take the link's delivery ids, not packet ids (which the broker reuses once acknowledged):
+    a second ack of one delivery, and an ack from before a reconnect, are dropped and counted; the
+    message the broker redelivers comes under a new id, and acking that one settles it."""
+    loop = asyncio.get_running_loop()
+    port = free_port()
+    workdir = tmp_path / "broker"
+    broker = broker_factory(port=port, workdir=workdir)
+    settings = MqttSettings(host="127.0.0.1", port=port)
+    received: list[Incoming] = []
+    link = MqttLink(settings, "stale-ack-reader", ["fw-test/stale/#"], on_batch=received.extend,
+                    reconnect_min_s=0.1, reconnect_max_s=0.5)
+    link.start(loop)
+    await wait_until(lambda: link.subscribed)
+    await loop.run_in_executor(None, publish, "127.0.0.1", port, [("fw-test/stale/a", b"a"), ("fw-test/stale/b", b"b")])
+    await wait_until(lambda: len(received) == 2)
+    a, b = received
+    link.ack([(a.mid, a.qos)])
+    link.ack([(a.mid, a.qos)])  # the writer resending a batch it had already acknowledged
+    await wait_until(lambda: link.stale_acks == 1)
+
+    broker.stop()  # b is left unacknowledged; the restarted broker redelivers it from the session
+    await wait_until(lambda: not link.connected)
+    broker_factory(port=port, workdir=workdir)
+    await wait_until(lambda: len(received) == 3, timeout_s=15)
+    again = received[2]
+    assert again.payload == b"b" and again.mid != b.mid
+    link.ack([(b.mid, b.qos)])  # of the earlier connection
+    await wait_until(lambda: link.stale_acks == 2)
+    link.ack([(again.mid, again.qos)])
+    link.stop()
+
+    # settled: a new connection of the same session gets only what is published now
+    later: list[Incoming] = []
+    reader = MqttLink(settings, "stale-ack-reader", ["fw-test/stale/#"], on_batch=later.extend)
+    reader.start(loop)
+    await wait_until(lambda: reader.subscribed)
+    await loop.run_in_executor(None, publish, "127.0.0.1", port, [("fw-test/stale/c", b"c")])
+    await wait_until(lambda: any(item.payload == b"c" for item in later))
+    reader.stop()
+    assert [item.payload for item in later] == [b"c"]
+    assert reader.stale_acks == 0
