@@ -36,7 +36,7 @@ def test_the_walking_mass_goes_on_along_its_heading() -> None:
     p = np.zeros((len(CENTRES), len(CENTRES)), dtype=np.float32)
     src = int(np.argmin(abs(CENTRES - 8.0)))
     p[src, src] = 1.0
-    ky, kx = MOTION.walking_kernels(1.0, 0.0, 2.0)
+    ky, kx = MOTION.walking_kernels(1.0, 0.0, 0.8, 2.0)
     moved = ((ky @ p) @ kx).sum(axis=0)
     assert float(moved.sum()) == pytest.approx(1.0, abs=1e-5)
     mean_x = float((moved.sum(axis=0) * CENTRES).sum())
