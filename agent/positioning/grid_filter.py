@@ -17,9 +17,9 @@ a bias. Here every probe weighs the whole plan instead:
   plan's wall away from the sniffers across the store;
 * between probes the mass moves in two modes, each its own grid (a jump-Markov model): a standing
   shopper stays put, a walker spreads at ``walk_mps`` x the gap, most of it along the walking
-  mode's own heading (a share growing with its speed); shoppers switch modes at random (``stand_tau_s``, ``walk_tau_s``). Never
-  outside the plan: each source cell's spread is renormalised over the plan, so no mass leaks at
-  the walls and nothing is pulled inwards (the kernels: :mod:`agent.positioning.grid_motion`).
+  mode's own heading (a share growing with its speed); shoppers switch modes at random
+  (``stand_tau_s``, ``walk_tau_s``). Never outside the plan: each source cell's spread is
+  renormalised over the plan, so no mass leaks at the walls and nothing is pulled inwards (the kernels: :mod:`agent.positioning.grid_motion`).
   Cells are cut at every zone's edges, so a rectangular zone is whole cells;
 * PIR reports weigh each zone's cells as the zone HMM weighs its states (:class:`PirBoard`).
 
@@ -215,7 +215,7 @@ class GridModel:
         self._pir_cells: tuple[object, np.ndarray | None] | None = None
         self.motion = GridMotion(self.cell_x, self.width_x, self.cell_y, self.width_y, walk_mps=walk_mps,
                                  stand_mps=stand_mps, stand_tau_s=stand_tau_s, walk_tau_s=walk_tau_s,
-                                 heading_share=heading_share, heading_sd_mps=heading_sd_mps)
+                                 heading_sd_mps=heading_sd_mps)
 
     def _zone_shares(self) -> np.ndarray:
         """Per state (zones, then the aisle) and cell, the share of the cell's area in it (5 x 5 samples).

@@ -11,7 +11,7 @@ EDGES = edges(20.0, [4.0, 4.12], 1.0)  # a 20 m axis with a 0.12 m cell cut in, 
 CENTRES = 0.5 * (EDGES[1:] + EDGES[:-1])
 WIDTHS = np.diff(EDGES)
 MOTION = GridMotion(CENTRES, WIDTHS, CENTRES, WIDTHS, walk_mps=1.0, stand_mps=0.01, stand_tau_s=60.0,
-                    walk_tau_s=15.0, heading_share=0.8, heading_sd_mps=0.3)
+                    walk_tau_s=15.0, heading_sd_mps=0.3)
 
 
 def test_edges_keep_the_cuts_and_are_at_most_a_cell_apart() -> None:
