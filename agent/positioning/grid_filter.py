@@ -19,7 +19,8 @@ a bias. Here every probe weighs the whole plan instead:
   shopper stays put, a walker spreads at ``walk_mps`` x the gap, most of it along the walking
   mode's own heading (a share growing with its speed); shoppers switch modes at random
   (``stand_tau_s``, ``walk_tau_s``). Never outside the plan: each source cell's spread is
-  renormalised over the plan, so no mass leaks at the walls and nothing is pulled inwards (the kernels: :mod:`agent.positioning.grid_motion`).
+  renormalised over the plan, so no mass leaks at the walls and nothing is pulled inwards (the
+  kernels: :mod:`agent.positioning.grid_motion`).
   Cells are cut at every zone's edges, so a rectangular zone is whole cells;
 * PIR reports weigh each zone's cells as the zone HMM weighs its states (:class:`PirBoard`).
 

@@ -59,8 +59,8 @@ class GridMotion:
 
         The first of each pair moves ``share`` of it (0 .. 1, cached by 0.05) by (vx, vy) x the gap with
         heading_sd_mps of doubt (cached by 0.1 m of shift), the second spreads the rest every way at
-        walk_mps; the walking prior is ``(Ky @ P @ Kx^T).sum(axis=0)``, two batched products for the four. Cached per axis, so
-        a heading's x and y shifts are reused across each other's values."""
+        walk_mps; the walking prior is ``(Ky @ P @ Kx^T).sum(axis=0)``, two batched products for the
+        four. Cached per axis, so a heading's x and y shifts are reused across each other's values."""
         dt = min(max(dt_s, 0.0), MAX_GAP_S)
         sd_key = round(self.heading_sd_mps * dt * 20.0)  # 5 cm
         gap_key = round(dt * 4.0)  # the spread's own cache key (quarter seconds)
