@@ -25,13 +25,13 @@ class GridMotion:
 
     def __init__(self, cell_x: np.ndarray, width_x: np.ndarray, cell_y: np.ndarray, width_y: np.ndarray, *,
                  walk_mps: float, stand_mps: float, stand_tau_s: float, walk_tau_s: float,
-                 heading_share: float, heading_sd_mps: float) -> None:
+                 heading_sd_mps: float) -> None:
         self.cell_x, self.width_x, self.cell_y, self.width_y = cell_x, width_x, cell_y, width_y
         self.walk_mps, self.stand_mps = float(walk_mps), float(stand_mps)
         self.stand_tau_s, self.walk_tau_s = float(stand_tau_s), float(walk_tau_s)
-        self.heading_share, self.heading_sd_mps = float(heading_share), float(heading_sd_mps)
+        self.heading_sd_mps = float(heading_sd_mps)  # the share along the heading comes with each call
         self._spread: dict[int, tuple[np.ndarray | None, np.ndarray | None, np.ndarray, np.ndarray, float, float]] = {}
-        self._shifted: dict[tuple[int, int, int, int], np.ndarray] = {}
+        self._shifted: dict[tuple[int, ...], np.ndarray] = {}
 
     def spread(self, dt_s: float) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray, np.ndarray, float, float]:
         """For a gap of ``dt_s``: (standing Ky, Kx, walking Ky, Kx, P(stand -> walk), P(walk -> stand)).
@@ -54,18 +54,19 @@ class GridMotion:
                 1.0 - math.exp(-dt / self.stand_tau_s), 1.0 - math.exp(-dt / self.walk_tau_s))
         return found
 
-    def walking_kernels(self, vx: float, vy: float, dt_s: float) -> tuple[np.ndarray, np.ndarray]:
+    def walking_kernels(self, vx: float, vy: float, share: float, dt_s: float) -> tuple[np.ndarray, np.ndarray]:
         """(Ky, Kx^T), each two matrices stacked (2, n, n): the walking mass's moves over a gap of ``dt_s``.
 
-        The first of each pair moves ``heading_share`` of it by (vx, vy) x the gap with heading_sd_mps of
-        doubt (cached by 0.1 m of shift), the second spreads the rest every way at walk_mps; the walking
-        prior is ``(Ky @ P @ Kx^T).sum(axis=0)``, two batched products for the four. Cached per axis, so
-        a heading's x and y shifts are reused across each other's values."""
+        The first of each pair moves ``share`` of it (0 .. 1, cached by 0.05) by (vx, vy) x the gap with
+        heading_sd_mps of doubt (cached by 0.1 m of shift), the second spreads the rest every way at
+        walk_mps; the walking prior is ``(Ky @ P @ Kx^T).sum(axis=0)``, two batched products for the
+        four. Cached per axis, so a heading's x and y shifts are reused across each other's values."""
         dt = min(max(dt_s, 0.0), MAX_GAP_S)
         sd_key = round(self.heading_sd_mps * dt * 20.0)  # 5 cm
         gap_key = round(dt * 4.0)  # the spread's own cache key (quarter seconds)
         kx = (1, round(vx * dt * 10.0), sd_key, gap_key)
-        ky = (0, round(vy * dt * 10.0), sd_key, gap_key)
+        share_key = round(min(max(share, 0.0), 1.0) * 20.0)  # 0.05
+        ky = (0, round(vy * dt * 10.0), sd_key, gap_key, share_key)
         cache = self._shifted
         if len(cache) > 4096:
             cache.clear()
@@ -79,7 +80,8 @@ class GridMotion:
             if my is None:
                 # the y matrices carry the shares of the walking mass
                 shifted = shifted_axis(self.cell_y, self.width_y, ky[1] / 10.0, sd_key / 20.0)
-                my = cache[ky] = stacked(shifted * DTYPE(self.heading_share), wky * DTYPE(1.0 - self.heading_share))
+                sh = share_key / 20.0
+                my = cache[ky] = stacked(shifted * DTYPE(sh), wky * DTYPE(1.0 - sh))
         return my, mx
 
 

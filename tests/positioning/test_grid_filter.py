@@ -63,13 +63,20 @@ def test_a_shopper_standing_near_a_boundary_does_not_flip() -> None:
 
 
 def test_the_posterior_of_a_standing_shopper_closes_in_on_them() -> None:
-    rng = random.Random(5)
-    grid = GridFilter(MODEL)
-    for k in range(40):
-        est = grid.update(2.0 * k, *probe(rng, 1100, 760))  # Men's
-    assert math.hypot(est.x_m - 1100 * MPP, est.y_m - 760 * MPP) < 0.8
-    assert est.zone is not None and est.zone.name == "Men's"
-    assert est.accuracy_m < 1.0
+    # 20 shoppers standing 80 s in Men's (measured: 0.39 m off on average, 0.81 m worst; the spread
+    # shown 0.1-1.1 m, ~0.4 m on average, alike before and after the heading's share by its speed)
+    errors, spreads = [], []
+    for seed in range(20):
+        rng = random.Random(seed)
+        grid = GridFilter(MODEL)
+        for k in range(40):
+            est = grid.update(2.0 * k, *probe(rng, 1100, 760))  # Men's
+        errors.append(math.hypot(est.x_m - 1100 * MPP, est.y_m - 760 * MPP))
+        assert est.zone is not None and est.zone.name == "Men's"
+        spreads.append(est.accuracy_m)
+    assert sum(errors) / len(errors) < 0.5
+    assert sum(spreads) / len(spreads) < 0.6
+    assert max(errors) < 1.0
 
 
 def test_a_wall_is_never_crossed() -> None:
@@ -140,7 +147,8 @@ def test_rectangular_zones_are_whole_cells() -> None:
     assert np.allclose(MODEL.shares.sum(axis=0), 1.0)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [({"cell_m": 0.0}, "cell_m"), ({"switch_ratio": 0.5}, "switch_ratio")])
+@pytest.mark.parametrize(("kwargs", "message"), [({"cell_m": 0.0}, "cell_m"), ({"switch_ratio": 0.5}, "switch_ratio"),
+                                                   ({"heading_full_mps": -1.0}, "heading_full_mps")])
 def test_bad_parameters_are_refused(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         GridModel(PLAN, SNIFFERS, **kwargs)
@@ -166,3 +174,33 @@ def test_a_burst_heard_by_several_agents_weighs_as_one_probe() -> None:
     assert split.stand is not None and whole.stand is not None and split.walk is not None and whole.walk is not None
     assert np.allclose(split.stand, whole.stand, atol=5e-3)
     assert np.allclose(split.walk, whole.walk, atol=5e-3)
+
+
+def test_a_slow_heading_carries_a_smaller_share() -> None:
+    assert MODEL.heading_share_at(0.3, 0.0) == pytest.approx(0.8 * 0.3 / 0.6)
+    assert MODEL.heading_share_at(0.0, -1.2) == pytest.approx(0.8)
+    assert MODEL.heading_share_at(0.0, 0.0) == 0.0
+
+
+def _trail_m(model: GridModel, seed: int) -> float:
+    """How far the estimate trails a shopper 2-6 s after they leave a 40 s stop in Men's (1 m/s in +x)."""
+    rng = random.Random(seed)
+    grid = GridFilter(model)
+    x0, y = 850.0, 800.0  # Men's, px
+    for k in range(20):
+        grid.update(2.0 * k, *probe(rng, x0, y))
+    trail = []
+    for k in range(1, 4):
+        x = x0 + 2.0 * k / MPP
+        est = grid.update(40.0 + 2.0 * k, *probe(rng, x, y))
+        trail.append(x * MPP - est.x_m)
+    return sum(trail) / len(trail)
+
+
+def test_a_walker_leaving_a_stop_is_followed_sooner() -> None:
+    # before: a heading read off the posterior's drift (~0 just off a stop) kept its full share and held
+    # most of the walking mass in place (measured over 20 walks: 0.86 m behind before, 0.78 m now)
+    before = GridModel(PLAN, SNIFFERS, heading_full_mps=0.0)
+    old = sum(_trail_m(before, seed) for seed in range(20)) / 20
+    new = sum(_trail_m(MODEL, seed) for seed in range(20)) / 20
+    assert new < old - 0.05

@@ -11,7 +11,7 @@ EDGES = edges(20.0, [4.0, 4.12], 1.0)  # a 20 m axis with a 0.12 m cell cut in, 
 CENTRES = 0.5 * (EDGES[1:] + EDGES[:-1])
 WIDTHS = np.diff(EDGES)
 MOTION = GridMotion(CENTRES, WIDTHS, CENTRES, WIDTHS, walk_mps=1.0, stand_mps=0.01, stand_tau_s=60.0,
-                    walk_tau_s=15.0, heading_share=0.8, heading_sd_mps=0.3)
+                    walk_tau_s=15.0, heading_sd_mps=0.3)
 
 
 def test_edges_keep_the_cuts_and_are_at_most_a_cell_apart() -> None:
@@ -36,7 +36,7 @@ def test_the_walking_mass_goes_on_along_its_heading() -> None:
     p = np.zeros((len(CENTRES), len(CENTRES)), dtype=np.float32)
     src = int(np.argmin(abs(CENTRES - 8.0)))
     p[src, src] = 1.0
-    ky, kx = MOTION.walking_kernels(1.0, 0.0, 2.0)
+    ky, kx = MOTION.walking_kernels(1.0, 0.0, 0.8, 2.0)
     moved = ((ky @ p) @ kx).sum(axis=0)
     assert float(moved.sum()) == pytest.approx(1.0, abs=1e-5)
     mean_x = float((moved.sum(axis=0) * CENTRES).sum())
