@@ -3,6 +3,7 @@ everywhere, bad files and a missing configuration directory give one line and 78
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import importlib.metadata
 import json
@@ -20,7 +21,12 @@ CLIS = {"floorwalker-agent": "agent.cli", "floorwalker-aggregator": "aggregator.
 
 
 def _commands(module: str) -> list[str]:
-    return [m.rsplit(".", 1)[-1] for m in importlib.import_module(module).COMMAND_MODULES]
+    """Each subcommand's name as its module registers it (not the module's name: `calibrate-factor`
+    lives in calibrate_factor.py), aliases left out."""
+    sub = argparse.ArgumentParser().add_subparsers()
+    for name in importlib.import_module(module).COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return list({id(parser): command for command, parser in reversed(sub.choices.items())}.values())[::-1]
 
 
 def _run(module: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -78,14 +84,14 @@ def test_global_options_before_or_after_every_subcommand(prog: str, module: str)
                 "floorwalker-aggregator export": ["--what", "visits", "--out", "x.csv"],
                 "floorwalker-agent locate": ["--receivers", "r", "--readings", "s"],
                 "floorwalker-agent replay": ["--config", "x", "f"],
-                "floorwalker-agent calibrate": ["--config", "x", "--mac", "m"]}
-    for name in _commands(module):
-        command = "import" if name == "import_events" else name
+                "floorwalker-agent calibrate": ["--config", "x", "--mac", "m"],
+                "floorwalker-aggregator calibrate-factor": ["--from", "2026-11-02", "--to", "2026-11-02"]}
+    for command in _commands(module):
         rest = required.get(f"{prog} {command}", ["--config", "x"] if prog == "floorwalker-agent" else [])
         before = parser.parse_args(["--log-level", "debug", command, *rest])
         after = parser.parse_args([command, *rest, "--log-level", "Warning"])
         neither = parser.parse_args([command, *rest])
-        assert (before.log_level, after.log_level, neither.log_level) == ("DEBUG", "WARNING", None), name
+        assert (before.log_level, after.log_level, neither.log_level) == ("DEBUG", "WARNING", None), command
         with pytest.raises(SystemExit) as version:
             parser.parse_args([command, *rest, "--version"])
         assert version.value.code == 0
