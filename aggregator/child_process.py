@@ -120,7 +120,8 @@ class Worker:
             self.on_start(self)
         self._started.set()
 
-    def _gone(self, child: _Child) -> None:
+    def child_exited(self, child: _Child) -> None:
+        """Called by the child's protocol once it exited and its pipes are read to the end."""
         if child is not self._child or self._stopping:
             return
         self._started.clear()
@@ -156,7 +157,7 @@ class _Child(asyncio.SubprocessProtocol):
     def connection_lost(self, exc: Exception | None) -> None:  # exited, and every pipe read to its end
         self.transport.close()
         self.ended.set_result(None)
-        self.worker._gone(self)
+        self.worker.child_exited(self)
 
 
 def set_up_child() -> None:

@@ -122,7 +122,7 @@ class FloorwalkerCollector:
         yield _counter("floorwalker_mqtt_qos0_dropped", "QoS 0 messages (moves) published while disconnected.",
                        state.get("dropped_qos0", 0))
         yield _counter("floorwalker_mqtt_stale_acks",
-                       "Acknowledgements dropped: the delivery was already acknowledged, or was of an earlier connection.",
+                       "Acknowledgements dropped: already acknowledged, or of an earlier connection.",
                        state.get("stale_acks", 0))
         yield _counter("floorwalker_mqtt_process_restarts", "MQTT connection processes that died and were replaced.",
                        link.restarts if link is not None else 0)

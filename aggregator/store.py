@@ -220,6 +220,11 @@ class Store:
         return self._worker.pid if self._worker is not None else None
 
     @property
+    def writer_restarts(self) -> int:
+        """Writers that died and were replaced."""
+        return self._worker.restarts if self._worker is not None else 0
+
+    @property
     def queue_depth(self) -> int:
         """Batches handed over and not yet committed."""
         return len(self._unconfirmed)

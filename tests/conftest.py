@@ -26,6 +26,17 @@ SHARED = next((p for p in (REPO.parent / "shared", REPO.parent.parent / "shared"
               REPO.parent / "shared")
 
 
+def wait_for(condition: Callable[[], object], timeout_s: float = 10.0, what: str = "the condition") -> None:
+    """Poll ``condition`` until it holds (a thread or process of the code under test makes it so);
+    TimeoutError after ``timeout_s``. For tests without an event loop (tests/aggregator/conftest.py
+    has the asyncio ``wait_until``)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not met in {timeout_s} s")
+        time.sleep(0.01)
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     binary = find_mosquitto()
     if binary:

@@ -341,7 +341,8 @@ TS = 1795435593.0
 CUSTOMER_CASES: list[tuple[str, str | bytes, object]] = [
     # accepted: ids as strings or numbers (always a str once decoded), numbers as numeric strings
     ("move", f'{{"id": 7, "ts": {TS:.0f}, "x": 10, "y": 20}}', _event("move", "7", TS, 10.0, 20.0)),
-    ("move", f'{{"id": "abc", "ts": "{TS:.0f}", "x": "10.5", "y": "-2"}}'.encode(), _event("move", "abc", TS, 10.5, -2.0)),
+    ("move", f'{{"id": "abc", "ts": "{TS:.0f}", "x": "10.5", "y": "-2"}}'.encode(),
+     _event("move", "abc", TS, 10.5, -2.0)),
     ("move", '{"id": 7.0, "ts": 1, "x": 0, "y": 0}', _event("move", "7", 1.0, 0.0, 0.0)),
     ("move", '{"id": 7.5, "ts": 1, "x": 0, "y": 0}', _event("move", "7.5", 1.0, 0.0, 0.0)),
     ("move", '{"id": -3, "ts": 1, "x": 0, "y": 0}', _event("move", "-3", 1.0, 0.0, 0.0)),
@@ -349,7 +350,8 @@ CUSTOMER_CASES: list[tuple[str, str | bytes, object]] = [
     # an integer beyond 64 bits is read as a double (orjson), so its id is that double's integer
     ("move", '{"id": 100000000000000000000000, "ts": 1, "x": 0, "y": 0}',
      _event("move", "99999999999999991611392", 1.0, 0.0, 0.0)),
-    ("move", '{"id": "' + "i" * 128 + '", "ts": 1, "x": 1e308, "y": -1e308}', _event("move", "i" * 128, 1.0, 1e308, -1e308)),
+    ("move", '{"id": "' + "i" * 128 + '", "ts": 1, "x": 1e308, "y": -1e308}',
+     _event("move", "i" * 128, 1.0, 1e308, -1e308)),
     # a numeric string is whatever Python's float() reads: spaces, a sign, a bare dot, underscores
     ("move", '{"id": 1, "ts": " 12 ", "x": "+5", "y": ".5"}', _event("move", "1", 12.0, 5.0, 0.5)),
     ("move", '{"id": 1, "ts": "1_000", "x": "5.", "y": "1e3"}', _event("move", "1", 1000.0, 5.0, 1000.0)),
@@ -358,11 +360,13 @@ CUSTOMER_CASES: list[tuple[str, str | bytes, object]] = [
     ("browsing", '{"id": 2, "ts": 5, "x": 1, "y": 2, "dep": "Men", "junk": [[{"a": [null]}]]}',
      _event("browsing", "2", 5.0, 1.0, 2.0, "Men")),
     ("browsing", '{"id": 2, "ts": 5, "dep": null}', _event("browsing", "2", 5.0)),
-    ("prediction", '{"customer": {"id": 11}, "coupon": {"id": "1", "how_many_products_required": 3}, "ts": "1618300000"}',
+    ("prediction", '{"customer": {"id": 11}, "coupon": {"id": "1", "how_many_products_required": 3}, '
+                   '"ts": "1618300000"}',
      c.Prediction("11", {"id": "1", "how_many_products_required": 3}, 1618300000.0)),
     ("prediction", '{"customer": {"id": "x", "name": 1}, "coupon": {}, "ts": 0}', c.Prediction("x", {}, 0.0)),
     # refused before its kind is looked at: too large, not JSON, not an object
-    ("move", b'{"id": 1, "ts": 1, "x": 1, "y": 1, "pad": "' + b"p" * c.MAX_PAYLOAD_BYTES + b'"}', ("too-large", "bytes")),
+    ("move", b'{"id": 1, "ts": 1, "x": 1, "y": 1, "pad": "' + b"p" * c.MAX_PAYLOAD_BYTES + b'"}',
+     ("too-large", "bytes")),
     ("focus", b"p" * (c.MAX_PAYLOAD_BYTES + 1), ("too-large", "bytes")),
     ("move", b"", ("not-json", "")),
     ("focus", b"{", ("not-json", "")),
@@ -431,7 +435,8 @@ SCENARIO_CASES: list[tuple[object, object]] = [
     (_scenario([_point(type="enter", timestamp=1000), _point(" 3 ", "4.5", type="focus", timestamp="2000"),
                 {"location": {"x": 5, "y": 6, "z": 7}, "timestamp": None}, _point(type="ex\u0131t")]),
      _steps(("ENTER", 1.0, 2.0, 1000.0), ("FOCUS", 3.0, 4.5, 2000.0), ("MOVE", 5.0, 6.0), ("EXIT", 1.0, 2.0))),
-    (_scenario(customer={"customer_id": "abc", "name": 1}, step_s="7"), _steps(("MOVE", 1.0, 2.0), cid="abc", step_s=7.0)),
+    (_scenario(customer={"customer_id": "abc", "name": 1}, step_s="7"),
+     _steps(("MOVE", 1.0, 2.0), cid="abc", step_s=7.0)),
     (_scenario(customer={"customer_id": 2.0}, step_s=15), _steps(("MOVE", 1.0, 2.0), step_s=15.0)),
     (_scenario(customer={"customer_id": 2.5}, step_s=1), _steps(("MOVE", 1.0, 2.0), cid="2.5", step_s=1.0)),
     (_scenario(step_s=0), _steps(("MOVE", 1.0, 2.0))),  # a zero step reads as none: the default 5 s

@@ -19,9 +19,14 @@ from aggregator.analytics.schema import connect, ensure_core_tables
 log = logging.getLogger(__name__)
 
 
-def add_common(p: argparse.ArgumentParser) -> None:
+def add_db(p: argparse.ArgumentParser) -> None:
+    """--db: every command that reads or writes the aggregator's database takes it the same way."""
     p.add_argument("--db", default=os.environ.get("FLOORWALKER_DB", "./floorwalker.db"), metavar="PATH",
                    help="the aggregator's SQLite file (env FLOORWALKER_DB, default ./floorwalker.db)")
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
+    add_db(p)
     p.add_argument("--config-dir", default=None, metavar="DIR",
                    help="configuration directory with store.toml, for the time zone and zones "
                         "(env FLOORWALKER_CONFIG_DIR, default ./firmware-config)")

@@ -64,6 +64,16 @@ class AnalyticsService:
         self._wake = asyncio.Event()
 
     # ---------------------------------------------------------------- the roll-up process
+    @property
+    def pid(self) -> int | None:
+        """The roll-up process, once the first update started it."""
+        return self._worker.pid if self._worker is not None else None
+
+    @property
+    def restarts(self) -> int:
+        """Roll-up processes that died and were replaced."""
+        return self._worker.restarts if self._worker is not None else 0
+
     async def catch_up(self) -> int:
         """Fold in every stored row not yet in the roll-ups; returns how many were read."""
         async with self._one_at_a_time:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 from agent.cliutil import resolve_config_dir
 from agent.config import load_store
 from agent.contract import AgentMessage, Rejection, agent_topic, decode_agent
+from aggregator.analytics.cli_support import add_db
 from aggregator.export import ExportError, open_readonly, parse_bound
 from aggregator.factor_calibration import (
     DEFAULT_WINDOW_S,
@@ -36,8 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "while the aggregator runs. docs/OCCUPANCY.md says how.\n"
                     "Example: floorwalker-aggregator calibrate-factor --from 2026-11-02 --to 2026-11-02",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--db", default=os.environ.get("FLOORWALKER_DB", "./floorwalker.db"), metavar="PATH",
-                   help="the aggregator's SQLite file (env FLOORWALKER_DB, default ./floorwalker.db)")
+    add_db(p)
     p.add_argument("--config-dir", default=None, metavar="DIR",
                    help="configuration directory with store.toml, for the store id and zones "
                         "(env FLOORWALKER_CONFIG_DIR, default ./firmware-config)")

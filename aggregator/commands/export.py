@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from agent.errors import EXIT_USAGE
+from aggregator.analytics.cli_support import add_db
 from aggregator.analytics.progress import Progress
 from aggregator.export import (
     DATASETS,
@@ -36,8 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "Example: floorwalker-aggregator export --what visits --from 2026-11-01 --to 2026-11-30 "
                     "--format parquet --out visits.parquet",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--db", default=os.environ.get("FLOORWALKER_DB", "./floorwalker.db"), metavar="PATH",
-                   help="the aggregator's SQLite file (env FLOORWALKER_DB, default ./floorwalker.db)")
+    add_db(p)
     p.add_argument("--what", required=True, choices=sorted(DATASETS), help="which rows")
     p.add_argument("--from", dest="since", type=_bound(end=False), default=None, metavar="DATE",
                    help="first day or time, YYYY-MM-DD or ISO 8601 (UTC unless it has an offset; default: the start)")

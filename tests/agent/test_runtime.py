@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 from agent.config import load_device
 from agent.runtime import INBOX_LINES, AgentRuntime, CountingSink
 from tests.agent.helpers import write_device
+from tests.conftest import wait_for
 
 LINE = b"RSSI: -55 Ch: 6 Peer MAC: 02:11:22:33:44:55 SSID: "
-
-
-def _wait_until(condition: object, timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def test_a_reader_waits_when_the_inbox_is_full_and_goes_on_once_the_loop_drains_it(config_dir: Path) -> None:
@@ -37,7 +28,7 @@ def test_a_reader_waits_when_the_inbox_is_full_and_goes_on_once_the_loop_drains_
 
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
-    assert _wait_until(lambda: runtime.inbox.qsize() >= INBOX_LINES)
+    wait_for(lambda: runtime.inbox.qsize() >= INBOX_LINES)
     feeder.join(timeout=0.3)  # no loop drains the inbox yet: the feeder must still be held up
     assert feeder.is_alive() and fed < total
     assert runtime.inbox.qsize() == INBOX_LINES
@@ -48,7 +39,7 @@ def test_a_reader_waits_when_the_inbox_is_full_and_goes_on_once_the_loop_drains_
     try:
         feeder.join(timeout=10)
         assert not feeder.is_alive() and fed == total
-        assert _wait_until(lambda: runtime.pipeline.lines == total)
+        wait_for(lambda: runtime.pipeline.lines == total)
     finally:
         stop.set()
         loop.join(timeout=5)

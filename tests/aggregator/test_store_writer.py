@@ -12,7 +12,7 @@ from pathlib import Path
 
 from aggregator.child_process import child_command, encode_frame, read_frame
 from aggregator.store import Batch, Store, create_schema
-from tests.conftest import process_ended
+from tests.conftest import process_ended, wait_for
 
 
 def _batch(i: int, acked: list[int], lock: threading.Lock) -> Batch:
@@ -66,9 +66,7 @@ def test_a_killed_writer_is_restarted_and_unconfirmed_batches_are_written_once(s
         os.kill(first, signal.SIGKILL)  # mid-stream: some batches committed, some not
         for i in range(200, 400):
             store.submit(_batch(i, acked, lock))
-        deadline = time.monotonic() + 30
-        while len(acked) < 400 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_for(lambda: len(acked) >= 400, timeout_s=30)
         assert store.writer_pid not in (None, first)  # a new writer took over
     finally:
         store.close()
@@ -99,9 +97,7 @@ def test_retention_runs_when_the_writer_starts_and_on_its_interval(sqlite_path: 
     store.submit(Batch(messages=[("old", "a", "move", now - 3 * 86400, "d", "{}"),
                                  ("new", "a", "move", now - 60, "d", "{}")]))
     try:
-        deadline = time.monotonic() + 10
-        while store.stats.retention_deleted < 1 and time.monotonic() < deadline:  # on the interval
-            time.sleep(0.02)
+        wait_for(lambda: store.stats.retention_deleted >= 1)  # on the interval
     finally:
         store.close()
     assert store.stats.retention_deleted == 1
@@ -135,18 +131,14 @@ def test_the_writer_outlives_a_stop_signal_to_the_group_until_the_store_closes(s
     child = store.writer_pid
     assert child is not None
     store.submit(_batch(-1, acked, lock))  # acknowledged = the writer is up, its handlers set
-    deadline = time.monotonic() + 10
-    while not acked and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: acked)
     acked.clear()
     for sig in (signal.SIGINT, signal.SIGTERM):  # as systemd's stop (the whole cgroup) would
         os.kill(child, sig)
     for i in range(50):  # what the aggregator commits while it shuts down
         store.submit(_batch(i, acked, lock))
-    deadline = time.monotonic() + 10
-    while len(acked) < 50 and time.monotonic() < deadline:  # committed after the signals, by the same writer
-        time.sleep(0.01)
-    assert store.writer_pid == child and store._worker is not None and store._worker.restarts == 0
+    wait_for(lambda: len(acked) >= 50)  # committed after the signals, by the same writer
+    assert store.writer_pid == child and store.writer_restarts == 0
     store.close()
     assert process_ended(child)
     assert store.writer_pid is None and sorted(acked) == list(range(50))

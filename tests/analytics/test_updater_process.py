@@ -38,17 +38,16 @@ async def test_updates_run_in_a_niced_child_that_is_started_again_after_a_crash(
     try:
         one_shopper(core_db, 1, T)
         assert await service.catch_up() > 0
-        worker = service._worker
-        assert worker is not None and worker.pid is not None and worker.pid != os.getpid()
-        pid = worker.pid
+        pid = service.pid
+        assert pid is not None and pid != os.getpid()
         assert _niceness(pid) >= _niceness(os.getpid()) + NICE
         assert await service.read(_visitors) == [("2026-03-10", 1)]
 
         os.kill(pid, signal.SIGKILL)  # e.g. the OOM killer
-        await wait_until(lambda: worker.restarts == 1)
+        await wait_until(lambda: service.restarts == 1)
         one_shopper(core_db, 2, T)
         assert await service.read(_visitors) == [("2026-03-10", 2)]  # a new one took the request
-        assert worker.pid not in (None, pid)
+        assert service.pid not in (None, pid)
         assert service.errors == 0
     finally:
         await service.stop()
@@ -59,8 +58,7 @@ async def test_stopping_the_service_ends_the_process(core_db: sqlite3.Connection
     service = AnalyticsService(sqlite_path, PARAMS)
     one_shopper(core_db, 1, T)
     await service.catch_up()
-    assert service._worker is not None
-    pid = service._worker.pid
+    pid = service.pid
     assert pid is not None
     await service.stop()
     assert process_ended(pid, timeout_s=0.1)  # stop returned after it exited
@@ -93,8 +91,8 @@ async def test_a_process_dying_in_the_middle_of_an_update_is_a_counted_failure(c
     try:
         one_shopper(core_db, 1, T)
         await service.catch_up()
-        assert service._worker is not None and service._worker.pid is not None
-        pid = service._worker.pid
+        pid = service.pid
+        assert pid is not None
         one_shopper(core_db, 2, T)
         blocker = sqlite3.connect(rollup_path(sqlite_path), isolation_level=None)
         blocker.execute("BEGIN EXCLUSIVE")  # the next update waits for the roll-ups' file...

@@ -20,15 +20,18 @@ same lines, dealt over its sniffers' pseudo-terminals.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import math
 import os
 import random
 import re
 import select
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import time
 import tty
 from collections.abc import Iterator
@@ -143,6 +146,11 @@ def run(args: argparse.Namespace) -> Iterator[Figure]:
                      note="VmHWM of `floorwalker-agent run` (the demo agent, every sniffer on its own pseudo-terminal)")
 
 
+def _unread(fd: int) -> int:
+    """Bytes written to a pseudo-terminal that its reader (the agent) has not read yet."""
+    return struct.unpack("i", fcntl.ioctl(fd, termios.TIOCINQ, b"\0\0\0\0"))[0]
+
+
 def _root_conf() -> list[str]:
     """As root, mosquitto drops to its own user, which cannot write our private temporary directory."""
     return ["user root"] if os.geteuid() == 0 else []
@@ -191,7 +199,9 @@ def _rss_of_real_agent(workdir: Path, lines: list[bytes]) -> float | None:
             print(json.dumps({"agent_rss": "the agent exited or stopped reading", "returncode": proc.poll()}),
                   file=sys.stderr)
             return None
-        time.sleep(3.0)  # the agent drains what the terminals still hold
+        drained = time.monotonic() + 60  # the agent reads what the terminals still hold
+        while any(_unread(slave) for _, slave in ptys) and proc.poll() is None and time.monotonic() < drained:
+            time.sleep(0.05)
         status = Path(f"/proc/{proc.pid}/status").read_text()
         hwm_kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
         return round(hwm_kb / 1024, 1)
