@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -41,6 +42,65 @@ def log_level(raw: str) -> str:
     if level not in LOG_LEVELS:
         raise argparse.ArgumentTypeError(f"one of {', '.join(LOG_LEVELS)}, got {raw!r}")
     return level
+
+
+def int_at_least(low: int) -> Callable[[str], int]:
+    """argparse type: an integer >= ``low``, so a bad count is a usage error naming the option, not a traceback."""
+
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"an integer, got {raw!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"at least {low}, got {value}")
+        return value
+
+    return parse
+
+
+def number_between(low: float, high: float = math.inf) -> Callable[[str], float]:
+    """argparse type: a finite number in [low, high] (a share, a duration)."""
+
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"a number, got {raw!r}") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            span = f"at least {low:g}" if high == math.inf else f"between {low:g} and {high:g}"
+            raise argparse.ArgumentTypeError(f"{span}, got {raw}")
+        return value
+
+    return parse
+
+
+def tcp_port(low: int = 1) -> Callable[[str], int]:
+    """argparse type of a TCP port option: ``low``..65535 (``low`` 0 where 0 means any free port)."""
+
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"a port {low}..65535, got {raw!r}") from None
+        if not low <= value < 65536:
+            raise argparse.ArgumentTypeError(f"a port {low}..65535, got {value}")
+        return value
+
+    return parse
+
+
+def resolve_port(given: int | None, default: int, environ: Mapping[str, str] | None = None, *, low: int = 1) -> int:
+    """--port, else $PORT, else ``default``; a bad PORT is blamed on the environment, never silently ignored."""
+    if given is not None:
+        return given
+    raw = (os.environ if environ is None else environ).get("PORT", "").strip()
+    if not raw:
+        return default
+    try:
+        return tcp_port(low)(raw)
+    except argparse.ArgumentTypeError as exc:
+        raise ConfigError("environment", "PORT", str(exc)) from None
 
 
 def add_global_options(parser: argparse.ArgumentParser, prog: str, *, in_subcommand: bool = False) -> None:

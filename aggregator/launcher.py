@@ -21,10 +21,13 @@ from agent.cliutil import (
     CONFIG_DIR_ENV,
     CONFIG_DIR_NAME,
     LOG_LEVELS,
+    int_at_least,
     log_level,
     package_version,
     resolve_config_dir,
     resolve_log_level,
+    resolve_port,
+    tcp_port,
 )
 from agent.config import DeviceConfig, default_state_dir, load_deployment
 from agent.errors import EXIT_CONFIG, ConfigError
@@ -51,19 +54,21 @@ def build_parser() -> argparse.ArgumentParser:
                     "set), the aggregator with the live map, and mock agents with simulated shoppers.")
     p.add_argument("--version", action="version", version=f"floorwalker {package_version()}",
                    help="print the version and exit")
-    p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")),
+    p.add_argument("--port", type=tcp_port(), default=None,
                    help="HTTP port of the map and API (env PORT; default 8000)")
     p.add_argument("--host", default=None,
                    help="address the map and API listen on (env FLOORWALKER_HOST; default 127.0.0.1, this machine "
                         "only; 0.0.0.0 for every interface, then set FLOORWALKER_API_TOKEN)")
-    p.add_argument("--shoppers", type=int, default=20, help="simulated shoppers in the store at a time (default 20)")
+    p.add_argument("--shoppers", type=int_at_least(1), default=20,
+                   help="simulated shoppers in the store at a time (default 20)")
     p.add_argument("--seed", type=int, default=1, help="random seed of the simulation (default 1)")
     p.add_argument("--config-dir", type=Path, default=None,
                    help="configuration directory (env FLOORWALKER_CONFIG_DIR; default ./firmware-config, else the "
                         "demo store shipped with Floorwalker, and it says which it uses)")
     p.add_argument("--db", default=os.environ.get("FLOORWALKER_DB"),
                    help=f"SQLite file (env FLOORWALKER_DB; default ./{DEFAULT_DB}, as serve and generate)")
-    p.add_argument("--broker-port", type=int, default=None, help="port of the embedded broker (default 1883 if free)")
+    p.add_argument("--broker-port", type=tcp_port(), default=None,
+                   help="port of the embedded broker (default 1883 if free)")
     p.add_argument("--log-level", type=log_level, default=None, metavar="LEVEL",
                    help=f"{', '.join(LOG_LEVELS)} for every part (env LOG_LEVEL; default INFO)")
     return p
@@ -81,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         level = resolve_log_level(args.log_level)
+        args.port = resolve_port(args.port, 8000)  # a bad PORT is blamed on the environment
         config_dir, note = _config_dir(args.config_dir)
         devices = load_deployment(config_dir)
     except ConfigError as exc:

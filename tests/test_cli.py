@@ -17,7 +17,8 @@ import pytest
 
 from tests.conftest import REPO
 
-CLIS = {"floorwalker-agent": "agent.cli", "floorwalker-aggregator": "aggregator.cli"}
+CLIS = {"floorwalker-agent": "agent.cli", "floorwalker-aggregator": "aggregator.cli",
+        "floorwalker-chain": "aggregator.chain.cli"}
 
 
 def _commands(module: str) -> list[str]:
@@ -126,6 +127,40 @@ def test_launcher_refuses_a_bad_log_level() -> None:
     result = _run("aggregator.launcher", "--log-level", "LOUD")
     assert result.returncode == 2 and "--log-level: one of DEBUG" in result.stderr
     assert "--host" in _run("aggregator.launcher", "--help").stdout
+
+
+@pytest.mark.parametrize(("module", "args", "message"), [
+    ("aggregator.launcher", ["--shoppers", "0"], "argument --shoppers: at least 1, got 0"),
+    ("aggregator.launcher", ["--port", "70000"], "argument --port: a port 1..65535, got 70000"),
+    ("aggregator.launcher", ["--broker-port", "x"], "argument --broker-port: a port 1..65535, got 'x'"),
+    ("agent.cli", ["mock", "--config", "x", "--shoppers", "-5"], "argument --shoppers: at least 1, got -5"),
+    ("agent.cli", ["mock", "--config", "x", "--randomized-share", "2"], "--randomized-share: between 0 and 1, got 2"),
+    ("agent.cli", ["mock", "--config", "x", "--loyalty-share", "nan"], "--loyalty-share: between 0 and 1, got nan"),
+    ("agent.cli", ["mock", "--config", "x", "--staff", "-1"], "argument --staff: at least 0, got -1"),
+    ("agent.cli", ["mock", "--config", "x", "--duration", "-1"], "argument --duration: at least 0, got -1"),
+    ("aggregator.cli", ["serve", "--port", "99999"], "argument --port: a port 0..65535, got 99999"),
+])
+def test_bad_numbers_are_usage_errors_before_anything_starts(module: str, args: list[str], message: str) -> None:
+    """They were tracebacks from each of the demo's four mock agents, after the broker had started."""
+    result = _run(module, *args)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("module", "args", "allowed"), [
+    ("aggregator.launcher", ["--shoppers", "1"], "1..65535"),
+    ("aggregator.cli", ["serve", "--db", "x.db"], "0..65535"),
+])
+def test_a_bad_port_in_the_environment_is_blamed_on_it(tmp_path: Path, module: str, args: list[str],
+                                                        allowed: str) -> None:
+    """PORT=abc was a traceback in `floorwalker` (even for --help) and silently port 8000 in `serve`;
+    PORT=99999 was blamed on `--port`, which nobody gave."""
+    for bad in ("abc", "99999"):
+        result = _in(tmp_path, module, *args, "--config-dir", str(REPO / "firmware-config"), PORT=bad)
+        assert result.returncode == 78, result.stderr
+        assert result.stderr.strip().endswith(f"configuration error: environment: PORT: a port {allowed}, got "
+                                              f"{bad if bad.isdigit() else repr(bad)}"), result.stderr
+    assert _in(tmp_path, "aggregator.launcher", "--help", PORT="abc").returncode == 0
 
 
 # ----------------------------------------------------------------------------- the configuration directory

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from agent import contract
+from agent.cliutil import int_at_least, number_between
 from agent.config import load_device
 from agent.mock.simulator import PtySniffer, Simulator
 from agent.mock.world import DEFAULT_RANDOMIZED_SHARE, World
@@ -32,28 +33,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", required=True, metavar="DEVICE",
                    help="device file, e.g. firmware-config/devices/agent-1.toml")
     p.add_argument("--seed", type=int, default=1, help="simulation seed; same seed, same shoppers (default 1)")
-    p.add_argument("--shoppers", type=int, default=20, help="shoppers in the store at a time, on average (default 20)")
+    p.add_argument("--shoppers", type=int_at_least(1), default=20,
+                   help="shoppers in the store at a time, on average (default 20)")
     p.add_argument("--truth", type=Path, metavar="FILE",
                    help="write the truth every second (JSON lines): each shopper's and staff member's position "
                         "(ts, kind, shopper, device id, x, y, zone) and one kind=occupancy line with the people "
                         "in the store, per zone")
-    p.add_argument("--randomized-share", type=float, default=DEFAULT_RANDOMIZED_SHARE, metavar="F",
+    p.add_argument("--randomized-share", type=number_between(0, 1), default=DEFAULT_RANDOMIZED_SHARE, metavar="F",
                    help="share of phones that randomise their MAC per scan or every few minutes, as modern phones "
                         f"do (default {DEFAULT_RANDOMIZED_SHARE})")
-    p.add_argument("--staff", type=int, default=2, metavar="N",
+    p.add_argument("--staff", type=int_at_least(0), default=2, metavar="N",
                    help="staff members on the floor all day, each with a phone (default 2)")
-    p.add_argument("--fixtures", type=int, default=2, metavar="N",
+    p.add_argument("--fixtures", type=int_at_least(0), default=2, metavar="N",
                    help="fixed devices that probe all the time, e.g. a printer, a till PC (default 2)")
-    p.add_argument("--neighbours", type=float, default=4.0, metavar="N",
+    p.add_argument("--neighbours", type=number_between(0), default=4.0, metavar="N",
                    help="people in the shop next door at a time, on average, heard weakly through the wall "
                         "(default 4)")
-    p.add_argument("--loyalty-share", type=float, default=0.4, metavar="F",
+    p.add_argument("--loyalty-share", type=number_between(0, 1), default=0.4, metavar="F",
                    help="share of shoppers who are loyalty customers from the customers file (default 0.4)")
-    p.add_argument("--opens-at", type=float, default=None, metavar="EPOCH_S",
+    p.add_argument("--opens-at", type=number_between(0), default=None, metavar="EPOCH_S",
                    help="the simulated store opens at this time (epoch seconds): empty before, shoppers arrive from "
                         "then on, as in a real store, so a door count started then is right. Give every agent the "
                         "same value. Default: always open, busy from the first second")
-    p.add_argument("--duration", type=float, default=0.0, metavar="S",
+    p.add_argument("--duration", type=number_between(0), default=0.0, metavar="S",
                    help="stop after S seconds (default: run until stopped)")
     p.set_defaults(func=run)
 

@@ -6,6 +6,9 @@ from collections.abc import Sequence
 
 from agent.cliutil import build_parser, run_main
 
+# The subcommands (batch, stream, serve) are registered by one module.
+COMMAND_MODULES: tuple[str, ...] = ("aggregator.chain.commands",)
+
 DESCRIPTION = """\
 Floorwalker chain analytics: runs the Flink SQL files kept in aggregator/chain/sql over the
 directory the stores ship their closed visits into (PyFlink's local mini-cluster), and serves
@@ -13,7 +16,7 @@ the results: per store and chain-wide daily figures, zone rankings, and every st
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser("floorwalker-chain", DESCRIPTION, ("aggregator.chain.commands",))
+    parser = build_parser("floorwalker-chain", DESCRIPTION, COMMAND_MODULES)
     return run_main("floorwalker-chain", parser, argv)
 
 

@@ -9,7 +9,7 @@ import sys
 
 from aiohttp import web
 
-from agent.cliutil import resolve_config_dir, setup_logging
+from agent.cliutil import resolve_config_dir, resolve_port, setup_logging, tcp_port
 from aggregator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,8 @@ Stop with Ctrl-C or SIGTERM: queued messages are committed and acknowledged firs
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the aggregator service (ingest, storage, API, live map)",
                        description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--port", type=int, default=None, help="HTTP port (env PORT; default 8000)")
+    p.add_argument("--port", type=tcp_port(0), default=None,
+                   help="HTTP port (env PORT; default 8000; 0: any free port)")
     p.add_argument("--host", default=None,
                    help="address to listen on (env FLOORWALKER_HOST; default 127.0.0.1, this machine only; "
                         "0.0.0.0 for every interface, then set FLOORWALKER_API_TOKEN)")
@@ -46,8 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from aggregator.app import create_app
 
-    port = args.port if args.port is not None else (int(os.environ["PORT"]) if os.environ.get("PORT", "").isdigit()
-                                                     else 8000)
+    port = resolve_port(args.port, 8000, low=0)  # a bad PORT is blamed on the environment, not ignored
     settings = Settings.from_env(http_port=port, http_host=args.host or os.environ.get("FLOORWALKER_HOST") or None,
                                  db_path=args.db, config_dir=resolve_config_dir(args.config_dir))
     setup_logging(args.log_level or settings.log_level, settings.log_filename or None)
