@@ -94,7 +94,8 @@ def resolve_port(given: int | None, default: int, environ: Mapping[str, str] | N
     """--port, else $PORT, else ``default``; a bad PORT is blamed on the environment, never silently ignored."""
     if given is not None:
         return given
-    raw = (os.environ if environ is None else environ).get("PORT", "").strip()
+    env = os.environ if environ is None else environ
+    raw = env.get("PORT", "").strip()
     if not raw:
         return default
     try:

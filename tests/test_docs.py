@@ -4,10 +4,13 @@ except to public projects."""
 
 from __future__ import annotations
 
+import argparse
 import ast
+import importlib
 import re
 from pathlib import Path
 
+import orjson
 import pytest
 
 from aggregator.export import DATASETS
@@ -90,3 +93,59 @@ def test_links_stay_in_the_repository_or_go_to_public_sites(path: Path) -> None:
         assert local.is_relative_to(REPO), f"{path.name}: link {target} leaves the repository"
         assert local.exists(), f"{path.name}: link {target} points to nothing"
     assert "../shared" not in text, f"{path.name} names ../shared, which is not in the repository"
+
+
+# ----------------------------------------------------------------------------- words users meet
+
+# "seed 000", "seed-001's", "Seed 002": the names of the retail demo's parts in our own planning notes,
+# which users never saw. Simulation seeds ("--seed 17", "seeds 101..120") are fine.
+SEED_NUMBER = re.compile(r"\bseed[ -]?0\d\d\b", re.IGNORECASE)
+CLI_MODULES = ("agent.cli", "aggregator.cli", "aggregator.chain.cli")
+
+
+def _help_texts() -> dict[str, str]:
+    """Every --help page of every program and subcommand, built in this process as argparse prints them."""
+    from aggregator.launcher import build_parser as launcher_parser
+
+    texts = {"floorwalker": launcher_parser().format_help()}
+    for module_name in CLI_MODULES:
+        module = importlib.import_module(module_name)
+        prog = "floorwalker-" + module_name.split(".")[-2]
+        parser = argparse.ArgumentParser(prog=prog, description=module.DESCRIPTION)
+        sub = parser.add_subparsers()
+        for name in module.COMMAND_MODULES:
+            importlib.import_module(name).register(sub)
+        texts[prog] = parser.format_help()
+        for name, subparser in sub.choices.items():
+            texts[f"{prog} {name}"] = subparser.format_help()
+    return texts
+
+
+def test_help_covers_every_program() -> None:
+    texts = _help_texts()
+    assert {"floorwalker", "floorwalker-agent mock", "floorwalker-aggregator offers", "floorwalker-chain batch"} <= \
+        set(texts)
+
+
+def _user_facing_files() -> list[Path]:
+    return [*_markdown_files(), *sorted((REPO / "firmware-config").rglob("*.toml")),
+            *sorted((REPO / "deploy").rglob("*.sh")), *sorted((REPO / "aggregator/web").glob("*.*"))]
+
+
+def test_no_seed_numbers_in_docs_help_config_pages_or_the_api_description() -> None:
+    from aggregator.api import ROUTE_MODULES
+    from aggregator.api.openapi_core import SCHEMAS
+
+    found = [f"{path.relative_to(REPO)}:{n}: {line.strip()}" for path in _user_facing_files()
+             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if SEED_NUMBER.search(line)]
+    found += [f"{prog} --help: {m.group(0)}" for prog, text in _help_texts().items()
+              for m in SEED_NUMBER.finditer(text)]
+    api = orjson.dumps([SCHEMAS, *(getattr(importlib.import_module(m), "OPENAPI_PATHS", {}) for m in ROUTE_MODULES)])
+    found += [f"/api/openapi.json: {m.group(0)}" for m in SEED_NUMBER.finditer(api.decode())]
+    assert not found, "say 'the retail demo' (its UI, event detection, alert system), not seed numbers:\n" + \
+        "\n".join(found)
+
+
+def test_the_seed_number_check_finds_them() -> None:
+    assert all(SEED_NUMBER.search(s) for s in ("seed 000's UI", "Seed-001 rule", "seed 002's variable"))
+    assert not any(SEED_NUMBER.search(s) for s in ("--seed 17", "seeds 101..120", "random seed 0", "seed 5"))

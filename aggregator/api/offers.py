@@ -230,7 +230,8 @@ OPENAPI_PATHS: dict[str, Any] = {
                         "coupon_id, prediction}]}",
                         [_limit(100), {"name": "customer_id", "in": "query", "required": False,
                                        "description": "only this customer's offers", "schema": {"type": "string"}}]),
-    "/api/offers/log": _get("state transitions in seed 001's format: {items: [{id, ts, line}]}, oldest first",
+    "/api/offers/log": _get("state transitions in the retail demo's event-detection log format: "
+                            "{items: [{id, ts, line}]}, oldest first",
                             [_limit(200)]),
     "/api/offers/stats": _get("the offer engine's counters", []),
 }

@@ -59,7 +59,7 @@ SCHEMAS: dict[str, Any] = {
                                "zone": {"type": ["string", "null"]}, "dep": {"type": ["string", "null"]},
                                "category": {"type": ["string", "null"]},
                                "state": {"type": "string", "enum": ["moving", "browsing", "offered"]}}},
-    "Customer": {"type": "object", "description": "seed 000's customer record plus its live state",
+    "Customer": {"type": "object", "description": "the retail demo's customer record plus its live state",
                  "required": ["customer_id", "state"],
                  "properties": {"customer_id": {}, "name": {"type": "string"},
                                 "state": {"anyOf": [_ref("Shopper"), {"type": "null"}]}},
@@ -109,7 +109,7 @@ OPENAPI_PATHS: dict[str, Any] = {
         "responses": {"200": {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}},
                       "401": _401}}},
     "/api/customers": {"get": {
-        "summary": "Seed-000 customers list with each customer's live state",
+        "summary": "The retail demo's customers list with each customer's live state",
         "parameters": [LIMIT, OFFSET],
         "responses": {"200": _json(_page(_ref("Customer"))), "400": _ERR, "401": _401}}},
     "/api/customers/{id}/track": {"get": {
@@ -214,7 +214,7 @@ OPENAPI_PATHS: dict[str, Any] = {
         "responses": {"101": {"description": "switching protocols"},
                       "400": {"description": "not a WebSocket handshake"}, "401": _401}}},
     "/ws/coupons": {"get": {
-        "summary": "WebSocket: one seed-000 prediction object per frame as offers fire",
+        "summary": "WebSocket: one prediction object (the retail demo's shape) per frame as offers fire",
         "responses": {"101": {"description": "switching protocols"},
                       "400": {"description": "not a WebSocket handshake"}, "401": _401}}},
 }

@@ -288,7 +288,7 @@ _SCENARIO_FORM = {
                                       "x": {"type": "number"}, "y": {"type": "number"}}}}},
 }
 _SCENARIO_SEED = {
-    "type": "object", "required": ["customer", "path"], "description": "seed 000's scenario JSON",
+    "type": "object", "required": ["customer", "path"], "description": "the retail demo's scenario JSON",
     "properties": {"customer": {"type": "object", "required": ["customer_id"],
                                 "properties": {"customer_id": {"type": ["string", "integer"]}}},
                    "step_s": {"type": "number", "minimum": 1, "maximum": 15},
@@ -321,8 +321,8 @@ OPENAPI_PATHS: dict[str, Any] = {
              "schema": {"type": "integer", "minimum": 10, "maximum": 400}}],
         "responses": {"200": _json(_HEATMAP), "400": _ERROR_400, "401": _ERROR_401}}},
     "/api/new_scenario": {"post": {
-        "summary": "play a walk for a customer through the mock agents: the scenario tab's form or seed 000's "
-                   "scenario JSON; framed by entrance and exit, focus pins linger 5 points, points at most "
+        "summary": "play a walk for a customer through the mock agents: the scenario tab's form or the retail "
+                   "demo's scenario JSON; framed by entrance and exit, focus pins linger 5 points, points at most "
                    "300 px apart, at most 100",
         "tags": ["map"],
         "requestBody": {"required": True, "content": {"application/json": {

@@ -1,5 +1,5 @@
 // Coupons as cards (the map's offers panel and the phone view share them) and the offer
-// state-machine log. Predictions have seed 000's shape: {customer: {id}, coupon: {...}, ts}.
+// state-machine log. Predictions have the retail demo's shape: {customer: {id}, coupon: {...}, ts}.
 
 import {itemsOf} from "./api.js";
 import {clockTime, el, fill, money} from "./dom.js";

@@ -1,4 +1,4 @@
-// The "Create customer scenario" tab (seed 000's second tab): pick a customer and a pin type,
+// The "Create customer scenario" tab (the retail demo UI's second tab): pick a customer and a pin type,
 // click pins on the plan, choose the step time and start. The server frames the visit
 // (entrance ... exit), expands focus pins and fills long gaps; the mock agents play it.
 

@@ -140,7 +140,7 @@ write_acl() {
                     echo "topic write floorwalker/+/shopper/#"
                     echo "topic write homeassistant/#" ;;
                 reader)
-                    echo "# read-only consumer of the customer tier (dashboards, seed-000 UI, Home Assistant)"
+                    echo "# read-only consumer of the customer tier (dashboards, the retail demo's UI, Home Assistant)"
                     echo "user $name"
                     echo "topic read customer/#"
                     echo "topic read +/customer/#"

@@ -1,4 +1,4 @@
-"""Scenarios at seed 000's pace: through the mock sensors, the same offer as published directly?
+"""Scenarios at the retail demo's pace: through the mock sensors, the same offer as published directly?
 
     python tests/benchmarks/run.py scenarios [--quick]
 

@@ -38,8 +38,8 @@ def test_replay_prints_one_json_line_per_offer(tmp_path, capsys):
     assert main(["offers", "--rules", str(RULES_FILE), "--replay", str(events)]) == 0
     out, err = capsys.readouterr()
     offers = [json.loads(line) for line in out.splitlines()]
-    assert offers == [{"user": "sad-music-boxing", "offer": "offer2", "ts": T0 + 6 * NS, "rule": "seed-001"},
-                      {"user": "bob", "offer": "offer1", "ts": T0 + 7 * NS, "rule": "seed-001"}]
+    assert offers == [{"user": "sad-music-boxing", "offer": "offer2", "ts": T0 + 6 * NS, "rule": "retail-demo"},
+                      {"user": "bob", "offer": "offer1", "ts": T0 + 7 * NS, "rule": "retail-demo"}]
     summary = json.loads(err.strip().splitlines()[-1])["summary"]
     assert summary["bad_lines"] == 1 and summary["ignored"] == 1 and summary["refresh"] == 1
     assert "line 8: skipped" in err
