@@ -20,9 +20,12 @@ from tests.conftest import CONFIG_DIR
 pytestmark = [pytest.mark.broker, pytest.mark.faults]
 
 
-def get(port: int, path: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+HOST = "127.0.0.2"  # `floorwalker --host`: a loopback address of its own, so 127.0.0.1 must not answer
+
+
+def get(port: int, path: str, host: str = HOST) -> tuple[int, dict]:  # type: ignore[type-arg]
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as resp:
+        with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=2) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, {}
@@ -38,7 +41,8 @@ def test_one_command_start_shows_shoppers_and_stops_on_ctrl_c(tmp_path: Path) ->
     out = tmp_path / "floorwalker.log"
     with open(out, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "aggregator.launcher", "--port", str(port), "--broker-port",
-                                 str(broker_port), "--shoppers", "6", "--seed", "3", "--config-dir", str(CONFIG_DIR)],
+                                 str(broker_port), "--shoppers", "6", "--seed", "3", "--config-dir", str(CONFIG_DIR),
+                                 "--host", HOST],
                                 cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
@@ -55,7 +59,8 @@ def test_one_command_start_shows_shoppers_and_stops_on_ctrl_c(tmp_path: Path) ->
         _, agents = get(port, "/api/agents")
         assert {a["agent"] for a in agents["items"]} == {"agent-1", "agent-2", "agent-3", "agent-4"}
         text = out.read_text()
-        assert f"http://localhost:{port}/" in text and "the simulated store opens in" in text
+        assert f"http://{HOST}:{port}/" in text and "the simulated store opens in" in text
+        assert get(port, "/health", "127.0.0.1")[0] == 0  # listening on --host only
         _, occupancy = get(port, "/api/occupancy")
         assert occupancy["people"] >= 0 and occupancy["evidence"]["devices"] >= 1  # the estimate is live
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
