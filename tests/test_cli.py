@@ -187,6 +187,19 @@ def test_data_commands_in_an_empty_directory_fail_too(tmp_path: Path, command: s
     assert not (tmp_path / "f.db").exists()
 
 
+def test_offers_in_an_empty_directory_fails_and_takes_the_config_dir_it_names(tmp_path: Path) -> None:
+    """The error said "give --config-dir DIR", an option `offers` did not have."""
+    clicks = tmp_path / "clicks.jsonl"
+    clicks.write_text('{"timestamp": 1, "userId": "a", "productId": "p", "category": "clothing", "gender": "F", '
+                      '"age": 30}\n')
+    result = _in(tmp_path, "aggregator.cli", "offers", "--replay", str(clicks))
+    assert result.returncode == 78 and "give --config-dir DIR" in result.stderr
+    result = _in(tmp_path, "aggregator.cli", "offers", "--replay", str(clicks), "--config-dir",
+                 str(REPO / "firmware-config"))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stderr.splitlines()[-1])["summary"]["rows"] == 1  # the counters go to stderr
+
+
 def test_config_dir_is_named_and_a_missing_one_is_blamed_on_its_source(tmp_path: Path, config_dir: Path) -> None:
     result = _in(tmp_path, "aggregator.cli", "check", "--config-dir", str(config_dir))
     assert result.returncode == 0 and json.loads(result.stdout)["config_dir"] == str(config_dir.resolve())

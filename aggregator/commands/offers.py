@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from agent.cliutil import resolve_config_dir
+from agent.cliutil import number_between, resolve_config_dir
 from aggregator.offers.coupons import CouponBook
 from aggregator.offers.inputs import BadRow, click_from_row
 from aggregator.offers.rules import EngineLimits, load_rules
@@ -20,9 +20,9 @@ from aggregator.offers.service import OfferService
 MAX_REPORTED_BAD_LINES = 10
 
 
-def default_rules_file() -> Path:
+def default_rules_file(config_dir: str | None = None) -> Path:
     """$OFFERS_FILE, else offers.toml of the configuration directory (never the packaged demo's unasked)."""
-    return Path(os.environ.get("OFFERS_FILE") or resolve_config_dir(None) / "offers.toml")
+    return Path(os.environ.get("OFFERS_FILE") or resolve_config_dir(config_dir) / "offers.toml")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,14 +39,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "server's policy.\n"
                     "Example: floorwalker-aggregator offers --replay clicks.jsonl --log")
     p.add_argument("--rules", type=Path, default=None, metavar="FILE",
-                   help="offer rules file (default: env OFFERS_FILE or firmware-config/offers.toml)")
+                   help="offer rules file (default: env OFFERS_FILE, else offers.toml in the configuration "
+                        "directory)")
+    p.add_argument("--config-dir", default=None, metavar="DIR",
+                   help="configuration directory whose offers.toml to use without --rules (env "
+                        "FLOORWALKER_CONFIG_DIR, default ./firmware-config; an error if none of these exists)")
     p.add_argument("--replay", required=True, metavar="EVENTS.jsonl",
                    help="the click rows, one JSON object per line ('-' reads standard input)")
     p.add_argument("--log", action="store_true",
                    help="also print every state transition, as the retail demo's event detection logs them")
-    p.add_argument("--idle-s", type=float, default=0.0,
+    p.add_argument("--idle-s", type=number_between(0), default=0.0,
                    help="forget shoppers idle this long in event time (default 0: never, as the retail demo)")
-    p.add_argument("--late-s", type=float, default=None,
+    p.add_argument("--late-s", type=number_between(0), default=None,
                    help="reject rows older than the shopper's last row by more than this (default: none rejected)")
     p.add_argument("--coupons", type=Path, default=None, metavar="FILE",
                    help="coupons file in the retail demo's format; when given each offer line also names the "
@@ -57,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     # --log prints the transitions on stdout; the logger's copy on stderr would only repeat them.
     logging.getLogger("floorwalker.offers").setLevel(logging.WARNING)
-    rules = load_rules(args.rules or default_rules_file())
+    rules = load_rules(args.rules or default_rules_file(args.config_dir))
     limits = EngineLimits(max_shoppers=rules.limits.max_shoppers, idle_s=args.idle_s or None,
                           late_s=args.late_s if args.late_s is not None else float("inf"))
     coupons = CouponBook.load(args.coupons) if args.coupons else None
