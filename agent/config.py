@@ -515,6 +515,8 @@ class MqttSettings:
                 changes["port"] = int(env["MQTT_PORT"])
             except ValueError:
                 raise ConfigError("environment", "MQTT_PORT", f"an integer, got {env['MQTT_PORT']!r}") from None
+            if not 0 < changes["port"] < 65536:
+                raise ConfigError("environment", "MQTT_PORT", f"a port 1..65535, got {changes['port']}")
         if env.get("MQTT_USERNAME"):
             changes["username"] = env["MQTT_USERNAME"]
         if env.get("MQTT_PASSWORD"):

@@ -220,6 +220,20 @@ def test_short_store_secret_in_the_environment_is_blamed_on_the_environment(tmp_
     assert "store.toml" not in result.stderr.split("(")[0]
 
 
+@pytest.mark.parametrize(("module", "args"), [
+    ("aggregator.cli", ["check", "--config-dir", str(REPO / "firmware-config")]),
+    ("agent.cli", ["check", "--config", str(REPO / "firmware-config/devices/agent-1.toml")]),
+])
+def test_check_validates_the_broker_variables_and_shows_the_broker_used(tmp_path: Path, module: str,
+                                                                        args: list[str]) -> None:
+    """check said all was well (and showed the file's broker) while MQTT_PORT would stop `serve` or `run`."""
+    for bad, expected in (("abc", "an integer, got 'abc'"), ("99999", "a port 1..65535, got 99999")):
+        result = _in(tmp_path, module, *args, MQTT_PORT=bad)
+        assert result.returncode == 78 and f"environment: MQTT_PORT: {expected}" in result.stderr, result.stderr
+    result = _in(tmp_path, module, *args, MQTT_HOST="broker.store.lan", MQTT_PORT="8883")
+    assert result.returncode == 0 and json.loads(result.stdout)["broker"] == "broker.store.lan:8883"
+
+
 def test_import_needs_no_format_option(tmp_path: Path) -> None:
     sightings = tmp_path / "s.csv"
     sightings.write_text("ts,device,zone\n1796284806,phone-1,Sport\n1796284866,phone-1,Sport\n")

@@ -19,13 +19,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     device = load_device(args.config)
+    mqtt = device.mqtt.with_env()  # a bad MQTT_PORT is blamed on the environment here, not first in `run`
     summary = {
         "agent": device.agent_id,
         "store": device.store.id,
         "sniffers": [s.id for s in device.sniffers],
         "pirs": [p.id for p in device.pirs],
         "door": device.door.id if device.door else None,
-        "broker": f"{device.mqtt.host}:{device.mqtt.port}",
+        "broker": f"{mqtt.host}:{mqtt.port}",  # as `run` will use it: MQTT_HOST/MQTT_PORT override the file
         "secret_is_placeholder": device.store.secret_is_placeholder,
     }
     print(json.dumps(summary))
