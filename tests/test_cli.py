@@ -234,6 +234,30 @@ def test_check_validates_the_broker_variables_and_shows_the_broker_used(tmp_path
     assert result.returncode == 0 and json.loads(result.stdout)["broker"] == "broker.store.lan:8883"
 
 
+def test_check_reads_the_services_env_file_and_blames_it(tmp_path: Path, config_dir: Path) -> None:
+    """On a store server the service's variables are in /etc/floorwalker/aggregator.env (systemd's
+    EnvironmentFile=), not in the shell that runs check: check reads the file and names it."""
+    template = (REPO / "deploy/env/aggregator.env").read_text()
+    assert "MQTT_PORT=8883" in template and "MQTT_BROKER_CERT_FILE=/etc/floorwalker/ca.crt" in template
+    env_file = config_dir / "aggregator.env"
+    ca = tmp_path / "ca.crt"
+    ca.write_text("not parsed by check\n")
+    env_file.write_text(template.replace("MQTT_HOST=localhost", "MQTT_HOST=broker.store.lan")
+                        .replace("/etc/floorwalker/ca.crt", str(ca)))
+    result = _in(tmp_path, "aggregator.cli", "check", "--config-dir", str(config_dir), MQTT_PORT="1")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["broker"] == "broker.store.lan:8883"  # the file wins over the shell, as for the service
+    assert summary["environment_file"] == str(env_file.resolve())
+    env_file.write_text(env_file.read_text().replace("MQTT_PORT=8883", "MQTT_PORT=88830"))
+    result = _in(tmp_path, "aggregator.cli", "check", "--config-dir", str(config_dir))
+    assert result.returncode == 78
+    assert f"configuration error: {env_file.resolve()}: MQTT_PORT: a port 1..65535, got 88830" in result.stderr
+    env_file.write_text("MQTT_PORT 8883\n")
+    result = _in(tmp_path, "aggregator.cli", "check", "--config-dir", str(config_dir))
+    assert result.returncode == 78 and f"{env_file.resolve()}: line 1: KEY=VALUE" in result.stderr
+
+
 def test_import_needs_no_format_option(tmp_path: Path) -> None:
     sightings = tmp_path / "s.csv"
     sightings.write_text("ts,device,zone\n1796284806,phone-1,Sport\n1796284866,phone-1,Sport\n")
