@@ -84,6 +84,9 @@ def _selection(args: argparse.Namespace) -> tuple[Selection, str]:
         raise ExportError(f"--from ({args.since.text}) is not before --to ({args.until.text})")
     if args.out == "-" and fmt == "parquet":
         raise ExportError("--out -: Parquet cannot go to standard output, name a file")
+    folder = Path(args.out).resolve().parent
+    if args.out != "-" and not folder.is_dir():  # else the error would name our temporary FILE.part
+        raise ExportError(f"--out {args.out}: no directory {folder}")
     return Selection(DATASETS[args.what], since, until), fmt
 
 

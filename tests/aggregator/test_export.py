@@ -157,6 +157,9 @@ def test_bad_options_are_one_clear_usage_error(db: Path, tmp_path: Path, args: l
 def test_format_from_the_extension_or_an_error(db: Path, tmp_path: Path) -> None:
     result = _cli("--db", str(db), "--what", "visits", "--out", str(tmp_path / "visits.txt"))
     assert result.returncode == 2 and "--format: csv, jsonl or parquet" in result.stderr
+    result = _cli("--db", str(db), "--what", "visits", "--out", str(tmp_path / "nope" / "visits.csv"))
+    assert result.returncode == 2 and f"--out {tmp_path / 'nope' / 'visits.csv'}: no directory {tmp_path / 'nope'}" \
+        in result.stderr and ".part" not in result.stderr
 
 
 @pytest.mark.parametrize(("make", "message"), [
