@@ -139,6 +139,12 @@ def test_launcher_refuses_a_bad_log_level() -> None:
     ("agent.cli", ["mock", "--config", "x", "--staff", "-1"], "argument --staff: at least 0, got -1"),
     ("agent.cli", ["mock", "--config", "x", "--duration", "-1"], "argument --duration: at least 0, got -1"),
     ("aggregator.cli", ["serve", "--port", "99999"], "argument --port: a port 0..65535, got 99999"),
+    ("aggregator.chain.cli", ["serve", "--port", "99999"], "argument --port: a port 0..65535, got 99999"),
+    ("aggregator.chain.cli", ["batch", "--parallelism", "0"], "argument --parallelism: at least 1, got 0"),
+    ("agent.cli", ["replay", "--config", "x", "--speed", "-1", "f"], "argument --speed: at least 0, got -1"),
+    ("aggregator.cli", ["offers", "--replay", "x", "--idle-s", "-1"], "argument --idle-s: at least 0, got -1"),
+    ("aggregator.cli", ["calibrate-factor", "--from", "2026-11-02", "--to", "2026-11-02", "--window-min", "0"],
+     "argument --window-min: at least 0.1, got 0"),
 ])
 def test_bad_numbers_are_usage_errors_before_anything_starts(module: str, args: list[str], message: str) -> None:
     """They were tracebacks from each of the demo's four mock agents, after the broker had started."""

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent.cliutil import number_between
 from agent.config import DeviceConfig, load_device
 from agent.occupancy import MinuteOccupancy, OccupancyEstimator
 from agent.presence import Sighting
@@ -37,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "files of one day) are merged in time order, the i-th file heard by the i-th sniffer")
     p.add_argument("--format", choices=FORMATS, default="auto", help="input format (default: detect)")
     p.add_argument("--sniffer", default=None, help="sniffer id the readings are attributed to (default: the first)")
-    p.add_argument("--speed", type=float, default=0.0, metavar="X",
+    p.add_argument("--speed", type=number_between(0), default=0.0, metavar="X",
                    help="replay X times faster than recorded, timestamps shifted to now (default 0: as fast as "
                         "possible, original timestamps)")
     p.add_argument("--dry-run", action="store_true", help="publish nothing")

@@ -8,6 +8,7 @@ import os
 from datetime import date
 from pathlib import Path
 
+from agent.cliutil import int_at_least
 from aggregator.chain import job
 from aggregator.chain.layout import KINDS
 
@@ -37,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="first day to report (default: the first day shipped)")
     p.add_argument("--to", dest="last", type=_date, default=None, metavar="YYYY-MM-DD",
                    help="last day to report (default: the last day shipped)")
-    p.add_argument("--parallelism", type=int, default=1, help="Flink parallelism (default 1)")
+    p.add_argument("--parallelism", type=int_at_least(1), default=1, help="Flink parallelism (default 1)")
     p.add_argument("--timezone", default="UTC", help="Flink's session time zone (default UTC; the shipped "
                                                      "dates and hours are already the stores' own)")
     p.set_defaults(func=run_batch)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from agent.cliutil import tcp_port
 from agent.config import MqttSettings
 from aggregator.chain import results
 from aggregator.chain.live import LiveChain, LiveSubscriber
@@ -113,7 +114,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=os.environ.get("FLOORWALKER_CHAIN_OUT", "./chain-results"), metavar="DIR",
                    help="the results directory of the chain job (env FLOORWALKER_CHAIN_OUT, default ./chain-results)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8090, help="port (default 8090)")
+    p.add_argument("--port", type=tcp_port(0), default=8090, help="port (default 8090)")
     p.set_defaults(func=run)
 
 

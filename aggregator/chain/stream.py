@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from agent.cliutil import int_at_least, number_between
 from aggregator.chain import job
 from aggregator.chain.commands import add_dirs
 
@@ -23,9 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_dirs(p)
     p.add_argument("--timezone", default="UTC", metavar="ZONE",
                    help="where a day starts and ends for the windows, e.g. Europe/Warsaw (default UTC)")
-    p.add_argument("--checkpoint-s", type=float, default=10.0,
+    p.add_argument("--checkpoint-s", type=number_between(0.1), default=10.0,
                    help="how often results are committed to files (default 10 s)")
-    p.add_argument("--parallelism", type=int, default=1, help="Flink parallelism (default 1)")
+    p.add_argument("--parallelism", type=int_at_least(1), default=1, help="Flink parallelism (default 1)")
     p.set_defaults(func=run)
 
 

@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from agent.cliutil import resolve_config_dir
+from agent.cliutil import number_between, resolve_config_dir
 from agent.config import load_store
 from agent.contract import AgentMessage, Rejection, agent_topic, decode_agent
 from aggregator.analytics.cli_support import add_db
@@ -48,10 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--count", action="append", default=[], metavar="TIME=PEOPLE",
                    help="a head count: the people in the store at TIME (ISO 8601, UTC unless it has an offset), "
                         "e.g. 2026-11-02T15:30=23; repeat for several; without it the door counter is used")
-    p.add_argument("--not-at-door", type=float, default=0.0, metavar="N",
+    p.add_argument("--not-at-door", type=number_between(0), default=0.0, metavar="N",
                    help="door method: people in the store all the time who never pass the counter (staff using a "
                         "back door; default 0)")
-    p.add_argument("--window-min", type=float, default=DEFAULT_WINDOW_S / 60, metavar="MIN",
+    p.add_argument("--window-min", type=number_between(0.1), default=DEFAULT_WINDOW_S / 60, metavar="MIN",
                    help="door method: minutes per block for the uncertainty (default 10)")
     p.set_defaults(func=run)
 
