@@ -16,6 +16,7 @@ from agent.config import MqttSettings
 from aggregator.chain.serve import LIVE, create_chain_app
 from aggregator.embedded_broker import Broker
 from tests.aggregator.conftest import wait_until
+from tests.browser.axe import check_async
 from tests.mqtt_helpers import publish
 
 EVIL = '<img src=x onerror="window.__pwned = 1">'
@@ -101,6 +102,13 @@ async def test_chain_page_shows_stores_side_by_side_and_escapes_names(
             assert chain[2] == "14"
             assert (await page.locator("#zones tbody td:first-child").all_text_contents()) == [EVIL, "Sport"]
             assert await page.evaluate("window.__pwned === undefined")
+            violations = await check_async(page)  # issue 20 item 8 holds for every page, this one too
+            assert violations == [], "\n".join(violations)
+            await page.emulate_media(color_scheme="dark", reduced_motion="reduce")
+            background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
+            assert background == "rgb(17, 20, 24)", background  # as the map and the dashboard
+            violations = await check_async(page)
+            assert violations == [], "\n".join(violations)
         finally:
             await browser.close()
     assert errors == []
