@@ -194,7 +194,8 @@ def run_main(prog: str, parser: argparse.ArgumentParser, argv: Sequence[str] | N
         print(f"{prog}: MQTT broker unavailable: {exc}", file=sys.stderr)
         return EXIT_NOPERM if "not authori" in str(exc).lower() or "bad user" in str(exc).lower() else EXIT_UNAVAILABLE
     except FileNotFoundError as exc:
-        print(f"{prog}: not found: {exc}", file=sys.stderr)
+        # an OSError names its file: say that, not "[Errno 2] No such file or directory: 'x'"
+        print(f"{prog}: not found: {exc.filename if exc.filename else exc}", file=sys.stderr)
         return EXIT_NOINPUT
     except FloorwalkerError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)

@@ -264,6 +264,16 @@ def test_check_reads_the_services_env_file_and_blames_it(tmp_path: Path, config_
     assert result.returncode == 78 and f"{env_file.resolve()}: line 1: KEY=VALUE" in result.stderr
 
 
+@pytest.mark.parametrize("args", [["import", "--config-dir", str(REPO / "firmware-config")],
+                                  ["export", "--what", "visits", "--out", "v.csv", "--db"]])
+def test_a_missing_input_file_is_named_once(tmp_path: Path, args: list[str]) -> None:
+    missing = tmp_path / "nope.csv"
+    result = _in(tmp_path, "aggregator.cli", *args, str(missing))
+    assert result.returncode == 66, result.stderr
+    assert result.stderr.splitlines()[-1] == f"floorwalker-aggregator: not found: {missing}" + \
+        ("" if args[0] == "import" else ": no such database file")
+
+
 def test_import_needs_no_format_option(tmp_path: Path) -> None:
     sightings = tmp_path / "s.csv"
     sightings.write_text("ts,device,zone\n1796284806,phone-1,Sport\n1796284866,phone-1,Sport\n")

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from agent.cliutil import package_version
 from aggregator.alerts import ALERTS
 from aggregator.api.openapi_core import OPENAPI_PATHS as OPENAPI_PATHS
 from aggregator.api.openapi_core import SCHEMAS
@@ -326,7 +327,7 @@ def build_spec(app: web.Application) -> dict[str, Any]:
         paths.update(getattr(importlib.import_module(name), "OPENAPI_PATHS", {}))
     spec: dict[str, Any] = {
         "openapi": "3.1.0",
-        "info": {"title": "Floorwalker aggregator", "version": "0.1.0",
+        "info": {"title": "Floorwalker aggregator", "version": package_version(),  # pyproject's, as --version
                  "description": "Shoppers in a physical store: live positions, tracks, events, agents."},
         "paths": paths,
         "components": {"schemas": SCHEMAS, "securitySchemes": {

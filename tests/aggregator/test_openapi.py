@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import time
 
 import jsonschema_rs
@@ -40,6 +41,7 @@ async def test_real_responses_match_the_schemas(aiohttp_client, settings: Settin
     await wait_until(lambda: client.app[INGEST].counters.acked >= len(traffic))
     spec = (await (await client.get("/api/openapi.json")).json())
     assert spec["openapi"].startswith("3.1")
+    assert spec["info"]["version"] == importlib.metadata.version("floorwalker")  # not a copy that goes stale
     components = {"components": spec["components"]}
     checked = 0
     for path, item in core.OPENAPI_PATHS.items():
