@@ -26,6 +26,7 @@ from aggregator.appkeys import LINK, STORE_CONFIG
 from aggregator.embedded_broker import Broker
 from aggregator.settings import Settings
 from tests.aggregator.conftest import wait_until
+from tests.conftest import CONFIG_DIR
 from tests.mqtt_helpers import Collector, Received, publish
 
 pytestmark = pytest.mark.broker
@@ -218,3 +219,30 @@ def test_bad_home_assistant_settings_name_the_field(config_dir: Path, table: str
     with pytest.raises(ConfigError) as err:
         load_store(store)
     assert field in str(err.value) and "store.toml" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_zones_whose_names_share_a_slug_or_have_none_point_at_the_estimators_topics() -> None:
+    """Discovery names the topics the occupancy estimator publishes, one entity per zone: "Men's" and "Mens"
+    share the slug ``mens`` and "???" has none (the estimator uses ``mens-2`` and ``zone-3``)."""
+    from agent.geometry import Zone
+    from aggregator.ha_discovery import discovery_messages
+    from aggregator.occupancy_live import LiveOccupancy
+
+    base = load_store(CONFIG_DIR / "store.toml")
+    zones = (Zone("Men's", "clothing", ((0, 0), (10, 0), (10, 10))),
+             Zone("Mens", "clothing", ((20, 0), (30, 0), (30, 10))),
+             Zone("???", "other", ((40, 0), (50, 0), (50, 10))))
+    store = replace(base, plan=replace(base.plan, zones=zones))
+
+    class Nowhere:
+        def publish(self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False) -> None:
+            pass
+
+    published = LiveOccupancy(store, Nowhere()).zone_topics  # type: ignore[arg-type]
+    configs = {t: json.loads(p) for t, p in discovery_messages(store, ["agent-1"], "homeassistant")}
+    for topic, config in configs.items():
+        check_entity(topic, config)
+    zone_entities = {c["name"]: c for c in configs.values() if c["name"].startswith("People in ") and
+                     c["name"] != "People in store"}
+    assert {name[len("People in "):]: c["state_topic"] for name, c in zone_entities.items()} == published
+    assert len({c["unique_id"] for c in configs.values()}) == len(configs) == 1 + 3 + 1 + 1
