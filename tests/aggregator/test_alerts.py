@@ -234,3 +234,49 @@ def test_hold_off_window_and_every_agent_on_its_own(config_dir: Path, tmp_path: 
     assert step(250) == []  # counted from the last sample before the window (5): 11 new, still over
     assert step(200) == [("dl", "recovered")]  # nothing new for 300 s
     assert len(alerts.outbox.pending) == 6  # every post waits for the webhook, none was sent here
+
+
+def test_a_restart_does_not_call_an_alert_recovered_on_inputs_that_start_empty(config_dir: Path,
+                                                                               tmp_path: Path) -> None:
+    """The live occupancy and the dead-letter counter start from nothing after a restart: an alert that was
+    firing recovers only once they had time to show it (a minute; a whole window), an agent's at once."""
+    from aggregator.alerts import OCCUPANCY_WARMUP_S, Alerts
+
+    config = rules_of(config_dir, '[[alerts.rules]]\nname = "full"\nkind = "occupancy"\nmax_people = 2\nfor_s = 10\n'
+                                  '[[alerts.rules]]\nname = "pi"\nkind = "agent-offline"\nagent = "a1"\nminutes = 0\n'
+                                  '[[alerts.rules]]\nname = "dl"\nkind = "dead-letters"\nmax_new = 1\n'
+                                  'window_s = 300\n')
+    clock, people, states, dead = Clock(), [5], {"a1": "offline"}, [0]
+
+    def engine() -> Alerts:
+        return Alerts(config, "demo", tmp_path / "state.json", occupancy=lambda: (people[0], {}),
+                      agents=lambda: states, dead_letters=lambda: dead[0], now=clock)
+
+    first = engine()
+    first.evaluate()
+    dead[0] = 5
+    clock.now += 11
+    first.evaluate()
+    assert set(first.firing) == {"full", "pi:a1", "dl"}
+    first.outbox.save()
+
+    people[0], states["a1"], dead[0] = 0, "online", 0  # what a fresh aggregator sees in its first seconds
+    clock.now += 30
+    second = engine()
+    second.load()
+    assert set(second.firing) == {"full", "pi:a1", "dl"}
+
+    def step(seconds: float) -> list[tuple[str, str]]:
+        clock.now += seconds
+        before = len(second.recent)
+        second.evaluate()
+        return [(a["rule"], a["state"]) for a in list(second.recent)[before:]]
+
+    assert step(0) == [("pi", "recovered")]  # the agent's retained status is back at once
+    assert step(OCCUPANCY_WARMUP_S - 1) == []  # the empty estimate is not believed yet
+    assert step(1) == [("full", "recovered")]
+    assert step(300 - OCCUPANCY_WARMUP_S - 1) == []
+    assert step(1) == [("dl", "recovered")]  # a whole window without a new dead letter
+    people[0] = 5
+    assert step(1) == []  # over the limit again: its hold-off starts, as before the restart
+    assert step(10) == [("full", "firing")]
