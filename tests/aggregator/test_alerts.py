@@ -280,3 +280,33 @@ def test_a_restart_does_not_call_an_alert_recovered_on_inputs_that_start_empty(c
     people[0] = 5
     assert step(1) == []  # over the limit again: its hold-off starts, as before the restart
     assert step(10) == [("full", "firing")]
+
+
+async def test_posts_back_off_exponentially_up_to_the_cap_and_keep_their_order(aiohttp_server, tmp_path: Path) -> None:
+    """The outbox against a receiver that refuses, then accepts: waits of 1, 2, 4, ... s capped at
+    retry_max_s, the oldest post first, each post once."""
+    import aiohttp
+
+    from aggregator.alerts import WebhookOutbox
+
+    receiver = Receiver(fail_first=9)
+    server = await aiohttp_server(receiver.app)
+    outbox = WebhookOutbox(f"http://127.0.0.1:{server.port}/hook/secret-token", tmp_path / "state.json",
+                           retry_min_s=1.0, retry_max_s=60.0)
+    outbox.add({"text": "first", "alert": {"n": 1}}, {})
+    outbox.add({"text": "second", "alert": {"n": 2}}, {})
+    now, waits = 1_000.0, []
+    async with aiohttp.ClientSession() as session:
+        wait = await outbox.deliver_due(session, now)  # due at once: tried, refused
+        assert wait == 1.0
+        for _ in range(8):
+            assert await outbox.deliver_due(session, now + wait - 0.5) == 0.5  # not yet due: not tried
+            now += wait
+            wait = await outbox.deliver_due(session, now)
+            waits.append(wait)
+        assert receiver.refused == 9 and outbox.failures == 9
+        assert waits == [2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]
+        now += 60.0
+        await outbox.deliver_due(session, now)
+    assert [b["text"] for b in receiver.bodies] == ["first", "second"] and outbox.posted == 2
+    assert json.loads((tmp_path / "state.json").read_text())["pending"] == []
