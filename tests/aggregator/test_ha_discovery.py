@@ -50,6 +50,11 @@ DEVICE = {"identifiers": (list, str), "connections": list, "name": str, "manufac
           "configuration_url": str, "suggested_area": str}
 AVAILABILITY = {"topic": str, "payload_available": str, "payload_not_available": str, "value_template": TEMPLATE}
 STATE_CLASSES = {"measurement", "total", "total_increasing"}
+# home-assistant.io/integrations/binary_sensor/#device-class
+BINARY_DEVICE_CLASSES = {"battery", "battery_charging", "carbon_monoxide", "cold", "connectivity", "door",
+                         "garage_door", "gas", "heat", "light", "lock", "moisture", "motion", "moving", "occupancy",
+                         "opening", "plug", "power", "presence", "problem", "running", "safety", "smoke", "sound",
+                         "tamper", "update", "vibration", "window"}
 DISCOVERY_TOPIC = re.compile(r"^homeassistant/(sensor|binary_sensor)/([a-zA-Z0-9_-]+)/config$")
 VALUE_JSON = re.compile(r"^\{\{ value_json\.([a-z_]+) \}\}$")
 
@@ -73,6 +78,10 @@ def check_entity(topic: str, config: dict[str, Any]) -> str:
     assert config["device"]["identifiers"]
     if "state_class" in config:
         assert config["state_class"] in STATE_CLASSES
+    if component == "binary_sensor" and "device_class" in config:
+        assert config["device_class"] in BINARY_DEVICE_CLASSES, config["device_class"]
+    if component == "sensor":  # ours have no device class (so HA takes any unit) and always name their unit
+        assert "device_class" not in config and config.get("unit_of_measurement")
     for item in config.get("availability", []):
         check_keys(f"{topic} availability", item, AVAILABILITY)
         assert "topic" in item
