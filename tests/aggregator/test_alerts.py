@@ -310,3 +310,20 @@ async def test_posts_back_off_exponentially_up_to_the_cap_and_keep_their_order(a
         await outbox.deliver_due(session, now)
     assert [b["text"] for b in receiver.bodies] == ["first", "second"] and outbox.posted == 2
     assert json.loads((tmp_path / "state.json").read_text())["pending"] == []
+
+
+def test_each_format_is_what_its_receiver_reads() -> None:
+    """Slack incoming webhooks read ``text``, Discord webhooks ``content``; plain JSON gets the fields too."""
+    from aggregator.alerts import message, webhook_body
+
+    alert = {"rule": "full", "kind": "occupancy", "state": "firing", "store": "demo", "subject": "zone Sport",
+             "value": 9, "limit": 8, "since": 1.0, "ts": 2.0}
+    text = message(alert)
+    assert text == "[Floorwalker demo] ALERT full: zone Sport has 9 people (limit 8)"
+    assert webhook_body("slack", alert, text) == {"text": text}
+    assert webhook_body("discord", alert, text) == {"content": text}
+    assert webhook_body("json", alert, text) == {"text": text, "alert": alert}
+    recovered = message({**alert, "state": "recovered"})
+    assert recovered == "[Floorwalker demo] RECOVERED full: zone Sport is back to normal"
+    offline = message({**alert, "kind": "agent-offline", "subject": "agent agent-3", "value": 0, "limit": 5.0})
+    assert offline == "[Floorwalker demo] ALERT full: agent agent-3 offline for 5 min"
