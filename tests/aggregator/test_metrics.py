@@ -111,6 +111,11 @@ async def test_exposition_is_conventional_and_real(aiohttp_client, settings: Set
     assert after["floorwalker_messages_rejected_total"] == [({"reason": "not-json"}, 1.0)]
     latency_count = after["floorwalker_ingest_latency_seconds_count"][0][1]
     assert 1 <= latency_count <= ingest.counters.batches  # one observation per committed batch
+    # end to end: from the agents' event time (the visit was stamped 30-21 s ago), not from receipt
+    ages = after["floorwalker_event_age_seconds_count"][0][1]
+    assert 1 <= ages <= latency_count
+    assert after["floorwalker_event_age_seconds_sum"][0][1] / ages >= 20
+    assert after["floorwalker_ingest_latency_seconds_sum"][0][1] / latency_count < 20
     commits = after["floorwalker_batch_commit_duration_seconds_count"][0][1]
     assert 1 <= commits <= client.app[STORE].stats.commits
     assert after["floorwalker_ingest_latency_seconds_bucket"][-1][0]["le"] == "+Inf"
