@@ -22,7 +22,7 @@ from agent.config import load_store
 from agent.contract import agent_topic, occupancy_topic, visitors_today_topic, zone_slug
 from agent.errors import ConfigError
 from aggregator.app import create_app
-from aggregator.appkeys import LINK, STORE_CONFIG
+from aggregator.appkeys import INGEST, LINK, STORE_CONFIG
 from aggregator.embedded_broker import Broker
 from aggregator.settings import Settings
 from tests.aggregator.conftest import wait_until
@@ -124,6 +124,8 @@ async def test_discovery_as_home_assistant_reads_it(aiohttp_client, settings: Se
     for zone in store.plan.zones:
         assert f"floorwalker/demo/occupancy/{zone_slug(zone.name)}" in named
     state_topics = sorted(named)
+    # the estimator's first store and zone topics are out (retained) before Home Assistant subscribes to them
+    await wait_until(lambda: client.app[INGEST].occupancy.published >= 1 + len(store.plan.zones))
     with Collector(host, port, *state_topics, STATUS) as states:
         await asyncio.to_thread(states.wait_for, len(state_topics) - 3 + 1)  # agents 2-4 never spoke
         await wait_until(lambda: any(m.topic == visitors_today_topic("demo") for m in states.messages))
