@@ -94,6 +94,27 @@ def occupancy_topic(store_id: str, zone: str | None = None) -> str:
     return base if zone is None else f"{base}/{zone_slug(zone)}"
 
 
+def zone_occupancy_topics(store_id: str, zone_names: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """Each zone's retained occupancy topic, one per zone even where :func:`occupancy_topic` would give two
+    zones one topic or none: two names with one slug ("Men's", "Mens") get ``-2``, ``-3`` in plan order, a
+    name with no letter or digit ``zone-<n>`` (its place in the plan). The occupancy estimator publishes
+    on these and Home Assistant's discovery points at them, so both must come from here."""
+    topics: dict[str, str] = {}
+    used: set[str] = set()
+    for i, name in enumerate(zone_names, 1):
+        try:
+            base = occupancy_topic(store_id, name)
+        except ValueError:
+            base = f"{occupancy_topic(store_id)}/zone-{i}"
+        topic, n = base, 1
+        while topic in used:
+            n += 1
+            topic = f"{base}-{n}"
+        used.add(topic)
+        topics[name] = topic
+    return topics
+
+
 def visitors_today_topic(store_id: str) -> str:
     """Retained visitors counted since local midnight: ``{"ts", "date", "visitors"}``."""
     return f"{ROOT}/{_check_segment(store_id, 'store id')}/visitors/today"

@@ -6,7 +6,8 @@ rising. Each rule has a hold-off (the condition must last ``for_s``; for an agen
 and a recovery message when the condition clears. Posts wait in an outbox, are retried with
 exponential back-off until the receiver answers 2xx, and are kept in a small JSON file beside
 the database (with which alerts are firing and the recent history), so a restart neither loses
-a post nor forgets to send a recovery.
+a post nor forgets to send a recovery, nor sends a false one on inputs that start empty
+(:meth:`Alerts.warmup_s`).
 
 The occupancy source is a callable giving ``(store people, {zone: people})``; :func:`people_occupancy`
 reads the live people estimator, as ``/api/occupancy`` does.
@@ -40,6 +41,10 @@ RETRY_MAX_S = 300.0
 POST_TIMEOUT_S = 10.0
 RECENT_MAX = 200
 PENDING_MAX = 1000  # a receiver gone for days must not grow the file without bound: oldest dropped, counted
+# After a restart the live occupancy starts empty and fills as phones are heard again (they probe every
+# 8-30 s; a device counts from its first report, docs/OCCUPANCY.md): an occupancy alert that was firing
+# is not called recovered on the empty estimate of the first minute.
+OCCUPANCY_WARMUP_S = 60.0
 
 Occupancy = Callable[[], tuple[int, Mapping[str, int]]]
 
@@ -86,6 +91,8 @@ class Alerts:
         self.firing: dict[str, dict[str, Any]] = {}
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT_MAX)
         self._dead_samples: collections.deque[tuple[float, int]] = collections.deque()
+        self.restored: set[str] = set()  # firing when the state file was read, not yet seen after warm-up
+        self.loaded_at = 0.0
 
     # ------------------------------------------------------------------ state file
 
@@ -96,6 +103,20 @@ class Alerts:
         self.recent.extend(data.get("recent", [])[-RECENT_MAX:])
         for key, alert in self.firing.items():
             self.since[key] = float(alert.get("since", self.now()))
+        self.restored = set(self.firing)
+        self.loaded_at = self.now()
+
+    @staticmethod
+    def warmup_s(rule: AlertRule) -> float:
+        """How long after a restart a restored firing alert's clear condition is not yet believed: the
+        inputs rebuilt from nothing (the occupancy estimate; the dead-letter counter, which restarts at
+        zero, so "no rise" needs a whole window) must have had time to say so. Agents' retained statuses
+        arrive with the subscription, and a named agent not heard yet counts as offline: no wait."""
+        if rule.kind == "occupancy":
+            return max(OCCUPANCY_WARMUP_S, rule.for_s)
+        if rule.kind == "dead-letters":
+            return rule.window_s
+        return 0.0
 
     def snapshot(self) -> dict[str, Any]:
         return {"firing": self.firing, "recent": list(self.recent)}
@@ -152,6 +173,8 @@ class Alerts:
                     self._notify(obs, "firing", now, since)
                     queued += 1
             else:
+                if obs.key in self.restored and now - self.loaded_at < self.warmup_s(obs.rule):
+                    continue  # firing before the restart; the rebuilt input may not show it yet
                 self.since.pop(obs.key, None)
                 if obs.key in self.firing:
                     self._notify(obs, "recovered", now, self.firing[obs.key]["since"])
@@ -159,6 +182,7 @@ class Alerts:
         return queued
 
     def _notify(self, obs: Observation, state: str, now: float, since: float) -> None:
+        self.restored.discard(obs.key)
         alert = {"rule": obs.rule.name, "kind": obs.rule.kind, "state": state, "store": self.store_id,
                  "subject": obs.subject, "value": obs.value, "limit": obs.limit, "since": since, "ts": now}
         if state == "firing":

@@ -35,7 +35,13 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from agent.config import StoreConfig
-from agent.contract import agent_topic, aggregator_status_topic, occupancy_topic, visitors_today_topic, zone_slug
+from agent.contract import (
+    agent_topic,
+    aggregator_status_topic,
+    occupancy_topic,
+    visitors_today_topic,
+    zone_occupancy_topics,
+)
 from aggregator import __version__
 from aggregator.appkeys import DB_PATH, DEVICES, INGEST, LINK, MQTT, STORE_CONFIG
 from aggregator.store import read_query
@@ -81,10 +87,11 @@ def discovery_messages(store: StoreConfig, agents: Iterable[str], prefix: str) -
     oid = _object_id(store.id, "occupancy")
     configs.append(("sensor", oid, _sensor(store, oid, "People in store", occupancy_topic(store.id), "people",
                                            "people", "measurement", "mdi:account-group")))
-    for zone in store.plan.zones:
-        oid = _object_id(store.id, "zone", zone_slug(zone.name))
-        configs.append(("sensor", oid, _sensor(store, oid, f"People in {zone.name}",
-                                               occupancy_topic(store.id, zone.name), "people", "people",
+    # The estimator's own zone topics (two zones with one slug, or a name without one, included); the
+    # object id is the topic's last segment, so it is unique as well.
+    for name, topic in zone_occupancy_topics(store.id, [z.name for z in store.plan.zones]).items():
+        oid = _object_id(store.id, "zone", topic.rsplit("/", 1)[-1])
+        configs.append(("sensor", oid, _sensor(store, oid, f"People in {name}", topic, "people", "people",
                                                "measurement", "mdi:account-multiple")))
     oid = _object_id(store.id, "visitors_today")
     # total_increasing: the count only grows during a day, and its drop at midnight reads as a reset

@@ -127,7 +127,9 @@ class Ingest:
                                  config=store_config.customer_tier, min_interval_s=settings.move_min_interval_s,
                                  min_px=settings.move_min_px)
         self.counters = Counters()
-        self.on_committed: list[Callable[[float], None]] = []  # each batch's receipt-to-commit seconds (metrics)
+        # each committed batch's receipt-to-commit seconds, and the age at commit of its newest agent event
+        # (None: no agent message in the batch, only statuses or rejects); for the metrics
+        self.on_committed: list[Callable[[float, float | None], None]] = []
         # people now: /api/occupancy, MQTT; the store's calibrated factor (store.toml occupancy_factor)
         self.occupancy = LiveOccupancy(store_config, publisher, factor=store_config.occupancy_factor)
         self.links: dict[str, str] = {}
@@ -228,6 +230,8 @@ class Ingest:
     def _finish(self, batch: Batch, acks: list[tuple[int, int]], oldest: float) -> None:
         counters = self.counters
         hooks = self.on_committed
+        # the last message appended is the newest to arrive: its agent timestamp (messages' 4th column)
+        newest_ts = batch.messages[-1][3] if batch.messages else None
 
         def committed() -> None:  # on the store's loop, after COMMIT: the figures (the writer acknowledged)
             counters.acked += len(acks)
@@ -236,8 +240,9 @@ class Ingest:
             counters.last_lag_s = lag
             counters.max_lag_s = max(counters.max_lag_s, lag)
             counters.last_commit_ts = now
+            age = max(0.0, now - newest_ts) if newest_ts is not None else None  # an agent clock ahead: 0
             for hook in hooks:
-                hook(lag)
+                hook(lag, age)
 
         batch.acks = acks  # the writer acknowledges them to the MQTT process once they are committed
         batch.on_commit.append(committed)

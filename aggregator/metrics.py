@@ -4,7 +4,7 @@ Why an adapter rather than counters inside the pipeline: ingest, the MQTT link a
 writer keep plain integer counters (cheap at tens of thousands of messages a second, and theirs
 to restructure); this module reads them at scrape time through their public attributes
 (``Ingest.counters``, ``Store.stats``, ``LinkBase.state()``) and turns them into metric families,
-so a change there touches one place here. Only the two histograms need each event: ingest calls
+so a change there touches one place here. Only the histograms need each event: ingest calls
 :meth:`Metrics.committed` once per committed batch (``Ingest.on_committed``), on the event loop
 when the writer reports the commit (``Histogram.observe`` is thread-safe as well).
 
@@ -34,6 +34,9 @@ from aggregator.appkeys import BUS, DB_PATH, INGEST, LINK, STORE
 # ingest.commit_ms) and seconds when the disk stalls; receipt-to-commit adds the batching wait.
 COMMIT_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# Event age adds the agent's side: live, a second or two (the agent's publish, the broker); an agent's
+# spool replayed after a broker outage, minutes to hours.
+EVENT_AGE_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 
 
 def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
@@ -160,7 +163,7 @@ class FloorwalkerCollector:
 
 
 class Metrics:
-    """The application's registry: live counters, two histograms, and the process collectors."""
+    """The application's registry: live counters, three histograms, and the process collectors."""
 
     def __init__(self, app: web.Application) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -174,12 +177,19 @@ class Metrics:
                                          "End to end inside the aggregator: a message's receipt from the broker "
                                          "to the commit that stores and acknowledges it.",
                                          buckets=LATENCY_BUCKETS_S, registry=self.registry)
+        self.event_age_seconds = Histogram("floorwalker_event_age_seconds",
+                                           "End to end: an agent's event time to the commit that stores it, for "
+                                           "the newest agent message of each committed batch (agent clocks "
+                                           "NTP-synced; one ahead counts 0).",
+                                           buckets=EVENT_AGE_BUCKETS_S, registry=self.registry)
         self._store = app[STORE]
         self._commits_seen = 0
 
-    def committed(self, lag_s: float) -> None:
+    def committed(self, lag_s: float, event_age_s: float | None = None) -> None:
         """Ingest's hook, once per committed batch (on the loop, as the writer reports it)."""
         self.latency_seconds.observe(lag_s)
+        if event_age_s is not None:
+            self.event_age_seconds.observe(event_age_s)
         stats = self._store.stats
         if stats.commits != self._commits_seen:  # several batches can share one commit: count it once
             self._commits_seen = stats.commits

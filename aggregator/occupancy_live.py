@@ -38,6 +38,7 @@ from agent.contract import (
     encode_zone_occupancy,
     occupancy_payload,
     occupancy_topic,
+    zone_occupancy_topics,
 )
 from agent.occupancy import Occupancy, OccupancyEstimator
 from aggregator.device_aliases import DeviceAliases
@@ -117,7 +118,7 @@ class LiveOccupancy:
         self.publisher = publisher
         self.zone_names = tuple(z.name for z in store.plan.zones)
         self.topic = occupancy_topic(store.id)
-        self.zone_topics = _zone_topics(store.id, self.zone_names)
+        self.zone_topics = zone_occupancy_topics(store.id, self.zone_names)
         self.estimator = OccupancyEstimator(zones=self.zone_names, factor=factor, **dict(tuning or {}))
         self.present: dict[str, _Present] = {}  # by the phone's canonical id (self.aliases)
         self.aliases = DeviceAliases()
@@ -233,22 +234,3 @@ class LiveOccupancy:
         self.publisher.publish(topic, payload, qos=1, retain=True)
         self._sent[topic] = (key, now)
         self.published += 1
-
-
-def _zone_topics(store_id: str, zone_names: tuple[str, ...]) -> dict[str, str]:
-    """Each zone's topic; two names with one slug ("Men's", "Mens") get ``-2``, ``-3`` in plan order, a
-    name with no letter or digit ``zone-<n>`` (its place in the plan)."""
-    topics: dict[str, str] = {}
-    used: set[str] = set()
-    for i, name in enumerate(zone_names, 1):
-        try:
-            base = occupancy_topic(store_id, name)
-        except ValueError:
-            base = f"{occupancy_topic(store_id)}/zone-{i}"
-        topic, n = base, 1
-        while topic in used:
-            n += 1
-            topic = f"{base}-{n}"
-        used.add(topic)
-        topics[name] = topic
-    return topics

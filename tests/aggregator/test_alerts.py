@@ -234,3 +234,96 @@ def test_hold_off_window_and_every_agent_on_its_own(config_dir: Path, tmp_path: 
     assert step(250) == []  # counted from the last sample before the window (5): 11 new, still over
     assert step(200) == [("dl", "recovered")]  # nothing new for 300 s
     assert len(alerts.outbox.pending) == 6  # every post waits for the webhook, none was sent here
+
+
+def test_a_restart_does_not_call_an_alert_recovered_on_inputs_that_start_empty(config_dir: Path,
+                                                                               tmp_path: Path) -> None:
+    """The live occupancy and the dead-letter counter start from nothing after a restart: an alert that was
+    firing recovers only once they had time to show it (a minute; a whole window), an agent's at once."""
+    from aggregator.alerts import OCCUPANCY_WARMUP_S, Alerts
+
+    config = rules_of(config_dir, '[[alerts.rules]]\nname = "full"\nkind = "occupancy"\nmax_people = 2\nfor_s = 10\n'
+                                  '[[alerts.rules]]\nname = "pi"\nkind = "agent-offline"\nagent = "a1"\nminutes = 0\n'
+                                  '[[alerts.rules]]\nname = "dl"\nkind = "dead-letters"\nmax_new = 1\n'
+                                  'window_s = 300\n')
+    clock, people, states, dead = Clock(), [5], {"a1": "offline"}, [0]
+
+    def engine() -> Alerts:
+        return Alerts(config, "demo", tmp_path / "state.json", occupancy=lambda: (people[0], {}),
+                      agents=lambda: states, dead_letters=lambda: dead[0], now=clock)
+
+    first = engine()
+    first.evaluate()
+    dead[0] = 5
+    clock.now += 11
+    first.evaluate()
+    assert set(first.firing) == {"full", "pi:a1", "dl"}
+    first.outbox.save()
+
+    people[0], states["a1"], dead[0] = 0, "online", 0  # what a fresh aggregator sees in its first seconds
+    clock.now += 30
+    second = engine()
+    second.load()
+    assert set(second.firing) == {"full", "pi:a1", "dl"}
+
+    def step(seconds: float) -> list[tuple[str, str]]:
+        clock.now += seconds
+        before = len(second.recent)
+        second.evaluate()
+        return [(a["rule"], a["state"]) for a in list(second.recent)[before:]]
+
+    assert step(0) == [("pi", "recovered")]  # the agent's retained status is back at once
+    assert step(OCCUPANCY_WARMUP_S - 1) == []  # the empty estimate is not believed yet
+    assert step(1) == [("full", "recovered")]
+    assert step(300 - OCCUPANCY_WARMUP_S - 1) == []
+    assert step(1) == [("dl", "recovered")]  # a whole window without a new dead letter
+    people[0] = 5
+    assert step(1) == []  # over the limit again: its hold-off starts, as before the restart
+    assert step(10) == [("full", "firing")]
+
+
+async def test_posts_back_off_exponentially_up_to_the_cap_and_keep_their_order(aiohttp_server, tmp_path: Path) -> None:
+    """The outbox against a receiver that refuses, then accepts: waits of 1, 2, 4, ... s capped at
+    retry_max_s, the oldest post first, each post once."""
+    import aiohttp
+
+    from aggregator.alerts import WebhookOutbox
+
+    receiver = Receiver(fail_first=9)
+    server = await aiohttp_server(receiver.app)
+    outbox = WebhookOutbox(f"http://127.0.0.1:{server.port}/hook/secret-token", tmp_path / "state.json",
+                           retry_min_s=1.0, retry_max_s=60.0)
+    outbox.add({"text": "first", "alert": {"n": 1}}, {})
+    outbox.add({"text": "second", "alert": {"n": 2}}, {})
+    now, waits = 1_000.0, []
+    async with aiohttp.ClientSession() as session:
+        wait = await outbox.deliver_due(session, now)  # due at once: tried, refused
+        assert wait == 1.0
+        for _ in range(8):
+            assert await outbox.deliver_due(session, now + wait - 0.5) == 0.5  # not yet due: not tried
+            now += wait
+            wait = await outbox.deliver_due(session, now)
+            waits.append(wait)
+        assert receiver.refused == 9 and outbox.failures == 9
+        assert waits == [2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]
+        now += 60.0
+        await outbox.deliver_due(session, now)
+    assert [b["text"] for b in receiver.bodies] == ["first", "second"] and outbox.posted == 2
+    assert json.loads((tmp_path / "state.json").read_text())["pending"] == []
+
+
+def test_each_format_is_what_its_receiver_reads() -> None:
+    """Slack incoming webhooks read ``text``, Discord webhooks ``content``; plain JSON gets the fields too."""
+    from aggregator.alerts import message, webhook_body
+
+    alert = {"rule": "full", "kind": "occupancy", "state": "firing", "store": "demo", "subject": "zone Sport",
+             "value": 9, "limit": 8, "since": 1.0, "ts": 2.0}
+    text = message(alert)
+    assert text == "[Floorwalker demo] ALERT full: zone Sport has 9 people (limit 8)"
+    assert webhook_body("slack", alert, text) == {"text": text}
+    assert webhook_body("discord", alert, text) == {"content": text}
+    assert webhook_body("json", alert, text) == {"text": text, "alert": alert}
+    recovered = message({**alert, "state": "recovered"})
+    assert recovered == "[Floorwalker demo] RECOVERED full: zone Sport is back to normal"
+    offline = message({**alert, "kind": "agent-offline", "subject": "agent agent-3", "value": 0, "limit": 5.0})
+    assert offline == "[Floorwalker demo] ALERT full: agent agent-3 offline for 5 min"

@@ -232,3 +232,13 @@ async def test_bad_requests_are_json_400(aiohttp_client, offline: Settings) -> N
         assert resp.status == 400, query
     resp = await client.delete("/api/positions")
     assert resp.status == 405 and (await resp.json())["status"] == 405
+
+
+async def test_another_site_cannot_sign_a_browser_out(guarded) -> None:
+    await _login(guarded)
+    resp = await guarded.post("/logout", headers={"Origin": "http://evil.example"}, allow_redirects=False)
+    assert resp.status == 403 and (await resp.json())["status"] == 403
+    assert (await guarded.get("/api/store")).status == 200  # still signed in
+    origin = f"http://{guarded.host}:{guarded.port}"
+    assert (await guarded.post("/logout", headers={"Origin": origin}, allow_redirects=False)).status == 303
+    assert (await guarded.get("/api/store")).status == 401

@@ -49,9 +49,36 @@ def demo_shape(kind: str, payload: dict[str, Any]) -> str | None:
 def demo_accepts(message: Received) -> str | None:
     kind = message.topic.rsplit("/", 1)[-1]
     payload = json.loads(message.payload)
-    if (problem := demo_shape(kind, payload)) is not None:
+    if kind == "prediction":  # an offer that fired during the run: the customer's id is what its phone view opens
+        customer, coupon = payload.get("customer"), payload.get("coupon")
+        if not isinstance(customer, dict) or not isinstance(coupon, dict) or type(payload.get("ts")) is not int:
+            return f"not a prediction: {payload!r}"
+        cid = customer.get("id")
+    elif kind not in FIELDS:
+        return f"{message.topic}: not a topic of the retail demo"
+    elif (problem := demo_shape(kind, payload)) is not None:
         return problem
-    return None if payload["id"] in CUSTOMERS else f"id {payload['id']!r} is not in customers.json"
+    else:
+        cid = payload["id"]
+    return None if type(cid) is int and cid in CUSTOMERS else f"id {cid!r} is not in customers.json"
+
+
+def test_the_demo_model_refuses_what_the_retail_demo_refuses() -> None:
+    """The check itself: string ids, unknown ids, float positions and foreign topics all fail it."""
+    def msg(topic: str, payload: object) -> Received:
+        return Received(topic, json.dumps(payload).encode(), False, 0)
+
+    known = min(CUSTOMERS)
+    assert demo_accepts(msg("customer/move", {"id": known, "ts": 1, "x": 2, "y": 3})) is None
+    assert demo_accepts(msg("customer/prediction", {"customer": {"id": known}, "coupon": {}, "ts": 1})) is None
+    for topic, payload in [("customer/enter", {"id": "d-1f", "ts": 1}), ("customer/enter", {"id": str(known), "ts": 1}),
+                           ("customer/enter", {"id": max(CUSTOMERS) + 1, "ts": 1}),
+                           ("customer/move", {"id": known, "ts": 1, "x": 2.5, "y": 3}),
+                           ("customer/browsing", {"id": known, "ts": 1, "x": 2, "y": 3}),
+                           ("customer/exit", {"id": known, "ts": 1.5}),
+                           ("customer/prediction", {"customer": {"id": "web-user"}, "coupon": {}, "ts": 1}),
+                           ("customer/focus", {"id": known, "ts": 1})]:
+        assert demo_accepts(msg(topic, payload)) is not None, (topic, payload)
 
 
 def with_tier(config_dir: Path, table: str) -> Path:

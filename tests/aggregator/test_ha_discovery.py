@@ -22,10 +22,11 @@ from agent.config import load_store
 from agent.contract import agent_topic, occupancy_topic, visitors_today_topic, zone_slug
 from agent.errors import ConfigError
 from aggregator.app import create_app
-from aggregator.appkeys import LINK, STORE_CONFIG
+from aggregator.appkeys import INGEST, LINK, STORE_CONFIG
 from aggregator.embedded_broker import Broker
 from aggregator.settings import Settings
 from tests.aggregator.conftest import wait_until
+from tests.conftest import CONFIG_DIR
 from tests.mqtt_helpers import Collector, Received, publish
 
 pytestmark = pytest.mark.broker
@@ -49,6 +50,11 @@ DEVICE = {"identifiers": (list, str), "connections": list, "name": str, "manufac
           "configuration_url": str, "suggested_area": str}
 AVAILABILITY = {"topic": str, "payload_available": str, "payload_not_available": str, "value_template": TEMPLATE}
 STATE_CLASSES = {"measurement", "total", "total_increasing"}
+# home-assistant.io/integrations/binary_sensor/#device-class
+BINARY_DEVICE_CLASSES = {"battery", "battery_charging", "carbon_monoxide", "cold", "connectivity", "door",
+                         "garage_door", "gas", "heat", "light", "lock", "moisture", "motion", "moving", "occupancy",
+                         "opening", "plug", "power", "presence", "problem", "running", "safety", "smoke", "sound",
+                         "tamper", "update", "vibration", "window"}
 DISCOVERY_TOPIC = re.compile(r"^homeassistant/(sensor|binary_sensor)/([a-zA-Z0-9_-]+)/config$")
 VALUE_JSON = re.compile(r"^\{\{ value_json\.([a-z_]+) \}\}$")
 
@@ -72,6 +78,10 @@ def check_entity(topic: str, config: dict[str, Any]) -> str:
     assert config["device"]["identifiers"]
     if "state_class" in config:
         assert config["state_class"] in STATE_CLASSES
+    if component == "binary_sensor" and "device_class" in config:
+        assert config["device_class"] in BINARY_DEVICE_CLASSES, config["device_class"]
+    if component == "sensor":  # ours have no device class (so HA takes any unit) and always name their unit
+        assert "device_class" not in config and config.get("unit_of_measurement")
     for item in config.get("availability", []):
         check_keys(f"{topic} availability", item, AVAILABILITY)
         assert "topic" in item
@@ -90,16 +100,6 @@ def latest(messages: list[Received], topic: str) -> Received:
     return [m for m in messages if m.topic == topic][-1]
 
 
-def sample_occupancy(store: Any) -> list[tuple[str, bytes]]:
-    """What the occupancy estimator publishes (retained), until it runs in this branch."""
-    zones = {z.name: {"people": 1, "estimate": 1.2, "sigma": 0.4} for z in store.plan.zones}
-    items = [(occupancy_topic(store.id), json.dumps({"ts": 1.0, "people": 5, "estimate": 5.2, "sigma": 1.1,
-                                                     "zones": zones}).encode())]
-    items += [(occupancy_topic(store.id, z.name), json.dumps({"ts": 1.0, **zones[z.name]}).encode())
-              for z in store.plan.zones]
-    return items
-
-
 async def test_discovery_as_home_assistant_reads_it(aiohttp_client, settings: Settings, mqtt_broker: Broker) -> None:
     host, port = mqtt_broker.host, mqtt_broker.port
     status = agent_topic("demo", "agent-1", "status")
@@ -107,7 +107,7 @@ async def test_discovery_as_home_assistant_reads_it(aiohttp_client, settings: Se
                             retain=True)
     client = await aiohttp_client(create_app(settings))
     store = client.app[STORE_CONFIG]
-    await asyncio.to_thread(publish, host, port, sample_occupancy(store), retain=True)
+    # nothing else publishes the occupancy topics here: the states below are the aggregator's own
     expected = 1 + len(store.plan.zones) + 1 + 4  # store, zones, visitors today, the four device files' agents
     with Collector(host, port, "homeassistant/#") as early:
         await asyncio.to_thread(early.wait_for, expected)
@@ -124,6 +124,8 @@ async def test_discovery_as_home_assistant_reads_it(aiohttp_client, settings: Se
     for zone in store.plan.zones:
         assert f"floorwalker/demo/occupancy/{zone_slug(zone.name)}" in named
     state_topics = sorted(named)
+    # the estimator's first store and zone topics are out (retained) before Home Assistant subscribes to them
+    await wait_until(lambda: client.app[INGEST].occupancy.published >= 1 + len(store.plan.zones))
     with Collector(host, port, *state_topics, STATUS) as states:
         await asyncio.to_thread(states.wait_for, len(state_topics) - 3 + 1)  # agents 2-4 never spoke
         await wait_until(lambda: any(m.topic == visitors_today_topic("demo") for m in states.messages))
@@ -139,9 +141,8 @@ async def test_discovery_as_home_assistant_reads_it(aiohttp_client, settings: Se
             assert isinstance(value, int) and value >= 0
         for item in config.get("availability", []):
             assert render(item["value_template"], latest(got, item["topic"]).payload) == item["payload_available"]
-    # the aggregator's own estimator now publishes this topic too: the template reads whichever came last
-    store_now = latest(got, occupancy_topic("demo")).payload
-    assert render(named[occupancy_topic("demo")]["value_template"], store_now) == json.loads(store_now)["people"]
+    store_now = latest(got, occupancy_topic("demo")).payload  # the estimator's, retained: {"people": 0, ...}
+    assert render(named[occupancy_topic("demo")]["value_template"], store_now) == json.loads(store_now)["people"] == 0
     assert render(named[status]["value_template"], latest(got, status).payload) == "online"
 
 
@@ -218,3 +219,30 @@ def test_bad_home_assistant_settings_name_the_field(config_dir: Path, table: str
     with pytest.raises(ConfigError) as err:
         load_store(store)
     assert field in str(err.value) and "store.toml" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_zones_whose_names_share_a_slug_or_have_none_point_at_the_estimators_topics() -> None:
+    """Discovery names the topics the occupancy estimator publishes, one entity per zone: "Men's" and "Mens"
+    share the slug ``mens`` and "???" has none (the estimator uses ``mens-2`` and ``zone-3``)."""
+    from agent.geometry import Zone
+    from aggregator.ha_discovery import discovery_messages
+    from aggregator.occupancy_live import LiveOccupancy
+
+    base = load_store(CONFIG_DIR / "store.toml")
+    zones = (Zone("Men's", "clothing", ((0, 0), (10, 0), (10, 10))),
+             Zone("Mens", "clothing", ((20, 0), (30, 0), (30, 10))),
+             Zone("???", "other", ((40, 0), (50, 0), (50, 10))))
+    store = replace(base, plan=replace(base.plan, zones=zones))
+
+    class Nowhere:
+        def publish(self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False) -> None:
+            pass
+
+    published = LiveOccupancy(store, Nowhere()).zone_topics  # type: ignore[arg-type]
+    configs = {t: json.loads(p) for t, p in discovery_messages(store, ["agent-1"], "homeassistant")}
+    for topic, config in configs.items():
+        check_entity(topic, config)
+    zone_entities = {c["name"]: c for c in configs.values() if c["name"].startswith("People in ") and
+                     c["name"] != "People in store"}
+    assert {name[len("People in "):]: c["state_topic"] for name, c in zone_entities.items()} == published
+    assert len({c["unique_id"] for c in configs.values()}) == len(configs) == 1 + 3 + 1 + 1

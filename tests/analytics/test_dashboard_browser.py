@@ -1,6 +1,7 @@
 """The dashboard in headless Chromium against the real app behind an API token, as installed: the
 login page first, then charts drawn with their values readable, no console errors, no serious
-accessibility violations (axe-core), dark mode, a screenshot."""
+accessibility violations (axe-core), dark mode, a screenshot, the "Live map" link on the same session,
+and signing out."""
 
 from __future__ import annotations
 
@@ -102,6 +103,13 @@ async def test_dashboard_draws_every_chart_without_console_errors(
             violations = await check_async(page)
             assert violations == [], "\n".join(violations)
             await page.screenshot(path=str(artifacts / "dashboard-dark.png"), full_page=True)
+            # the dashboard's "Live map" link opens the map on the same session (it answered 401 before)
+            async with page.expect_navigation() as nav:
+                await page.click("a.nav:text('Live map')")
+            assert (await nav.value).status == 200 and page.url == str(server.make_url("/"))
+            assert await page.title() == "Floorwalker · live map"
+            await page.wait_for_function("window.__fw && window.__fw.ready", timeout=15_000)
+            await page.wait_for_selector("#conn.conn-open")  # its WebSocket opened on the cookie too
             async with page.expect_navigation():
                 await page.click("#logout-form button")
             assert "/login" in page.url and "You are signed out." in await page.text_content("#login-message")

@@ -41,7 +41,7 @@ def _scrape_ms(repeats: int) -> tuple[float, int]:
         ingest.counters.rejected.update(Counter({"not-json": 3, "bad-topic": 2, "missing-field": 7}))
         metrics = app[METRICS]
         for _ in range(20):
-            metrics.committed(0.01)
+            metrics.committed(0.01, 0.5)
         times = []
         size = 0
         for _ in range(repeats):
