@@ -177,7 +177,9 @@ def test_an_area_pir_weighs_only_the_cells_it_sees() -> None:
     assert cells is not None
     cover = model.pir_cover["agent-2/pir-boys-n"]
     seen, unseen = np.isclose(cover, 1.0), np.isclose(cover, 0.0)
-    assert np.all(seen | unseen) and seen.any()  # its edges cut the grid: whole cells
+    assert seen.any() and (~(seen | unseen)).any()  # cells wholly in view, and a row partly in it
+    in_view_m2 = float((np.outer(model.width_y, model.width_x) * cover).sum())
+    assert in_view_m2 == pytest.approx(6.4 * 1.0, rel=0.05)  # the strip: 6.4 m x 1 m of the plan
     inside, outside = np.unique(cells[seen]), np.unique(cells[unseen])
     # active, no history yet (busy share 0.5): seen by it 1 - 0.1 x 0.5 (missed and nobody else), elsewhere 0.5
     assert inside.tolist() == pytest.approx([0.95]) and outside.tolist() == pytest.approx([0.5])
