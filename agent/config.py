@@ -474,10 +474,14 @@ class SnifferConfig:
 
 @dataclass(frozen=True, slots=True)
 class PirConfig:
+    """A PIR: the zone it serves and, when it does not watch that whole zone, the rectangle it does watch
+    (``area``, plan pixels x0, y0, x1, y1: a strip along a department's opening, a stretch of aisle)."""
+
     id: str
     pin: int
     zone: str
     hold_off_s: float
+    area: tuple[float, float, float, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -646,9 +650,24 @@ def _pir(sec: _Section, plan: Plan) -> PirConfig:
         pin=_pin(sec, "pin"),
         zone=zone,
         hold_off_s=sec.number("hold_off_s", 5.0, min_value=0.0),
+        area=_area(sec, "area", plan) if "area" in sec.data else None,
     )
     sec.finish()
     return config
+
+
+def _area(sec: _Section, key: str, plan: Plan) -> tuple[float, float, float, float]:
+    """A rectangle [x0, y0, x1, y1] in plan pixels, inside the plan, with x0 < x1 and y0 < y1."""
+    value = sec.get(key, list, what="a rectangle [x0, y0, x1, y1]")
+    if (len(value) != 4 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+            or not all(math.isfinite(v) for v in value)):
+        raise sec.error(key, f"a rectangle [x0, y0, x1, y1] of four numbers, got {value!r}")
+    x0, y0, x1, y1 = (float(v) for v in value)
+    if not (x0 < x1 and y0 < y1):
+        raise sec.error(key, f"a rectangle [x0, y0, x1, y1] with x0 < x1 and y0 < y1, got {value!r}")
+    if not (plan.contains((x0, y0)) and plan.contains((x1, y1))):
+        raise sec.error(key, f"a rectangle inside the plan (0..{plan.width_px}, 0..{plan.height_px}), got {value!r}")
+    return x0, y0, x1, y1
 
 
 def _door(sec: _Section) -> DoorConfig:

@@ -87,7 +87,10 @@ class Fusion:
         self.mpp = store.plan.metres_per_px
         self.bounds_m = (0.0, 0.0, self.plan.width_px * self.mpp, self.plan.height_px * self.mpp)
         self.window_s = window_s
-        self.pirs = PirBoard(self.plan)
+        # a PIR with an area (a strip of a department, a stretch of aisle) weighs the cells it sees, keyed
+        # by its sensor name as ingest passes it to motion(): "<agent>/<pir id>"
+        self.pirs = PirBoard(self.plan, {f"{d.agent_id}/{pir.id}": pir.area for d in devices for pir in d.pirs
+                                         if pir.area is not None})
         self.zone_model = ZoneModel(self.plan, pirs=self.pirs)
         self.max_speed_mps = max_speed_mps
         self.models: dict[tuple[str, str], LogDistanceModel] = {}

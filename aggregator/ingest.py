@@ -302,8 +302,10 @@ class Ingest:
                                                                   "direction": msg.direction}))
         elif isinstance(msg, Motion):
             batch.motion_events.append((msg.msg_id, msg.ts, msg.agent, msg.sensor, msg.zone, int(msg.active)))
-            self.occupancy.motion(msg)
-            self.fusion.motion(msg.zone, f"{msg.agent}/{msg.sensor}", msg.active, msg.ts)
+            sensor = f"{msg.agent}/{msg.sensor}"
+            if sensor not in self.fusion.pirs.areas:  # a strip PIR's quiet does not say its zone is empty
+                self.occupancy.motion(msg)
+            self.fusion.motion(msg.zone, sensor, msg.active, msg.ts)
             self.bus.publish(ShopperEvent("motion", msg.ts, zone=msg.zone,
                                           extra={"agent": msg.agent, "sensor": msg.sensor, "active": msg.active}))
         elif isinstance(msg, Link):

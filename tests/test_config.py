@@ -47,6 +47,12 @@ CASES = {
     "pir unknown zone": ("devices/agent-2.toml", 'zone = "Boy\'s"', 'zone = "Toys"', r"pirs\[0\]\.zone: one of"),
     "pin out of range": ("devices/agent-2.toml", "pin = 27", "pin = 99", r"pirs\[1\]\.pin: a BCM GPIO"),
     "duplicate pin": ("devices/agent-2.toml", "pin = 27", "pin = 17", r"pirs\[1\]\.pin: a GPIO pin not used"),
+    "pir area outside plan": ("devices/agent-2.toml", "area = [672, 443, 992, 493]", "area = [672, 443, 9992, 493]",
+                              r"pirs\[2\]\.area: a rectangle inside the plan"),
+    "pir area upside down": ("devices/agent-2.toml", "area = [672, 443, 992, 493]", "area = [992, 443, 672, 493]",
+                             r"pirs\[2\]\.area: .*x0 < x1"),
+    "pir area not 4 numbers": ("devices/agent-2.toml", "area = [672, 443, 992, 493]", "area = [672, 443, 992]",
+                               r"pirs\[2\]\.area: a rectangle \[x0, y0, x1, y1\] of four numbers"),
     "bad port": ("devices/agent-2.toml", "port = 1883", "port = 70000", r"mqtt\.port: a TCP port"),
 }
 

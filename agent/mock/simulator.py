@@ -8,7 +8,8 @@
   (:meth:`LogDistanceModel.rssi_at`) at the true slant distance, less a wall's loss for the shop next
   door, plus Gaussian shadowing (``sigma_db``); frames weaker than the sniffer's sensitivity are not
   heard.
-* PIR pins go high while someone is in the sensor's zone; door beams are broken A-then-B when a
+* PIR pins go high while someone is in the sensor's view (its zone, or its ``area``) and stay high
+  ``PIR_MODULE_HOLD_S`` after (an AM312 module's own retrigger time); door beams are broken A-then-B when a
   shopper comes in and B-then-A when they leave, through gpiozero's MockFactory pins.
 * Loyalty shoppers are announced to the agent (which hashes the MAC and publishes ``link``).
 * ``truth`` gets, once a second, each shopper's and staff member's true position (hashed id of its
@@ -45,6 +46,10 @@ STEP_S = 0.1
 SENSITIVITY_DBM = -95.0  # ESP32 receive sensitivity for 1 Mb/s management frames is about -97 dBm
 CHANNELS = (1, 6, 11)
 TEXT_FORM_SHARE = 0.3  # frames printed in the text form (with Seq: and IE:), the rest as JSON lines
+# An AM312 PIR module holds its output high ~2 s after the last motion it sees (HC-SR501: adjustable,
+# ~3 s at its shortest); the agent's hold_off_s runs from the pin's fall. tests/benchmarks/bench_positioning.py
+# simulates the same.
+PIR_MODULE_HOLD_S = 2.0
 BEAM_STEP_S = 0.15  # a walking person's body crosses two beams 5 cm apart in ~0.1-0.2 s
 
 
@@ -91,6 +96,7 @@ class Simulator:
         self._pin_actions: list[tuple[float, int, int, bool]] = []  # (ts, order, pin, high)
         self._order = 0
         self._pir_state: dict[int, bool] = {}
+        self._pir_seen: dict[int, float] = {}  # pin -> when its view last held anyone
         self._last_truth_ts = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -172,8 +178,16 @@ class Simulator:
         positions = [p for s in people if (p := s.position_at(now)) is not None]
         plan = self.device.store.plan
         for pir in self.device.pirs:
-            zone = plan.zone_named(pir.zone)
-            occupied = zone is not None and any(zone.contains(p) for p in positions)
+            if pir.area is not None:  # a PIR watching a strip or a stretch of aisle sees only that rectangle
+                x0, y0, x1, y1 = pir.area
+                seen = any(x0 <= x <= x1 and y0 <= y <= y1 for x, y in positions)
+            else:
+                zone = plan.zone_named(pir.zone)
+                seen = zone is not None and any(zone.contains(p) for p in positions)
+            if seen:
+                self._pir_seen[pir.pin] = now
+            # the module's own output stays high PIR_MODULE_HOLD_S after the last motion it saw
+            occupied = seen or now - self._pir_seen.get(pir.pin, -math.inf) < PIR_MODULE_HOLD_S
             if self._pir_state.get(pir.pin) != occupied:
                 self._pir_state[pir.pin] = occupied
                 p = self.pin_factory.pin(pir.pin)

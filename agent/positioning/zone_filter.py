@@ -84,25 +84,43 @@ class _Pir:
     seen: bool = False  # no report yet: the zone's state is unknown, no evidence
 
 
-class PirBoard:
-    """Per-zone PIR state from the agents' motion reports (``active`` at once, inactive after hold-off)."""
+Rect = tuple[float, float, float, float]  # x0, y0, x1, y1 in plan pixels
 
-    def __init__(self, plan: Plan) -> None:
+
+class PirBoard:
+    """PIR state from the agents' motion reports (``active`` at once, inactive after hold-off).
+
+    A PIR watches either a whole zone (the default: its reports count for the zone, with every other PIR
+    of that zone) or, when the device file gives it an ``area``, that rectangle of the plan alone: a strip
+    along a department's opening or a stretch of aisle (``areas``: sensor name -> rectangle in plan
+    pixels, sensor names as :meth:`motion` gets them). Zone PIRs weigh the zone HMM's states and the grid's
+    cells; area PIRs weigh only the grid's cells (their rectangle is not a state of the HMM).
+    """
+
+    def __init__(self, plan: Plan, areas: dict[str, Rect] | None = None) -> None:
         self.plan = plan
         self._index = {z.name: i for i, z in enumerate(plan.zones)}
         self.zones: dict[int, _Pir] = {}
+        self.areas: dict[str, Rect] = dict(areas or {})
+        self.area_state: dict[str, _Pir] = {}
+        self.version = 0  # counts reports: caches built from the board's evidence key on it
         # per state, the product of every PIR's likelihood, for moving and for standing shoppers:
         # recomputed only when a report arrives (reports are rare next to fixes)
         self._factors: dict[bool, list[float] | None] = {}
 
     def motion(self, zone: str, sensor: str, active: bool, ts: float) -> bool:
-        """Record a PIR report; False (ignored) when ``zone`` is not on the plan."""
-        i = self._index.get(zone)
-        if i is None:
-            return False
-        pir = self.zones.get(i)
-        if pir is None:
-            pir = self.zones[i] = _Pir(set(), ts)
+        """Record a PIR report; False (ignored) when ``zone`` is not on the plan (and no area is known)."""
+        if sensor in self.areas:
+            pir = self.area_state.get(sensor)
+            if pir is None:
+                pir = self.area_state[sensor] = _Pir(set(), ts)
+        else:
+            i = self._index.get(zone)
+            if i is None:
+                return False
+            pir = self.zones.get(i)
+            if pir is None:
+                pir = self.zones[i] = _Pir(set(), ts)
         was = bool(pir.active)
         if pir.seen and ts > pir.since_ts:  # the busy share, decayed over BUSY_TAU_S
             w = math.exp(-(ts - pir.since_ts) / BUSY_TAU_S)
@@ -115,10 +133,11 @@ class PirBoard:
             pir.since_ts = max(ts, pir.since_ts)
         pir.seen = True
         self._factors.clear()
+        self.version += 1
         return True
 
     def factors(self, *, moving: bool) -> list[float] | None:
-        """Per state (zones, then the aisle): the PIRs' joint likelihood, or None when they say nothing."""
+        """Per state (zones, then the aisle): the zone PIRs' joint likelihood, or None when they say nothing."""
         if moving not in self._factors:
             states = len(self.plan.zones) + 1
             out = [1.0] * states
@@ -129,28 +148,40 @@ class PirBoard:
             self._factors[moving] = out if found else None
         return self._factors[moving]
 
+    def _speaks(self) -> bool:
+        """Every PIR silent at once is more likely PIRs that see nothing (a dead bus, a cold start) than a
+        store of statues: then the decision falls back to the RSSI position alone."""
+        return any(pir.active for pir in self.zones.values()) or any(pir.active for pir in self.area_state.values())
+
     def likelihoods(self, *, moving: bool) -> list[tuple[int, float, float]]:
         """(zone index, P(evidence | shopper in it), P(evidence | shopper elsewhere)) per reporting zone.
 
         A quiet PIR speaks only of shoppers who move (one standing at a rack may not trigger it),
-        and only while some PIR of the store is active: every PIR silent at once is more likely
-        PIRs that see nothing (a dead bus, a cold-start) than a store of statues, so then the
-        decision falls back to the RSSI position alone.
+        and only while some PIR of the store is active (:meth:`_speaks`).
         """
-        out: list[tuple[int, float, float]] = []
-        if not any(pir.active for pir in self.zones.values()):
-            return out
-        for i, pir in self.zones.items():
-            if not pir.seen or (not pir.active and not moving):
-                continue
-            busy = min(max(pir.busy, BUSY_MIN), BUSY_MAX)
-            # quiet: the shopper was missed *and* nobody else moved there; active: either
-            quiet_if_in = (1.0 - PIR_DETECT) * (1.0 - busy)
-            if pir.active:
-                out.append((i, 1.0 - quiet_if_in, busy))
-            else:
-                out.append((i, quiet_if_in, 1.0 - busy))
-        return out
+        if not self._speaks():
+            return []
+        return [(i, *found) for i, pir in self.zones.items() if (found := _evidence(pir, moving)) is not None]
+
+    def area_likelihoods(self, *, moving: bool) -> list[tuple[str, float, float]]:
+        """(sensor, P(evidence | shopper in its area), P(evidence | shopper elsewhere)) per reporting area PIR."""
+        if not self._speaks():
+            return []
+        return [(s, *found) for s, pir in self.area_state.items() if (found := _evidence(pir, moving)) is not None]
+
+
+def _evidence(pir: _Pir, moving: bool) -> tuple[float, float] | None:
+    """One PIR's (P(its state | the shopper in its view), P(its state | the shopper elsewhere)), or None.
+
+    Active: the shopper was seen, or someone else moved there (the PIR's busy share); quiet: the shopper
+    was missed *and* nobody else moved there. A quiet PIR says nothing of a standing shopper."""
+    if not pir.seen or (not pir.active and not moving):
+        return None
+    busy = min(max(pir.busy, BUSY_MIN), BUSY_MAX)
+    quiet_if_in = (1.0 - PIR_DETECT) * (1.0 - busy)
+    if pir.active:
+        return 1.0 - quiet_if_in, busy
+    return quiet_if_in, 1.0 - busy
 
 
 class ZoneModel:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from agent.config import SnifferConfig, load_deployment
@@ -110,6 +111,28 @@ def test_pir_reports_decide_a_shopper_walking_on_the_edge_of_two_zones(active: s
     fusion.motion(active, "agent-3/pir", True, T0 - 10.0)
     fusion.motion(quiet, "agent-2/pir", False, T0 - 10.0)
     assert _walk_the_boys_mens_edge(fusion)[-1] == active
+
+
+def test_the_device_files_strip_pirs_weigh_the_grid_by_their_own_area() -> None:
+    # agent-2's pir-boys-s watches the 1 m strip inside Boy's south edge (its device file's area): ingest
+    # passes "<agent>/<pir id>", and the fusion's board counts it for that strip, not for all of Boy's.
+    fusion = Fusion(STORE, list(DEVICES))
+    strips = {f"{d.agent_id}/{p.id}": p.area for d in DEVICES for p in d.pirs if p.area is not None}
+    assert strips and fusion.pirs.areas == strips
+    fusion.motion("Men's", "agent-3/pir-mens", True, T0 - 10.0)
+    fusion.motion("Boy's", "agent-2/pir-boys", True, T0 - 10.0)
+    fusion.motion("Boy's", "agent-2/pir-boys-s", True, T0 - 10.0)
+    assert fusion.pirs.area_state["agent-2/pir-boys-s"].active
+    assert fusion.pirs.zones[1].active == {"agent-2/pir-boys"}  # Boy's own PIR only
+    grid = fusion.grid
+    assert grid is not None
+    cells = grid.pir_cells(True)
+    assert cells is not None
+    cover = grid.pir_cover["agent-2/pir-boys-s"]
+    boys = grid.shares[1].reshape(grid.ny, grid.nx)
+    in_strip = float(cells[np.isclose(cover, 1.0)].min())
+    rest_of_boys = float(cells[np.isclose(boys, 1.0) & np.isclose(cover, 0.0)].max())
+    assert in_strip > 1.5 * rest_of_boys
 
 
 def test_a_device_heard_only_through_the_grid_goes_stale_after_the_window() -> None:

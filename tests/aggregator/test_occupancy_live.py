@@ -208,6 +208,28 @@ async def test_api_and_retained_topic_from_agent_traffic(aiohttp_client, setting
     assert got[0].retain and json.loads(got[0].payload)["people"] == 2
 
 
+@pytest.mark.broker
+async def test_a_strip_pir_goes_to_the_zone_decisions_not_to_zone_occupancy(aiohttp_client, settings: Settings,
+                                                                            mqtt_broker: Broker) -> None:
+    # pir-boys-s (agent-2's device file) watches a 1 m strip of Boy's: its quiet does not say Boy's is empty,
+    # so occupancy counts zone PIRs only; the fusion's PIR board gets both.
+    client = await aiohttp_client(create_app(settings))
+    app = client.app
+    await wait_until(lambda: app[LINK].subscribed)
+    t = time.time() - 5
+    traffic = [(agent_topic("demo", m.agent, "motion"), encode_agent(m)) for m in (
+        Motion("agent-2:1", "agent-2", t, "pir-boys-s", "Boy's", True),
+        Motion("agent-3:2", "agent-3", t + 0.5, "pir-mens", "Men's", True))]
+    await asyncio.to_thread(publish, mqtt_broker.host, mqtt_broker.port, traffic)
+    await wait_until(lambda: app[INGEST].counters.acked >= len(traffic))
+    assert app[INGEST].counters.accepted == 2, app[INGEST].counters
+    board = app[INGEST].fusion.pirs
+    assert board.area_state["agent-2/pir-boys-s"].active == {"agent-2/pir-boys-s"}
+    assert {i: pir.active for i, pir in board.zones.items()} == {3: {"agent-3/pir-mens"}}
+    body = await (await client.get("/api/occupancy")).json()
+    assert body["evidence"]["pir_active"] == 1, body
+
+
 @pytest.mark.parametrize(("kinds", "counted"), [
     (("neighbour", "person"), "person"),  # weak at agent-1's sniffer, clearly inside for agent-2
     (("neighbour", "neighbour"), "neighbour"),

@@ -26,6 +26,7 @@ from pathlib import Path
 from agent.config import load_deployment
 from agent.contract import Presence, Range
 from agent.geometry import Plan
+from agent.mock.simulator import PIR_MODULE_HOLD_S  # the module's own hold: 'inactive' this + hold_off_s after
 from agent.mock.world import Shopper, World
 from agent.positioning import scenario as sc
 from agent.positioning.calibration import LogDistanceModel, fit_receivers
@@ -276,7 +277,6 @@ def _float(text: str) -> float:
 STORE_SEED = 0  # reported; parameters of the zone HMM and of the grid filter were chosen on STORE_DEV_SEED
 STORE_DEV_SEED = 1
 PROBE_S = 2.0  # a phone in use, as the scenario walks probe (SCENARIO_PROBE_INTERVAL_S)
-PIR_HOLD_OFF_S = 5.0  # the demo device files' hold_off_s: "inactive" 5 s after the last motion
 MIN_STAY_S = 4.0  # zone stays shorter than this (a corner cut on the way) are not scored for lag
 
 
@@ -295,9 +295,31 @@ class _StoreRun:
         return 100.0 * self.right / max(1, self.probes)
 
 
-def _store_day(seed: int, shoppers: int) -> tuple[Plan, list[Shopper], list, list]:
-    """The demo layout, mock-world shoppers, every probe's anchors, and the PIR reports of the day."""
+@dataclass(frozen=True)
+class _PirSpec:
+    """One PIR of the device files: its sensor name as the aggregator keys it, zone, view, hold-off."""
+
+    sensor: str
+    zone: str
+    area: tuple[float, float, float, float] | None  # plan pixels; None: the whole zone
+    hold_off_s: float
+
+
+def _pir_specs(devices: list) -> list[_PirSpec]:
+    return [_PirSpec(f"{d.agent_id}/{p.id}", p.zone, p.area, p.hold_off_s) for d in devices for p in d.pirs]
+
+
+def _pir_areas(specs: list[_PirSpec]) -> dict[str, tuple[float, float, float, float]]:
+    """The area PIRs as the aggregator's PirBoard takes them (aggregator/fusion.py does the same)."""
+    return {s.sensor: s.area for s in specs if s.area is not None}
+
+
+def _store_day(seed: int, shoppers: int, pir_specs: list[_PirSpec] | None = None) -> tuple[Plan, list[Shopper], list,
+                                                                                           tuple[list, dict]]:
+    """The demo layout, mock-world shoppers, every probe's anchors, and the PIR reports of the day with the
+    area PIRs' views (``pir_specs``: the device files' PIRs unless given)."""
     devices = load_deployment(REPO / "firmware-config")
+    specs = _pir_specs(devices) if pir_specs is None else pir_specs
     store_config = devices[0].store
     plan: Plan = store_config.plan
     sniffers = [(plan.px_to_m(s.position_px), s.height_m, LogDistanceModel.fit(s.calibration))
@@ -315,7 +337,7 @@ def _store_day(seed: int, shoppers: int) -> tuple[Plan, list[Shopper], list, lis
                 probes.append((ts, k, truth_px, anchors, heard))
             ts += PROBE_S
     probes.sort(key=lambda p: p[0])
-    return plan, people, probes, _pir_reports(plan, people)
+    return plan, people, probes, (_pir_reports(plan, people, specs), _pir_areas(specs))
 
 
 def _anchors(rng: random.Random, truth_m: tuple[float, float],
@@ -338,41 +360,48 @@ def _anchors(rng: random.Random, truth_m: tuple[float, float],
     return anchors, heard
 
 
-def _pir_reports(plan: Plan, people: list[Shopper]) -> list[tuple[float, str, bool]]:
-    """(ts, zone, active) as the agents publish them: active when anyone enters, inactive after the hold-off."""
+def _pir_reports(plan: Plan, people: list[Shopper], specs: list[_PirSpec]) -> list[tuple[float, str, str, bool]]:
+    """(ts, zone, sensor, active) as the agents publish them: active as soon as anyone is in a PIR's view
+    (its zone, or its area), inactive PIR_MODULE_HOLD_S + its hold_off_s after the view last held anyone."""
     t0 = min(p.start_ts for p in people)
     t1 = max(p.end_ts for p in people)
     reports = []
     last_seen: dict[str, float] = {}
     active: set[str] = set()
+    zones = {s.sensor: plan.zone_named(s.zone) for s in specs}
     for step in range(int((t1 - t0) / 0.1) + 2):
         ts = t0 + step * 0.1
-        for shopper in people:
-            pos = shopper.position_at(ts)
-            zone = plan.zone_at(pos) if pos is not None else None
-            if zone is not None:
-                last_seen[zone.name] = ts
-                if zone.name not in active:
-                    active.add(zone.name)
-                    reports.append((ts, zone.name, True))
-        for name in sorted(active):
-            if ts - last_seen[name] >= PIR_HOLD_OFF_S:
-                active.discard(name)
-                reports.append((ts, name, False))
+        positions = [pos for shopper in people if (pos := shopper.position_at(ts)) is not None]
+        for spec in specs:
+            if spec.area is not None:
+                x0, y0, x1, y1 = spec.area
+                seen = any(x0 <= x <= x1 and y0 <= y <= y1 for x, y in positions)
+            else:
+                zone = zones[spec.sensor]
+                seen = zone is not None and any(zone.contains(pos) for pos in positions)
+            if seen:
+                last_seen[spec.sensor] = ts
+                if spec.sensor not in active:
+                    active.add(spec.sensor)
+                    reports.append((ts, spec.zone, spec.sensor, True))
+            elif spec.sensor in active and ts - last_seen[spec.sensor] >= PIR_MODULE_HOLD_S + spec.hold_off_s:
+                active.discard(spec.sensor)
+                reports.append((ts, spec.zone, spec.sensor, False))
     return reports
 
 
-def _play(plan: Plan, probes: list, pirs: list, mode: str, accel_mps2: float | None = None,
+def _play(plan: Plan, probes: list, pirs: tuple[list, dict], mode: str, accel_mps2: float | None = None,
           **params: float) -> _StoreRun:
     """Every probe in time order through one decision method, the PIR reports interleaved by time."""
     bounds = (0.0, 0.0, plan.width_px * plan.metres_per_px, plan.height_px * plan.metres_per_px)
-    board = PirBoard(plan)
+    pir_reports, areas = pirs
+    board = PirBoard(plan, areas)
     grid_mode = mode in ("grid", "grid_nopir")
     model = None if grid_mode else ZoneModel(plan, pirs=board if mode == "hmm" else None, **params)
     locators: dict[int, Locator] = {}
     deciders: dict[int, ZoneFilter | ZoneTracker] = {}
     run = _StoreRun()
-    reports = iter(pirs)
+    reports = iter(pir_reports)
     pending = next(reports, None)
     grid = None
     if grid_mode:
@@ -381,7 +410,7 @@ def _play(plan: Plan, probes: list, pirs: list, mode: str, accel_mps2: float | N
     everyone = range(len(grid.sniffers)) if grid is not None else range(0)
     for ts, k, truth_px, anchors, heard in probes:
         while pending is not None and pending[0] <= ts:
-            board.motion(pending[1], "pir", pending[2], pending[0])
+            board.motion(pending[1], pending[2], pending[3], pending[0])
             pending = next(reports, None)
         if grid is not None:
             got = {i for i, _ in heard}
