@@ -237,6 +237,25 @@ class Store:
             assert self._loop is not None, "submit before start"
             self._loop.call_soon_threadsafe(self._send, batch)
 
+    def commit(self, batch: Batch) -> asyncio.Future[None]:
+        """Submit ``batch``; the returned future, of the calling thread's running loop, resolves once
+        the writer has committed it. For writers off the message path that need their rows stored
+        before they go on (offers): they await it, no thread waits, and the rows still go through
+        the one writer."""
+        loop = asyncio.get_running_loop()
+        committed: asyncio.Future[None] = loop.create_future()
+
+        def resolve() -> None:
+            if not committed.done():  # the caller may have given up (a timeout cancels the future)
+                committed.set_result(None)
+
+        if loop is self._loop:
+            batch.on_commit.append(resolve)
+        else:  # a store on a loop of its own (Store.open): on_commit runs on that loop's thread
+            batch.on_commit.append(lambda: loop.call_soon_threadsafe(resolve))
+        self.submit(batch)
+        return committed
+
     def send_acks_to(self, address: str | None) -> None:
         """Where the writer sends acknowledgements from now on (the MQTT process's socket; on the loop)."""
         self.acks_to = address

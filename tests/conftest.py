@@ -26,15 +26,17 @@ SHARED = next((p for p in (REPO.parent / "shared", REPO.parent.parent / "shared"
               REPO.parent / "shared")
 
 
-def wait_for(condition: Callable[[], object], timeout_s: float = 10.0, what: str = "the condition") -> None:
+def wait_for(condition: Callable[[], object], timeout_s: float = 10.0, what: str = "the condition",
+             interval_s: float = 0.01) -> None:
     """Poll ``condition`` until it holds (a thread or process of the code under test makes it so);
     TimeoutError after ``timeout_s``. For tests without an event loop (tests/aggregator/conftest.py
-    has the asyncio ``wait_until``)."""
+    has the asyncio ``wait_until``). A condition that asks another process (HTTP, a SQLite file)
+    may poll less often (``interval_s``) so as not to take the CPU the processes under test need."""
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} not met in {timeout_s} s")
-        time.sleep(0.01)
+        time.sleep(interval_s)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -4,9 +4,10 @@
 adds a ``cleanup_ctx`` that restores sequences in progress from SQLite, then runs two consumers:
 store browsing events from the bus, and seed 001's click stream on MQTT (env ``CLICK_TOPIC``,
 default ``enriched-click-data``; empty disables). The engine runs synchronously on the loop (a
-few microseconds per event); its rows go to the aggregator's single SQLite writer, waited for on one
-worker thread. When a rule fires: MQTT prediction first (the shopper is waiting), then the bus
-(``/ws/coupons``, the map), then SQLite.
+few microseconds per event); its rows go to the aggregator's single SQLite writer, and the consumer
+awaits their commit on the loop (reads of the offers' tables run on one worker thread). When a rule
+fires: MQTT prediction first (the shopper is waiting), then the bus (``/ws/coupons``, the map), then
+SQLite.
 Routes: GET /api/offers, /api/offers/log, /api/offers/stats (docs/OFFERS.md).
 """
 
@@ -46,7 +47,7 @@ MAX_LIMIT = 1000
 
 
 class OfferRuntime:
-    """The service, its SQLite tables and the thread that waits for their commits, for one application."""
+    """The service, its SQLite tables and the thread that reads them, for one application."""
 
     def __init__(self, service: OfferService, click_topic: str) -> None:
         self.service = service
@@ -85,10 +86,7 @@ class OfferRuntime:
         lines, service.pending_log = service.pending_log, []
         if self.store is None or not (states or lines or fired):
             return
-        rows = [f.row() for f in fired]
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self.executor, lambda: self.store.write(  # type: ignore[union-attr]
-            states=states, offers=rows, log_lines=lines, now_ts=time.time()))
+        await self.store.write(states=states, offers=[f.row() for f in fired], log_lines=lines, now_ts=time.time())
 
 
 OFFERS = web.AppKey("offers", OfferRuntime)

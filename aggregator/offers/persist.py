@@ -7,12 +7,15 @@ Three tables in the aggregator's database (their schema is the core's, aggregato
 - ``offer_log(id, ts, line)``: seed-001-style lines, trimmed to the newest ``max_log_rows``.
 
 Writes go through the aggregator's single writer (:class:`aggregator.store.Store`) as one batch,
-so they take the checkpointer's lock like every other write; reads use a read-only connection of
-our own. Synchronous: the aiohttp layer calls it from one worker thread, never on the event loop.
+so they take the checkpointer's lock like every other write, and ``write`` awaits the commit on
+the caller's event loop (:meth:`Store.commit`'s future: no thread waits for it). Reads use a
+read-only connection of our own and block: the aiohttp layer calls them (and the constructor)
+from one worker thread, never on the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import threading
@@ -74,18 +77,17 @@ class OfferStore:
             rows = self._conn.execute("SELECT shopper, snapshot FROM offer_state").fetchall()
         return [(r["shopper"], json.loads(r["snapshot"])) for r in rows]
 
-    def write(self, *, states: list[tuple[str, dict[str, Any] | None]], offers: list[dict[str, Any]],
-              log_lines: list[tuple[float, str]], now_ts: float) -> None:
+    async def write(self, *, states: list[tuple[str, dict[str, Any] | None]], offers: list[dict[str, Any]],
+                    log_lines: list[tuple[float, str]], now_ts: float) -> None:
         """Hand everything one batch of events produced to the writer; return once it is committed."""
         batch = offer_batch(states=states, offers=offers, log_lines=log_lines, now_ts=now_ts,
                             max_log_rows=self.max_log_rows)
         if not batch.rows():
             return
-        committed = threading.Event()
-        batch.on_commit.append(committed.set)
-        self.writer.submit(batch)
-        if not committed.wait(COMMIT_TIMEOUT_S):
-            raise TimeoutError(f"the writer did not commit the offers' rows in {COMMIT_TIMEOUT_S:g} s")
+        try:
+            await asyncio.wait_for(self.writer.commit(batch), COMMIT_TIMEOUT_S)
+        except TimeoutError:
+            raise TimeoutError(f"the writer did not commit the offers' rows in {COMMIT_TIMEOUT_S:g} s") from None
 
     def offers(self, *, limit: int = 100, customer_id: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT * FROM offers"

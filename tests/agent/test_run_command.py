@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from aggregator.embedded_broker import Broker, free_port
 from tests.agent.agentproc import agent_env, run_agent, start_agent, stop_agent
 from tests.agent.helpers import DurableCollector, assert_in_order_once, persistent_broker_conf, write_device
 from tests.agent.ptys import FakeSniffer
+from tests.conftest import wait_for
 
 
 @pytest.fixture
@@ -66,13 +66,6 @@ def spool_ids(path: Path) -> list[str]:
     return [json.loads(p)["msg_id"] for (p,) in rows]
 
 
-def wait_until(cond: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 @pytest.mark.broker
 @pytest.mark.faults
 def test_killed_with_a_full_spool_then_restarted(config_dir: Path, tmp_path: Path, sniffer: FakeSniffer,
@@ -85,10 +78,13 @@ def test_killed_with_a_full_spool_then_restarted(config_dir: Path, tmp_path: Pat
     try:
         # The broker is not there yet: everything the agent makes must wait in the spool.
         macs = [f"a4:83:e7:00:00:{i:02x}" for i in range(40)]
-        wait_until(lambda: spool.exists(), 20, "the agent to start")
-        time.sleep(0.5)
+        log = tmp_path / "agent.log"
+        wait_for(lambda: spool.exists(), 20, "the agent to start")
+        # logged once the serial port is open (pyserial empties its input buffer on open: what was written
+        # before would be lost) and its reader runs
+        wait_for(lambda: "event=agent-started" in log.read_text(), 20, "the agent to open its sniffer")
         sniffer.write(probe_lines(macs) + probe_lines(macs))
-        wait_until(lambda: len([i for i in spool_ids(spool) if i]) >= 40, 20, "40 spooled enter messages")
+        wait_for(lambda: len([i for i in spool_ids(spool) if i]) >= 40, 20, "40 spooled enter messages")
         before = spool_ids(spool)
     finally:
         stop_agent(proc, kill=True)  # SIGKILL: no chance to flush anything

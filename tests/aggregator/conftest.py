@@ -22,12 +22,18 @@ def settings(sqlite_path: Path, mqtt_broker: Broker, tmp_path: Path) -> Settings
 
 
 async def wait_until(predicate, timeout_s: float = 10.0, interval_s: float = 0.02) -> None:  # type: ignore[no-untyped-def]
-    """Poll ``predicate`` on the loop until true (raises TimeoutError)."""
+    """Poll ``predicate`` on the loop until true (raises TimeoutError). It may be a coroutine function
+    (an HTTP request, say): its result is awaited."""
     import asyncio
+    import inspect
     import time
 
+    async def holds() -> object:
+        result = predicate()
+        return await result if inspect.isawaitable(result) else result
+
     deadline = time.monotonic() + timeout_s
-    while not predicate():
+    while not await holds():
         if time.monotonic() > deadline:
             raise TimeoutError(f"condition not met in {timeout_s} s")
         await asyncio.sleep(interval_s)

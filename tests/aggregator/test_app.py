@@ -27,14 +27,14 @@ async def test_schema_and_health(aiohttp_client, settings: Settings, sqlite_path
     finally:
         conn.close()
     body = None
-    for _ in range(100):
+
+    async def healthy() -> bool:
+        nonlocal body
         resp = await client.get("/health")
         body = await resp.json()
-        if resp.status == 200:
-            break
-        import asyncio
+        return resp.status == 200
 
-        await asyncio.sleep(0.05)
+    await wait_until(healthy, timeout_s=5)
     assert body is not None and body["status"] == "ok", body
     assert body["broker_connected"] is True and body["db_writable"] is True
 

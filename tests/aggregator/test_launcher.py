@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.embedded_broker import free_port
-from tests.conftest import CONFIG_DIR
+from tests.conftest import CONFIG_DIR, wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.faults]
 
@@ -45,16 +45,19 @@ def test_one_command_start_shows_shoppers_and_stops_on_ctrl_c(tmp_path: Path) ->
                                  "--host", HOST],
                                 cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
         positions: dict = {}  # type: ignore[type-arg]
-        while time.monotonic() < deadline:
+
+        def a_shopper_is_placed() -> bool:
+            nonlocal positions
             assert proc.poll() is None, out.read_text()
             status, _ = get(port, "/health")
-            if status == 200:
-                _, positions = get(port, "/api/positions")
-                if positions.get("total", 0) > 0 and any(p.get("x") is not None for p in positions["items"]):
-                    break
-            time.sleep(0.5)
+            if status != 200:
+                return False
+            _, positions = get(port, "/api/positions")
+            return positions.get("total", 0) > 0 and any(p.get("x") is not None for p in positions["items"])
+
+        with contextlib.suppress(TimeoutError):  # the assertion below shows the log
+            wait_for(a_shopper_is_placed, 60, "a shopper on the map", interval_s=0.5)
         assert positions.get("total", 0) > 0, out.read_text()[-3000:]
         _, agents = get(port, "/api/agents")
         assert {a["agent"] for a in agents["items"]} == {"agent-1", "agent-2", "agent-3", "agent-4"}

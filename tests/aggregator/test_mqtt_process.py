@@ -96,9 +96,13 @@ async def test_a_backlog_arrives_decoded_in_order_and_the_writer_acknowledges_it
     third = ProcessMqttLink(settings, "proc-reader", [FILTER], on_batch=received.extend)
     await third.start()
     await wait_until(lambda: third.subscribed)
-    await asyncio.sleep(0.5)
+    # a redelivery would come ahead of what is published now
+    await loop.run_in_executor(None, publish, mqtt_broker.host, mqtt_broker.port,
+                               [("floorwalker/demo/agents/agent-1/move", b"end")])
+    await wait_until(lambda: any(item.payload == b"end" for item in received))
     await third.stop()
-    assert received == []  # acknowledged once, by the writer: nothing left to redeliver
+    # acknowledged once, by the writer, before second.stop() returned: nothing left to redeliver
+    assert [item.payload for item in received] == [b"end"]
 
 
 async def test_a_killed_child_is_replaced_and_what_it_had_not_acked_comes_again(mqtt_broker: Broker) -> None:

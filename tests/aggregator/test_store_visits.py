@@ -59,6 +59,8 @@ def test_absent_shopper_closes_as_passerby_and_browsing_is_reported_once(sqlite_
     traffic = agents.visit("d-absent", t0, path=[(550.0, 600.0)] * 10)[:-4]
     for item in _incoming(traffic):
         ingest.handle([item])
+    # The behaviour under test is a timeout: the absence clock (the stream's: the last report's time plus the
+    # wall time since) must pass absence_s = 1.0 before a sweep closes the visit. No event to wait on.
     time.sleep(1.2)
     ingest.sweep()
     ingest.sweep()

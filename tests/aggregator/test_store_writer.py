@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -166,3 +167,18 @@ def test_rows_marshal_refuses_are_still_committed(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "w.db")
     assert conn.execute("SELECT x, zone FROM sightings ORDER BY ts").fetchall() == [(1.5, None), (3.0, "z")]
     conn.close()
+
+
+async def test_commit_resolves_on_the_callers_loop_once_the_rows_are_committed(sqlite_path: Path) -> None:
+    """Store.commit's future, on the store's own loop: resolved by the writer's "committed", after the
+    rows are in the file (what the offers await instead of a thread blocked on an event)."""
+    store = Store(sqlite_path)
+    await store.start()
+    try:
+        acked: list[int] = []
+        committed = store.commit(_batch(1, acked, threading.Lock()))
+        assert not committed.done()  # not before the writer has answered
+        await asyncio.wait_for(committed, 10)
+        assert acked == [1] and _count(sqlite_path, "messages") == 1
+    finally:
+        await store.stop()

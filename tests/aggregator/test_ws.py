@@ -14,6 +14,7 @@ from aggregator.app import create_app
 from aggregator.appkeys import BUS
 from aggregator.events import ShopperEvent
 from aggregator.settings import Settings
+from tests.aggregator.conftest import wait_until
 
 
 def offline(settings: Settings) -> Settings:
@@ -51,10 +52,7 @@ async def test_movement_frames_are_arrays_and_slow_clients_are_closed(aiohttp_cl
             closed = msg
             break
     assert closed is not None and ws.close_code == WSCloseCode.TRY_AGAIN_LATER
-    for _ in range(100):  # the slow client's subscription leaves the bus
-        if len(bus._subs) == subscribers_before:
-            break
-        await asyncio.sleep(0.02)
+    await wait_until(lambda: len(bus._subs) == subscribers_before, timeout_s=5)  # the slow client leaves the bus
     assert len(bus._subs) == subscribers_before
 
 

@@ -25,17 +25,11 @@ from aggregator.embedded_broker import Broker, free_port
 from tests.agent.agentproc import agent_env, start_agent, stop_agent
 from tests.agent.helpers import REPO, write_device
 from tests.agent.ptys import FakeSniffer
+from tests.conftest import wait_for
 
 AGENT_ID = "agent-t"
-__all__ = ["AGENT_ID", "Store", "probe_lines", "wait_until"]
-
-
-def wait_until(cond: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(0.1)
+POLL_S = 0.1  # conditions here ask the aggregator over HTTP or open its SQLite file: ten times a second will do
+__all__ = ["AGENT_ID", "POLL_S", "Store", "probe_lines", "wait_for"]
 
 
 def probe_lines(first: int, count: int, *, rssi: int = -55) -> bytes:
@@ -94,7 +88,7 @@ class Store:
             self.aggregator = subprocess.Popen(
                 [sys.executable, "-m", "aggregator.cli", "serve", "--port", str(self.http_port), "--db", str(self.db)],
                 cwd=REPO, env=env, stdout=out, stderr=out)
-        wait_until(lambda: self._healthy(), 30, "the aggregator to be healthy")
+        wait_for(lambda: self._healthy(), 30, "the aggregator to be healthy", POLL_S)
 
     def start_agent(self) -> None:
         self.agent = start_agent("run", "--config", str(self.device), env=agent_env(self.broker_port),
@@ -160,6 +154,16 @@ class Store:
         """Sequence numbers of every agent message the aggregator stored (duplicates would show twice)."""
         return [int(m.rsplit(":", 1)[1]) for (m,) in self.rows("SELECT msg_id FROM messages WHERE agent = ?",
                                                                  (AGENT_ID,))]
+
+    def settled(self, timeout_s: float = 20.0) -> None:
+        """A barrier instead of a fixed wait for late arrivals: wait until a health report the agent made
+        after this call (one a second, ``health_interval_s = 1``) is committed. One publisher's messages
+        reach the aggregator in order and its writer commits in arrival order, so by then everything
+        the agent had made before (a late duplicate, a last enter) is stored, or never will be."""
+        after = time.time()
+        wait_for(lambda: self.rows("SELECT COUNT(*) FROM messages WHERE agent = ? AND kind = 'health' AND ts > ?",
+                                   (AGENT_ID, after)) not in ([], [(0,)]),
+                 timeout_s, "a health report made after now to be stored", POLL_S)
 
     def enters(self) -> list[str]:
         return [d for (d,) in self.rows("SELECT device FROM messages WHERE agent = ? AND kind = 'enter'", (AGENT_ID,))]

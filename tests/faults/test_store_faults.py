@@ -10,7 +10,6 @@ Already covered elsewhere, not repeated here: the aggregator SIGKILLed mid-strea
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.embedded_broker import Broker
-from tests.faults.stack import Store, probe_lines, wait_until
+from tests.faults.stack import POLL_S, Store, probe_lines, wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.faults, pytest.mark.timeout(90)]
 
@@ -52,25 +51,25 @@ def test_broker_restarted_mid_stream_and_agent_killed_with_a_spool(store_factory
     s.start_broker()
     s.start_aggregator()
     s.start_agent()
-    wait_until(lambda: s.agent_health() != {}, 20, "the agent's first health report")
+    wait_for(lambda: s.agent_health() != {}, 20, "the agent's first health report", POLL_S)
     s.sniffer.write(probe_lines(0, 20))
-    wait_until(lambda: len(s.enters()) >= 20, 20, "20 enters stored before the outage")
+    wait_for(lambda: len(s.enters()) >= 20, 20, "20 enters stored before the outage", POLL_S)
 
     s.stop_broker()  # mid-stream: the agent keeps sensing and must spool
     s.sniffer.write(probe_lines(20, 10))
-    time.sleep(0.5)
+    wait_for(lambda: len(s.spooled_seqs()) > 0, 20, "the agent to spool (it noticed the outage)", POLL_S)
     s.sniffer.write(probe_lines(30, 10))
-    wait_until(lambda: len(s.spooled_seqs()) >= 20, 20, "at least 20 spooled messages")
+    wait_for(lambda: len(s.spooled_seqs()) >= 20, 20, "at least 20 spooled messages", POLL_S)
     spooled_at_kill = s.spooled_seqs()
     s.kill_agent()  # SIGKILL with a non-empty spool: no flush, no goodbye
 
     s.start_broker()
-    wait_until(lambda: s._healthy(), 30, "the aggregator to reconnect to the restarted broker")
+    wait_for(lambda: s._healthy(), 30, "the aggregator to reconnect to the restarted broker", POLL_S)
     s.start_agent()
-    wait_until(lambda: not s.spooled_seqs(), 30, "the spool to drain after the restart")
+    wait_for(lambda: not s.spooled_seqs(), 30, "the spool to drain after the restart", POLL_S)
     s.sniffer.write(probe_lines(40, 20))
-    wait_until(lambda: len(s.enters()) >= 60, 30, "60 enters stored")
-    time.sleep(1.0)  # a duplicate delivered late would land now
+    wait_for(lambda: len(s.enters()) >= 60, 30, "60 enters stored", POLL_S)
+    s.settled()  # a duplicate delivered late would have landed
 
     stored = s.stored_seqs()
     assert_once(stored)
@@ -97,19 +96,21 @@ def test_serial_device_vanishes_and_comes_back(store_factory: Callable[..., Stor
     s.start_broker()
     s.start_aggregator()
     s.start_agent()
-    wait_until(lambda: s.agent_health() != {}, 20, "the agent's first health report")
+    wait_for(lambda: s.agent_health() != {}, 20, "the agent's first health report", POLL_S)
     assert s.agent_health()["serial_reconnects"] == 0
     s.sniffer.write(probe_lines(100, 20))
-    wait_until(lambda: len(s.enters()) >= 20, 20, "20 enters stored before the unplug")
+    wait_for(lambda: len(s.enters()) >= 20, 20, "20 enters stored before the unplug", POLL_S)
 
     s.sniffer.unplug()
-    time.sleep(1.5)  # the reader notices and backs off while the device is gone
+    # the reader notices (then retries with back-off while the device is gone)
+    wait_for(lambda: "event=serial-lost" in s.agent_log.read_text(), 20, "the agent to notice the unplug", POLL_S)
     assert s.agent is not None and s.agent.poll() is None, "the agent died with its sniffer"
     s.sniffer.plug()
-    wait_until(lambda: s.agent_health().get("serial_reconnects") == 1, 20, "serial_reconnects == 1 in /api/agents")
+    wait_for(lambda: s.agent_health().get("serial_reconnects") == 1, 20, "serial_reconnects == 1 in /api/agents",
+             POLL_S)
     s.sniffer.write(probe_lines(200, 20))
-    wait_until(lambda: len(s.enters()) >= 40, 20, "20 more enters after the replug")
-    time.sleep(0.5)
+    wait_for(lambda: len(s.enters()) >= 40, 20, "20 more enters after the replug", POLL_S)
+    s.settled()
 
     assert_once(s.stored_seqs())
     enters = s.enters()
@@ -130,20 +131,21 @@ def test_spool_full_drops_the_oldest_and_says_so(store_factory: Callable[..., St
     s.start_broker()
     s.start_aggregator()
     s.start_agent()
-    wait_until(lambda: s.agent_health() != {}, 20, "the agent's first health report")
+    wait_for(lambda: s.agent_health() != {}, 20, "the agent's first health report", POLL_S)
     s.sniffer.write(probe_lines(300, 10))
-    wait_until(lambda: len(s.enters()) >= 10, 20, "10 enters stored before the outage")
-    time.sleep(0.3)
+    wait_for(lambda: len(s.enters()) >= 10, 20, "10 enters stored before the outage", POLL_S)
+    s.settled()  # everything made before the outage is stored
     before_outage = max(s.stored_seqs())
 
     s.stop_broker()
     s.sniffer.write(probe_lines(400, 60))  # 60 enters (+ health reports) into a spool of 25
-    wait_until(lambda: "event=spool-full" in s.agent_log.read_text(), 20, "the agent to log event=spool-full")
+    wait_for(lambda: "event=spool-full" in s.agent_log.read_text(), 20, "the agent to log event=spool-full", POLL_S)
     s.start_broker()
-    wait_until(lambda: s._healthy(), 30, "the aggregator to reconnect")
-    wait_until(lambda: not s.spooled_seqs() and s.agent_health().get("spool_depth") == 0
-               and s.agent_health().get("spool_dropped", 0) > 0, 30, "a health report: spool empty, drops counted")
-    time.sleep(0.5)
+    wait_for(lambda: s._healthy(), 30, "the aggregator to reconnect", POLL_S)
+    wait_for(lambda: not s.spooled_seqs() and s.agent_health().get("spool_depth") == 0
+               and s.agent_health().get("spool_dropped", 0) > 0, 30, "a health report: spool empty, drops counted",
+             POLL_S)
+    s.settled()  # what the spool held is committed too (that report is ingested, perhaps not yet stored)
 
     dropped = s.agent_health()["spool_dropped"]
     stored = s.stored_seqs()

@@ -15,19 +15,19 @@ from aggregator.store import Store, create_schema
 from tests.offers.helpers import COUPONS_FILE, click, default_rules
 
 
-def flush(service: OfferService, store: OfferStore, fired) -> None:
-    store.write(states=service.engine.take_changes(), offers=[f.row() for f in fired],
+async def flush(service: OfferService, store: OfferStore, fired) -> None:
+    await store.write(states=service.engine.take_changes(), offers=[f.row() for f in fired],
                 log_lines=service.pending_log, now_ts=0.0)
     service.pending_log = []
 
 
-def test_a_sequence_in_progress_survives_a_restart(sqlite_path):
+async def test_a_sequence_in_progress_survives_a_restart(sqlite_path):
     store = OfferStore(sqlite_path)
     try:
         first = OfferService(default_rules(), CouponBook.load(COUPONS_FILE))
         for row in [click(0, "Women's", "clothing", zone="Women's", department="Women"),
                     click(60, "Sport", "shoes", zone="Sport", department="Sport")]:
-            flush(first, store, first.handle(row, customer_id="7"))
+            await flush(first, store, first.handle(row, customer_id="7"))
     finally:
         store.close()
     store = OfferStore(sqlite_path)
@@ -36,7 +36,7 @@ def test_a_sequence_in_progress_survives_a_restart(sqlite_path):
         assert second.engine.restore(store.load_states()) == 1
         assert second.engine.state_of("u1") == "shoes_visited"
         fired = second.handle(click(120, "Men's", "clothing", zone="Men's", department="Men"), customer_id="7")
-        flush(second, store, fired)
+        await flush(second, store, fired)
         assert store.load_states() == []  # the offer reset the shopper: nothing left in progress
         (offer,) = store.offers()
         assert (offer["customer_id"], offer["offer"], offer["department"], offer["coupon_id"]) == (
@@ -48,25 +48,26 @@ def test_a_sequence_in_progress_survives_a_restart(sqlite_path):
         store.close()
 
 
-def test_the_log_table_is_bounded(sqlite_path):
+async def test_the_log_table_is_bounded(sqlite_path):
     store = OfferStore(sqlite_path, max_log_rows=5)
     try:
         for i in range(4):
-            store.write(states=[], offers=[], log_lines=[(float(i), f"a{i}"), (float(i), f"b{i}")], now_ts=0.0)
+            await store.write(states=[], offers=[], log_lines=[(float(i), f"a{i}"), (float(i), f"b{i}")], now_ts=0.0)
         rows = store.log(limit=100)
         assert [r["line"] for r in rows] == ["b3", "a3", "b2", "a2", "b1"]
     finally:
         store.close()
 
 
-def test_offer_rows_go_through_the_single_writer(sqlite_path):
-    """The offers' rows are a batch of the aggregator's writer (its checkpointer lock, its commits)."""
+async def test_offer_rows_go_through_the_single_writer(sqlite_path):
+    """The offers' rows are a batch of the aggregator's writer (its checkpointer lock, its commits),
+    awaited on the caller's loop (the writer here runs on a loop of its own: Store.open)."""
     writer = Store(sqlite_path)
     writer.open()
     store = OfferStore(sqlite_path, writer=writer)
     try:
         before = writer.stats.commits
-        store.write(states=[("u1", {"state": "a"})], offers=[], log_lines=[(1.0, "x")], now_ts=1.0)
+        await store.write(states=[("u1", {"state": "a"})], offers=[], log_lines=[(1.0, "x")], now_ts=1.0)
         assert writer.stats.commits == before + 1
         assert store.load_states() == [("u1", {"state": "a"})]
     finally:
