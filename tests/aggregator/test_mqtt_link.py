@@ -92,11 +92,11 @@ async def test_qos1_publishes_have_no_in_flight_limit_and_none_is_left_waiting(m
         for payload in sent:
             link.publish("fw-test/qos1", payload, qos=1)
         got = await loop.run_in_executor(None, collector.wait_for, len(sent), 30.0)
-        await wait_until(lambda: not link.client._out_messages)  # every PUBACK came back and was handled
+        await wait_until(lambda: link.in_flight == 0)  # every PUBACK came back and was handled
     link.stop()
     assert [m.payload for m in got] == sent
     assert link.published == len(sent) and link.publish_errors == 0
-    assert link.client._inflight_messages == 0
+    assert link.in_flight == 0
 
 
 @pytest.mark.broker
