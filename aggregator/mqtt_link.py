@@ -61,7 +61,7 @@ MAX_DRAIN = 2000  # messages handed to the loop per callback, so HTTP stays resp
 READ_BYTES = 1 << 18  # one recv: a read parses every packet in up to this much
 MISC_INTERVAL_S = 0.5  # keepalive pings and dead-connection detection
 STOP_TIMEOUT_S = 5.0  # how long stop() waits for the last publishes and the DISCONNECT to go out
-CONNECT_TIMEOUT_S = 10.0  # TCP and TLS handshake of one connection attempt
+CONNECT_TIMEOUT_S = 5.0  # TCP and TLS handshake of one connection attempt (paho's too)
 MAX_QUEUED = 100_000  # QoS 1 publishes held while disconnected or beyond the in-flight window
 NEVER_EXPIRES = 0xFFFFFFFF  # session expiry interval: the session outlives any outage
 
@@ -293,8 +293,9 @@ class MqttLink(LinkBase):
                 poller.unregister(self._registered)
                 self._registered = None
             if now >= self._retry_at and not self._stopping:
-                self._connect()
-                self._retry_at = now + self._delay  # the CONNACK resets the back-off
+                self._connect()  # blocks for the TCP and TLS handshakes: the back-off counts from its end,
+                self._retry_at = time.monotonic() + self._delay  # so stop() gets a turn between attempts
+                # (the CONNACK resets the back-off)
                 self._delay = min(self._delay * 2, self.reconnect_max_s)
                 return True
             timeout = self._retry_at - now
