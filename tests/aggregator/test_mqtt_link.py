@@ -1,5 +1,5 @@
-"""MqttLink: paho's external loop through a real mosquitto: backlogs drained in order and acked once,
-publishes in order, MQTT 5 agents heard over the 3.1.1 connection, reconnection with back-off."""
+"""MqttLink: the mqtt5 codec's connection through a real mosquitto: backlogs drained in order and acked
+once, publishes in order, MQTT 5 agents' properties and topic aliases resolved, reconnection with back-off."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ async def test_a_queued_backlog_arrives_complete_in_order_and_is_not_redelivered
     second.start(loop)
     await wait_until(lambda: len(received) >= n, timeout_s=30)
     assert [int(item.payload) for item in received] == list(range(n))
-    await asyncio.sleep(0.3)  # let paho write the last acknowledgements
+    await asyncio.sleep(0.3)  # let the link write the last acknowledgements
     second.stop()
 
     received.clear()
@@ -60,7 +60,7 @@ async def test_a_queued_backlog_arrives_complete_in_order_and_is_not_redelivered
 
 @pytest.mark.broker
 async def test_published_messages_keep_their_order_across_qos_and_any_payload_size(mqtt_broker: Broker) -> None:
-    """QoS 0 and QoS 1 through paho's publish, from one thread: a subscriber sees one order."""
+    """QoS 0 and QoS 1 through the link's publish, from one thread: a subscriber sees one order."""
     loop = asyncio.get_running_loop()
     link = MqttLink(MqttSettings(host=mqtt_broker.host, port=mqtt_broker.port), "order-writer", [])
     link.start(loop)
@@ -80,9 +80,9 @@ async def test_published_messages_keep_their_order_across_qos_and_any_payload_si
 
 
 @pytest.mark.broker
-async def test_qos1_publishes_have_no_in_flight_limit_and_none_is_left_waiting(mqtt_broker: Broker) -> None:
-    """No in-flight limit (so paho's per-PUBACK scan is skipped): 3,000 QoS 1 messages in one go, more
-    than the old limit of 1,000, all arrive in order and all are acknowledged."""
+async def test_qos1_publishes_beyond_the_broker_s_window_all_arrive_and_none_is_left_waiting(mqtt_broker: Broker) -> None:
+    """3,000 QoS 1 messages in one go, more than the broker's Receive Maximum lets be in flight at once:
+    the rest wait their turn; all arrive in order and all are acknowledged."""
     loop = asyncio.get_running_loop()
     link = MqttLink(MqttSettings(host=mqtt_broker.host, port=mqtt_broker.port), "qos1-writer", [])
     link.start(loop)
@@ -119,9 +119,9 @@ async def test_qos0_while_disconnected_is_dropped_and_counted_and_bad_topics_are
 
 
 @pytest.mark.broker
-async def test_an_mqtt5_agent_s_messages_reach_the_3_1_1_connection_intact(mqtt_broker: Broker) -> None:
-    """Agents speak MQTT 5 (properties, topic aliases); the aggregator's link speaks 3.1.1 and the
-    broker translates: every topic and payload arrives as sent, acknowledged once."""
+async def test_an_mqtt5_agent_s_messages_reach_the_link_intact(mqtt_broker: Broker) -> None:
+    """Agents speak MQTT 5 (properties, topic aliases); the broker resolves the aliases for the link
+    (which allows none towards itself): every topic and payload arrives as sent, acknowledged once."""
     loop = asyncio.get_running_loop()
     link, received = await acking_link(MqttSettings(host=mqtt_broker.host, port=mqtt_broker.port), "v5-listener",
                                        ["floorwalker/demo/agents/+/+"])
@@ -164,8 +164,8 @@ def _publish_v5(host: str, port: int, items: list[tuple[str, bytes]]) -> None:
 
 @pytest.mark.broker
 async def test_a_burst_is_read_to_its_end_without_waiting_for_more_traffic(mqtt_broker: Broker) -> None:
-    """paho reads one packet per loop_read: the link must read on while bytes are there, or the tail of
-    a burst waits for the next packet or keepalive (an hour here)."""
+    """Every packet of a read is handled: the tail of a burst must not wait for the next packet or
+    keepalive (an hour here)."""
     loop = asyncio.get_running_loop()
     received: list[Incoming] = []
     settings = MqttSettings(host=mqtt_broker.host, port=mqtt_broker.port, keepalive_s=3600)
