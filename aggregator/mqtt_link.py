@@ -80,7 +80,7 @@ class Incoming(NamedTuple):
     payload: bytes
     mid: int  # the link's delivery id, what ack() takes (not the MQTT packet id: the broker reuses those)
     qos: int
-    received: float  # time.time() when paho handed it over
+    received: float  # time.time() when the read that brought it ended
     decoded: Any = None  # the payload already decoded (by the MQTT process), or None: decode it here
 
 
@@ -430,6 +430,7 @@ class MqttLink(LinkBase):
         self._hand_over(burst)
         if error is not None:
             log.error("event=mqtt-protocol-error client_id=%s error=%s", self.client_id, error)
+            self.last_error = error
             self._close(error)
 
     def _control(self, packet: Any) -> None:
@@ -461,7 +462,6 @@ class MqttLink(LinkBase):
             return
         self.connected = True
         self.connects += 1
-        self.last_error = ""
         self._delay = self.reconnect_min_s
         self._receive_max = packet.receive_max or 65535
         log.info("event=mqtt-connected host=%s port=%d session_present=%s", self.settings.host,
