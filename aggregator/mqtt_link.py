@@ -322,6 +322,7 @@ class MqttLink(LinkBase):
     def _connect(self) -> None:
         """One attempt: TCP (and TLS) connect and CONNECT sent; the CONNACK comes through the loop."""
         settings = self.settings
+        sock = None
         try:
             sock = socket.create_connection((settings.host, settings.port), timeout=CONNECT_TIMEOUT_S)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -332,6 +333,8 @@ class MqttLink(LinkBase):
                 sock = context.wrap_socket(sock, server_hostname=settings.host)
             sock.setblocking(False)
         except (OSError, ssl.SSLError, ValueError) as exc:
+            if sock is not None:
+                sock.close()
             message = f"{type(exc).__name__}: {exc}"
             if message != self.last_error:
                 log.warning("event=mqtt-connect-failed host=%s port=%d error=%r reconnect=backoff",
