@@ -6,7 +6,8 @@ process's protocol, driven by the parent of ``bench_mqtt_child`` (acknowledgemen
 writer's socket after each batch, as a commit sends them; customer-tier publishes at 0.27 a
 message). Routes:
 
-* ``paho``: the product, :mod:`aggregator.mqtt_process` (paho's public API, a network thread);
+* ``product``: :mod:`aggregator.mqtt_process` as it is (since 2026-12-07 the ``mqtt5`` codec in a network
+  thread of ours; paho's public API before, measured as ``paho`` in docs/PERFORMANCE.md);
 * ``gmqtt`` / ``gmqtt5``: gmqtt 3.1.1 / 5, PUBACK deferred through a future per message
   (:mod:`tests.benchmarks.proto_mqtt_child`);
 * ``codec``: the ``mqtt5`` codec with an asyncio protocol of ours (MQTT 5).
@@ -40,7 +41,7 @@ from tests.benchmarks.bench_ingest import _cpu_of, _queue, _session, _traffic
 from tests.benchmarks.bench_mqtt_child import ENTER, MOVE, QOS1_SHARE, _thread_cpu
 from tests.benchmarks.figures import Figure
 
-PACKAGES = {"paho": "paho", "gmqtt": "gmqtt", "gmqtt5": "gmqtt", "codec": "mqtt5"}
+PACKAGES = {"product": "mqtt5", "gmqtt": "gmqtt", "gmqtt5": "gmqtt", "codec": "mqtt5"}
 
 
 class RouteLink(ProcessMqttLink):
@@ -48,7 +49,7 @@ class RouteLink(ProcessMqttLink):
 
     def __init__(self, route: str, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if route != "paho":
+        if route != "product":
             self._worker = Worker("tests.benchmarks.proto_mqtt_child", route, on_frame=self._frame,
                                   on_start=self._configure, on_exit=self._died, restart_delay_s=RESTART_DELAY_S,
                                   pipe_bytes=PIPE_BYTES)
@@ -115,12 +116,12 @@ def _left_over(host: str, port: int, client_id: str) -> int:
 
 def run(args) -> Iterator[Figure]:  # type: ignore[no-untyped-def]
     if not shutil.which("mosquitto"):
-        yield Figure("mqtt_routes.paho.drain_cpu_us_per_msg", None, note="mosquitto not installed")
+        yield Figure("mqtt_routes.product.drain_cpu_us_per_msg", None, note="mosquitto not installed")
         return
     n_target = int(os.environ.get("INGEST_MESSAGES", 20_000 if getattr(args, "quick", False) else 50_000))
     rounds = int(os.environ.get("MQTT_ROUTE_ROUNDS", "3"))
     ratio = float(os.environ.get("MQTT_CHILD_PUBLISH_RATIO", "0.27"))
-    routes = [r for r in os.environ.get("MQTT_ROUTES", "paho,gmqtt,codec").split(",")
+    routes = [r for r in os.environ.get("MQTT_ROUTES", "product,gmqtt,codec").split(",")
               if importlib.util.find_spec(PACKAGES[r]) is not None]
     traffic = _traffic(n_target)
     n = len(traffic)
