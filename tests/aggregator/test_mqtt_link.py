@@ -80,7 +80,7 @@ async def test_published_messages_keep_their_order_across_qos_and_any_payload_si
 
 
 @pytest.mark.broker
-async def test_qos1_publishes_beyond_the_broker_s_window_all_arrive_and_none_is_left_waiting(mqtt_broker: Broker) -> None:
+async def test_qos1_publishes_beyond_the_broker_s_window_all_arrive_none_left_waiting(mqtt_broker: Broker) -> None:
     """3,000 QoS 1 messages in one go, more than the broker's Receive Maximum lets be in flight at once:
     the rest wait their turn; all arrive in order and all are acknowledged."""
     loop = asyncio.get_running_loop()
