@@ -45,7 +45,7 @@ async def test_a_queued_backlog_arrives_complete_in_order_and_is_not_redelivered
     second.start(loop)
     await wait_until(lambda: len(received) >= n, timeout_s=30)
     assert [int(item.payload) for item in received] == list(range(n))
-    await asyncio.sleep(0.3)  # let the link write the last acknowledgements
+    # no wait: stop() queues the DISCONNECT behind the acknowledgements, and one write sends them in order
     second.stop()
 
     received.clear()
@@ -53,9 +53,12 @@ async def test_a_queued_backlog_arrives_complete_in_order_and_is_not_redelivered
     links.append(third)
     third.start(loop)
     await wait_until(lambda: third.subscribed)
-    await asyncio.sleep(0.5)
+    # the broker sends a session's redeliveries right after the CONNACK: a message published after the
+    # SUBACK comes behind any of them, so once it is here, anything redelivered would be here too
+    await loop.run_in_executor(None, publish, mqtt_broker.host, mqtt_broker.port, [("fw-test/backlog/end", b"end")])
+    await wait_until(lambda: received != [])
     third.stop()
-    assert received == []  # acknowledged once: the broker has nothing left to redeliver
+    assert [item.payload for item in received] == [b"end"]  # acknowledged once: nothing was redelivered
 
 
 @pytest.mark.broker
