@@ -1,50 +1,39 @@
-"""The aggregator's MQTT connection: paho's public API driven by a loop of our own, manual acks.
+"""The aggregator's MQTT connection: MQTT 5 over the ``mqtt5`` codec, a network thread, manual acks.
 
 Why it is built this way:
 
-* One network thread per link runs paho's *external loop* API: ``poll`` on ``client.socket()``
-  (and a wake-up socket of ours), ``loop_read`` while the socket stays readable, ``loop_write``
-  while ``want_write()``, ``loop_misc`` every half second for keepalive. paho's ``loop_read``
-  handles one PUBLISH per call, so ``loop_forever``/``loop_start`` go back to ``select`` after
-  every message (half the speed); reading on while ``poll(0)`` says readable is what keeps up.
-  A TLS socket can hold decrypted bytes that ``poll`` cannot see (``SSLSocket.pending()``): we
-  read on while it has any, or the tail of a burst would wait for the next keepalive.
-* Every paho call is made from that thread: ``ack`` and ``publish`` from other threads queue a
-  command and wake it, so paho's state is never shared and the asyncio loop never blocks.
-  Received messages go out a read burst at a time, to ``on_receive`` (in the thread) or through
-  a deque and one ``loop.call_soon_threadsafe`` per burst to ``on_batch`` on the event loop.
-* QoS 1, a fixed client id and a persistent session (``clean_session=False``): while the
-  aggregator is down, the broker keeps what agents publish, and hands it over on reconnect.
-  Reconnection, with doubling back-off, is this thread's too (``client.reconnect()``).
-* Manual acknowledgement (``manual_ack_set(True)``, ``client.ack(mid, qos)``): a message is
-  acknowledged only after the SQLite transaction holding it has committed, so a kill -9 loses
-  nothing; the broker redelivers, and the message id makes redelivery harmless.
+* The ``mqtt5`` package (a sans-I/O MQTT 5 codec in Rust, by aiomqtt's maintainer) encodes and
+  decodes packets; this module is the connection around it. A read takes whatever the socket has
+  (up to 256 KiB) and the codec parses every packet in it; the writes of one turn (a commit's
+  PUBACKs, a slice's publishes) leave in one ``send``. paho's public API read one packet per call
+  with four ``recv`` each and built a locked message object per PUBLISH: the MQTT process spent
+  24-26 µs a message in it against 5.4-6.8 here, decoding and framing included
+  (``run.py mqtt_routes``, docs/PERFORMANCE.md). Nothing private of any library is used.
+* One network thread per link: ``poll`` on the socket and a wake-up socket of ours, reads, the
+  commands other threads queue (``ack``, ``publish_batch``, ``stop``), writes, keepalive. The
+  connection's state is only ever touched there, and the asyncio loop never blocks. Received
+  messages go out a read at a time, to ``on_receive`` (in the thread) or through a deque and one
+  ``loop.call_soon_threadsafe`` per read to ``on_batch`` on the event loop.
+* QoS 1, a fixed client id and a persistent session (clean start off, a session that never
+  expires): while the aggregator is down, the broker keeps what agents publish and hands it over
+  on reconnect. Reconnection, with doubling back-off, is this thread's too.
+* Manual acknowledgement: a message is acknowledged only after the SQLite transaction holding it
+  has committed, so a kill -9 loses nothing; the broker redelivers, and the message id makes
+  redelivery harmless.
 * Each QoS 1 delivery gets a delivery id of this link's (:attr:`Incoming.mid`), and ``ack`` takes
   those, not MQTT packet ids: the broker reuses a packet id once it is acknowledged, so an
   acknowledgement sent twice (a writer killed between its commit's acknowledgements and telling
   the aggregator resends the batch) would otherwise acknowledge a newer message before it is
   stored. A delivery id is acknowledged once; a second time, or one from an earlier connection
   (the broker redelivers those under new ids), is counted in ``stale_acks`` and dropped.
-* MQTT 3.1.1 on this connection, although agents speak MQTT 5: the broker translates (it drops
-  the v5 properties, which the contract does not use), and paho handles a v3 PUBLISH in about
-  60-70 % of the CPU a v5 one costs (this thread: 29-33 against 45-47 µs a message draining a
-  20,000-message backlog, re-checked 2026-12-07), the difference between keeping up with the
-  backlog after an outage and not. See docs/MQTT.md; where the rest goes: docs/PERFORMANCE.md,
-  "The MQTT process, per message".
-* paho sends every packet with a ``send`` of its own. The socket is ``TCP_NODELAY`` (else a 4-byte
-  PUBACK waits out the broker's delayed ACK, 40 ms, and the broker's in-flight window for us stalls:
-  latency p99 25-61 ms against 14-18 without), and corked around each ``loop_write`` so a batch of
-  acks still leaves in full segments (27 against 43 µs a message read and acked, NODELAY alone).
+* Our QoS 1 publishes (the customer tier's enter/exit, availability) stay in order: at most the
+  broker's Receive Maximum are in flight (more would be refused), the rest wait in a queue; those
+  a connection leaves unacknowledged are sent again, flagged duplicate, after the next CONNACK.
+  QoS 0 while disconnected is dropped and counted (``dropped_qos0``).
+* The socket is ``TCP_NODELAY``: a 4-byte PUBACK must not wait out the broker's delayed ACK
+  (40 ms), or the broker's in-flight window for us stalls (latency p99 25-61 ms against 14-18).
 * ``publish`` is thread-safe and non-blocking: messages wait in one ordered outbox until the
-  event loop's current callback ends (a slice of ingest), then go to paho in that order.
-* ``stop`` waits until the broker has *processed* the last acknowledgements, not only until they
-  are written: before the DISCONNECT it unsubscribes from a filter it never subscribed to
-  (:data:`STOP_BARRIER`; the session keeps its subscriptions) and waits for the UNSUBACK. A broker
-  handles one connection's packets in order, so the reply comes after every earlier PUBACK took
-  effect. Without it, a link of the same client id connecting at once (a restarted aggregator or
-  MQTT process) took the session over while mosquitto still had PUBACKs of the old connection
-  unread, and dropped them ("already connected, closing old connection"): those messages were
-  redelivered (6 of 20 runs of the backlog test under two busy loops, 191-1,312 of 3,000 messages).
+  event loop's current callback ends (a slice of ingest), then go to the network thread in that order.
 """
 
 from __future__ import annotations
@@ -62,20 +51,19 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
-import paho.mqtt.client as mqtt
+import mqtt5
 
 from agent.config import MqttSettings
 
 log = logging.getLogger(__name__)
 
 MAX_DRAIN = 2000  # messages handed to the loop per callback, so HTTP stays responsive under load
-READS_PER_WAKE = 2000  # packets read before acks, publishes and keepalive get their turn
-MISC_INTERVAL_S = 0.5  # loop_misc: keepalive pings and dead-connection detection
-STOP_TIMEOUT_S = 5.0  # how long stop() waits for the barrier's reply and the DISCONNECT to go out
-# A topic filter the link never subscribes to: unsubscribing from it changes nothing in the session, and
-# the broker's UNSUBACK (it answers one even when nothing matched) is stop()'s proof that the acks took effect.
-STOP_BARRIER = "floorwalker/link-stop-barrier"
-TCP_CORK = getattr(socket, "TCP_CORK", -1)  # Linux only; -1 makes setsockopt fail elsewhere
+READ_BYTES = 1 << 18  # one recv: a read parses every packet in up to this much
+MISC_INTERVAL_S = 0.5  # keepalive pings and dead-connection detection
+STOP_TIMEOUT_S = 5.0  # how long stop() waits for the last publishes and the DISCONNECT to go out
+CONNECT_TIMEOUT_S = 5.0  # TCP and TLS handshake of one connection attempt (paho's too)
+MAX_QUEUED = 100_000  # QoS 1 publishes held while disconnected or beyond the in-flight window
+NEVER_EXPIRES = 0xFFFFFFFF  # session expiry interval: the session outlives any outage
 
 
 class Publisher(Protocol):
@@ -92,7 +80,7 @@ class Incoming(NamedTuple):
     payload: bytes
     mid: int  # the link's delivery id, what ack() takes (not the MQTT packet id: the broker reuses those)
     qos: int
-    received: float  # time.time() when paho handed it over
+    received: float  # time.time() when the read that brought it ended
     decoded: Any = None  # the payload already decoded (by the MQTT process), or None: decode it here
 
 
@@ -169,8 +157,8 @@ class LinkBase:
 class MqttLink(LinkBase):
     """Subscribe to ``subscriptions`` and hand messages to ``on_batch`` on the asyncio loop.
 
-    With ``on_receive`` they go to that instead, from the network thread, a read burst at a time
-    (the MQTT process passes them on to the aggregator without a hand-over to its own loop)."""
+    With ``on_receive`` they go to that instead, from the network thread, a read at a time (the
+    MQTT process passes them on to the aggregator without a hand-over to its own loop)."""
 
     def __init__(self, settings: MqttSettings, client_id: str, subscriptions: list[str], *,
                  on_batch: Callable[[list[Incoming]], None] | None = None,
@@ -184,7 +172,6 @@ class MqttLink(LinkBase):
         self.reconnect_max_s = max(self.reconnect_min_s, reconnect_max_s)
         self._inbox: collections.deque[Incoming] = collections.deque()
         self._scheduled = False
-        self._burst: list[Incoming] = []  # what on_message collected during the current read burst
         # QoS 1 deliveries not yet acknowledged: delivery id -> packet id. Delivery ids start at a random
         # point so that a replaced MQTT process never takes an acknowledgement meant for its predecessor.
         self._unacked: dict[int, int] = {}
@@ -195,69 +182,50 @@ class MqttLink(LinkBase):
         self._wake_w.setblocking(False)
         self._woken = False
         self._stopping = False
+        self._half_closed = False  # stopping: all written, our side shut, reading to the broker's end
         self._delay = self.reconnect_min_s  # the next reconnect's back-off
         self._retry_at = 0.0  # monotonic time of the next connection attempt
-        self._next_misc = 0.0  # ... of the next loop_misc
-        self._registered: int | None = None  # the broker socket's fd in the network thread's poll
+        self._next_misc = 0.0
         self._stop_by: float | None = None
-        self._barrier: int | None = None  # the packet id of stop()'s UNSUBSCRIBE, until its UNSUBACK
+        self._registered: int | None = None  # the broker socket's fd in the network thread's poll
+        self._connected_at = 0.0  # monotonic time of the last TCP connect (the CONNACK must follow)
         self._thread: threading.Thread | None = None
-        self.client = self._make_client()
+        # the connection (network thread only)
+        self._sock: socket.socket | None = None
+        self._in = bytearray()
+        self._out = bytearray()
+        self._last_in = self._last_out = 0.0
+        self._ping_sent = False
+        self._receive_max = 65535  # the broker's, from its CONNACK: our QoS 1 publishes in flight at most
+        # our QoS 1 publishes sent and not yet acknowledged: packet id -> (topic, payload, retain), in sending
+        # order; and what waits to be sent, in publishing order (QoS 0 too: it must not overtake a QoS 1)
+        self._in_flight: dict[int, tuple[str, bytes, bool]] = {}
+        self._waiting: collections.deque[tuple[str, bytes, int, bool]] = collections.deque()
+        self._packet_ids = itertools.cycle(range(1, 65536))
 
-    def _make_client(self) -> mqtt.Client:
-        settings = self.settings
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=False,
-                             protocol=mqtt.MQTTv311)
-        client.manual_ack_set(True)
-        # No in-flight limit on what we publish (the customer tier's QoS 1 messages): with one, paho
-        # scans every unacknowledged message on each PUBACK for one queued behind the limit (~40 µs a
-        # PUBACK under load). max_queued still bounds what it holds while disconnected.
-        client.max_inflight_messages_set(0)
-        client.max_queued_messages_set(100_000)
-        if settings.username:
-            client.username_pw_set(settings.username, settings.password or None)
-        if settings.tls or settings.ca_file:
-            context = ssl.create_default_context(cafile=settings.ca_file or None)
-            if settings.cert_file:
-                context.load_cert_chain(settings.cert_file, settings.key_file or None)
-            client.tls_set_context(context)
-        if self.availability is not None:
-            client.will_set(self.availability[0], self.availability[2], qos=1, retain=True)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        client.on_subscribe = self._on_subscribe
-        client.on_unsubscribe = self._on_unsubscribe
-        # paho's external-loop contract: with this set, paho queues packets and leaves the writing
-        # to us (we look at want_write() after every step) instead of writing from inside publish()
-        client.on_socket_register_write = _nothing
-        client.on_socket_open = _no_delay
-        return client
+    @property
+    def in_flight(self) -> int:
+        """Our publishes waiting to be sent, and the QoS 1 ones sent but not yet acknowledged."""
+        return len(self._in_flight) + len(self._waiting)
 
     # ------------------------------------------------------------------ lifecycle (event loop)
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Connect in the background; the network thread keeps reconnecting with back-off until ``stop``."""
         self._loop = loop
-        if self.availability is not None:  # set after construction (Home Assistant discovery does)
-            self.client.will_set(self.availability[0], self.availability[2], qos=1, retain=True)
-        self.client.connect_async(self.settings.host, self.settings.port, keepalive=self.settings.keepalive_s)
         self._thread = threading.Thread(target=self._run, name=f"mqtt-{self.client_id}", daemon=True)
         self._thread.start()
         log.info("event=mqtt-connecting host=%s port=%d client_id=%s tls=%s", self.settings.host,
                  self.settings.port, self.client_id, bool(self.settings.tls or self.settings.ca_file))
 
     def stop(self) -> None:
-        """Send what is queued, disconnect cleanly; unacknowledged messages stay with the broker.
-
-        Returns once the broker has processed every acknowledgement made before the call (the
-        UNSUBACK of :data:`STOP_BARRIER`), or after ``STOP_TIMEOUT_S`` if it does not answer."""
+        """Send what is queued, disconnect cleanly; unacknowledged messages stay with the broker."""
         self._paused = True
         self.flush()
         self._command(self._shut_down)
         thread = self._thread
         if thread is not None:
-            thread.join(STOP_TIMEOUT_S + 1.0)
+            thread.join(STOP_TIMEOUT_S + CONNECT_TIMEOUT_S + 1.0)
             if thread.is_alive():  # its wake-up socket stays open: a closed one would make it spin
                 log.error("event=mqtt-stop-stuck client_id=%s", self.client_id)
         if thread is None or not thread.is_alive():
@@ -310,97 +278,274 @@ class MqttLink(LinkBase):
             except Exception:  # a bug (ours or in a callback): keep the connection's thread alive
                 log.exception("event=mqtt-loop-error client_id=%s", self.client_id)
                 time.sleep(0.1)
-        sock = self.client.socket()
-        if sock is not None:
-            sock.close()  # gave up waiting for the broker to take the last bytes
+        self._close("stopped")
 
     def _step(self, poller: Any) -> bool:
         """One turn of the network loop: connect, or wait for the socket, read, run commands, write.
         False once stopped."""
-        client = self.client
-        sock = client.socket()
+        sock = self._sock
         now = time.monotonic()
         if self._stopping:
             self._stop_by = self._stop_by or now + STOP_TIMEOUT_S
-            if now > self._stop_by and sock is not None:
-                log.warning("event=mqtt-stop-timeout client_id=%s barrier_answered=%s", self.client_id,
-                            self._barrier is None)
-            if sock is None or now > self._stop_by or (self._barrier is None and not client.want_write()):
+            if sock is None or now > self._stop_by:
                 return False
+            if not self._out and not self._half_closed:
+                # All written: half-close and read on to the broker's end of stream. Closing with bytes
+                # unread makes the kernel send a reset, and a reset can discard what the broker had not
+                # read yet: the last PUBACKs (the backlog test saw 147-709 of 3,000 redelivered so).
+                self._half_closed = True
+                try:
+                    sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    return False
         if sock is None:
             if self._registered is not None:
                 poller.unregister(self._registered)
                 self._registered = None
-            self.connected = self.subscribed = False
             if now >= self._retry_at and not self._stopping:
-                self._connect()
-                self._retry_at = now + self._delay  # the CONNACK resets the back-off (_on_connect)
+                self._connect()  # blocks for the TCP and TLS handshakes: the back-off counts from its end,
+                self._retry_at = time.monotonic() + self._delay  # so stop() gets a turn between attempts
+                # (the CONNACK resets the back-off)
                 self._delay = min(self._delay * 2, self.reconnect_max_s)
                 return True
             timeout = self._retry_at - now
         else:
-            fd = sock.fileno()
-            if self._registered not in (None, fd):
-                poller.unregister(self._registered)
-            poller.register(fd, select.POLLIN | (select.POLLOUT if client.want_write() else 0))
-            self._registered = fd
             if now >= self._next_misc:
-                client.loop_misc()  # keepalive; closes a connection the broker stopped answering on
+                self._keepalive(now)
                 self._next_misc = now + MISC_INTERVAL_S
                 return True
             timeout = self._next_misc - now
+            fd = sock.fileno()
+            if self._registered not in (None, fd):
+                poller.unregister(self._registered)
+            poller.register(fd, select.POLLIN | (select.POLLOUT if self._out else 0))
+            self._registered = fd
         for fd, events in poller.poll(max(0.0, timeout) * 1000.0):
             if fd == self._wake_r.fileno():
                 self._run_commands()
-            elif events & (select.POLLIN | select.POLLERR | select.POLLHUP):
-                self._read(sock)
-        if client.want_write() and client.socket() is not None:
+            elif self._sock is not None and events & (select.POLLIN | select.POLLERR | select.POLLHUP):
+                self._read()
+        if self._out and self._sock is not None:
             self._write()
         return True
 
-    def _write(self) -> None:
-        """``loop_write`` with the socket corked: paho sends each packet by itself (no Nagle, see
-        :func:`_no_delay`), so a batch of acks would be a TCP segment each; corked it leaves in full
-        segments, and uncorking sends the rest at once."""
-        sock = self.client.socket()
-        corked = _cork(sock, True)
-        try:
-            self.client.loop_write()
-        finally:
-            if corked and self.client.socket() is sock:
-                _cork(sock, False)
-
     def _connect(self) -> None:
         """One attempt: TCP (and TLS) connect and CONNECT sent; the CONNACK comes through the loop."""
+        settings = self.settings
+        sock = None
         try:
-            self.client.reconnect()
+            sock = socket.create_connection((settings.host, settings.port), timeout=CONNECT_TIMEOUT_S)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if settings.tls or settings.ca_file:
+                context = ssl.create_default_context(cafile=settings.ca_file or None)
+                if settings.cert_file:
+                    context.load_cert_chain(settings.cert_file, settings.key_file or None)
+                sock = context.wrap_socket(sock, server_hostname=settings.host)
+            sock.setblocking(False)
         except (OSError, ssl.SSLError, ValueError) as exc:
+            if sock is not None:
+                sock.close()
             message = f"{type(exc).__name__}: {exc}"
             if message != self.last_error:
                 log.warning("event=mqtt-connect-failed host=%s port=%d error=%r reconnect=backoff",
-                            self.settings.host, self.settings.port, message)
+                            settings.host, settings.port, message)
             self.last_error = message
+            return
+        will = None
+        if self.availability is not None:
+            will = mqtt5.Will(self.availability[0], payload=self.availability[2], qos=mqtt5.QoS.AT_LEAST_ONCE,
+                              retain=True)
+        self._sock = sock
+        self._connected_at = time.monotonic()
+        self._in.clear()
+        self._out.clear()
+        self._last_in = self._last_out = time.monotonic()
+        self._ping_sent = False
+        self._out += mqtt5.ConnectPacket(self.client_id, clean_start=False, keep_alive=settings.keepalive_s,
+                                         session_expiry_interval=NEVER_EXPIRES, will=will,
+                                         username=settings.username or None,
+                                         password=settings.password.encode() if settings.password else None).write()
 
-    def _read(self, sock: Any) -> None:
-        """paho reads one packet per ``loop_read``: go on while the socket (or TLS) still has bytes."""
-        client = self.client
-        ready = select.poll()
-        ready.register(sock, select.POLLIN)
-        pending = getattr(sock, "pending", None)  # ssl.SSLSocket: decrypted bytes poll cannot see
-        burst = len(self._burst)
-        for _ in range(READS_PER_WAKE):
-            if client.loop_read() != mqtt.MQTT_ERR_SUCCESS or client.socket() is not sock:
+    def _close(self, reason: str) -> None:
+        """Drop the connection (the next turn reconnects after the back-off, unless stopping)."""
+        sock, self._sock = self._sock, None
+        if sock is None:
+            return
+        try:
+            sock.close()
+        except OSError:
+            pass
+        if self.connected:
+            self.disconnects += 1
+            if not self._paused and not self._stopping:
+                log.warning("event=mqtt-disconnected reason=%s reconnect=auto", reason)
+        self.connected = self.subscribed = False
+        self._unacked.clear()  # the broker redelivers these to the next connection, under new ids
+
+    def _read(self) -> None:
+        """Read what the socket has (a TLS socket can hold decrypted bytes that poll cannot see: read
+        on while it has any) and handle every complete packet in it."""
+        sock = self._sock
+        assert sock is not None
+        buf = self._in
+        while True:
+            try:
+                data = sock.recv(READ_BYTES)
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 break
-            if len(self._burst) > burst:  # a message: most likely more follow (saves a poll per message)
-                burst = len(self._burst)
-                if burst >= MAX_DRAIN:
-                    self._hand_over()
-                    burst = 0
-                continue
-            # another packet (PUBACK, PINGRESP), or nothing more to read (paho does not say which)
-            if not (pending is not None and pending()) and not ready.poll(0):
+            except (OSError, ssl.SSLError) as exc:
+                self._close(f"{type(exc).__name__}: {exc}")
+                return
+            if not data:
+                self._close("the broker closed the connection")
+                return
+            buf += data
+            self._ping_sent = False
+            pending = getattr(sock, "pending", None)
+            if len(data) < READ_BYTES and not (pending is not None and pending()):
                 break
-        self._hand_over()
+        self._last_in = time.monotonic()
+        self._parse()
+
+    def _parse(self) -> None:
+        buf = self._in
+        read, publish = mqtt5.read, mqtt5.PublishPacket
+        unacked, ids = self._unacked, self._delivery_ids
+        burst: list[Incoming] = []
+        paused = self._paused
+        now = time.time()
+        pos, size = 0, len(buf)
+        error = None
+        with memoryview(buf) as view:
+            while pos < size:
+                try:
+                    packet, n = read(view[pos:])
+                except IndexError:  # "not enough bytes": the packet's tail comes with the next read
+                    break
+                except ValueError as exc:  # a malformed packet: nothing after it can be trusted
+                    error = f"malformed packet: {exc}"
+                    break
+                pos += n
+                if type(packet) is publish:
+                    if paused:
+                        continue  # not acknowledged: the broker redelivers after the restart
+                    qos = 1 if packet.qos else 0
+                    delivery = next(ids)
+                    if qos:
+                        unacked[delivery] = packet.packet_id
+                    burst.append(Incoming(packet.topic, packet.payload, delivery, qos, now))
+                    if len(burst) >= MAX_DRAIN:
+                        self._hand_over(burst)
+                        burst = []
+                else:
+                    self._control(packet)
+        del buf[:pos]
+        self._hand_over(burst)
+        if error is not None:
+            log.error("event=mqtt-protocol-error client_id=%s error=%s", self.client_id, error)
+            self.last_error = error
+            self._close(error)
+
+    def _control(self, packet: Any) -> None:
+        """Every packet but a PUBLISH."""
+        kind = type(packet)
+        if kind is mqtt5.PubAckPacket:
+            if self._in_flight.pop(packet.packet_id, None) is not None and self._waiting:
+                self._send_waiting()
+        elif kind is mqtt5.ConnAckPacket:
+            self._on_connack(packet)
+        elif kind is mqtt5.SubAckPacket:
+            failed = [rc for rc in packet.reason_codes if rc.value >= 0x80]
+            if failed:
+                self.last_error = f"subscription refused: {failed[0].name}"
+                log.error("event=mqtt-subscribe-refused reason=%s topics=%s", failed[0].name, self.subscriptions)
+            else:
+                self.subscribed = True
+        elif kind is mqtt5.DisconnectPacket:
+            self.last_error = f"disconnected by the broker: {packet.reason_code.name}"
+            self._close(packet.reason_code.name)
+        elif kind is not mqtt5.PingRespPacket:
+            log.warning("event=mqtt-unexpected-packet type=%s", kind.__name__)
+
+    def _on_connack(self, packet: Any) -> None:
+        if packet.reason_code.value != 0:
+            self.last_error = f"connection refused: {packet.reason_code.name}"
+            log.error("event=mqtt-connect-refused reason=%s host=%s", packet.reason_code.name, self.settings.host)
+            self._close(self.last_error)
+            return
+        self.connected = True
+        self.connects += 1
+        self._delay = self.reconnect_min_s
+        self._receive_max = packet.receive_max or 65535
+        log.info("event=mqtt-connected host=%s port=%d session_present=%s", self.settings.host,
+                 self.settings.port, packet.session_present)
+        if self.subscriptions:
+            self._out += mqtt5.SubscribePacket(self._packet_id(), [
+                mqtt5.TopicFilter(topic, max_qos=mqtt5.QoS.AT_LEAST_ONCE) for topic in self.subscriptions]).write()
+        # what the last connection left unacknowledged goes first, flagged duplicate, in its order
+        resend = list(self._in_flight.items())
+        self._in_flight.clear()
+        for packet_id, (topic, payload, retain) in resend:
+            self._in_flight[packet_id] = (topic, payload, retain)
+            self._out += mqtt5.PublishPacket(topic, payload, qos=mqtt5.QoS.AT_LEAST_ONCE, retain=retain,
+                                             packet_id=packet_id, duplicate=True).write()
+        if self.availability is not None:
+            self._waiting.appendleft((self.availability[0], self.availability[1], 1, True))
+        self._send_waiting()
+
+    def _send_waiting(self) -> None:
+        """Send what waits, in order, up to the first QoS 1 message without a slot in the broker's window."""
+        waiting, in_flight, out = self._waiting, self._in_flight, self._out
+        packet, qos1 = mqtt5.PublishPacket, mqtt5.QoS.AT_LEAST_ONCE
+        while waiting:
+            topic, payload, qos, retain = waiting[0]
+            if qos == 0:
+                out += packet(topic, payload, retain=retain).write()
+            elif len(in_flight) < self._receive_max:
+                packet_id = self._packet_id()
+                in_flight[packet_id] = (topic, payload, retain)
+                out += packet(topic, payload, qos=qos1, retain=retain, packet_id=packet_id).write()
+            else:
+                break
+            waiting.popleft()
+
+    def _packet_id(self) -> int:
+        ids, in_flight = self._packet_ids, self._in_flight
+        while (packet_id := next(ids)) in in_flight:
+            pass
+        return packet_id
+
+    def _keepalive(self, now: float) -> None:
+        """A PINGREQ after a keepalive interval without traffic either way; a broker that then answers
+        nothing for half an interval more is gone (paho's rule). No CONNACK in time: gone too."""
+        if not self.connected:
+            if now - self._connected_at > CONNECT_TIMEOUT_S:
+                self.last_error = "no CONNACK"
+                self._close(self.last_error)
+            return
+        keepalive = self.settings.keepalive_s
+        if not keepalive:
+            return
+        if self._ping_sent:
+            if now - self._last_in >= 1.5 * keepalive:
+                self.last_error = "the broker stopped answering"
+                self._close(self.last_error)
+        elif now - self._last_out >= keepalive or now - self._last_in >= keepalive:
+            self._out += mqtt5.PingReqPacket().write()
+            self._ping_sent = True
+
+    def _write(self) -> None:
+        sock = self._sock
+        assert sock is not None
+        try:
+            sent = sock.send(self._out)
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return
+        except (OSError, ssl.SSLError) as exc:
+            self._close(f"{type(exc).__name__}: {exc}")
+            return
+        del self._out[:sent]
+        self._last_out = time.monotonic()
 
     def _run_commands(self) -> None:
         try:
@@ -414,108 +559,56 @@ class MqttLink(LinkBase):
             commands.popleft()()
 
     def _shut_down(self) -> None:
-        """Runs after every ack() made before stop() (commands run in order): the barrier, then the
-        DISCONNECT from :meth:`_on_unsubscribe`. Reading goes on meanwhile (the link is paused: what
-        arrives now is not acknowledged, so the broker redelivers it)."""
         self._stopping = True
-        client = self.client
-        if client.socket() is None:
+        if self._sock is None:
             return
         if self.connected:
             if self.availability is not None:
-                client.publish(self.availability[0], self.availability[2], qos=1, retain=True)
-            rc, mid = client.unsubscribe(STOP_BARRIER)
-            if rc == mqtt.MQTT_ERR_SUCCESS:
-                self._barrier = mid
-                return
-        client.disconnect()  # not connected yet (no CONNACK): nothing of ours to settle
+                self._publish_now([(self.availability[0], self.availability[2], 1, True)])
+            self._out += mqtt5.DisconnectPacket().write()
+            # counted here: the socket closes once the DISCONNECT is written
+            self.disconnects += 1
+            self.connected = self.subscribed = False
+        else:
+            self._out.clear()
 
     def _ack_now(self, items: list[tuple[int, int]]) -> None:
-        ack = self.client.ack
+        puback = mqtt5.PubAckPacket
         unacked = self._unacked
+        out = self._out
+        connected = self._sock is not None
         for delivery, qos in items:
             if qos:
-                mid = unacked.pop(delivery, None)
-                if mid is None:
+                packet_id = unacked.pop(delivery, None)
+                if packet_id is None:
                     self.stale_acks += 1
-                else:
-                    ack(mid, qos)
+                elif connected:
+                    out += puback(packet_id).write()
 
     def _publish_now(self, messages: list[tuple[str, bytes, int, bool]]) -> None:
-        publish = self.client.publish
+        check, waiting = mqtt5.PublishPacket, self._waiting
         for topic, payload, qos, retain in messages:
             if qos == 0 and not self.connected:
                 self.dropped_qos0 += 1  # QoS 0 is at most once: nobody is listening now
                 continue
             try:
-                rc = publish(topic, payload, qos=qos, retain=retain).rc
-            except (ValueError, OSError) as exc:  # a wildcard or empty topic, a payload too large
+                check(topic, b"")  # the topic's checks (no wildcard, not empty), before it is queued
+                if len(waiting) >= MAX_QUEUED:
+                    raise ValueError(f"{MAX_QUEUED} messages are waiting already")
+            except ValueError as exc:
                 self.publish_errors += 1
                 log.warning("event=publish-failed topic=%s error=%r", topic[:120], exc)
                 continue
-            if rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):  # QoS 1 waits in paho for the reconnect
-                self.published += 1
-            else:
-                self.publish_errors += 1
-
-    # ------------------------------------------------------------------ paho's callbacks (network thread)
-
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any,
-                    properties: Any = None) -> None:
-        if reason_code.is_failure:
-            self.last_error = str(reason_code)
-            log.error("event=mqtt-connect-refused reason=%s host=%s", reason_code, self.settings.host)
-            return
-        self.connected = True
-        self.connects += 1
-        self._unacked.clear()  # the broker redelivers what the last connection left unacknowledged, under new ids
-        self._delay = self.reconnect_min_s
-        session = getattr(flags, "session_present", False)
-        log.info("event=mqtt-connected host=%s port=%d session_present=%s", self.settings.host,
-                 self.settings.port, session)
-        if self.availability is not None:
-            client.publish(self.availability[0], self.availability[1], qos=1, retain=True)
-        if self.subscriptions:
-            client.subscribe([(topic, 1) for topic in self.subscriptions])
-
-    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: Any,
-                      properties: Any = None) -> None:
-        failed = [rc for rc in reason_codes if rc.is_failure]
-        if failed:
-            self.last_error = f"subscription refused: {failed[0]}"
-            log.error("event=mqtt-subscribe-refused reason=%s topics=%s", failed[0], self.subscriptions)
-        else:
-            self.subscribed = True
-
-    def _on_unsubscribe(self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: Any,
-                        properties: Any = None) -> None:
-        if mid == self._barrier:  # every acknowledgement before stop() has taken effect
-            self._barrier = None
-            client.disconnect()  # paho closes the socket once the DISCONNECT is written
-
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any,
-                       properties: Any = None) -> None:
+            waiting.append((topic, payload, 1 if qos else 0, retain))
+            self.published += 1
         if self.connected:
-            self.disconnects += 1
-        self.connected = False
-        self.subscribed = False
-        if not self._paused and not self._stopping:
-            log.warning("event=mqtt-disconnected reason=%s reconnect=auto", reason_code)
+            self._send_waiting()
 
-    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        if self._paused:
-            return  # not acknowledged: the broker redelivers after the restart
-        delivery = msg.mid
-        if msg.qos:
-            delivery = next(self._delivery_ids)
-            self._unacked[delivery] = msg.mid
-        self._burst.append(Incoming(msg.topic, msg.payload, delivery, msg.qos, time.time()))
+    # ------------------------------------------------------------------ hand-over (network thread)
 
-    def _hand_over(self) -> None:
-        items = self._burst
+    def _hand_over(self, items: list[Incoming]) -> None:
         if not items:
             return
-        self._burst = []
         self.received += len(items)
         if self.on_receive is not None:
             self.on_receive(items)
@@ -541,26 +634,3 @@ class MqttLink(LinkBase):
             self._loop.call_soon(self._drain)
         if items and self.on_batch is not None and not self._paused:
             self.on_batch(items)
-
-
-def _nothing(client: mqtt.Client, userdata: Any, sock: Any) -> None:
-    """paho's on_socket_register_write: the network thread checks ``want_write()`` itself."""
-
-
-def _no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
-    """paho's on_socket_open: no Nagle delay. paho sends each packet (a 4-byte PUBACK) by itself;
-    with Nagle a small one waits for the broker's delayed ACK (40 ms on Linux), the broker's
-    in-flight window for us fills, and the agent tier's messages wait with it."""
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except (OSError, AttributeError):  # not TCP (a Unix socket, a websocket wrapper): nothing to do
-        pass
-
-
-def _cork(sock: Any, on: bool) -> bool:
-    """Set TCP_CORK (Linux); False where there is none."""
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, TCP_CORK, 1 if on else 0)
-        return True
-    except (OSError, AttributeError):
-        return False

@@ -2,7 +2,7 @@
 
 Why a process: the aggregator's ingest (fusion, visits, the customer tier) is one thread of
 Python, and everything else in its process competes with it for the same interpreter lock. The
-connection's own work (the network thread's paho reads and writes, building message tuples, JSON
+connection's own work (the network thread's reads and writes, building message tuples, JSON
 decoding and validating every payload, publishing the customer tier, PUBACKs) was about a third
 of the aggregator's CPU per message; here it runs on the other core. The SQLite writer
 (:mod:`aggregator.sqlite_writer`) is split off the same way; both run as a

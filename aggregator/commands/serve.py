@@ -52,10 +52,10 @@ def run(args: argparse.Namespace) -> int:
                                  db_path=args.db, config_dir=resolve_config_dir(args.config_dir))
     setup_logging(args.log_level or settings.log_level, settings.log_filename or None)
     app = create_app(settings)
-    # paho and the SQLite writer run in processes of their own (docs/ARCHITECTURE.md), driven from the
+    # The MQTT connection and the SQLite writer run in processes of their own (docs/ARCHITECTURE.md), driven from the
     # event loop; in this one the loop shares the GIL only with the executor threads that answer
     # HTTP reads (and offers' writes). A 1 ms switch interval instead of 5 ms keeps one of them from holding
-    # the loop back for long. (Measured when paho and the writer were still threads here: it cut the
+    # the loop back for long. (Measured when the MQTT link and the writer were still threads here: it cut the
     # publish -> WebSocket tail latency at a small cost in throughput; not measured again since.)
     sys.setswitchinterval(0.001)
     log.info("event=serve host=%s port=%d db=%s config_dir=%s broker=%s:%d", settings.http_host, settings.http_port,

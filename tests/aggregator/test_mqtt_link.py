@@ -1,5 +1,5 @@
-"""MqttLink: paho's external loop through a real mosquitto: backlogs drained in order and acked once,
-publishes in order, MQTT 5 agents heard over the 3.1.1 connection, reconnection with back-off."""
+"""MqttLink: the mqtt5 codec's connection through a real mosquitto: backlogs drained in order and acked
+once, publishes in order, MQTT 5 agents' properties and topic aliases resolved, reconnection with back-off."""
 
 from __future__ import annotations
 
@@ -45,14 +45,16 @@ async def test_a_queued_backlog_arrives_complete_in_order_and_is_not_redelivered
     second.start(loop)
     await wait_until(lambda: len(received) >= n, timeout_s=30)
     assert [int(item.payload) for item in received] == list(range(n))
-    second.stop()  # its network thread writes the queued acknowledgements before the DISCONNECT
+    # no wait: stop() queues the DISCONNECT behind the acknowledgements, and one write sends them in order
+    second.stop()
 
     received.clear()
     third = MqttLink(settings, "backlog-reader", [topic_filter], on_batch=on_batch)
     links.append(third)
     third.start(loop)
     await wait_until(lambda: third.subscribed)
-    # a redelivery would come ahead of what is published now
+    # the broker sends a session's redeliveries right after the CONNACK: a message published after the
+    # SUBACK comes behind any of them, so once it is here, anything redelivered would be here too
     await loop.run_in_executor(None, publish, mqtt_broker.host, mqtt_broker.port, [("fw-test/backlog/end", b"end")])
     await wait_until(lambda: any(item.payload == b"end" for item in received))
     third.stop()
@@ -61,7 +63,7 @@ async def test_a_queued_backlog_arrives_complete_in_order_and_is_not_redelivered
 
 @pytest.mark.broker
 async def test_published_messages_keep_their_order_across_qos_and_any_payload_size(mqtt_broker: Broker) -> None:
-    """QoS 0 and QoS 1 through paho's publish, from one thread: a subscriber sees one order."""
+    """QoS 0 and QoS 1 through the link's publish, from one thread: a subscriber sees one order."""
     loop = asyncio.get_running_loop()
     link = MqttLink(MqttSettings(host=mqtt_broker.host, port=mqtt_broker.port), "order-writer", [])
     link.start(loop)
@@ -81,9 +83,9 @@ async def test_published_messages_keep_their_order_across_qos_and_any_payload_si
 
 
 @pytest.mark.broker
-async def test_qos1_publishes_have_no_in_flight_limit_and_none_is_left_waiting(mqtt_broker: Broker) -> None:
-    """No in-flight limit (so paho's per-PUBACK scan is skipped): 3,000 QoS 1 messages in one go, more
-    than the old limit of 1,000, all arrive in order and all are acknowledged."""
+async def test_qos1_publishes_beyond_the_broker_s_window_all_arrive_none_left_waiting(mqtt_broker: Broker) -> None:
+    """3,000 QoS 1 messages in one go, more than the broker's Receive Maximum lets be in flight at once:
+    the rest wait their turn; all arrive in order and all are acknowledged."""
     loop = asyncio.get_running_loop()
     link = MqttLink(MqttSettings(host=mqtt_broker.host, port=mqtt_broker.port), "qos1-writer", [])
     link.start(loop)
@@ -93,11 +95,11 @@ async def test_qos1_publishes_have_no_in_flight_limit_and_none_is_left_waiting(m
         for payload in sent:
             link.publish("fw-test/qos1", payload, qos=1)
         got = await loop.run_in_executor(None, collector.wait_for, len(sent), 30.0)
-        await wait_until(lambda: not link.client._out_messages)  # every PUBACK came back and was handled
+        await wait_until(lambda: link.in_flight == 0)  # every PUBACK came back and was handled
     link.stop()
     assert [m.payload for m in got] == sent
     assert link.published == len(sent) and link.publish_errors == 0
-    assert link.client._inflight_messages == 0
+    assert link.in_flight == 0
 
 
 @pytest.mark.broker
@@ -120,9 +122,9 @@ async def test_qos0_while_disconnected_is_dropped_and_counted_and_bad_topics_are
 
 
 @pytest.mark.broker
-async def test_an_mqtt5_agent_s_messages_reach_the_3_1_1_connection_intact(mqtt_broker: Broker) -> None:
-    """Agents speak MQTT 5 (properties, topic aliases); the aggregator's link speaks 3.1.1 and the
-    broker translates: every topic and payload arrives as sent, acknowledged once."""
+async def test_an_mqtt5_agent_s_messages_reach_the_link_intact(mqtt_broker: Broker) -> None:
+    """Agents speak MQTT 5 (properties, topic aliases); the broker resolves the aliases for the link
+    (which allows none towards itself): every topic and payload arrives as sent, acknowledged once."""
     loop = asyncio.get_running_loop()
     link, received = await acking_link(MqttSettings(host=mqtt_broker.host, port=mqtt_broker.port), "v5-listener",
                                        ["floorwalker/demo/agents/+/+"])
@@ -165,8 +167,8 @@ def _publish_v5(host: str, port: int, items: list[tuple[str, bytes]]) -> None:
 
 @pytest.mark.broker
 async def test_a_burst_is_read_to_its_end_without_waiting_for_more_traffic(mqtt_broker: Broker) -> None:
-    """paho reads one packet per loop_read: the link must read on while bytes are there, or the tail of
-    a burst waits for the next packet or keepalive (an hour here)."""
+    """Every packet of a read is handled: the tail of a burst must not wait for the next packet or
+    keepalive (an hour here)."""
     loop = asyncio.get_running_loop()
     received: list[Incoming] = []
     settings = MqttSettings(host=mqtt_broker.host, port=mqtt_broker.port, keepalive_s=3600)

@@ -10,13 +10,13 @@ moves at QoS 0, the rest enter/exit at QoS 1).
 
 Figures: the whole process's CPU per message; the start-up (interpreter, imports, connect: CPU
 until the first batch arrives) on its own, since a short benchmark divides it among few messages;
-the drain after it; and the busiest thread (the link's network thread: paho's reads and writes,
+the drain after it; and the busiest thread (the link's network thread: its reads and writes,
 decoding, the frames to the parent).
 
-``mqtt_child.codec_us_per_msg`` is a measurement, not product code: the same backlog read through
-``mqtt5`` (a sans-I/O MQTT 5 codec in Rust, by aiomqtt's maintainer; not a dependency: install it
-by hand to get this figure) with the same decoding and framing, to show what paho's per-packet
-Python costs (docs/PERFORMANCE.md, "The MQTT process, per message").
+``mqtt_child.codec_us_per_msg`` is a baseline, not product code: the same backlog read through the
+``mqtt5`` codec in the simplest loop (blocking socket, no session logic, no publishes) with the same
+decoding and framing: what the MQTT process's own connection (:mod:`aggregator.mqtt_link`, on the
+same codec since 2026-12-07) adds on top of it.
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def run(args) -> Iterator[Figure]:  # type: ignore[no-untyped-def]
                      round((result["total"] - first_cpu) / max(1, n - first_n) * us, 1), "µs",
                      note="after the first batch: the steady per-message cost")
         yield Figure("mqtt_child.network_thread_us_per_msg", round(result["busiest"] / n * us, 1), "µs",
-                     note="the busiest thread: paho's reads, acks and publishes, decoding, frames to the parent")
+                     note="the busiest thread: the link's reads, acks and publishes, decoding, frames to the parent")
         _session(broker.host, broker.port, "bench-mqtt-codec")
         _queue(broker.host, broker.port, traffic)
         codec = _codec_drain(broker.host, broker.port, "bench-mqtt-codec", n)

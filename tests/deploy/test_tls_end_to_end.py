@@ -166,7 +166,7 @@ def _read_packet(sock) -> tuple[int, bytes]:  # type: ignore[no-untyped-def]
 
 
 async def test_packets_sharing_one_tls_record_are_all_read(store_broker) -> None:
-    """Other brokers (and mosquitto under load) put several packets in one TLS record: after paho has read
+    """Other brokers (and mosquitto under load) put several packets in one TLS record: after the link has read
     the first, the rest wait decrypted inside the SSL object, where poll() cannot see them. A scripted TLS
     peer sends five PUBLISH packets in one write; all five must arrive without any further traffic."""
     import socket
@@ -179,7 +179,8 @@ async def test_packets_sharing_one_tls_record_are_all_read(store_broker) -> None
     context.load_cert_chain(store_broker.dir / "server.crt", store_broker.dir / "server.key")
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
-    publishes = b"".join(b"\x32" + bytes([2 + 8 + 2 + 1]) + b"\x00\x08fw/tls/x" + bytes([0, n + 1]) + b"%d" % n
+    # MQTT 5, as the link speaks it: a property length (0) after the packet id
+    publishes = b"".join(b"\x32" + bytes([2 + 8 + 2 + 1 + 1]) + b"\x00\x08fw/tls/x" + bytes([0, n + 1, 0]) + b"%d" % n
                          for n in range(5))
     acked: list[int] = []
 
@@ -187,9 +188,9 @@ async def test_packets_sharing_one_tls_record_are_all_read(store_broker) -> None
         conn, _ = listener.accept()
         with context.wrap_socket(conn, server_side=True) as tls:
             _read_packet(tls)  # CONNECT
-            tls.sendall(b"\x20\x02\x00\x00")  # CONNACK, accepted
+            tls.sendall(b"\x20\x03\x00\x00\x00")  # CONNACK, accepted, no properties
             _, subscribe = _read_packet(tls)
-            tls.sendall(b"\x90\x03" + subscribe[:2] + b"\x01")  # SUBACK, QoS 1 granted
+            tls.sendall(b"\x90\x04" + subscribe[:2] + b"\x00\x01")  # SUBACK, no properties, QoS 1 granted
             tls.sendall(publishes)  # one write of 80 bytes: one TLS record
             while True:
                 command, body = _read_packet(tls)
