@@ -483,6 +483,15 @@ class PirConfig:
     hold_off_s: float
     area: tuple[float, float, float, float] | None = None
 
+    def sees(self, pos: Point, plan: Plan) -> bool:
+        """Whether a person at ``pos`` (plan pixels) is in this PIR's view: its ``area`` (edges included),
+        else its whole zone. The one rule the mock's pins and the positioning benchmark's reports follow."""
+        if self.area is not None:
+            x0, y0, x1, y1 = self.area
+            return x0 <= pos[0] <= x1 and y0 <= pos[1] <= y1
+        zone = plan.zone_named(self.zone)
+        return zone is not None and zone.contains(pos)
+
 
 @dataclass(frozen=True, slots=True)
 class DoorConfig:
@@ -568,6 +577,19 @@ class DeviceConfig:
     pirs: tuple[PirConfig, ...] = ()
     door: DoorConfig | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def pir_sensor(agent_id: str, pir_id: str) -> str:
+    """A PIR's name off the agent: ``<agent>/<pir id>`` (PIR ids are unique within one agent only). Ingest
+    keys a motion report by it; fusion's PIR board and the live occupancy know the area PIRs by it."""
+    return f"{agent_id}/{pir_id}"
+
+
+def area_pirs(devices: Iterable[DeviceConfig]) -> dict[str, tuple[float, float, float, float]]:
+    """The PIRs that watch a rectangle of the plan rather than a whole zone: sensor name
+    (:func:`pir_sensor`) -> ``area`` (plan pixels). Their reports weigh only the grid's cells, and their
+    quiet does not say their zone is empty."""
+    return {pir_sensor(d.agent_id, pir.id): pir.area for d in devices for pir in d.pirs if pir.area is not None}
 
 
 def load_device(path: str | os.PathLike[str], *, store: StoreConfig | None = None) -> DeviceConfig:
@@ -765,6 +787,16 @@ def _spool(sec: _Section | None, agent_id: str) -> SpoolSettings:
     )
     sec.finish()
     return settings
+
+
+def load_config_dir(directory: str | os.PathLike[str]) -> tuple[StoreConfig, list[DeviceConfig]]:
+    """A configuration directory's store and device files: the store of the device files when there is a
+    ``devices/`` directory (:func:`load_deployment`), else ``store.toml`` alone with no devices."""
+    base = Path(directory)
+    if (base / "devices").is_dir():
+        devices = load_deployment(base)
+        return devices[0].store, devices
+    return load_store(base / "store.toml"), []
 
 
 def load_deployment(directory: str | os.PathLike[str] | None = None) -> list[DeviceConfig]:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from agent.config import DeviceConfig, StoreConfig
+from agent.config import DeviceConfig, StoreConfig, area_pirs
 from agent.contract import Presence
 from agent.errors import BadReading
 from agent.geometry import Zone
@@ -89,8 +89,7 @@ class Fusion:
         self.window_s = window_s
         # a PIR with an area (a strip of a department, a stretch of aisle) weighs the cells it sees, keyed
         # by its sensor name as ingest passes it to motion(): "<agent>/<pir id>"
-        self.pirs = PirBoard(self.plan, {f"{d.agent_id}/{pir.id}": pir.area for d in devices for pir in d.pirs
-                                         if pir.area is not None})
+        self.pirs = PirBoard(self.plan, area_pirs(devices))
         self.zone_model = ZoneModel(self.plan, pirs=self.pirs)
         self.max_speed_mps = max_speed_mps
         self.models: dict[tuple[str, str], LogDistanceModel] = {}

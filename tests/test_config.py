@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import load_deployment, load_device, load_store
+from agent.config import area_pirs, load_deployment, load_device, load_store, pir_sensor
 from agent.errors import BadCalibration, ConfigError
 
 
@@ -22,6 +22,25 @@ def test_shipped_deployment_loads(config_dir: Path) -> None:
     assert store.entrance == (937, 50) and store.exit == (1071, 50)
     assert store.secret_is_placeholder
     assert any(d.door for d in devices) and all(d.sniffers for d in devices)
+
+
+def test_a_pir_sees_its_area_or_else_its_zone(config_dir: Path) -> None:
+    # The one rule the mock's PIR pins and the positioning benchmark's reports follow; area_pirs is what the
+    # fusion's PIR board and the live occupancy are told, keyed as ingest names a PIR ("<agent>/<pir id>").
+    devices = load_deployment(config_dir)
+    agent2 = next(d for d in devices if d.agent_id == "agent-2")
+    plan = agent2.store.plan
+    pirs = {p.id: p for p in agent2.pirs}
+    whole, strip = pirs["pir-boys"], pirs["pir-boys-n"]  # all of Boy's; its 1 m north strip [672, 443, 992, 493]
+    middle, north = (832.0, 550.0), (832.0, 460.0)
+    assert whole.sees(middle, plan) and whole.sees(north, plan)
+    assert strip.sees(north, plan) and not strip.sees(middle, plan)
+    assert strip.sees((992.0, 493.0), plan) and not strip.sees((992.5, 493.0), plan)  # its edges are in view
+    assert not whole.sees((100.0, 100.0), plan)
+    strips = area_pirs(devices)
+    assert strips[pir_sensor("agent-2", "pir-boys-n")] == (672.0, 443.0, 992.0, 493.0)
+    assert "agent-2/pir-boys-n" in strips and "agent-2/pir-boys" not in strips
+    assert len(strips) == sum(p.area is not None for d in devices for p in d.pirs)
 
 
 def _edit(path: Path, old: str, new: str) -> None:

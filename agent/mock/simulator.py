@@ -178,12 +178,7 @@ class Simulator:
         positions = [p for s in people if (p := s.position_at(now)) is not None]
         plan = self.device.store.plan
         for pir in self.device.pirs:
-            if pir.area is not None:  # a PIR watching a strip or a stretch of aisle sees only that rectangle
-                x0, y0, x1, y1 = pir.area
-                seen = any(x0 <= x <= x1 and y0 <= y <= y1 for x, y in positions)
-            else:
-                zone = plan.zone_named(pir.zone)
-                seen = zone is not None and any(zone.contains(p) for p in positions)
+            seen = any(pir.sees(p, plan) for p in positions)  # its area (a strip, a stretch of aisle), or its zone
             if seen:
                 self._pir_seen[pir.pin] = now
             # the module's own output stays high PIR_MODULE_HOLD_S after the last motion it saw

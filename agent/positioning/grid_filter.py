@@ -44,7 +44,7 @@ fusion (``aggregator/fusion.py``) and the positioning benchmark use these same c
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -228,45 +228,44 @@ class GridModel:
                                  stand_mps=stand_mps, stand_tau_s=stand_tau_s, walk_tau_s=walk_tau_s,
                                  heading_sd_mps=heading_sd_mps)
 
+    def _samples(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """5 x 5 points evenly inside every cell, one point per cell at a time: (x, y) arrays in plan pixels.
+
+        A cell's share of a zone or a PIR's view is the part of its points inside: cells are cut at the
+        zones' edges but not at the area PIRs', so a cell may be partly in view."""
+        mpp = self.plan.metres_per_px
+        offsets = (np.arange(5) + 0.5) / 5.0 - 0.5
+        gdx, gdy = np.meshgrid(self.width_x, self.width_y)
+        dx, dy = gdx.ravel(), gdy.ravel()
+        for ox in offsets:
+            for oy in offsets:
+                yield (self.x_flat + ox * dx) / mpp, (self.y_flat + oy * dy) / mpp
+
     def _zone_shares(self) -> np.ndarray:
-        """Per state (zones, then the aisle) and cell, the share of the cell's area in it (5 x 5 samples).
+        """Per state (zones, then the aisle) and cell, the share of the cell's area in it (:meth:`_samples`).
 
         On a shared edge the first declared zone wins, as :meth:`Plan.zone_at`; rectangles are tested as
         arrays, other polygons point by point."""
-        mpp = self.plan.metres_per_px
-        offsets = (np.arange(5) + 0.5) / 5.0 - 0.5
-        gdx, gdy = np.meshgrid(self.width_x, self.width_y)
-        dx, dy = gdx.ravel(), gdy.ravel()
         shares = np.zeros((self.aisle + 1, self.cells))
-        for ox in offsets:
-            for oy in offsets:
-                px = (self.x_flat + ox * dx) / mpp
-                py = (self.y_flat + oy * dy) / mpp
-                free = np.ones(self.cells, dtype=bool)
-                for i, zone in enumerate(self.zones):
-                    x0, y0, x1, y1 = zone.bbox
-                    inside = free & (px >= x0) & (px <= x1) & (py >= y0) & (py <= y1)
-                    if not _is_rectangle(zone):
-                        for c in np.flatnonzero(inside):
-                            inside[c] = zone.contains((float(px[c]), float(py[c])))
-                    shares[i, inside] += 1.0 / 25.0
-                    free &= ~inside
-                shares[self.aisle, free] += 1.0 / 25.0
+        for px, py in self._samples():
+            free = np.ones(self.cells, dtype=bool)
+            for i, zone in enumerate(self.zones):
+                x0, y0, x1, y1 = zone.bbox
+                inside = free & (px >= x0) & (px <= x1) & (py >= y0) & (py <= y1)
+                if not _is_rectangle(zone):
+                    for c in np.flatnonzero(inside):
+                        inside[c] = zone.contains((float(px[c]), float(py[c])))
+                shares[i, inside] += 1.0 / 25.0
+                free &= ~inside
+            shares[self.aisle, free] += 1.0 / 25.0
         return shares
 
     def _rect_shares(self, rect: tuple[float, float, float, float]) -> np.ndarray:
-        """Per cell, the share of its area inside ``rect`` (plan pixels; 5 x 5 samples, as the zones)."""
-        mpp = self.plan.metres_per_px
-        offsets = (np.arange(5) + 0.5) / 5.0 - 0.5
-        gdx, gdy = np.meshgrid(self.width_x, self.width_y)
-        dx, dy = gdx.ravel(), gdy.ravel()
+        """Per cell, the share of its area inside ``rect`` (plan pixels; :meth:`_samples`, as the zones)."""
         x0, y0, x1, y1 = rect
         out = np.zeros(self.cells)
-        for ox in offsets:
-            for oy in offsets:
-                px = (self.x_flat + ox * dx) / mpp
-                py = (self.y_flat + oy * dy) / mpp
-                out += ((px >= x0) & (px <= x1) & (py >= y0) & (py <= y1)) / 25.0
+        for px, py in self._samples():
+            out += ((px >= x0) & (px <= x1) & (py >= y0) & (py <= y1)) / 25.0
         return out
 
     def heading_share_at(self, vx: float, vy: float) -> float:

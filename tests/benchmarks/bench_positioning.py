@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.config import load_deployment
+from agent.config import DeviceConfig, area_pirs, load_deployment, pir_sensor
 from agent.contract import Presence, Range
 from agent.geometry import Plan
 from agent.mock.simulator import PIR_MODULE_HOLD_S  # the module's own hold: 'inactive' this + hold_off_s after
@@ -295,31 +295,13 @@ class _StoreRun:
         return 100.0 * self.right / max(1, self.probes)
 
 
-@dataclass(frozen=True)
-class _PirSpec:
-    """One PIR of the device files: its sensor name as the aggregator keys it, zone, view, hold-off."""
-
-    sensor: str
-    zone: str
-    area: tuple[float, float, float, float] | None  # plan pixels; None: the whole zone
-    hold_off_s: float
-
-
-def _pir_specs(devices: list) -> list[_PirSpec]:
-    return [_PirSpec(f"{d.agent_id}/{p.id}", p.zone, p.area, p.hold_off_s) for d in devices for p in d.pirs]
-
-
-def _pir_areas(specs: list[_PirSpec]) -> dict[str, tuple[float, float, float, float]]:
-    """The area PIRs as the aggregator's PirBoard takes them (aggregator/fusion.py does the same)."""
-    return {s.sensor: s.area for s in specs if s.area is not None}
-
-
-def _store_day(seed: int, shoppers: int, pir_specs: list[_PirSpec] | None = None) -> tuple[Plan, list[Shopper], list,
-                                                                                           tuple[list, dict]]:
+def _store_day(seed: int, shoppers: int, devices: list[DeviceConfig] | None = None) -> tuple[
+        Plan, list[Shopper], list, tuple[list, dict]]:
     """The demo layout, mock-world shoppers, every probe's anchors, and the PIR reports of the day with the
-    area PIRs' views (``pir_specs``: the device files' PIRs unless given)."""
-    devices = load_deployment(REPO / "firmware-config")
-    specs = _pir_specs(devices) if pir_specs is None else pir_specs
+    area PIRs' views, as the aggregator's fusion takes them (``devices``: the demo's device files unless
+    given)."""
+    if devices is None:
+        devices = load_deployment(REPO / "firmware-config")
     store_config = devices[0].store
     plan: Plan = store_config.plan
     sniffers = [(plan.px_to_m(s.position_px), s.height_m, LogDistanceModel.fit(s.calibration))
@@ -337,7 +319,7 @@ def _store_day(seed: int, shoppers: int, pir_specs: list[_PirSpec] | None = None
                 probes.append((ts, k, truth_px, anchors, heard))
             ts += PROBE_S
     probes.sort(key=lambda p: p[0])
-    return plan, people, probes, (_pir_reports(plan, people, specs), _pir_areas(specs))
+    return plan, people, probes, (_pir_reports(plan, people, devices), area_pirs(devices))
 
 
 def _anchors(rng: random.Random, truth_m: tuple[float, float],
@@ -360,33 +342,28 @@ def _anchors(rng: random.Random, truth_m: tuple[float, float],
     return anchors, heard
 
 
-def _pir_reports(plan: Plan, people: list[Shopper], specs: list[_PirSpec]) -> list[tuple[float, str, str, bool]]:
-    """(ts, zone, sensor, active) as the agents publish them: active as soon as anyone is in a PIR's view
-    (its zone, or its area), inactive PIR_MODULE_HOLD_S + its hold_off_s after the view last held anyone."""
+def _pir_reports(plan: Plan, people: list[Shopper], devices: list[DeviceConfig]) -> list[tuple[float, str, str, bool]]:
+    """(ts, zone, sensor, active) as the agents publish them (sensor: as ingest names it): active as soon as
+    anyone is in a PIR's view (:meth:`PirConfig.sees`, as the mock's pins), inactive PIR_MODULE_HOLD_S + its
+    hold_off_s after the view last held anyone."""
     t0 = min(p.start_ts for p in people)
     t1 = max(p.end_ts for p in people)
     reports = []
     last_seen: dict[str, float] = {}
     active: set[str] = set()
-    zones = {s.sensor: plan.zone_named(s.zone) for s in specs}
+    pirs = [(pir_sensor(d.agent_id, pir.id), pir) for d in devices for pir in d.pirs]
     for step in range(int((t1 - t0) / 0.1) + 2):
         ts = t0 + step * 0.1
         positions = [pos for shopper in people if (pos := shopper.position_at(ts)) is not None]
-        for spec in specs:
-            if spec.area is not None:
-                x0, y0, x1, y1 = spec.area
-                seen = any(x0 <= x <= x1 and y0 <= y <= y1 for x, y in positions)
-            else:
-                zone = zones[spec.sensor]
-                seen = zone is not None and any(zone.contains(pos) for pos in positions)
-            if seen:
-                last_seen[spec.sensor] = ts
-                if spec.sensor not in active:
-                    active.add(spec.sensor)
-                    reports.append((ts, spec.zone, spec.sensor, True))
-            elif spec.sensor in active and ts - last_seen[spec.sensor] >= PIR_MODULE_HOLD_S + spec.hold_off_s:
-                active.discard(spec.sensor)
-                reports.append((ts, spec.zone, spec.sensor, False))
+        for sensor, pir in pirs:
+            if any(pir.sees(pos, plan) for pos in positions):
+                last_seen[sensor] = ts
+                if sensor not in active:
+                    active.add(sensor)
+                    reports.append((ts, pir.zone, sensor, True))
+            elif sensor in active and ts - last_seen[sensor] >= PIR_MODULE_HOLD_S + pir.hold_off_s:
+                active.discard(sensor)
+                reports.append((ts, pir.zone, sensor, False))
     return reports
 
 
