@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from agent.config import DeviceConfig, StoreConfig, load_deployment, load_store
+from agent.config import DeviceConfig, StoreConfig, load_config_dir
 from agent.contract import agent_subscription
 from agent.errors import ConfigError
 from agent.sdnotify import notify, watchdog_interval_s
@@ -77,11 +77,7 @@ def load_customers(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def _load_config(settings: Settings) -> tuple[StoreConfig, list[DeviceConfig]]:
-    store_file = settings.config_dir / "store.toml"
-    if (settings.config_dir / "devices").is_dir():
-        devices = load_deployment(settings.config_dir)
-        return devices[0].store, devices
-    return load_store(store_file), []
+    return load_config_dir(settings.config_dir)
 
 
 def create_app(settings: Settings) -> web.Application:

@@ -89,11 +89,13 @@ class Calibration:
         return out
 
 
-def device_series(store: StoreConfig, messages: Iterable[AgentMessage], *, step_s: float = SAMPLE_S
-                  ) -> list[Sample]:
+def device_series(store: StoreConfig, messages: Iterable[AgentMessage], *, step_s: float = SAMPLE_S,
+                  area_pirs: Iterable[str] = ()) -> list[Sample]:
     """Agent messages in time order (as ingest got them) through the live estimator with factor 1, sampled
-    at the end of every ``step_s`` from the first message to the last."""
-    live = LiveOccupancy(store, NullPublisher(), factor=1.0)
+    at the end of every ``step_s`` from the first message to the last. ``area_pirs``: the sensor names of
+    the PIRs that watch a rectangle (:func:`agent.config.area_pirs`), whose motion the estimate leaves out
+    as ingest's does."""
+    live = LiveOccupancy(store, NullPublisher(), factor=1.0, area_pirs=area_pirs)
     out: list[Sample] = []
     door_in = door_out = 0
     next_ts: float | None = None

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.config import DeviceConfig, StoreConfig
+from agent.config import DeviceConfig, StoreConfig, area_pirs, pir_sensor
 from agent.contract import Door, Health, Link, Motion, Presence, Rejection, Status, decode_agent
 from agent.geometry import Zone
 from agent.privacy import redact_macs, redact_macs_bytes
@@ -131,7 +131,8 @@ class Ingest:
         # (None: no agent message in the batch, only statuses or rejects); for the metrics
         self.on_committed: list[Callable[[float, float | None], None]] = []
         # people now: /api/occupancy, MQTT; the store's calibrated factor (store.toml occupancy_factor)
-        self.occupancy = LiveOccupancy(store_config, publisher, factor=store_config.occupancy_factor)
+        self.occupancy = LiveOccupancy(store_config, publisher, factor=store_config.occupancy_factor,
+                                       area_pirs=area_pirs(devices))
         self.links: dict[str, str] = {}
         # device -> when its link was last made or its device last started a visit: links not seen for
         # the retention period expire (with daily id rotation a device id is never seen again)
@@ -302,10 +303,8 @@ class Ingest:
                                                                   "direction": msg.direction}))
         elif isinstance(msg, Motion):
             batch.motion_events.append((msg.msg_id, msg.ts, msg.agent, msg.sensor, msg.zone, int(msg.active)))
-            sensor = f"{msg.agent}/{msg.sensor}"
-            if sensor not in self.fusion.pirs.areas:  # a strip PIR's quiet does not say its zone is empty
-                self.occupancy.motion(msg)
-            self.fusion.motion(msg.zone, sensor, msg.active, msg.ts)
+            self.occupancy.motion(msg)  # a zone PIR's counts for its zone; an area PIR's only for the grid
+            self.fusion.motion(msg.zone, pir_sensor(msg.agent, msg.sensor), msg.active, msg.ts)
             self.bus.publish(ShopperEvent("motion", msg.ts, zone=msg.zone,
                                           extra={"agent": msg.agent, "sensor": msg.sensor, "active": msg.active}))
         elif isinstance(msg, Link):

@@ -15,7 +15,9 @@ event loop, fed by ingest with the agent tier's messages:
   agents named after different first MACs counts once;
 * the zone each device was last fused into (ingest's positions, not one agent's, which with a single
   sniffer is the sniffer's own spot);
-* door crossings and PIR states.
+* door crossings and PIR states: a zone PIR's. A PIR that watches only part of its zone or a stretch of
+  aisle (an area PIR, ``area_pirs``) is left out: its quiet does not say its zone is empty (it weighs
+  only the grid's cells, :mod:`aggregator.fusion`).
 
 ``tick`` (once a second, from ingest's sweep) publishes the retained store and zone topics
 (docs/MQTT.md, Occupancy) when a rounded number changes, and at least every :data:`PUBLISH_EVERY_S`
@@ -25,11 +27,11 @@ so a subscriber sees the estimate is alive. ``GET /api/occupancy`` reads :meth:`
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.config import StoreConfig
+from agent.config import StoreConfig, pir_sensor
 from agent.contract import (
     Door,
     Motion,
@@ -114,8 +116,11 @@ class LiveOccupancy:
     """The store's running estimate: evidence in from ingest, retained MQTT topics and the API out."""
 
     def __init__(self, store: StoreConfig, publisher: Publisher, *, factor: float | None = None,
-                 tuning: Mapping[str, float] | None = None) -> None:
+                 tuning: Mapping[str, float] | None = None, area_pirs: Iterable[str] = ()) -> None:
+        """``area_pirs``: the sensor names (:func:`agent.config.pir_sensor`) of the PIRs that watch a
+        rectangle, not their whole zone (:func:`agent.config.area_pirs` of the device files)."""
         self.publisher = publisher
+        self.area_pirs = frozenset(area_pirs)
         self.zone_names = tuple(z.name for z in store.plan.zones)
         self.topic = occupancy_topic(store.id)
         self.zone_topics = zone_occupancy_topics(store.id, self.zone_names)
@@ -182,6 +187,10 @@ class LiveOccupancy:
         self.estimator.door(d.ts, entered=int(d.direction == "in"), left=int(d.direction == "out"))
 
     def motion(self, m: Motion) -> None:
+        """A zone PIR's report. An area PIR's is ignored: a strip along the zone's opening going quiet while
+        shoppers browse deeper in would mark the whole zone empty (and overwrite its own PIR's state)."""
+        if pir_sensor(m.agent, m.sensor) in self.area_pirs:
+            return
         self.estimator.motion(m.ts, m.zone, m.active)
 
     # ------------------------------------------------------------------ estimate out

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from agent.cliutil import number_between, resolve_config_dir
-from agent.config import load_store
+from agent.config import area_pirs, load_config_dir
 from agent.contract import AgentMessage, Rejection, agent_topic, decode_agent
 from aggregator.analytics.cli_support import add_db
 from aggregator.export import ExportError, open_readonly, parse_bound
@@ -38,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_db(p)
     p.add_argument("--config-dir", default=None, metavar="DIR",
-                   help="configuration directory with store.toml, for the store id and zones "
+                   help="configuration directory with store.toml, for the store id and zones, and the device "
+                        "files (devices/*.toml), for the PIRs that watch an area rather than a zone "
                         "(env FLOORWALKER_CONFIG_DIR, default ./firmware-config)")
     p.add_argument("--from", dest="since", required=True, metavar="DATE",
                    help="first day or time, YYYY-MM-DD or ISO 8601 (UTC unless it has an offset); a whole opening "
@@ -89,10 +90,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.window_min > 0:
         raise CalibrationError(f"--window-min must be > 0, got {args.window_min}")
     counts = [parse_count(c) for c in args.count]
-    store = load_store(Path(resolve_config_dir(args.config_dir)) / "store.toml")
+    store, devices = load_config_dir(Path(resolve_config_dir(args.config_dir)))
     conn = open_readonly(args.db)
     try:
-        samples = device_series(store, read_messages(conn, store.id, since, until))
+        samples = device_series(store, read_messages(conn, store.id, since, until), area_pirs=area_pirs(devices))
     finally:
         conn.close()
     if counts:

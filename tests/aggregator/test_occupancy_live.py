@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import load_deployment, load_store
+from agent.config import area_pirs, load_deployment, load_store
 from agent.contract import Door, Motion, Presence, Range, Rejection, agent_topic, decode_agent, encode_agent
 from agent.occupancy import DEFAULT_TUNING
 from agent.runtime import Pipeline
@@ -228,6 +228,22 @@ async def test_a_strip_pir_goes_to_the_zone_decisions_not_to_zone_occupancy(aioh
     assert {i: pir.active for i, pir in board.zones.items()} == {3: {"agent-3/pir-mens"}}
     body = await (await client.get("/api/occupancy")).json()
     assert body["evidence"]["pir_active"] == 1, body
+
+
+@pytest.mark.parametrize("told", [True, False])
+def test_an_area_pirs_quiet_does_not_empty_its_zone(told: bool) -> None:
+    # agent-2's pir-boys watches all of Boy's, pir-boys-s a 1 m strip of it: a shopper browsing deep in Boy's
+    # keeps pir-boys active while the strip goes quiet. Told the area PIRs (every caller: ingest, the factor
+    # calibration), the live occupancy keeps the strip out of the zone's state; a store without area PIRs
+    # (told none) takes every PIR as its zone's, the last report deciding.
+    strips = area_pirs(load_deployment(CONFIG_DIR)) if told else {}
+    occ = LiveOccupancy(STORE, Published(), factor=1.0, area_pirs=strips)
+    occ.motion(Motion("agent-2:1", "agent-2", T0, "pir-boys", "Boy's", True))
+    occ.motion(Motion("agent-2:2", "agent-2", T0 + 1, "pir-boys-s", "Boy's", True))
+    occ.motion(Motion("agent-2:3", "agent-2", T0 + 3, "pir-boys-s", "Boy's", False))
+    est = occ.estimate(T0 + 3 + DEFAULT_TUNING["pir_empty_s"])
+    assert est.zones["Boy's"].people == (1.0 if told else 0.0)
+    assert est.evidence["pir_active"] == int(told)
 
 
 @pytest.mark.parametrize(("kinds", "counted"), [

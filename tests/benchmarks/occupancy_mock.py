@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from agent import contract
-from agent.config import DeviceConfig, load_deployment
+from agent.config import DeviceConfig, area_pirs, load_deployment
 from agent.mock.simulator import BEAM_STEP_S, Simulator
 from agent.mock.world import World
 from agent.occupancy import DEFAULT_TUNING
@@ -213,8 +213,8 @@ def simulate(hours: float, *, seed: int = SEED, randomized_share: float = RANDOM
 
     One live occupancy per entry of ``factors`` (None: the estimator's default, the Brno lab's), all fed
     the same messages."""
-    store = load_deployment(CONFIG_DIR)[0].store
-    lives = [LiveOccupancy(store, NullPublisher(), factor=f) for f in factors]
+    devices = load_deployment(CONFIG_DIR)
+    lives = [LiveOccupancy(devices[0].store, NullPublisher(), factor=f, area_pirs=area_pirs(devices)) for f in factors]
     worlds: list[World] = []
     lines: list[int] = []
     gen = steps(hours, seed=seed, randomized_share=randomized_share, warmup_s=warmup_s,
@@ -278,9 +278,9 @@ def calibrated(day: list[Step], not_at_door: float | None = 0.0) -> Calibration:
     construction. ``not_at_door``: the staff the operator says are in without passing the door; None:
     from head counts instead, the world's people at half past each hour from the first to the eighth
     (what a member of staff counting the shop floor would write down)."""
-    store = load_deployment(CONFIG_DIR)[0].store
+    devices = load_deployment(CONFIG_DIR)
     messages = [m for ts, step, _ in day if ts > START_TS for m in sorted(step, key=lambda m: m.ts)]
-    samples = device_series(store, messages)
+    samples = device_series(devices[0].store, messages, area_pirs=area_pirs(devices))
     if not_at_door is not None:
         return fit_from_door(samples, not_at_door=not_at_door)
     truth = {ts: people for ts, _, people in day if people is not None}
@@ -294,7 +294,8 @@ def seeds_report(seeds: Sequence[int], hours: float, cache: Path | None,
     the factor calibrated from the door counts (as they are, and with the 2 staff declared as not passing
     the door) and from 8 head counts, and the mae with the door's; then their spread. The benchmark's
     seed 17 is one draw of the world; a method that holds scores alike on the others."""
-    store = load_deployment(CONFIG_DIR)[0].store
+    devices = load_deployment(CONFIG_DIR)
+    store, strips = devices[0].store, area_pirs(devices)
     out, maes, biases, factors = [], [], [], {"door": [], "door+staff": [], "counts": []}
     for seed in seeds:
         day, closed = recorded(seed, hours, cache)
@@ -303,7 +304,7 @@ def seeds_report(seeds: Sequence[int], hours: float, cache: Path | None,
         except CalibrationError as exc:  # what the command would print instead of a factor
             out.append(f"seed {seed:3d}: calibration refused: {exc}")
             cal = None
-        lives = [LiveOccupancy(store, NullPublisher(), factor=f, tuning=tuning)
+        lives = [LiveOccupancy(store, NullPublisher(), factor=f, tuning=tuning, area_pirs=strips)
                  for f in (STORE_FACTOR, *(() if cal is None else (cal.factor,)))]
         rows = play(day, lives)
         m, b = score(rows, 0)
