@@ -76,7 +76,8 @@ MIN_SD_M = 0.05
 
 @dataclass(slots=True)
 class _Pir:
-    """One zone's PIR activity: which sensors are active now, and how busy the zone has been."""
+    """One zone's PIR activity, or one area PIR's (:attr:`PirBoard.area_state`): which sensors are active
+    now, and how busy the zone (or the area) has been."""
 
     active: set[str]
     since_ts: float  # when the zone's state (any sensor active or none) last changed
