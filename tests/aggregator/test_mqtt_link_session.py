@@ -9,6 +9,7 @@ import asyncio
 import queue
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -16,6 +17,7 @@ import mqtt5
 import pytest
 
 from agent.config import MqttSettings
+from aggregator import mqtt_link
 from aggregator.mqtt_link import Incoming, MqttLink
 from tests.aggregator.conftest import wait_until
 
@@ -194,3 +196,78 @@ async def test_a_topic_one_cannot_publish_to_is_refused_before_it_is_queued(bad:
         assert link.in_flight == 1  # the good one waits for a connection
     finally:
         link.stop()
+
+
+async def test_a_stop_reads_to_the_broker_s_end_of_stream_however_old_the_link_is(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """stop() half-closes and reads until the broker closes: keepalive must not take the link, now
+    "not connected", for one still waiting for its CONNACK and close it early (unread bytes -> a reset
+    -> the last PUBACKs lost). The peer closes a second after the DISCONNECT; the link is older than
+    the CONNACK timeout (lowered here to 0.3 s)."""
+    monkeypatch.setattr(mqtt_link, "CONNECT_TIMEOUT_S", 0.3)
+
+    def slow_to_close(conn: socket.socket, packets: Iterator[Any]) -> None:
+        _accept(conn, packets)
+        conn.sendall(b"".join(mqtt5.PublishPacket("t/a", b"%d" % i, qos=mqtt5.QoS.AT_LEAST_ONCE,
+                                                  packet_id=i + 1).write() for i in range(3)))
+        for packet in packets:
+            if type(packet) is mqtt5.PubAckPacket:
+                peer.log.put(("puback", packet.packet_id))
+            elif type(packet) is mqtt5.DisconnectPacket:
+                peer.log.put(("disconnect", packet.reason_code.name))
+                break
+        conn.settimeout(5)
+        peer.log.put(("end of stream", conn.recv(1) == b""))  # the link's half-close
+        time.sleep(1.0)  # a broker slow to close its side: the link must keep reading meanwhile
+        conn.sendall(mqtt5.PingRespPacket().write())  # unread if the link closed early: a reset
+
+    received: list[Incoming] = []
+    peer = Peer(slow_to_close)
+    link = _link(peer.port, on_batch=received.extend)
+    try:
+        link.start(asyncio.get_running_loop())
+        await wait_until(lambda: len(received) == 3)
+        started = time.monotonic()
+        await wait_until(lambda: time.monotonic() - started > 2 * mqtt_link.CONNECT_TIMEOUT_S)  # the link ages
+        link.ack([(i.mid, i.qos) for i in received])
+    finally:
+        link.stop()
+        peer.close()
+    got = [peer.log.get(timeout=5) for _ in range(5)]
+    assert got == [("puback", 1), ("puback", 2), ("puback", 3), ("disconnect", "NORMAL_DISCONNECTION"),
+                   ("end of stream", True)]
+    assert link.last_error == ""
+    assert link.stale_acks == 0
+
+
+async def test_a_reconnect_resends_no_more_than_the_new_receive_maximum() -> None:
+    """Five left unacknowledged, and the next CONNACK allows two in flight: two go again, flagged
+    duplicate; the other three wait at the front of the queue and follow, in order."""
+    def first(conn: socket.socket, packets: Iterator[Any]) -> None:
+        _accept(conn, packets)
+        for _ in range(5):
+            next(packets)
+        peer.log.put("five sent")
+        # dropped without a PUBACK
+
+    def second(conn: socket.socket, packets: Iterator[Any]) -> None:
+        _accept(conn, packets, receive_max=2, session=True)
+        for packet in packets:
+            if type(packet) is mqtt5.DisconnectPacket:
+                return
+            peer.log.put((packet.payload, packet.duplicate))
+            conn.sendall(mqtt5.PubAckPacket(packet.packet_id).write())
+
+    peer = Peer(first, second)
+    link = _link(peer.port)
+    try:
+        link.start(asyncio.get_running_loop())
+        await wait_until(lambda: link.connected)
+        link.publish_batch([("t/q", b"%d" % i, 1, False) for i in range(5)])
+        assert await _get(peer) == "five sent"
+        got = [await _get(peer) for _ in range(5)]
+        assert got == [(b"0", True), (b"1", True), (b"2", False), (b"3", False), (b"4", False)]
+        await wait_until(lambda: link.in_flight == 0)
+    finally:
+        link.stop()
+        peer.close()
