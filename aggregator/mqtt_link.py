@@ -463,7 +463,7 @@ class MqttLink(LinkBase):
             if self._in_flight.pop(packet.packet_id, None) is not None:
                 if packet.reason_code.value >= 0x80:
                     self._publish_refused(packet.reason_code.name)
-                if self._waiting:
+                if self._waiting and self.connected:  # not after the DISCONNECT: those wait for nothing now
                     self._send_waiting()
         elif kind is mqtt5.ConnAckPacket:
             self._on_connack(packet)
@@ -488,6 +488,8 @@ class MqttLink(LinkBase):
             log.warning("event=publish-refused reason=%s client_id=%s", reason, self.client_id)
 
     def _on_connack(self, packet: Any) -> None:
+        if self._stopping:  # came after stop(): nothing more goes out
+            return
         if packet.reason_code.value != 0:
             self.last_error = f"connection refused: {packet.reason_code.name}"
             log.error("event=mqtt-connect-refused reason=%s host=%s", packet.reason_code.name, self.settings.host)
