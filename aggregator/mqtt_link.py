@@ -8,7 +8,8 @@ Why it is built this way:
   PUBACKs, a slice's publishes) leave in one ``send``. paho's public API read one packet per call
   with four ``recv`` each and built a locked message object per PUBLISH: the MQTT process spent
   24-26 µs a message in it against 7.6-8.0 here, decoding and framing included (5.4-6.8 for
-  the codec's asyncio prototype; ``run.py mqtt_routes``, docs/PERFORMANCE.md). Nothing private of any library is used.
+  the codec's asyncio prototype; ``run.py mqtt_routes``, docs/PERFORMANCE.md). Nothing private
+  of any library is used.
 * One network thread per link: ``poll`` on the socket and a wake-up socket of ours, reads, the
   commands other threads queue (``ack``, ``publish_batch``, ``stop``), writes, keepalive. The
   connection's state is only ever touched there, and the asyncio loop never blocks. Received

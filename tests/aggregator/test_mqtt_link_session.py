@@ -271,3 +271,32 @@ async def test_a_reconnect_resends_no_more_than_the_new_receive_maximum() -> Non
     finally:
         link.stop()
         peer.close()
+
+
+async def test_refused_publishes_are_counted_and_the_broker_s_keep_alive_is_used(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A PUBACK with a failure reason is a publish the broker did not take: counted, logged once per
+    reason. A CONNACK's Server Keep Alive replaces ours (1 s against our 60: a PINGREQ comes within 2 s)."""
+    def refusing(conn: socket.socket, packets: Iterator[Any]) -> None:
+        next(packets)  # CONNECT
+        conn.sendall(mqtt5.ConnAckPacket(server_keep_alive=1).write())
+        for packet in packets:
+            if type(packet) is mqtt5.PublishPacket:
+                conn.sendall(mqtt5.PubAckPacket(packet.packet_id,
+                                                reason_code=mqtt5.PubAckReasonCode.QUOTA_EXCEEDED).write())
+            else:
+                peer.log.put(type(packet).__name__)
+
+    peer = Peer(refusing)
+    link = _link(peer.port, keepalive_s=60)
+    try:
+        link.start(asyncio.get_running_loop())
+        await wait_until(lambda: link.connected)
+        link.publish_batch([("t/q", b"%d" % i, 1, False) for i in range(3)])
+        await wait_until(lambda: link.publish_errors == 3 and link.in_flight == 0)
+        assert link.published == 3
+        assert caplog.text.count("event=publish-refused reason=QUOTA_EXCEEDED") == 1
+        assert await _get(peer, timeout_s=2.0) == "PingReqPacket"
+    finally:
+        link.stop()
+        peer.close()
