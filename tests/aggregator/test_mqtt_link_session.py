@@ -300,3 +300,19 @@ async def test_refused_publishes_are_counted_and_the_broker_s_keep_alive_is_used
     finally:
         link.stop()
         peer.close()
+
+
+async def test_a_connect_the_codec_refuses_is_a_failed_attempt_before_any_socket() -> None:
+    """A Keep Alive beyond 16 bits cannot be encoded: the attempt fails like a refused connection
+    (an error, back-off), and no TCP connection is opened for it (none leaked, none retried at once)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)
+    link = _link(listener.getsockname()[1], keepalive_s=70_000)
+    try:
+        link.start(asyncio.get_running_loop())
+        await wait_until(lambda: link.last_error.startswith("OverflowError"))
+        assert not link.connected and link.connects == 0
+    finally:
+        link.stop()
+    with listener, pytest.raises(BlockingIOError):
+        listener.accept()  # nothing connected
