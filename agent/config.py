@@ -84,10 +84,13 @@ class _Section:
             raise self.error(key, f"a number <= {max_value}, got {value}")
         return value
 
-    def integer(self, key: str, default: Any = _MISSING, *, min_value: int | None = None) -> int:
+    def integer(self, key: str, default: Any = _MISSING, *, min_value: int | None = None,
+                max_value: int | None = None) -> int:
         value = self.get(key, int, default, "an integer")
         if min_value is not None and value < min_value:
             raise self.error(key, f"an integer >= {min_value}, got {value}")
+        if max_value is not None and value > max_value:
+            raise self.error(key, f"an integer <= {max_value}, got {value}")
         return value
 
     def text(self, key: str, default: Any = _MISSING, *, non_empty: bool = False) -> str:
@@ -753,7 +756,8 @@ def _mqtt(sec: _Section | None) -> MqttSettings:
         ca_file=sec.text("ca_file", ""),
         cert_file=sec.text("cert_file", ""),
         key_file=sec.text("key_file", ""),
-        keepalive_s=sec.integer("keepalive_s", 30, min_value=5),
+        # MQTT's Keep Alive is a 16-bit field: a larger value cannot be sent in the CONNECT
+        keepalive_s=sec.integer("keepalive_s", 30, min_value=5, max_value=65535),
     )
     if bool(settings.cert_file) != bool(settings.key_file):
         raise sec.error("key_file", "cert_file and key_file given together (client certificate)")

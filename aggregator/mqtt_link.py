@@ -7,8 +7,9 @@ Why it is built this way:
   (up to 256 KiB) and the codec parses every packet in it; the writes of one turn (a commit's
   PUBACKs, a slice's publishes) leave in one ``send``. paho's public API read one packet per call
   with four ``recv`` each and built a locked message object per PUBLISH: the MQTT process spent
-  24-26 µs a message in it against 5.4-6.8 here, decoding and framing included
-  (``run.py mqtt_routes``, docs/PERFORMANCE.md). Nothing private of any library is used.
+  24-26 µs a message in it against 7.6-8.0 here, decoding and framing included (5.4-6.8 for
+  the codec's asyncio prototype; ``run.py mqtt_routes``, docs/PERFORMANCE.md). Nothing private
+  of any library is used.
 * One network thread per link: ``poll`` on the socket and a wake-up socket of ours, reads, the
   commands other threads queue (``ack``, ``publish_batch``, ``stop``), writes, keepalive. The
   connection's state is only ever touched there, and the asyncio loop never blocks. Received
@@ -60,7 +61,7 @@ log = logging.getLogger(__name__)
 MAX_DRAIN = 2000  # messages handed to the loop per callback, so HTTP stays responsive under load
 READ_BYTES = 1 << 18  # one recv: a read parses every packet in up to this much
 MISC_INTERVAL_S = 0.5  # keepalive pings and dead-connection detection
-STOP_TIMEOUT_S = 5.0  # how long stop() waits for the last publishes and the DISCONNECT to go out
+STOP_TIMEOUT_S = 5.0  # stop(): bounds sending the last publishes and the DISCONNECT, and the read to the broker's EOF
 CONNECT_TIMEOUT_S = 5.0  # TCP and TLS handshake of one connection attempt (paho's too)
 MAX_QUEUED = 100_000  # QoS 1 publishes held while disconnected or beyond the in-flight window
 NEVER_EXPIRES = 0xFFFFFFFF  # session expiry interval: the session outlives any outage
@@ -197,6 +198,8 @@ class MqttLink(LinkBase):
         self._last_in = self._last_out = 0.0
         self._ping_sent = False
         self._receive_max = 65535  # the broker's, from its CONNACK: our QoS 1 publishes in flight at most
+        self._keepalive_s = settings.keepalive_s  # ours, or the broker's Server Keep Alive from its CONNACK
+        self._refusals: set[str] = set()  # PUBACK reason codes >= 0x80 already logged (once each)
         # our QoS 1 publishes sent and not yet acknowledged: packet id -> (topic, payload, retain), in sending
         # order; and what waits to be sent, in publishing order (QoS 0 too: it must not overtake a QoS 1)
         self._in_flight: dict[int, tuple[str, bytes, bool]] = {}
@@ -334,6 +337,15 @@ class MqttLink(LinkBase):
         settings = self.settings
         sock = None
         try:
+            # built first: a value the codec refuses (keep_alive beyond 16 bits) is a failed attempt, not a leak
+            will = None
+            if self.availability is not None:
+                will = mqtt5.Will(self.availability[0], payload=self.availability[2], qos=mqtt5.QoS.AT_LEAST_ONCE,
+                                  retain=True)
+            connect = mqtt5.ConnectPacket(
+                self.client_id, clean_start=False, keep_alive=settings.keepalive_s,
+                session_expiry_interval=NEVER_EXPIRES, will=will, username=settings.username or None,
+                password=settings.password.encode() if settings.password else None).write()
             sock = socket.create_connection((settings.host, settings.port), timeout=CONNECT_TIMEOUT_S)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if settings.tls or settings.ca_file:
@@ -342,7 +354,7 @@ class MqttLink(LinkBase):
                     context.load_cert_chain(settings.cert_file, settings.key_file or None)
                 sock = context.wrap_socket(sock, server_hostname=settings.host)
             sock.setblocking(False)
-        except (OSError, ssl.SSLError, ValueError) as exc:
+        except (OSError, ssl.SSLError, ValueError, OverflowError) as exc:
             if sock is not None:
                 sock.close()
             message = f"{type(exc).__name__}: {exc}"
@@ -351,20 +363,14 @@ class MqttLink(LinkBase):
                             settings.host, settings.port, message)
             self.last_error = message
             return
-        will = None
-        if self.availability is not None:
-            will = mqtt5.Will(self.availability[0], payload=self.availability[2], qos=mqtt5.QoS.AT_LEAST_ONCE,
-                              retain=True)
         self._sock = sock
         self._connected_at = time.monotonic()
         self._in.clear()
         self._out.clear()
         self._last_in = self._last_out = time.monotonic()
         self._ping_sent = False
-        self._out += mqtt5.ConnectPacket(self.client_id, clean_start=False, keep_alive=settings.keepalive_s,
-                                         session_expiry_interval=NEVER_EXPIRES, will=will,
-                                         username=settings.username or None,
-                                         password=settings.password.encode() if settings.password else None).write()
+        self._keepalive_s = settings.keepalive_s
+        self._out += connect
 
     def _close(self, reason: str) -> None:
         """Drop the connection (the next turn reconnects after the back-off, unless stopping)."""
@@ -405,6 +411,11 @@ class MqttLink(LinkBase):
             if len(data) < READ_BYTES and not (pending is not None and pending()):
                 break
         self._last_in = time.monotonic()
+        if self._half_closed:
+            # Stopping, our side shut: only the end of stream matters now. Never parse: on TLS,
+            # SSLSocket.shutdown() drops the SSL object, and recv returns raw TLS records after it.
+            buf.clear()
+            return
         self._parse()
 
     def _parse(self) -> None:
@@ -450,8 +461,11 @@ class MqttLink(LinkBase):
         """Every packet but a PUBLISH."""
         kind = type(packet)
         if kind is mqtt5.PubAckPacket:
-            if self._in_flight.pop(packet.packet_id, None) is not None and self._waiting:
-                self._send_waiting()
+            if self._in_flight.pop(packet.packet_id, None) is not None:
+                if packet.reason_code.value >= 0x80:
+                    self._publish_refused(packet.reason_code.name)
+                if self._waiting and self.connected:  # not after the DISCONNECT: those wait for nothing now
+                    self._send_waiting()
         elif kind is mqtt5.ConnAckPacket:
             self._on_connack(packet)
         elif kind is mqtt5.SubAckPacket:
@@ -467,7 +481,16 @@ class MqttLink(LinkBase):
         elif kind is not mqtt5.PingRespPacket:
             log.warning("event=mqtt-unexpected-packet type=%s", kind.__name__)
 
+    def _publish_refused(self, reason: str) -> None:
+        """A PUBACK with a failure reason: the broker did not take the message (counted; logged once a reason)."""
+        self.publish_errors += 1
+        if reason not in self._refusals:
+            self._refusals.add(reason)
+            log.warning("event=publish-refused reason=%s client_id=%s", reason, self.client_id)
+
     def _on_connack(self, packet: Any) -> None:
+        if self._stopping:  # came after stop(): nothing more goes out
+            return
         if packet.reason_code.value != 0:
             self.last_error = f"connection refused: {packet.reason_code.name}"
             log.error("event=mqtt-connect-refused reason=%s host=%s", packet.reason_code.name, self.settings.host)
@@ -477,20 +500,26 @@ class MqttLink(LinkBase):
         self.connects += 1
         self._delay = self.reconnect_min_s
         self._receive_max = packet.receive_max or 65535
+        if packet.server_keep_alive is not None:  # MQTT 5 3.2.2.3.14: the broker's value replaces ours
+            self._keepalive_s = packet.server_keep_alive
         log.info("event=mqtt-connected host=%s port=%d session_present=%s", self.settings.host,
                  self.settings.port, packet.session_present)
         if self.subscriptions:
             self._out += mqtt5.SubscribePacket(self._packet_id(), [
                 mqtt5.TopicFilter(topic, max_qos=mqtt5.QoS.AT_LEAST_ONCE) for topic in self.subscriptions]).write()
-        # what the last connection left unacknowledged goes first, flagged duplicate, in its order
-        resend = list(self._in_flight.items())
-        self._in_flight.clear()
-        for packet_id, (topic, payload, retain) in resend:
-            self._in_flight[packet_id] = (topic, payload, retain)
-            self._out += mqtt5.PublishPacket(topic, payload, qos=mqtt5.QoS.AT_LEAST_ONCE, retain=retain,
-                                             packet_id=packet_id, duplicate=True).write()
+        # What the last connection left unacknowledged goes first, flagged duplicate, in its order, as many
+        # as the new Receive Maximum allows; the rest wait at the front of the queue, in order. _in_flight
+        # is never emptied meanwhile: another thread reading in_flight must not see 0 mid-reconnect.
         if self.availability is not None:
             self._waiting.appendleft((self.availability[0], self.availability[1], 1, True))
+        resend = list(self._in_flight.items())
+        beyond = resend[self._receive_max:]
+        self._waiting.extendleft((topic, payload, 1, retain) for _, (topic, payload, retain) in reversed(beyond))
+        for packet_id, _ in beyond:
+            del self._in_flight[packet_id]
+        for packet_id, (topic, payload, retain) in resend[:self._receive_max]:
+            self._out += mqtt5.PublishPacket(topic, payload, qos=mqtt5.QoS.AT_LEAST_ONCE, retain=retain,
+                                             packet_id=packet_id, duplicate=True).write()
         self._send_waiting()
 
     def _send_waiting(self) -> None:
@@ -517,13 +546,17 @@ class MqttLink(LinkBase):
 
     def _keepalive(self, now: float) -> None:
         """A PINGREQ after a keepalive interval without traffic either way; a broker that then answers
-        nothing for half an interval more is gone (paho's rule). No CONNACK in time: gone too."""
+        nothing for half an interval more is gone (paho's rule). No CONNACK in time: gone too.
+        Not while stopping: ``connected`` is off then, yet no CONNACK is due, and closing would cut the
+        read to the broker's end of stream short (``_stop_by`` bounds the stop instead)."""
+        if self._stopping:
+            return
         if not self.connected:
             if now - self._connected_at > CONNECT_TIMEOUT_S:
                 self.last_error = "no CONNACK"
                 self._close(self.last_error)
             return
-        keepalive = self.settings.keepalive_s
+        keepalive = self._keepalive_s
         if not keepalive:
             return
         if self._ping_sent:
@@ -563,9 +596,17 @@ class MqttLink(LinkBase):
         if self._sock is None:
             return
         if self.connected:
+            reason = mqtt5.DisconnectReasonCode.NORMAL_DISCONNECTION
             if self.availability is not None:
                 self._publish_now([(self.availability[0], self.availability[2], 1, True)])
-            self._out += mqtt5.DisconnectPacket().write()
+                # the "offline" above may wait behind the broker's Receive Maximum: the will (that same
+                # "offline", retained) makes sure of it, and a normal DISCONNECT would suppress the will
+                reason = mqtt5.DisconnectReasonCode.DISCONNECT_WITH_WILL_MESSAGE
+            if self._waiting:  # never sent: the connection ends with the DISCONNECT
+                self.publish_errors += len(self._waiting)
+                log.warning("event=publish-dropped count=%d reason=stopping client_id=%s", len(self._waiting),
+                            self.client_id)
+            self._out += mqtt5.DisconnectPacket(reason_code=reason).write()
             # counted here: the socket closes once the DISCONNECT is written
             self.disconnects += 1
             self.connected = self.subscribed = False
@@ -576,7 +617,7 @@ class MqttLink(LinkBase):
         puback = mqtt5.PubAckPacket
         unacked = self._unacked
         out = self._out
-        connected = self._sock is not None
+        connected = self.connected and not self._stopping  # never after the DISCONNECT (nor before a CONNACK)
         for delivery, qos in items:
             if qos:
                 packet_id = unacked.pop(delivery, None)

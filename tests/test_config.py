@@ -73,6 +73,8 @@ CASES = {
     "pir area not 4 numbers": ("devices/agent-2.toml", "area = [672, 443, 992, 493]", "area = [672, 443, 992]",
                                r"pirs\[2\]\.area: a rectangle \[x0, y0, x1, y1\] of four numbers"),
     "bad port": ("devices/agent-2.toml", "port = 1883", "port = 70000", r"mqtt\.port: a TCP port"),
+    "keepalive beyond 16 bits": ("devices/agent-2.toml", "port = 1883", "port = 1883\nkeepalive_s = 65536",
+                                 r"mqtt\.keepalive_s: an integer <= 65535, got 65536"),
 }
 
 

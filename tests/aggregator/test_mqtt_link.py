@@ -250,3 +250,28 @@ async def test_a_delivery_is_acknowledged_once_and_never_across_a_reconnect(brok
     reader.stop()
     assert [item.payload for item in later] == [b"c"]
     assert reader.stale_acks == 0
+
+
+@pytest.mark.broker
+async def test_a_clean_stop_leaves_the_retained_availability_offline(mqtt_broker: Broker) -> None:
+    """stop() right behind more QoS 1 publishes than the broker lets be in flight: the explicit "offline"
+    waits behind them and never goes; the DISCONNECT asks for the will (the same "offline", retained),
+    so Home Assistant does not go on showing "online"; what never went is counted."""
+    loop = asyncio.get_running_loop()
+    topic = "fw-test/availability/link"
+    link = MqttLink(MqttSettings(host=mqtt_broker.host, port=mqtt_broker.port), "availability-writer", [],
+                    availability=(topic, b"online", b"offline"))
+    link.start(loop)
+    await wait_until(lambda: link.connected)
+    with Collector(mqtt_broker.host, mqtt_broker.port, topic) as collector:
+        got = await loop.run_in_executor(None, collector.wait_for, 1)
+    assert [(m.payload, m.retain) for m in got] == [(b"online", True)]
+    n = 5000  # the test broker allows 1,000 in flight
+    for i in range(n):
+        link.publish("fw-test/availability/flood", b"%d" % i, qos=1)
+    link.stop()  # in the same callback: the flood and the "offline" reach the network thread together
+    assert link.published == n + 1 and link.publish_errors > 0
+    assert link.last_error == ""
+    with Collector(mqtt_broker.host, mqtt_broker.port, topic) as collector:
+        got = await loop.run_in_executor(None, collector.wait_for, 1)
+    assert [(m.payload, m.retain) for m in got] == [(b"offline", True)]

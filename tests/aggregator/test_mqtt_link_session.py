@@ -9,6 +9,7 @@ import asyncio
 import queue
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -16,6 +17,7 @@ import mqtt5
 import pytest
 
 from agent.config import MqttSettings
+from aggregator import mqtt_link
 from aggregator.mqtt_link import Incoming, MqttLink
 from tests.aggregator.conftest import wait_until
 
@@ -194,3 +196,123 @@ async def test_a_topic_one_cannot_publish_to_is_refused_before_it_is_queued(bad:
         assert link.in_flight == 1  # the good one waits for a connection
     finally:
         link.stop()
+
+
+async def test_a_stop_reads_to_the_broker_s_end_of_stream_however_old_the_link_is(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """stop() half-closes and reads until the broker closes: keepalive must not take the link, now
+    "not connected", for one still waiting for its CONNACK and close it early (unread bytes -> a reset
+    -> the last PUBACKs lost). The peer closes a second after the DISCONNECT; the link is older than
+    the CONNACK timeout (lowered here to 0.3 s)."""
+    monkeypatch.setattr(mqtt_link, "CONNECT_TIMEOUT_S", 0.3)
+
+    def slow_to_close(conn: socket.socket, packets: Iterator[Any]) -> None:
+        _accept(conn, packets)
+        conn.sendall(b"".join(mqtt5.PublishPacket("t/a", b"%d" % i, qos=mqtt5.QoS.AT_LEAST_ONCE,
+                                                  packet_id=i + 1).write() for i in range(3)))
+        for packet in packets:
+            if type(packet) is mqtt5.PubAckPacket:
+                peer.log.put(("puback", packet.packet_id))
+            elif type(packet) is mqtt5.DisconnectPacket:
+                peer.log.put(("disconnect", packet.reason_code.name))
+                break
+        conn.settimeout(5)
+        peer.log.put(("end of stream", conn.recv(1) == b""))  # the link's half-close
+        time.sleep(1.0)  # a broker slow to close its side: the link must keep reading meanwhile
+        conn.sendall(mqtt5.PingRespPacket().write())  # unread if the link closed early: a reset
+
+    received: list[Incoming] = []
+    peer = Peer(slow_to_close)
+    link = _link(peer.port, on_batch=received.extend)
+    try:
+        link.start(asyncio.get_running_loop())
+        await wait_until(lambda: len(received) == 3)
+        started = time.monotonic()
+        await wait_until(lambda: time.monotonic() - started > 2 * mqtt_link.CONNECT_TIMEOUT_S)  # the link ages
+        link.ack([(i.mid, i.qos) for i in received])
+    finally:
+        link.stop()
+        peer.close()
+    got = [peer.log.get(timeout=5) for _ in range(5)]
+    assert got == [("puback", 1), ("puback", 2), ("puback", 3), ("disconnect", "NORMAL_DISCONNECTION"),
+                   ("end of stream", True)]
+    assert link.last_error == ""
+    assert link.stale_acks == 0
+
+
+async def test_a_reconnect_resends_no_more_than_the_new_receive_maximum() -> None:
+    """Five left unacknowledged, and the next CONNACK allows two in flight: two go again, flagged
+    duplicate; the other three wait at the front of the queue and follow, in order."""
+    def first(conn: socket.socket, packets: Iterator[Any]) -> None:
+        _accept(conn, packets)
+        for _ in range(5):
+            next(packets)
+        peer.log.put("five sent")
+        # dropped without a PUBACK
+
+    def second(conn: socket.socket, packets: Iterator[Any]) -> None:
+        _accept(conn, packets, receive_max=2, session=True)
+        for packet in packets:
+            if type(packet) is mqtt5.DisconnectPacket:
+                return
+            peer.log.put((packet.payload, packet.duplicate))
+            conn.sendall(mqtt5.PubAckPacket(packet.packet_id).write())
+
+    peer = Peer(first, second)
+    link = _link(peer.port)
+    try:
+        link.start(asyncio.get_running_loop())
+        await wait_until(lambda: link.connected)
+        link.publish_batch([("t/q", b"%d" % i, 1, False) for i in range(5)])
+        assert await _get(peer) == "five sent"
+        got = [await _get(peer) for _ in range(5)]
+        assert got == [(b"0", True), (b"1", True), (b"2", False), (b"3", False), (b"4", False)]
+        await wait_until(lambda: link.in_flight == 0)
+    finally:
+        link.stop()
+        peer.close()
+
+
+async def test_refused_publishes_are_counted_and_the_broker_s_keep_alive_is_used(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A PUBACK with a failure reason is a publish the broker did not take: counted, logged once per
+    reason. A CONNACK's Server Keep Alive replaces ours (1 s against our 60: a PINGREQ comes within 2 s)."""
+    def refusing(conn: socket.socket, packets: Iterator[Any]) -> None:
+        next(packets)  # CONNECT
+        conn.sendall(mqtt5.ConnAckPacket(server_keep_alive=1).write())
+        for packet in packets:
+            if type(packet) is mqtt5.PublishPacket:
+                conn.sendall(mqtt5.PubAckPacket(packet.packet_id,
+                                                reason_code=mqtt5.PubAckReasonCode.QUOTA_EXCEEDED).write())
+            else:
+                peer.log.put(type(packet).__name__)
+
+    peer = Peer(refusing)
+    link = _link(peer.port, keepalive_s=60)
+    try:
+        link.start(asyncio.get_running_loop())
+        await wait_until(lambda: link.connected)
+        link.publish_batch([("t/q", b"%d" % i, 1, False) for i in range(3)])
+        await wait_until(lambda: link.publish_errors == 3 and link.in_flight == 0)
+        assert link.published == 3
+        assert caplog.text.count("event=publish-refused reason=QUOTA_EXCEEDED") == 1
+        assert await _get(peer, timeout_s=2.0) == "PingReqPacket"
+    finally:
+        link.stop()
+        peer.close()
+
+
+async def test_a_connect_the_codec_refuses_is_a_failed_attempt_before_any_socket() -> None:
+    """A Keep Alive beyond 16 bits cannot be encoded: the attempt fails like a refused connection
+    (an error, back-off), and no TCP connection is opened for it (none leaked, none retried at once)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)
+    link = _link(listener.getsockname()[1], keepalive_s=70_000)
+    try:
+        link.start(asyncio.get_running_loop())
+        await wait_until(lambda: link.last_error.startswith("OverflowError"))
+        assert not link.connected and link.connects == 0
+    finally:
+        link.stop()
+    with listener, pytest.raises(BlockingIOError):
+        listener.accept()  # nothing connected

@@ -14,8 +14,10 @@ message). Routes:
 
 Figures per route and round: the child's CPU per message after its first batch (start-up, which
 differs by client, is reported on its own). ``MQTT_ROUTES`` (comma-separated) and
-``MQTT_ROUTE_ROUNDS`` choose; the order rotates every round. gmqtt and mqtt5 are not dependencies:
-a route whose package is missing is skipped.
+``MQTT_ROUTE_ROUNDS`` choose; the order rotates every round. gmqtt is not a dependency (``pip install
+gmqtt`` for its routes): a route whose package is missing is skipped. The ``paho`` route of the
+PERFORMANCE.md table was the product before the change: ``MQTT_ROUTES=paho`` at commit 171d738.
+Not in ``run.py``'s default list: a decision record, runnable by name.
 """
 
 from __future__ import annotations
@@ -121,8 +123,11 @@ def run(args) -> Iterator[Figure]:  # type: ignore[no-untyped-def]
     n_target = int(os.environ.get("INGEST_MESSAGES", 20_000 if getattr(args, "quick", False) else 50_000))
     rounds = int(os.environ.get("MQTT_ROUTE_ROUNDS", "3"))
     ratio = float(os.environ.get("MQTT_CHILD_PUBLISH_RATIO", "0.27"))
-    routes = [r for r in os.environ.get("MQTT_ROUTES", "product,gmqtt,codec").split(",")
-              if importlib.util.find_spec(PACKAGES[r]) is not None]
+    requested = os.environ.get("MQTT_ROUTES", "product,gmqtt,codec").split(",")
+    unknown = [r for r in requested if r not in PACKAGES]
+    if unknown:  # paho, the product before 2026-12-07, is measured at commit 171d738
+        raise ValueError(f"MQTT_ROUTES: unknown route(s) {', '.join(unknown)}; routes: {', '.join(PACKAGES)}")
+    routes = [r for r in requested if importlib.util.find_spec(PACKAGES[r]) is not None]
     traffic = _traffic(n_target)
     n = len(traffic)
     results: dict[str, list[dict[str, Any]]] = {route: [] for route in routes}

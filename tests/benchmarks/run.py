@@ -3,7 +3,8 @@
     python tests/benchmarks/run.py [NAME ...] [--json]
 
 Each benchmark is a module ``tests/benchmarks/bench_<name>.py`` with a ``run(args)`` generator
-of :class:`Figure`. All of them run by default. The output is one markdown table (figure,
+of :class:`Figure`. All of them run by default but those in ``BY_NAME_ONLY`` (decision records:
+runnable by name). The output is one markdown table (figure,
 target, measured, reference), or with ``--json`` one JSON object per figure per line.
 Benchmarks print numbers; they never fail a build and are never part of the test run.
 """
@@ -22,6 +23,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
 from tests.benchmarks.figures import Figure  # noqa: E402
+
+BY_NAME_ONLY = {"mqtt_routes"}  # which MQTT client (docs/PERFORMANCE.md): minutes of drains, decided already
 
 
 def available() -> list[str]:
@@ -48,11 +51,12 @@ def table(figures: list[Figure]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", metavar="NAME",
-                        help=f"benchmarks to run (default all: {', '.join(available())})")
+                        help=f"benchmarks to run (default all but {', '.join(sorted(BY_NAME_ONLY))}: "
+                             f"{', '.join(n for n in available() if n not in BY_NAME_ONLY)})")
     parser.add_argument("--json", action="store_true", help="one JSON object per figure per line")
     parser.add_argument("--quick", action="store_true", help="smaller loads, for a smoke run")
     args = parser.parse_args(argv)
-    names = args.names or available()
+    names = args.names or [n for n in available() if n not in BY_NAME_ONLY]
     unknown = sorted(set(names) - set(available()))
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}; available: {', '.join(available())}")

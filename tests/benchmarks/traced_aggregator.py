@@ -47,7 +47,7 @@ WATCHED = {
                "fusion.tracks", "dwell._stays", "tier._last_move"),
     "OfferEngine": ("_shoppers", "changed"),
     "OfferService": ("log", "pending_log"),
-    "MqttLink": ("_inbox", "client._out_messages", "client._in_messages", "client._out_packet"),
+    "MqttLink": ("_inbox", "_waiting", "_in_flight", "_unacked", "_out"),  # the link's own (no paho client now)
     "Store": ("queue_depth",),
     "EventBus": ("_subs",),
     "Subscription": ("queue._queue",),

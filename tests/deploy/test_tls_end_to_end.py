@@ -8,6 +8,7 @@ store CA. What the aggregator stored is read back from its SQLite file.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
 from dataclasses import replace
@@ -214,3 +215,22 @@ async def test_packets_sharing_one_tls_record_are_all_read(store_broker) -> None
         link.stop()
         thread.join(5)
         listener.close()
+
+
+async def test_a_tls_link_stops_cleanly(store_broker, caplog) -> None:  # type: ignore[no-untyped-def]
+    """stop() half-closes and reads to the broker's end of stream. On TLS, SSLSocket.shutdown() drops
+    the SSL object, so what comes after (the broker's close_notify) arrives as raw TLS records: read
+    as MQTT, they were a "malformed packet" at every stop."""
+    from tests.aggregator.conftest import acking_link
+
+    caplog.set_level(logging.INFO, logger="aggregator.mqtt_link")
+    settings = replace(tls_settings(store_broker, "aggregator"), keepalive_s=3600)
+    topic = c.agent_topic(STORE, "agent-1", "move")
+    link, _ = await acking_link(settings, "tls-stopper", [topic])
+    try:
+        assert link.connected and link.last_error == ""
+    finally:
+        link.stop()
+    assert link.last_error == ""
+    assert "mqtt-protocol-error" not in caplog.text
+    assert "event=mqtt-connected" in caplog.text  # the link's log was captured
