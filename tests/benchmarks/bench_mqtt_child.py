@@ -27,7 +27,7 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,10 @@ def _thread_cpu(pid: int) -> list[float]:
     return sorted(seconds, reverse=True)
 
 
-async def _drain(settings: MqttSettings, client_id: str, n: int, ratio: float) -> dict[str, Any]:
+async def _drain(settings: MqttSettings, client_id: str, n: int, ratio: float,
+                 make_link: Callable[..., ProcessMqttLink] = ProcessMqttLink) -> dict[str, Any]:
+    """Drain ``n`` queued messages through the MQTT process ``make_link`` starts (bench_mqtt_routes passes
+    one with a prototype child), acknowledging each batch as the writer's commit does."""
     done = asyncio.Event()
     got = 0
     owed = 0.0  # customer-tier publishes due, carried between batches
@@ -79,8 +82,8 @@ async def _drain(settings: MqttSettings, client_id: str, n: int, ratio: float) -
             done.set()
 
     acks = AckSender()  # the writer's end of the MQTT process's acknowledgement socket
-    link = ProcessMqttLink(settings, client_id, [agent_subscription("demo")], on_batch=on_batch,
-                           on_acks_to=acks.point_to)
+    link = make_link(settings, client_id, [agent_subscription("demo")], on_batch=on_batch,
+                     on_acks_to=acks.point_to)
     started = time.perf_counter()
     await link.start()
     assert link.pid is not None
@@ -92,7 +95,8 @@ async def _drain(settings: MqttSettings, client_id: str, n: int, ratio: float) -
     await link.stop()
     acks.point_to(None)
     assert first is not None
-    return {"elapsed": elapsed, "total": total, "first": first, "busiest": threads[0], "published": link.published}
+    return {"elapsed": elapsed, "total": total, "first": first, "busiest": threads[0], "got": got,
+            "published": link.published, "stale": link.stale_acks}
 
 
 def _codec_drain(host: str, port: int, client_id: str, n: int) -> float | None:

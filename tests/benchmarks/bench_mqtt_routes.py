@@ -23,6 +23,7 @@ Not in ``run.py``'s default list: a decision record, runnable by name.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import os
 import shutil
@@ -33,14 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import MqttSettings
-from agent.contract import agent_subscription
 from aggregator.child_process import Worker
 from aggregator.embedded_broker import start_mosquitto
-from aggregator.mqtt_link import Incoming
 from aggregator.mqtt_process import PIPE_BYTES, RESTART_DELAY_S, ProcessMqttLink
-from aggregator.sqlite_writer import AckSender
-from tests.benchmarks.bench_ingest import _cpu_of, _queue, _session, _traffic
-from tests.benchmarks.bench_mqtt_child import ENTER, MOVE, QOS1_SHARE, _thread_cpu
+from tests.benchmarks.bench_ingest import _queue, _session, _traffic
+from tests.benchmarks.bench_mqtt_child import _drain
 from tests.benchmarks.figures import Figure
 
 PACKAGES = {"product": "mqtt5", "gmqtt": "gmqtt", "gmqtt5": "gmqtt", "codec": "mqtt5"}
@@ -55,46 +53,6 @@ class RouteLink(ProcessMqttLink):
             self._worker = Worker("tests.benchmarks.proto_mqtt_child", route, on_frame=self._frame,
                                   on_start=self._configure, on_exit=self._died, restart_delay_s=RESTART_DELAY_S,
                                   pipe_bytes=PIPE_BYTES)
-
-
-async def _drain(route: str, settings: MqttSettings, client_id: str, n: int, ratio: float) -> dict[str, Any]:
-    done = asyncio.Event()
-    got = 0
-    owed = 0.0
-    first: tuple[int, float] | None = None
-
-    def on_batch(items: list[Incoming]) -> None:
-        nonlocal got, owed, first
-        if first is None:
-            first = (len(items), _cpu_of(link.pid) or 0.0)
-        got += len(items)
-        acks.send([(item.mid, item.qos) for item in items])
-        owed += ratio * len(items)
-        for i in range(int(owed)):
-            if i % round(1 / QOS1_SHARE) == 0:
-                link.publish("retail/customer/enter", ENTER, qos=1)
-            else:
-                link.publish("retail/customer/move", MOVE, qos=0)
-        owed -= int(owed)
-        if got >= n:
-            done.set()
-
-    acks = AckSender()
-    link = RouteLink(route, settings, client_id, [agent_subscription("demo")], on_batch=on_batch,
-                     on_acks_to=acks.point_to)
-    started = time.perf_counter()
-    await link.start()
-    pid = link.pid
-    assert pid is not None
-    await asyncio.wait_for(done.wait(), 600)
-    elapsed = time.perf_counter() - started
-    total = _cpu_of(pid) or 0.0
-    threads = _thread_cpu(pid)
-    await link.stop()
-    acks.point_to(None)
-    assert first is not None
-    return {"elapsed": elapsed, "total": total, "first": first, "busiest": threads[0], "got": got,
-            "stale": link.stale_acks}
 
 
 def _left_over(host: str, port: int, client_id: str) -> int:
@@ -140,7 +98,7 @@ def run(args) -> Iterator[Figure]:  # type: ignore[no-untyped-def]
                 client_id = f"bench-route-{route}"
                 _session(broker.host, broker.port, client_id)
                 _queue(broker.host, broker.port, traffic)
-                result = asyncio.run(_drain(route, settings, client_id, n, ratio))
+                result = asyncio.run(_drain(settings, client_id, n, ratio, functools.partial(RouteLink, route)))
                 result["left"] = _left_over(broker.host, broker.port, client_id)
                 results[route].append(result)
                 first_n, first_cpu = result["first"]
