@@ -59,7 +59,9 @@ class Worker:
                  pipe_bytes: int | None = None) -> None:
         self.module, self.args, self.on_frame = module, args, on_frame
         self.on_start, self.on_exit, self.restart_delay_s = on_start, on_exit, restart_delay_s
-        self.pipe_bytes = pipe_bytes  # Linux: a bigger stdout pipe, fewer wake-ups for a chatty child
+        # Linux: bigger pipes both ways. A frame goes through a pipe only as fast as the loop turns,
+        # a pipe's worth (64 KiB by default) a turn: a megabyte's batch behind a busy loop took a second.
+        self.pipe_bytes = pipe_bytes
         self.restarts = 0
         self._child: _Child | None = None
         self._stopping = False
@@ -113,9 +115,10 @@ class Worker:
             start_new_session=True)
         self._child = child
         if self.pipe_bytes is not None:
-            with contextlib.suppress(OSError, AttributeError):
-                stdout = child.transport.get_pipe_transport(1).get_extra_info("pipe")
-                fcntl.fcntl(stdout.fileno(), fcntl.F_SETPIPE_SZ, self.pipe_bytes)  # Linux only
+            for fd in (0, 1):  # the child's stdin and stdout
+                with contextlib.suppress(OSError, AttributeError):
+                    pipe = child.transport.get_pipe_transport(fd).get_extra_info("pipe")
+                    fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, self.pipe_bytes)  # Linux only
         if self.on_start is not None:
             self.on_start(self)
         self._started.set()

@@ -19,11 +19,14 @@ forward: here -> parent (ingest) -> writer -> here.
 
 What is not lost:
 
-* The child runs a plain :class:`~aggregator.mqtt_link.MqttLink` (persistent session, manual
-  acks). Messages are acknowledged only when the writer says their batch is committed, so a child
-  that dies loses nothing: the parent starts another, and the broker redelivers to it whatever
-  was not acknowledged (the message ids make a repeat harmless). It listens for the writer before
-  it connects, so no acknowledgement of its own messages can find it not listening.
+* The child runs two plain :class:`~aggregator.mqtt_link.MqttLink` connections: one reads the
+  agent tier (persistent session, manual acks, the availability will), one publishes what the
+  aggregator sends (client id + ``-out``), so that the broker's acknowledgements of our publishes
+  do not queue behind a backlog it is sending us. Messages are acknowledged only when the writer
+  says their batch is committed, so a child that dies loses nothing: the parent starts another,
+  and the broker redelivers to it whatever was not acknowledged (the message ids make a repeat
+  harmless). It listens for the writer before it connects, so no acknowledgement of its own
+  messages can find it not listening.
 * The child has its own session (Ctrl-C and systemd's stop signal go to the aggregator, which stops
   it in order) and exits when its stdin closes, so a parent killed with -9 leaves no orphan.
 """
@@ -52,6 +55,7 @@ log = logging.getLogger(__name__)
 STATE_INTERVAL_S = 0.2  # how often the child looks for a changed state to report
 RESTART_DELAY_S = 0.5
 PIPE_BYTES = 1 << 20  # the child's stdout pipe: room for a couple of full frames
+PUBLISHER_SUFFIX = "-out"  # the publishing connection's client id: the aggregator's, and this
 ACKS_DRAIN_S = 2.0  # at exit, how long the child waits for the writer's last acknowledgements
 
 
@@ -212,19 +216,26 @@ async def _serve(config: dict[str, Any], inp: BinaryIO, out: BinaryIO) -> None:
     link = MqttLink(MqttSettings(**config["mqtt"]), config["client_id"], config["subscriptions"],
                     on_receive=on_receive, reconnect_min_s=config["reconnect_min_s"],
                     reconnect_max_s=config["reconnect_max_s"], availability=config.get("availability"))
+    # What the aggregator publishes goes out on a connection of its own. On the one that reads, the broker's
+    # acknowledgement of each QoS 1 publish queues behind everything it is sending us, and mosquitto sends
+    # a stored backlog whole: draining 400,000 messages, 41,000-94,000 customer-tier publishes were still
+    # waiting (past MAX_QUEUED: dropped) at the end; on their own connection, none.
+    publisher = MqttLink(MqttSettings(**config["mqtt"]), config["client_id"] + PUBLISHER_SUFFIX, [],
+                         reconnect_min_s=config["reconnect_min_s"], reconnect_max_s=config["reconnect_max_s"])
     acks_idle = listen_for_acks(config["acks_socket"], link)  # before connecting: see the module's docstring
     send(("acks_ready", config["acks_socket"]))
     done: asyncio.Future[None] = loop.create_future()
 
     def read_commands() -> None:
-        apply_frames(inp, link)
+        apply_frames(inp, link, publisher)
         loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
 
     link.start(loop)
+    publisher.start(loop)
     threading.Thread(target=read_commands, name="commands", daemon=True).start()
     last: dict[str, Any] = {}
     while not done.done():
-        state = link.state()
+        state = _state(link, publisher)
         if state != last:
             send(("state", state))
             last = state
@@ -232,11 +243,22 @@ async def _serve(config: dict[str, Any], inp: BinaryIO, out: BinaryIO) -> None:
     link.pause()
     # the aggregator closes its store before us: the writer's last acknowledgements are on their way
     await loop.run_in_executor(None, acks_idle.wait, ACKS_DRAIN_S)
+    await loop.run_in_executor(None, publisher.stop)
     await loop.run_in_executor(None, link.stop)  # flushes what is queued, disconnects cleanly
-    send(("state", link.state()))
+    send(("state", _state(link, publisher)))
 
 
-def apply_frames(stream: BinaryIO, link: MqttLink) -> None:
+def _state(link: MqttLink, publisher: MqttLink) -> dict[str, Any]:
+    """One state for the two connections: the reader's, with the publisher's publishing counters."""
+    state = link.state()
+    for name in ("published", "publish_errors", "dropped_qos0"):
+        state[name] = publisher.state()[name]
+    state["connected"] = link.connected and publisher.connected
+    state["last_error"] = link.last_error or publisher.last_error
+    return state
+
+
+def apply_frames(stream: BinaryIO, link: MqttLink, publisher: MqttLink) -> None:
     """``ack`` and ``pub`` frames from the aggregator (stdin) or the writer (its socket), to end-of-file.
 
     Straight to the link's network thread from this one: no hop through the loop (latency), and one
@@ -246,7 +268,7 @@ def apply_frames(stream: BinaryIO, link: MqttLink) -> None:
             if frame[0] == "ack":
                 link.ack(frame[1])
             elif frame[0] == "pub":
-                link.publish_batch(frame[1])
+                publisher.publish_batch(frame[1])
     except (OSError, ValueError, EOFError):
         pass  # the writer died mid-frame: what it had not sent, the broker redelivers
 
@@ -266,7 +288,7 @@ def listen_for_acks(path: str, link: MqttLink) -> threading.Event:
             conn, _ = server.accept()
             idle.clear()
             with conn, conn.makefile("rb") as stream:
-                apply_frames(stream, link)  # type: ignore[arg-type]
+                apply_frames(stream, link, link)  # type: ignore[arg-type]  # (the writer only acknowledges)
             idle.set()
 
     threading.Thread(target=serve, name="acks", daemon=True).start()
@@ -278,7 +300,7 @@ def main() -> int:
     # order (publishing what is queued first). End-of-file on stdin is our exit.
     set_up_child()
     inp, out = sys.stdin.buffer, sys.stdout.buffer
-    # Four threads here (the link's network thread, two frame readers, the loop) mostly wait on I/O; when one needs
+    # Five threads here (two connections' network threads, two frame readers, the loop) mostly wait on I/O; when one needs
     # the GIL while another computes, waiting out CPython's 5 ms switch interval is the latency
     # target's whole margin (publish -> WebSocket p99 <= 20 ms).
     sys.setswitchinterval(0.0005)

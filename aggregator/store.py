@@ -35,6 +35,10 @@ from aggregator.sqlite_writer import TABLES, connect
 
 log = logging.getLogger(__name__)
 
+# The writer's pipes: a batch of a busy slice is about a megabyte, and goes through a pipe a pipe's
+# worth each turn of the loop (64 KiB by default; 1 MiB is Linux's default limit for a user).
+PIPE_BYTES = 1 << 20
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     msg_id TEXT PRIMARY KEY, agent TEXT, kind TEXT, ts REAL, device TEXT, payload TEXT);
@@ -167,7 +171,8 @@ class Store:
         self._drained.set()
         self._worker = Worker("aggregator.sqlite_writer", str(self.path), repr(self.retention_s),
                               repr(self.retention_interval_s), str(self.max_rows),
-                              on_frame=self._frame, on_start=self._resend, on_exit=self._died)
+                              on_frame=self._frame, on_start=self._resend, on_exit=self._died,
+                              pipe_bytes=PIPE_BYTES)
         await self._worker.start()
         self.writable = True
 

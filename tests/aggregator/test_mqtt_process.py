@@ -144,6 +144,46 @@ async def test_publishes_keep_their_order_through_the_child(mqtt_broker: Broker)
     assert link.publish_errors == 0
 
 
+async def test_publishes_go_out_while_a_backlog_is_still_coming_in(mqtt_broker: Broker, sqlite_path: Path) -> None:
+    """The broker acknowledges a QoS 1 publish on the connection it came in on, after what it is already
+    sending there: on the reading connection, publishes beyond the broker's Receive Maximum (1,000 here)
+    would wait for the backlog (in the ingest benchmark 81,665 of 107,819 were still waiting at the end).
+    They go out on a connection of their own."""
+    settings = MqttSettings(host=mqtt_broker.host, port=mqtt_broker.port)
+    loop = asyncio.get_running_loop()
+    first = ProcessMqttLink(settings, "proc-busy", [FILTER])
+    await first.start()
+    await wait_until(lambda: first.subscribed)
+    await first.stop()  # the persistent session queues the backlog
+    backlog = [("floorwalker/demo/agents/agent-1/move", b"%d" % i + b"x" * 300) for i in range(20_000)]
+    await loop.run_in_executor(None, publish, mqtt_broker.host, mqtt_broker.port, backlog)
+
+    store = Store(sqlite_path)
+    await store.start()
+    received: list[Incoming] = []
+
+    def busy(items: list[Incoming]) -> None:  # an aggregator behind its broker: stores, acknowledges, is slow
+        received.extend(items)
+        store.submit(Batch(messages=[(f"m:{len(received)}:{i.mid}", "a", "move", i.received, "d", i.payload)
+                                     for i in items], acks=[(i.mid, i.qos) for i in items]))
+        time.sleep(0.02)
+
+    second = ProcessMqttLink(settings, "proc-busy", [FILTER], on_batch=busy, on_acks_to=store.send_acks_to)
+    sent = [(f"fw-test/busy/{i}", b"%d" % i) for i in range(3_000)]
+    with Collector(mqtt_broker.host, mqtt_broker.port, "fw-test/busy/#") as collector:
+        await second.start()
+        await wait_until(lambda: len(received) > 0, timeout_s=30)
+        for topic, payload in sent:
+            second.publish(topic, payload, qos=1)
+        got = await loop.run_in_executor(None, collector.wait_for, len(sent), 60.0)
+        received_then = len(received)
+    await wait_until(lambda: len(received) >= len(backlog), timeout_s=60)
+    await store.stop()
+    await second.stop()
+    assert sorted(m.payload for m in got) == sorted(p for _, p in sent)
+    assert received_then < len(backlog), "the publishes waited for the whole backlog"
+
+
 def test_the_child_exits_when_the_aggregator_is_killed(mqtt_broker: Broker) -> None:
     """A parent killed with -9 closes the child's stdin: the child must not outlive it."""
     code = textwrap.dedent(f"""

@@ -133,8 +133,9 @@ async def _ingest(settings, n: int) -> tuple[float, tuple]:  # type: ignore[no-u
     mqtt_cpu_s = _cpu_of(link.pid if link is not None else None)
     stats = app[STORE].stats
     counters = ingest.counters
-    await runner.cleanup()
-    return elapsed, (counters, stats, cpu_s, writer_cpu_s, mqtt_cpu_s, gc_time, samples)
+    await runner.cleanup()  # the MQTT process's last state comes as it stops: publishes still waiting count
+    published = (link.published, link.publish_errors) if link is not None else None
+    return elapsed, (counters, stats, cpu_s, writer_cpu_s, mqtt_cpu_s, gc_time, samples, published)
 
 
 def _slowest_window(samples: list[tuple[float, int]], seconds: float) -> float | None:
@@ -208,7 +209,7 @@ def run(args) -> Iterator[Figure]:  # type: ignore[no-untyped-def]
         _session(broker.host, broker.port, settings.client_id)
         _queue(broker.host, broker.port, traffic)
         elapsed, measured = asyncio.run(_ingest(settings, n))
-        counters, stats, cpu_s, writer_cpu_s, mqtt_cpu_s, gc_time, samples = measured
+        counters, stats, cpu_s, writer_cpu_s, mqtt_cpu_s, gc_time, samples, published = measured
         conn = sqlite3.connect(db)
         stored = conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
         sightings = conn.execute("SELECT COUNT(*) FROM sightings").fetchone()[0]
@@ -218,6 +219,10 @@ def run(args) -> Iterator[Figure]:  # type: ignore[no-untyped-def]
                 f"(mean {stats.commit_seconds_sum / max(1, stats.commits) * 1000:.1f} ms)")
         yield Figure("ingest.msgs_per_s", round(rate), "msg/s", ">= 20000", note=note)
         yield Figure("ingest.lost", n - stored, "msgs", "== 0")
+        if published is not None:
+            yield Figure("ingest.publish_errors", published[1], "msgs", "== 0",
+                         note=f"of {published[0]} customer-tier publishes: refused, or still waiting when the "
+                              "aggregator stopped after the last commit (its outgoing queue holds 100,000)")
         slowest = _slowest_window(samples, 5.0)
         yield Figure("ingest.slowest_5s_msgs_per_s", None if slowest is None else round(slowest), "msg/s", ">= 20000",
                      note="the lowest rate over any 5 s of the drain (start-up excluded; needs INGEST_MESSAGES "
