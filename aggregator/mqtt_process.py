@@ -300,9 +300,9 @@ def main() -> int:
     # order (publishing what is queued first). End-of-file on stdin is our exit.
     set_up_child()
     inp, out = sys.stdin.buffer, sys.stdout.buffer
-    # Five threads here (two connections' network threads, two frame readers, the loop) mostly wait on I/O; when one needs
-    # the GIL while another computes, waiting out CPython's 5 ms switch interval is the latency
-    # target's whole margin (publish -> WebSocket p99 <= 20 ms).
+    # Five threads here (two connections' network threads, two frame readers, the loop) mostly wait on
+    # I/O; when one needs the GIL while another computes, waiting out CPython's 5 ms switch interval is
+    # the latency target's whole margin (publish -> WebSocket p99 <= 20 ms).
     sys.setswitchinterval(0.0005)
     frame = read_frame(inp)  # type: ignore[arg-type]
     if frame is None or frame[0] != "config":
