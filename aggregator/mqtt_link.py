@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import itertools
 import logging
 import random
@@ -58,6 +59,12 @@ from agent.config import MqttSettings
 
 log = logging.getLogger(__name__)
 
+# Acknowledge what the broker sent at once, not after the kernel's delayed-ACK wait (up to 40 ms): mosquitto
+# leaves Nagle's algorithm on, so its next small message waits for our ACK, and on the reading connection
+# (our publishes go on another) nothing else carries one back soon. Linux clears the flag as it sees fit:
+# it is set again after every read. Publish -> WebSocket (run.py latency): p50 9.3-9.6 ms and p99 16-18 ms
+# without, 0.80-0.82 ms and 3.3-3.6 ms with (2.4-2.7 and 15 ms when our publishes shared the connection).
+QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 MAX_DRAIN = 2000  # messages handed to the loop per callback, so HTTP stays responsive under load
 READ_BYTES = 1 << 18  # one recv: a read parses every packet in up to this much
 MISC_INTERVAL_S = 0.5  # keepalive pings and dead-connection detection
@@ -411,6 +418,9 @@ class MqttLink(LinkBase):
             if len(data) < READ_BYTES and not (pending is not None and pending()):
                 break
         self._last_in = time.monotonic()
+        if QUICKACK is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, QUICKACK, 1)
         if self._half_closed:
             # Stopping, our side shut: only the end of stream matters now. Never parse: on TLS,
             # SSLSocket.shutdown() drops the SSL object, and recv returns raw TLS records after it.
