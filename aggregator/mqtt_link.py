@@ -33,6 +33,8 @@ Why it is built this way:
   QoS 0 while disconnected is dropped and counted (``dropped_qos0``).
 * The socket is ``TCP_NODELAY``: a 4-byte PUBACK must not wait out the broker's delayed ACK
   (40 ms), or the broker's in-flight window for us stalls (latency p99 25-61 ms against 14-18).
+  And we ACK at once (``TCP_QUICKACK`` after every read): mosquitto leaves Nagle on, so its next
+  message to us waits for our ACK (see ``QUICKACK``).
 * ``publish`` is thread-safe and non-blocking: messages wait in one ordered outbox until the
   event loop's current callback ends (a slice of ingest), then go to the network thread in that order.
 """
