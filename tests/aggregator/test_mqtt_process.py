@@ -166,7 +166,7 @@ async def test_publishes_go_out_while_a_backlog_is_still_coming_in(mqtt_broker: 
         received.extend(items)
         store.submit(Batch(messages=[(f"m:{len(received)}:{i.mid}", "a", "move", i.received, "d", i.payload)
                                      for i in items], acks=[(i.mid, i.qos) for i in items]))
-        time.sleep(0.02)
+        time.sleep(0.1)  # at least 2.8 s for the backlog (a read of up to 256 KiB a batch): room for a loaded machine
 
     second = ProcessMqttLink(settings, "proc-busy", [FILTER], on_batch=busy, on_acks_to=store.send_acks_to)
     sent = [(f"fw-test/busy/{i}", b"%d" % i) for i in range(3_000)]
