@@ -29,6 +29,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 FRAME_LENGTH = struct.Struct("!I")
+# A chatty child's pipes (Worker(pipe_bytes=)): room for a couple of full frames (a busy slice's batch is
+# about a megabyte); 1 MiB is Linux's default limit for a user.
+PIPE_BYTES = 1 << 20
 log = logging.getLogger(__name__)
 
 

@@ -47,14 +47,13 @@ from typing import Any, BinaryIO
 
 from agent.config import MqttSettings
 from agent.contract import Presence, Rejection, decode_agent, presence_fields
-from aggregator.child_process import Worker, read_frame, set_up_child, write_frame
+from aggregator.child_process import PIPE_BYTES, Worker, read_frame, set_up_child, write_frame
 from aggregator.mqtt_link import Incoming, LinkBase, MqttLink
 
 log = logging.getLogger(__name__)
 
 STATE_INTERVAL_S = 0.2  # how often the child looks for a changed state to report
 RESTART_DELAY_S = 0.5
-PIPE_BYTES = 1 << 20  # the child's stdout pipe: room for a couple of full frames
 PUBLISHER_SUFFIX = "-out"  # the publishing connection's client id: the aggregator's, and this
 ACKS_DRAIN_S = 2.0  # at exit, how long the child waits for the writer's last acknowledgements
 
@@ -252,7 +251,7 @@ def _state(link: MqttLink, publisher: MqttLink) -> dict[str, Any]:
     """One state for the two connections: the reader's, with the publisher's publishing counters."""
     state = link.state()
     for name in ("published", "publish_errors", "dropped_qos0"):
-        state[name] = publisher.state()[name]
+        state[name] = getattr(publisher, name)
     state["connected"] = link.connected and publisher.connected
     state["last_error"] = link.last_error or publisher.last_error
     return state

@@ -30,14 +30,10 @@ from typing import Any
 
 import sqlite_utils
 
-from aggregator.child_process import Worker
+from aggregator.child_process import PIPE_BYTES, Worker
 from aggregator.sqlite_writer import TABLES, connect
 
 log = logging.getLogger(__name__)
-
-# The writer's pipes: a batch of a busy slice is about a megabyte, and goes through a pipe a pipe's
-# worth each turn of the loop (64 KiB by default; 1 MiB is Linux's default limit for a user).
-PIPE_BYTES = 1 << 20
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (

@@ -10,6 +10,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -155,33 +156,41 @@ async def test_publishes_go_out_while_a_backlog_is_still_coming_in(mqtt_broker: 
     await first.start()
     await wait_until(lambda: first.subscribed)
     await first.stop()  # the persistent session queues the backlog
-    backlog = [("floorwalker/demo/agents/agent-1/move", b"%d" % i + b"x" * 300) for i in range(20_000)]
+    # 2 KB each: the broker's 1,000 in flight to us are more than the MQTT process's 1 MiB pipe to us holds
+    backlog = [("floorwalker/demo/agents/agent-1/move", b"%d" % i + b"x" * 2000) for i in range(20_000)]
     await loop.run_in_executor(None, publish, mqtt_broker.host, mqtt_broker.port, backlog)
 
     store = Store(sqlite_path)
     await store.start()
     received: list[Incoming] = []
+    sent = [(f"fw-test/busy/{i}", b"%d" % i) for i in range(3_000)]
+    handed_over = False  # the publishes are with the MQTT process
+    got: list[Any] = []
+    received_then: list[int] = []
 
-    def busy(items: list[Incoming]) -> None:  # an aggregator behind its broker: stores, acknowledges, is slow
+    def stalled(items: list[Incoming]) -> None:
+        """Store and acknowledge; once the publishes are handed over, stop reading until they arrive (the
+        aggregator's loop busy elsewhere): the reading connection then stops at a full pipe."""
         received.extend(items)
         store.submit(Batch(messages=[(f"m:{len(received)}:{i.mid}", "a", "move", i.received, "d", i.payload)
                                      for i in items], acks=[(i.mid, i.qos) for i in items]))
-        time.sleep(0.1)  # at least 2.8 s for the backlog (a read of up to 256 KiB a batch): room for a loaded machine
+        if handed_over and not received_then:
+            received_then.append(len(received))
+            got.extend(collector.wait_for(len(sent), 20.0))
 
-    second = ProcessMqttLink(settings, "proc-busy", [FILTER], on_batch=busy, on_acks_to=store.send_acks_to)
-    sent = [(f"fw-test/busy/{i}", b"%d" % i) for i in range(3_000)]
+    second = ProcessMqttLink(settings, "proc-busy", [FILTER], on_batch=stalled, on_acks_to=store.send_acks_to)
     with Collector(mqtt_broker.host, mqtt_broker.port, "fw-test/busy/#") as collector:
         await second.start()
         await wait_until(lambda: len(received) > 0, timeout_s=30)
         for topic, payload in sent:
             second.publish(topic, payload, qos=1)
-        got = await loop.run_in_executor(None, collector.wait_for, len(sent), 60.0)
-        received_then = len(received)
-    await wait_until(lambda: len(received) >= len(backlog), timeout_s=60)
+        second.flush()
+        handed_over = True
+        await wait_until(lambda: len(received) >= len(backlog), timeout_s=90)
     await store.stop()
     await second.stop()
     assert sorted(m.payload for m in got) == sorted(p for _, p in sent)
-    assert received_then < len(backlog), "the publishes waited for the whole backlog"
+    assert received_then[0] < len(backlog), "the publishes waited for the whole backlog"
 
 
 def test_the_child_exits_when_the_aggregator_is_killed(mqtt_broker: Broker) -> None:

@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import MqttSettings
-from aggregator.child_process import Worker
+from aggregator.child_process import PIPE_BYTES, Worker
 from aggregator.embedded_broker import start_mosquitto
-from aggregator.mqtt_process import PIPE_BYTES, RESTART_DELAY_S, ProcessMqttLink
+from aggregator.mqtt_process import RESTART_DELAY_S, ProcessMqttLink
 from tests.benchmarks.bench_ingest import _queue, _session, _traffic
 from tests.benchmarks.bench_mqtt_child import _drain
 from tests.benchmarks.figures import Figure
