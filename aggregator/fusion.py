@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from agent.config import DeviceConfig, StoreConfig, area_pirs
 from agent.contract import Presence
 from agent.errors import BadReading
 from agent.geometry import Zone
 from agent.positioning.calibration import LogDistanceModel, sigma_from_relative
-from agent.positioning.grid_filter import FLOOR_DBM, GridEstimate, GridFilter, GridModel, GridSniffer
+from agent.positioning.grid_filter import FLOOR_DBM, GridEstimate, GridFilter, GridModel, GridSniffer, update_many
 from agent.positioning.locator import Locator
 from agent.positioning.multilateration import MAX_ABS_M, MIN_DISTANCE_M
 from agent.positioning.zone_filter import PirBoard, ZoneFilter, ZoneModel
@@ -192,13 +193,32 @@ class Fusion:
 
     def locate(self, device: str, ts: float) -> Fix | None:
         """The fused position at ``ts`` from the ranges younger than the window, or None."""
+        return self.locate_many([(device, ts)])[0]
+
+    def locate_many(self, requests: list[tuple[str, float]]) -> list[Fix | None]:
+        """:meth:`locate` for several devices (each once), their grid updates made together
+        (:func:`~agent.positioning.grid_filter.update_many`: one numpy call per step for all)."""
+        fixes: list[Fix | None] = []
+        grid: list[tuple[int, _GridStep]] = []
+        for device, ts in requests:
+            step = self._locate(device, ts)
+            if isinstance(step, _GridStep):
+                grid.append((len(fixes), step))
+                step = None
+            fixes.append(step)
+        if grid:
+            for (i, _step), fix in zip(grid, self._grid_fixes([step for _i, step in grid]), strict=True):
+                fixes[i] = fix
+        return fixes
+
+    def _locate(self, device: str, ts: float) -> Fix | _GridStep | None:
         track = self.tracks.get(device)
         if track is None:
             return None
         cutoff = ts - self.window_s
         grid_fresh = any(seen >= cutoff for seen in track.grid_seen.values())
         if not track.ranges:  # every report went to the grid
-            return self._grid_fix(track, max(ts, track.last_ts)) if grid_fresh else None
+            return _GridStep(track, max(ts, track.last_ts)) if grid_fresh else None
         # The solver's columns, built and checked here (the solver's own limits as comparisons, which
         # a NaN fails) rather than as Anchors that Locator.update would validate again per anchor:
         # validation and Anchor objects were ~a quarter of the solver's cost in the ingest profile.
@@ -231,7 +251,7 @@ class Fusion:
             return None
         fix_ts = max(ts, track.last_ts)  # agents' clocks differ by milliseconds; the filter needs order
         if self.grid is not None and (track.heard or track.estimate is not None):
-            return self._grid_fix(track, fix_ts)
+            return _GridStep(track, fix_ts)
         if not xs:
             return None
         try:
@@ -250,25 +270,43 @@ class Fusion:
         track.last_ts = fix_ts
         return Fix(fix_ts, x_px, y_px, est.accuracy_m, zone, len(xs))
 
-    def _grid_fix(self, track: _Track, fix_ts: float) -> Fix | None:
-        """The grid's estimate after the evidence gathered since its last update (none new: the last one)."""
-        assert self.grid is not None
-        if track.heard:
+    def _grid_fixes(self, steps: list[_GridStep]) -> list[Fix | None]:
+        """The grid's estimates after the evidence gathered since each track's last update (none new: the last one)."""
+        grid = self.grid
+        assert grid is not None
+        pending = [step for step in steps if step.track.heard]
+        probes = []
+        for step in pending:
+            track = step.track
             if track.grid is None:
-                track.grid = GridFilter(self.grid)
-            est = track.grid.update(fix_ts, track.heard.items(), track.unheard)
+                track.grid = GridFilter(grid)
+            probes.append((track.grid, step.fix_ts, track.heard.items(), track.unheard))
+        for step, est in zip(pending, update_many(grid, probes) if probes else [], strict=True):
+            track = step.track
             track.anchors = len(track.heard)
             track.heard = {}
             track.unheard = set()
             if not (math.isfinite(est.x_m) and math.isfinite(est.y_m) and math.isfinite(est.accuracy_m)):
                 self.failures += 1
+                assert track.grid is not None
                 track.grid.reset()
                 track.estimate = None
-                return None
-            track.estimate = est
-        est = track.estimate
-        if est is None:
-            return None
-        track.last_ts = fix_ts
-        x_px, y_px = self.plan.clamp((est.x_m / self.mpp, est.y_m / self.mpp))
-        return Fix(fix_ts, x_px, y_px, est.accuracy_m, est.zone, track.anchors)
+            else:
+                track.estimate = est
+        fixes: list[Fix | None] = []
+        for step in steps:
+            track, est = step.track, step.track.estimate
+            if est is None:
+                fixes.append(None)
+                continue
+            track.last_ts = step.fix_ts
+            x_px, y_px = self.plan.clamp((est.x_m / self.mpp, est.y_m / self.mpp))
+            fixes.append(Fix(step.fix_ts, x_px, y_px, est.accuracy_m, est.zone, track.anchors))
+        return fixes
+
+
+class _GridStep(NamedTuple):
+    """A device whose fix is the grid's: its track and the fix's time (made together: :meth:`Fusion.locate_many`)."""
+
+    track: _Track
+    fix_ts: float

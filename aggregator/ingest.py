@@ -223,8 +223,9 @@ class Ingest:
             except Exception as exc:  # a bug must cost one message (dead-lettered), not the service
                 log.exception("event=ingest-error topic=%s", item.topic[:200])
                 self._dead_letter(batch, item, Rejection("internal-error", repr(exc)[:200]))
-        for device, ts in touched.items():
-            self._fuse(device, ts, batch)
+        # every shopper heard in the slice fused together: their grid updates are one numpy call a step
+        for device, fix in zip(touched, self.fusion.locate_many(list(touched.items())), strict=True):
+            self._place_fix(device, fix, batch)
         counters.batches += 1
         self._finish(batch, acks, oldest)
 
@@ -364,7 +365,9 @@ class Ingest:
             touched[p.device] = p.ts
 
     def _fuse(self, device: str, ts: float, batch: Batch) -> None:
-        fix = self.fusion.locate(device, ts)
+        self._place_fix(device, self.fusion.locate(device, ts), batch)
+
+    def _place_fix(self, device: str, fix: Fix | None, batch: Batch) -> None:
         visitor = self.by_device.get(device)
         if fix is None or visitor is None:
             if fix is None:

@@ -12,7 +12,7 @@ import pytest
 
 from agent.config import load_deployment
 from agent.positioning.calibration import LogDistanceModel
-from agent.positioning.grid_filter import FLOOR_DBM, GridFilter, GridModel, GridSniffer
+from agent.positioning.grid_filter import FLOOR_DBM, GridFilter, GridModel, GridSniffer, update_many
 from agent.positioning.zone_filter import PirBoard
 from tests.conftest import CONFIG_DIR
 
@@ -77,6 +77,40 @@ def test_the_posterior_of_a_standing_shopper_closes_in_on_them() -> None:
     assert sum(errors) / len(errors) < 0.5
     assert sum(spreads) / len(spreads) < 0.6
     assert max(errors) < 1.0
+
+
+def test_shoppers_updated_together_come_out_exactly_as_each_alone() -> None:
+    # Ingest fuses every shopper of a slice in one update_many: 12 shoppers walking, joining at different
+    # probes, some heard again 0.05 s later (a burst from another agent), PIRs moving between zones. Each
+    # must get bit for bit what GridFilter.update gives it alone: estimates, zones and posteriors.
+    board = PirBoard(PLAN)
+    model = GridModel(PLAN, SNIFFERS, pirs=board)
+    rng = random.Random(8)
+    alone = [GridFilter(model) for _ in range(12)]
+    together = [GridFilter(model) for _ in range(12)]
+    starts = [(rng.uniform(400, 1400), rng.uniform(300, 1300)) for _ in alone]
+    for k in range(25):
+        board.motion(PLAN.zones[k % len(PLAN.zones)].name, "pir", k % 3 != 0, 2.0 * k)
+        for burst in (0.0, 0.05):
+            who = [i for i in range(12) if i <= k and (burst == 0.0 or rng.random() < 0.4)]
+            probes = []
+            for i in who:
+                x, y = starts[i]
+                probes.append((i, 2.0 * k + burst + 0.01 * i, *probe(rng, x + 15 * k, y + 10 * (k % 5))))
+            one_by_one = [alone[i].update(ts, heard, unheard) for i, ts, heard, unheard in probes]
+            at_once = update_many(model, [(together[i], ts, heard, unheard) for i, ts, heard, unheard in probes])
+            assert at_once == one_by_one
+    for a, b in zip(alone, together, strict=True):
+        assert a.stand is not None and b.stand is not None and a.walk is not None and b.walk is not None
+        assert np.array_equal(a.stand, b.stand) and np.array_equal(a.walk, b.walk)
+    assert len({est.zone.name for est in at_once if est.zone}) > 1
+
+
+def test_one_update_for_one_filter_twice_is_refused() -> None:
+    grid = GridFilter(MODEL)
+    readings = probe(random.Random(1), 800, 800)
+    with pytest.raises(ValueError, match="at most once"):
+        update_many(MODEL, [(grid, 0.0, *readings), (grid, 0.05, *readings)])
 
 
 def test_a_wall_is_never_crossed() -> None:
