@@ -107,8 +107,7 @@ class Fusion:
         # The grid: every calibrated sniffer of the device files, keyed (agent, sniffer); its floor is
         # what the agent reports at all (presence.rssi_floor_dbm), above the sniffer's own sensitivity.
         self.grid: GridModel | None = None
-        self._grid_index: dict[tuple[str, str], int] = {}
-        self._agent_sniffers: dict[str, tuple[int, ...]] = {}
+        self._grid_index: dict[str, dict[str, int]] = {}  # agent -> sniffer -> the grid's index
         grid_sniffers: list[GridSniffer] = []
         if engine == "grid":
             for device in devices:
@@ -116,12 +115,10 @@ class Fusion:
                     model = self.models.get((device.agent_id, sniffer.id))
                     if model is None:
                         continue
-                    self._grid_index[(device.agent_id, sniffer.id)] = len(grid_sniffers)
+                    self._grid_index.setdefault(device.agent_id, {})[sniffer.id] = len(grid_sniffers)
                     x_m, y_m = self.plan.px_to_m(sniffer.position_px)
                     floor = max(FLOOR_DBM, device.presence.rssi_floor_dbm)
                     grid_sniffers.append(GridSniffer(x_m, y_m, sniffer.height_m, model, floor))
-                self._agent_sniffers[device.agent_id] = tuple(
-                    i for (agent, _), i in self._grid_index.items() if agent == device.agent_id)
             if grid_sniffers:
                 self.grid = GridModel(self.plan, grid_sniffers, pirs=self.pirs)
         self.tracks: dict[str, _Track] = {}
@@ -155,14 +152,15 @@ class Fusion:
 
         True when every range went to the grid (a known sniffer, a plausible RSSI): the solver's
         ranges are then not needed."""
-        index = self._grid_index
+        index = self._grid_index.get(p.agent)
+        if index is None:
+            return False
         heard = track.heard
         unheard = track.unheard
         last = track.last_rssi
-        agent = p.agent
         got = []
         for sniffer, _rx, _ry, rssi, _d in p.ranges:
-            i = index.get((agent, sniffer))
+            i = index.get(sniffer)
             if i is not None and -150.0 <= rssi <= 20.0:  # what check_rssi accepts; NaN fails both
                 got.append(i)
                 if last.get(i) == rssi:
@@ -171,7 +169,7 @@ class Fusion:
                 heard[i] = rssi
                 unheard.discard(i)
         if got:
-            for i in self._agent_sniffers.get(agent, ()):
+            for i in index.values():
                 if i not in heard and i not in got:
                     unheard.add(i)
         return len(got) == len(p.ranges)
