@@ -191,7 +191,8 @@ class Fusion:
 
     def locate(self, device: str, ts: float) -> Fix | None:
         """The fused position at ``ts`` from the ranges younger than the window, or None."""
-        return self.locate_many([(device, ts)])[0]
+        step = self._locate(device, ts)
+        return self._grid_fixes([step])[0] if isinstance(step, _GridStep) else step
 
     def locate_many(self, requests: list[tuple[str, float]]) -> list[Fix | None]:
         """:meth:`locate` for several devices (each once), their grid updates made together

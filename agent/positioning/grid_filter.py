@@ -327,16 +327,20 @@ class GridModel:
 
     def log_likelihood(self, heard: Iterable[tuple[int, float]], unheard: Iterable[int]) -> np.ndarray:
         """Per cell, the log-likelihood of one probe: ``heard`` (sniffer index, RSSI dBm), ``unheard`` sniffers."""
-        rows = self._rows(heard, unheard)
+        return self._sum_rows(self._rows(heard, unheard))
+
+    def _sum_rows(self, rows: list[int]) -> np.ndarray:
         if not rows:
             return np.zeros(self.cells, dtype=DTYPE)
-        return self._table[rows].sum(axis=0)
+        return np.add.reduce(self._table[rows], axis=0)
 
     def log_likelihoods(self, probes: Sequence[tuple[Iterable[tuple[int, float]], Iterable[int]]]) -> np.ndarray:
         """(probes, cells): each (heard, unheard) probe's :meth:`log_likelihood`, the same sums in the
         same order (a probe with fewer rows adds the table's row of zeros), gathered ``GATHER_PROBES``
         at a time (their rows stay a few megabytes)."""
         index = [self._rows(heard, unheard) for heard, unheard in probes]
+        if len(index) == 1:  # one probe (a quiet store, a test): nothing to pad
+            return self._sum_rows(index[0])[None]
         width = max(map(len, index), default=0)
         if not width:
             return np.zeros((len(index), self.cells), dtype=DTYPE)
@@ -416,29 +420,29 @@ class GridFilter:
         total = stats[0][3] + stats[1][3]
         self._post, self._total = post, total
         self._ts = max(ts, self._ts)
+        # each mode's moments over the total (the standing mode's, s, and the walking mode's, w), and both
         inv = 1.0 / total
-        standing = [v * inv for v in stats[0]]
-        walking = [v * inv for v in stats[1]]
-        self._walking = walking[3]
-        both = [a + b for a, b in zip(standing, walking, strict=True)]
-        self._track_heading(ts, walking, burst)
+        s, w = stats
+        wx, wy, walking = w[0] * inv, w[1] * inv, w[3] * inv
+        self._walking = walking
+        self._track_heading(ts, wx, wy, walking, burst)
         if not burst:
             self._gap_s = dt
-        x, y, r2 = both[0], both[1], both[2]
-        masses = both[4:]
-        masses[-1] = standing[-1] * model.aisle_weight + walking[-1] * model.aisle_walk_weight
-        self._decide(masses, walking[3], self._gap_s)
+        x, y, r2 = s[0] * inv + wx, s[1] * inv + wy, s[2] * inv + w[2] * inv
+        masses = [a * inv + b * inv for a, b in zip(s[4:-1], w[4:-1], strict=True)]
+        masses.append(s[-1] * inv * model.aisle_weight + w[-1] * inv * model.aisle_walk_weight)
+        self._decide(masses, walking, self._gap_s)
         return GridEstimate(x, y, math.sqrt(max(r2 - x * x - y * y, 0.0)), self.zone)
 
-    def _track_heading(self, ts: float, walking: list[float], burst: bool) -> None:
-        """The walking mode's mean, from its moments, and its drift averaged over heading_tau_s.
+    def _track_heading(self, ts: float, wx: float, wy: float, m: float, burst: bool) -> None:
+        """The walking mode's mean, from its moments (x and y weighed by its mass, and the mass), and its
+        drift averaged over heading_tau_s.
 
         A burst's later reports refine the mean of the same moment: they redo the burst's update
         rather than add one milliseconds long (the mean shifting with more evidence is no walk)."""
-        m = walking[3]
         if not m > 1e-12:
             return
-        x, y = walking[0] / m, walking[1] / m
+        x, y = wx / m, wy / m
         h = self._heading
         if h is None:
             self._heading = _Heading(ts, x, y)
@@ -500,7 +504,7 @@ def update_many(model: GridModel, probes: Sequence[Probe]) -> list[GridEstimate]
     """
     n = len(probes)
     filters = [f for f, _ts, _heard, _unheard in probes]
-    if len(set(map(id, filters))) != n:
+    if n > 1 and len(set(map(id, filters))) != n:
         raise ValueError("update_many takes each filter at most once")
     like = model.log_likelihoods([(heard, unheard) for _f, _ts, heard, unheard in probes])
     like -= like.max(axis=1, keepdims=True)
@@ -508,18 +512,21 @@ def update_many(model: GridModel, probes: Sequence[Probe]) -> list[GridEstimate]
     fresh: list[int] = []
     bursts: list[int] = []
     moves: list[int] = []
+    # the PIRs speak of a moment, not of a report: a burst's later reports do not weigh them again;
+    # the others by the PIRs' likelihood for standing or for walking shoppers (in ascending order)
+    weigh: tuple[list[int], list[int]] = ([], [])
     for k, (f, ts, _heard, _unheard) in enumerate(probes):
         if f._post is None:
             fresh.append(k)
         elif ts - f._ts < BURST_S:  # the same probe burst heard by another agent: no time to move
             bursts.append(k)
+            continue
         else:
             moves.append(k)
+        weigh[f._walking >= 0.5].append(k)
     if model.pirs is not None:
-        # the PIRs speak of a moment, not of a report: a burst's later reports do not weigh them again
-        for moving in (False, True):
-            these = [k for k in (*fresh, *moves) if (filters[k]._walking >= 0.5) is moving]
-            cells = model.pir_cells(moving) if these else None
+        for moving, these in enumerate(weigh):
+            cells = model.pir_cells(bool(moving)) if these else None
             if cells is not None:
                 like[_together(these)] *= cells
     posts: dict[int, tuple[np.ndarray, list[list[float]]]] = {}
@@ -588,8 +595,9 @@ def _stack(arrays: list[np.ndarray]) -> np.ndarray:
 
 
 def _together(ks: list[int]) -> slice | list[int]:
-    """Ascending indices ``ks`` as a slice when they are consecutive (every shopper of the call, or the
-    only one): numpy then takes a view instead of copying them out."""
+    """Indices ``ks``, ascending, as a slice when they are consecutive (every shopper of the call, or the
+    only one): numpy then takes a view instead of copying them out. (Unordered, the check is wrong:
+    [0, 4, 2] would pass as 0, 1, 2.)"""
     return slice(ks[0], ks[-1] + 1) if ks[-1] - ks[0] == len(ks) - 1 else ks
 
 

@@ -80,30 +80,41 @@ def test_the_posterior_of_a_standing_shopper_closes_in_on_them() -> None:
 
 
 def test_shoppers_updated_together_come_out_exactly_as_each_alone() -> None:
-    # Ingest fuses every shopper of a slice in one update_many: 12 shoppers walking, joining at different
-    # probes, some heard again 0.05 s later (a burst from another agent), PIRs moving between zones. Each
-    # must get bit for bit what GridFilter.update gives it alone: estimates, zones and posteriors.
+    # Ingest fuses every shopper of a slice in one update_many. 12 shoppers joining in a shuffled order,
+    # each call mixing first probes, later reports of a burst (0.05 s after the last, no PIRs, no spread)
+    # and new probes (2 s after), standing and walking shoppers, PIRs changing between calls: each must
+    # get bit for bit what GridFilter.update gives it alone (estimates, zones, posteriors).
     board = PirBoard(PLAN)
     model = GridModel(PLAN, SNIFFERS, pirs=board)
     rng = random.Random(8)
     alone = [GridFilter(model) for _ in range(12)]
     together = [GridFilter(model) for _ in range(12)]
-    starts = [(rng.uniform(400, 1400), rng.uniform(300, 1300)) for _ in alone]
-    for k in range(25):
-        board.motion(PLAN.zones[k % len(PLAN.zones)].name, "pir", k % 3 != 0, 2.0 * k)
-        for burst in (0.0, 0.05):
-            who = [i for i in range(12) if i <= k and (burst == 0.0 or rng.random() < 0.4)]
-            probes = []
-            for i in who:
-                x, y = starts[i]
-                probes.append((i, 2.0 * k + burst + 0.01 * i, *probe(rng, x + 15 * k, y + 10 * (k % 5))))
-            one_by_one = [alone[i].update(ts, heard, unheard) for i, ts, heard, unheard in probes]
-            at_once = update_many(model, [(together[i], ts, heard, unheard) for i, ts, heard, unheard in probes])
-            assert at_once == one_by_one
+    joins = list(range(12))
+    rng.shuffle(joins)  # shopper i's first probe comes in call joins[i]
+    places = [(rng.uniform(400, 1400), rng.uniform(300, 1300)) for _ in alone]
+    last_ts = [0.0] * 12
+    kinds: set[str] = set()
+    for call in range(30):
+        board.motion(PLAN.zones[call % len(PLAN.zones)].name, "pir", call % 3 != 0, 2.0 * call)
+        probes = []
+        for i in range(12):
+            if joins[i] > call:
+                continue
+            first = joins[i] == call
+            gap = 2.0 if first or rng.random() < 0.6 else 0.05
+            kinds.add("first" if first else "new" if gap == 2.0 else "burst")
+            last_ts[i] = ts = 2.0 * call if first else last_ts[i] + gap
+            x, y = places[i]
+            probes.append((i, ts, *probe(rng, x + 12 * call, y + 8 * (call % 5))))
+        one_by_one = [alone[i].update(ts, heard, unheard) for i, ts, heard, unheard in probes]
+        at_once = update_many(model, [(together[i], ts, heard, unheard) for i, ts, heard, unheard in probes])
+        assert at_once == one_by_one, f"call {call}"
+    assert kinds == {"first", "new", "burst"}
     for a, b in zip(alone, together, strict=True):
         assert a.stand is not None and b.stand is not None and a.walk is not None and b.walk is not None
         assert np.array_equal(a.stand, b.stand) and np.array_equal(a.walk, b.walk)
     assert len({est.zone.name for est in at_once if est.zone}) > 1
+    assert {a.walking >= 0.5 for a in alone} == {True, False}
 
 
 def test_one_update_for_one_filter_twice_is_refused() -> None:
