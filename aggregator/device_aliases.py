@@ -41,15 +41,10 @@ class DeviceAliases:
         Returns ``(root, absorbed)``: the phone's canonical id and the roots that were merged into it
         (the caller moves what it knew under those ids to ``root``)."""
         ids = (device, *mac_ids)
-        root = self._root.get(device)
-        if root is not None and all(self._root.get(i) == root for i in mac_ids):
-            # nearly every report: a phone already known under all its ids, whose ids only get younger
-            members = self._members[root]
-            for mac_id in ids:
-                members.move_to_end(mac_id)
-            return root, []
         roots = list(dict.fromkeys(self._root[i] for i in ids if i in self._root))
-        if not roots:
+        if len(roots) == 1:  # nearly every report: a phone already known, its ids only getting younger
+            root, absorbed = roots[0], []
+        elif not roots:
             root, absorbed = device, []
             self._members[root] = OrderedDict()
         else:

@@ -33,7 +33,7 @@ from agent.contract import Presence
 from agent.errors import BadReading
 from agent.geometry import Zone
 from agent.positioning.calibration import LogDistanceModel, sigma_from_relative
-from agent.positioning.grid_filter import FLOOR_DBM, GridEstimate, GridFilter, GridModel, GridSniffer, update_many
+from agent.positioning.grid_filter import FLOOR_DBM, GridEstimate, GridFilter, GridModel, GridSniffer
 from agent.positioning.locator import Locator
 from agent.positioning.multilateration import MAX_ABS_M, MIN_DISTANCE_M
 from agent.positioning.zone_filter import PirBoard, ZoneFilter, ZoneModel
@@ -196,7 +196,7 @@ class Fusion:
 
     def locate_many(self, requests: list[tuple[str, float]]) -> list[Fix | None]:
         """:meth:`locate` for several devices (each once), their grid updates made together
-        (:func:`~agent.positioning.grid_filter.update_many`: one numpy call per step for all)."""
+        (:meth:`~agent.positioning.grid_filter.GridFilter.update_many`: one numpy call per step for all)."""
         fixes: list[Fix | None] = []
         grid: list[tuple[int, _GridStep]] = []
         for device, ts in requests:
@@ -280,7 +280,7 @@ class Fusion:
             if track.grid is None:
                 track.grid = GridFilter(grid)
             probes.append((track.grid, step.fix_ts, track.heard.items(), track.unheard))
-        for step, est in zip(pending, update_many(grid, probes) if probes else [], strict=True):
+        for step, est in zip(pending, GridFilter.update_many(grid, probes), strict=True):
             track = step.track
             track.anchors = len(track.heard)
             track.heard = {}

@@ -325,25 +325,16 @@ class GridModel:
         rows.extend(s * stride + stride - 1 for s in unheard)
         return rows
 
-    def log_likelihood(self, heard: Iterable[tuple[int, float]], unheard: Iterable[int]) -> np.ndarray:
-        """Per cell, the log-likelihood of one probe: ``heard`` (sniffer index, RSSI dBm), ``unheard`` sniffers."""
-        return self._sum_rows(self._rows(heard, unheard))
-
-    def _sum_rows(self, rows: list[int]) -> np.ndarray:
-        if not rows:
-            return np.zeros(self.cells, dtype=DTYPE)
-        return np.add.reduce(self._table[rows], axis=0)
-
     def log_likelihoods(self, probes: Sequence[tuple[Iterable[tuple[int, float]], Iterable[int]]]) -> np.ndarray:
-        """(probes, cells): each (heard, unheard) probe's :meth:`log_likelihood`, the same sums in the
-        same order (a probe with fewer rows adds the table's row of zeros), gathered ``GATHER_PROBES``
-        at a time (their rows stay a few megabytes)."""
+        """(probes, cells): per (heard, unheard) probe and cell, its log-likelihood: the sum of one table
+        row per sniffer, in the same order for every probe (a probe with fewer rows adds the table's row
+        of zeros), gathered ``GATHER_PROBES`` at a time (their rows stay a few megabytes)."""
         index = [self._rows(heard, unheard) for heard, unheard in probes]
-        if len(index) == 1:  # one probe (a quiet store, a test): nothing to pad
-            return self._sum_rows(index[0])[None]
         width = max(map(len, index), default=0)
         if not width:
             return np.zeros((len(index), self.cells), dtype=DTYPE)
+        if len(index) == 1:  # one probe (a quiet store, a test): nothing to pad
+            return np.add.reduce(self._table[index[0]], axis=0)[None]
         pad = self._zero_row
         padded = np.array([rows + [pad] * (width - len(rows)) for rows in index])
         out = np.empty((len(index), self.cells), dtype=DTYPE)
@@ -402,7 +393,7 @@ class GridFilter:
 
     def update(self, ts: float, heard: Iterable[tuple[int, float]], unheard: Iterable[int] = ()) -> GridEstimate:
         """One probe at ``ts``: predict over the gap, weigh by its readings (and the PIRs), decide the zone."""
-        return update_many(self.model, [(self, ts, heard, unheard)])[0]
+        return GridFilter.update_many(self.model, [(self, ts, heard, unheard)])[0]
 
     def _afresh(self, like: np.ndarray) -> tuple[np.ndarray, list[list[float]]]:
         """The first probe, or readings contradicting every cell: start afresh, standing or walking alike."""
@@ -480,6 +471,105 @@ class GridFilter:
             else:
                 self.state = model.aisle
 
+    @staticmethod
+    def update_many(model: GridModel, probes: Sequence[Probe]) -> list[GridEstimate]:
+        """:meth:`GridFilter.update` of several shoppers at once (each filter once, all of ``model``).
+
+        Why: an update is some twenty numpy calls on arrays of about a thousand cells, and on a busy
+        aggregator each call's own overhead was most of its cost. Ingest fuses every shopper heard in a
+        slice of messages together, so each step here is one call for all of them. Each shopper's
+        arithmetic is what it would be alone, bit for bit: stacked products make one BLAS call per
+        shopper, the log-likelihood rows are added in the same order, the rest is element by element.
+        """
+        n = len(probes)
+        if not n:
+            return []
+        filters = [f for f, _ts, _heard, _unheard in probes]
+        if n > 1 and len(set(map(id, filters))) != n:
+            raise ValueError("update_many takes each filter at most once")
+        like = model.log_likelihoods([(heard, unheard) for _f, _ts, heard, unheard in probes])
+        like -= like.max(axis=1, keepdims=True)
+        like = np.exp(like, out=like).reshape(n, model.ny, model.nx)
+        fresh: list[int] = []
+        bursts: list[int] = []
+        moves: list[int] = []
+        # the PIRs speak of a moment, not of a report: a burst's later reports do not weigh them again;
+        # the others by the PIRs' likelihood for standing or for walking shoppers (in ascending order)
+        weigh: tuple[list[int], list[int]] = ([], [])
+        for k, (f, ts, _heard, _unheard) in enumerate(probes):
+            if f._post is None:
+                fresh.append(k)
+            elif ts - f._ts < BURST_S:  # the same probe burst heard by another agent: no time to move
+                bursts.append(k)
+                continue
+            else:
+                moves.append(k)
+            weigh[f._walking >= 0.5].append(k)
+        if model.pirs is not None:
+            for moving, these in enumerate(weigh):
+                cells = model.pir_cells(bool(moving)) if these else None
+                if cells is not None:
+                    like[_together(these)] *= cells
+        posts: dict[int, tuple[np.ndarray, list[list[float]]]] = {}
+        if bursts:
+            last = _stack([filters[k]._post for k in bursts])
+            inv = np.array([1.0 / filters[k]._total for k in bursts], dtype=DTYPE)
+            _keep(posts, bursts, last * (like[_together(bursts)] * inv[:, None, None])[:, None], model)
+        if moves:
+            prior = GridFilter._predict(model, [probes[k] for k in moves])
+            _keep(posts, moves, prior * like[_together(moves)][:, None], model)
+        in_burst = set(bursts)
+        out = []
+        for k, (f, ts, _heard, _unheard) in enumerate(probes):
+            found = posts.get(k)
+            if found is not None:
+                total = found[1][0][3] + found[1][1][3]
+                if not (total > 1e-30 and math.isfinite(total)):
+                    found = None  # readings contradicting every cell
+            burst = found is not None and k in in_burst
+            if found is None:
+                found = f._afresh(like[k])
+            out.append(f._settle(ts, ts - f._ts, burst, *found))
+        return out
+
+    @staticmethod
+    def _predict(model: GridModel, probes: Sequence[Probe]) -> np.ndarray:
+        """(shoppers, 2, ny, nx): each one's last posterior carried over its gap, the modes mixed, then spread."""
+        n = len(probes)
+        mixing = []
+        totals = []
+        spreads = []
+        for f, ts, _heard, _unheard in probes:
+            spread = model.motion.spread(ts - f._ts)
+            spreads.append(spread)
+            to_walk, to_stand = spread[4], spread[5]
+            mixing.append([[1.0 - to_walk, to_stand], [to_walk, 1.0 - to_stand]])
+            totals.append(f._total)
+        # the modes mix (one 2 x 2 product each, which also normalises the last posterior), then spread
+        mixing_arr = np.array(mixing, dtype=DTYPE) / np.array(totals, dtype=DTYPE)[:, None, None]
+        last = _stack([f._post for f, _ts, _heard, _unheard in probes]).reshape(n, 2, model.cells)
+        prior = (mixing_arr @ last).reshape(n, 2, model.ny, model.nx)
+        ahead: list[int] = []  # walkers with a heading: both kernels carry their share
+        kys, kxs = [], []
+        for i, ((f, ts, _heard, _unheard), spread) in enumerate(zip(probes, spreads, strict=True)):
+            sky, skx, wky, wkx = spread[:4]
+            if sky is not None and skx is not None:
+                prior[i, 0] = sky @ prior[i, 0] @ skx.T
+            heading = f._heading
+            if heading is not None and model.heading_share > 0.0:
+                # up to heading_share of the walkers go on as they went
+                share = model.heading_share_at(heading.vx, heading.vy)
+                ky, kx = model.motion.walking_kernels(heading.vx, heading.vy, share, ts - f._ts)
+                ahead.append(i)
+                kys.append(ky)
+                kxs.append(kx)
+            else:
+                prior[i, 1] = wky @ prior[i, 1] @ wkx.T
+        if ahead:
+            rows = _together(ahead)
+            prior[rows, 1] = ((_stack(kys) @ prior[rows, 1][:, None]) @ _stack(kxs)).sum(axis=1)
+        return prior
+
     def reset(self) -> None:
         self._post = None
         self._total = 1.0
@@ -493,112 +583,16 @@ class GridFilter:
 Probe = tuple[GridFilter, float, Iterable[tuple[int, float]], Iterable[int]]  # filter, ts, heard, unheard
 
 
-def update_many(model: GridModel, probes: Sequence[Probe]) -> list[GridEstimate]:
-    """:meth:`GridFilter.update` of several shoppers at once (each filter once, all of ``model``).
-
-    Why: an update is some twenty numpy calls on arrays of about a thousand cells, and on a busy
-    aggregator each call's own overhead was most of its cost. Ingest fuses every shopper heard in a
-    slice of messages together, so each step here is one call for all of them. Each shopper's
-    arithmetic is what it would be alone, bit for bit: stacked products make one BLAS call per
-    shopper, the log-likelihood rows are added in the same order, the rest is element by element.
-    """
-    n = len(probes)
-    filters = [f for f, _ts, _heard, _unheard in probes]
-    if n > 1 and len(set(map(id, filters))) != n:
-        raise ValueError("update_many takes each filter at most once")
-    like = model.log_likelihoods([(heard, unheard) for _f, _ts, heard, unheard in probes])
-    like -= like.max(axis=1, keepdims=True)
-    like = np.exp(like, out=like).reshape(n, model.ny, model.nx)
-    fresh: list[int] = []
-    bursts: list[int] = []
-    moves: list[int] = []
-    # the PIRs speak of a moment, not of a report: a burst's later reports do not weigh them again;
-    # the others by the PIRs' likelihood for standing or for walking shoppers (in ascending order)
-    weigh: tuple[list[int], list[int]] = ([], [])
-    for k, (f, ts, _heard, _unheard) in enumerate(probes):
-        if f._post is None:
-            fresh.append(k)
-        elif ts - f._ts < BURST_S:  # the same probe burst heard by another agent: no time to move
-            bursts.append(k)
-            continue
-        else:
-            moves.append(k)
-        weigh[f._walking >= 0.5].append(k)
-    if model.pirs is not None:
-        for moving, these in enumerate(weigh):
-            cells = model.pir_cells(bool(moving)) if these else None
-            if cells is not None:
-                like[_together(these)] *= cells
-    posts: dict[int, tuple[np.ndarray, list[list[float]]]] = {}
-    if bursts:
-        last = _stack([filters[k]._post for k in bursts])
-        inv = np.array([1.0 / filters[k]._total for k in bursts], dtype=DTYPE)
-        _keep(posts, bursts, last * (like[_together(bursts)] * inv[:, None, None])[:, None], model)
-    if moves:
-        _keep(posts, moves, _predict(model, [probes[k] for k in moves]) * like[_together(moves)][:, None], model)
-    out = []
-    for k, (f, ts, _heard, _unheard) in enumerate(probes):
-        dt = ts - f._ts
-        burst = k in posts and f._post is not None and dt < BURST_S
-        found = posts.get(k)
-        if found is not None:
-            total = found[1][0][3] + found[1][1][3]
-            if not (total > 1e-30 and math.isfinite(total)):
-                found = None
-        if found is None:
-            burst = False
-            found = f._afresh(like[k])
-        out.append(f._settle(ts, dt, burst, *found))
-    return out
-
-
-def _predict(model: GridModel, probes: Sequence[Probe]) -> np.ndarray:
-    """(shoppers, 2, ny, nx): each one's last posterior carried over its gap, the modes mixed, then spread."""
-    n = len(probes)
-    mixing = []
-    totals = []
-    spreads = []
-    for f, ts, _heard, _unheard in probes:
-        spread = model.motion.spread(ts - f._ts)
-        spreads.append(spread)
-        to_walk, to_stand = spread[4], spread[5]
-        mixing.append([[1.0 - to_walk, to_stand], [to_walk, 1.0 - to_stand]])
-        totals.append(f._total)
-    # the modes mix (one 2 x 2 product each, which also normalises the last posterior), then spread
-    mixing_arr = np.array(mixing, dtype=DTYPE) / np.array(totals, dtype=DTYPE)[:, None, None]
-    last = _stack([f._post for f, _ts, _heard, _unheard in probes]).reshape(n, 2, model.cells)
-    prior = (mixing_arr @ last).reshape(n, 2, model.ny, model.nx)
-    ahead: list[int] = []  # walkers with a heading: both kernels carry their share
-    kys, kxs = [], []
-    for i, ((f, ts, _heard, _unheard), (sky, skx, wky, wkx, _tw, _ts)) in enumerate(zip(probes, spreads, strict=True)):
-        if sky is not None and skx is not None:
-            prior[i, 0] = sky @ prior[i, 0] @ skx.T
-        heading = f._heading
-        if heading is not None and model.heading_share > 0.0:
-            # up to heading_share of the walkers go on as they went
-            share = model.heading_share_at(heading.vx, heading.vy)
-            ky, kx = model.motion.walking_kernels(heading.vx, heading.vy, share, ts - f._ts)
-            ahead.append(i)
-            kys.append(ky)
-            kxs.append(kx)
-        else:
-            prior[i, 1] = wky @ prior[i, 1] @ wkx.T
-    if ahead:
-        rows = _together(ahead)
-        prior[rows, 1] = ((_stack(kys) @ prior[rows, 1][:, None]) @ _stack(kxs)).sum(axis=1)
-    return prior
-
-
 def _stack(arrays: list[np.ndarray]) -> np.ndarray:
     """``np.stack(arrays)``; one array is only given an axis (a view: ``np.stack`` alone costs a few µs)."""
     return arrays[0][None] if len(arrays) == 1 else np.stack(arrays)
 
 
 def _together(ks: list[int]) -> slice | list[int]:
-    """Indices ``ks``, ascending, as a slice when they are consecutive (every shopper of the call, or the
-    only one): numpy then takes a view instead of copying them out. (Unordered, the check is wrong:
-    [0, 4, 2] would pass as 0, 1, 2.)"""
-    return slice(ks[0], ks[-1] + 1) if ks[-1] - ks[0] == len(ks) - 1 else ks
+    """Indices ``ks`` as a slice when they are ``k, k + 1, ...`` (every shopper of the call, or the only
+    one): numpy then takes a view instead of copying them out."""
+    first = ks[0]
+    return slice(first, first + len(ks)) if ks == list(range(first, first + len(ks))) else ks
 
 
 def _keep(posts: dict[int, tuple[np.ndarray, list[list[float]]]], which: list[int], post: np.ndarray,

@@ -12,7 +12,7 @@ import pytest
 
 from agent.config import load_deployment
 from agent.positioning.calibration import LogDistanceModel
-from agent.positioning.grid_filter import FLOOR_DBM, GridFilter, GridModel, GridSniffer, update_many
+from agent.positioning.grid_filter import FLOOR_DBM, GridFilter, GridModel, GridSniffer
 from agent.positioning.zone_filter import PirBoard
 from tests.conftest import CONFIG_DIR
 
@@ -80,7 +80,7 @@ def test_the_posterior_of_a_standing_shopper_closes_in_on_them() -> None:
 
 
 def test_shoppers_updated_together_come_out_exactly_as_each_alone() -> None:
-    # Ingest fuses every shopper of a slice in one update_many. 12 shoppers joining in a shuffled order,
+    # Ingest fuses every shopper of a slice in one GridFilter.update_many. 12 shoppers joining in a shuffled order,
     # each call mixing first probes, later reports of a burst (0.05 s after the last, no PIRs, no spread)
     # and new probes (2 s after), standing and walking shoppers, PIRs changing between calls: each must
     # get bit for bit what GridFilter.update gives it alone (estimates, zones, posteriors).
@@ -107,7 +107,7 @@ def test_shoppers_updated_together_come_out_exactly_as_each_alone() -> None:
             x, y = places[i]
             probes.append((i, ts, *probe(rng, x + 12 * call, y + 8 * (call % 5))))
         one_by_one = [alone[i].update(ts, heard, unheard) for i, ts, heard, unheard in probes]
-        at_once = update_many(model, [(together[i], ts, heard, unheard) for i, ts, heard, unheard in probes])
+        at_once = GridFilter.update_many(model, [(together[i], ts, heard, unheard) for i, ts, heard, unheard in probes])
         assert at_once == one_by_one, f"call {call}"
     assert kinds == {"first", "new", "burst"}
     for a, b in zip(alone, together, strict=True):
@@ -121,7 +121,7 @@ def test_one_update_for_one_filter_twice_is_refused() -> None:
     grid = GridFilter(MODEL)
     readings = probe(random.Random(1), 800, 800)
     with pytest.raises(ValueError, match="at most once"):
-        update_many(MODEL, [(grid, 0.0, *readings), (grid, 0.05, *readings)])
+        GridFilter.update_many(MODEL, [(grid, 0.0, *readings), (grid, 0.05, *readings)])
 
 
 def test_a_wall_is_never_crossed() -> None:
